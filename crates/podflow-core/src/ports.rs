@@ -1,0 +1,346 @@
+//! Ports: the small traits handlers depend on. Each has a local adapter
+//! (`podflow-embedded`) and, later, an AWS one; handlers never know which.
+
+use std::{path::PathBuf, time::Duration};
+
+use async_trait::async_trait;
+use podflow_events::{BlobRef, EventEnvelope};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A failure of an adapter (storage, queue, database). Always worth a retry: the handler's
+/// input was fine, the infrastructure was not.
+#[derive(Debug, Error)]
+#[error("{context}: {message}")]
+pub struct StoreError {
+    pub context: String,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Self {
+            context: context.into(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Stored bytes addressed by key (S3 objects, or files under the data directory).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, StoreError>;
+    /// Moves a finished file (written by ffmpeg, say) into the store under `key`.
+    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, StoreError>;
+    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError>;
+    /// A path on this machine for tools that need one (ffmpeg, whisper); `None` for remote
+    /// stores, whose adapters download first.
+    fn local_path(&self, blob: &BlobRef) -> Option<PathBuf>;
+    /// A scratch path on this machine where a tool may write before `put_file`.
+    fn scratch_path(&self, name: &str) -> PathBuf;
+}
+
+/// Where an episode came from and what identifies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeRecord {
+    pub episode_id: String,
+    pub correlation_id: String,
+    pub original_name: String,
+    pub source: BlobRef,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Done,
+    Failed,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Running => "running",
+            StepStatus::Done => "done",
+            StepStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One pipeline step of one episode (ingest, transcode, transcribe, dispatch, publish).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepState {
+    pub step: String,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// What went wrong (failed), or a remark such as "reused earlier work" (done).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl PromptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptStatus::Queued => "queued",
+            PromptStatus::Running => "running",
+            PromptStatus::Completed => "completed",
+            PromptStatus::Failed => "failed",
+        }
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(self, PromptStatus::Completed | PromptStatus::Failed)
+    }
+}
+
+/// A prompt the dispatcher planned for an episode, and how it is going.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptState {
+    pub prompt_id: String,
+    pub prompt_version: u32,
+    pub model: String,
+    pub status: PromptStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub output: Option<BlobRef>,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+/// A change to a prompt's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptUpdate {
+    Running { attempt: u32 },
+    Retrying { attempt: u32, error: String },
+    Completed {
+        attempt: u32,
+        output: BlobRef,
+        input_tokens: u32,
+        output_tokens: u32,
+    },
+    Failed { attempt: u32, error: String },
+}
+
+/// Per-episode state (DynamoDB on AWS, SQLite locally). Every write is idempotent, so a
+/// duplicate delivery or a retry after a crash leaves the same state.
+#[async_trait]
+pub trait EpisodeStore: Send + Sync {
+    /// Records an episode; returns false if it was already known (nothing changes then).
+    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, StoreError>;
+    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, StoreError>;
+    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, StoreError>;
+
+    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), StoreError>;
+    async fn step_finished(
+        &self,
+        episode_id: &str,
+        step: &str,
+        status: StepStatus,
+        note: Option<&str>,
+    ) -> Result<(), StoreError>;
+    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, StoreError>;
+
+    /// The stored result of expensive work, by content key (see [`crate::content::work_key`]).
+    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Stores a result of expensive work that was just done, and logs that it was done.
+    async fn record_work(
+        &self,
+        key: &str,
+        episode_id: &str,
+        result: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// How many times work of this kind was actually executed for an episode (the log
+    /// behind "never transcribed twice").
+    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, StoreError>;
+
+    /// Adds planned prompts; a prompt already planned at the same version keeps its state.
+    async fn plan_prompts(
+        &self,
+        episode_id: &str,
+        prompts: &[(String, u32, String)],
+    ) -> Result<(), StoreError>;
+    async fn update_prompt(
+        &self,
+        episode_id: &str,
+        prompt_id: &str,
+        update: &PromptUpdate,
+    ) -> Result<(), StoreError>;
+    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, StoreError>;
+
+    /// Names a stored output of an episode (`audio`, `transcript`...).
+    async fn put_artifact(
+        &self,
+        episode_id: &str,
+        name: &str,
+        blob: &BlobRef,
+    ) -> Result<(), StoreError>;
+    async fn artifacts(
+        &self,
+        episode_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, BlobRef>, StoreError>;
+
+    /// The revision for an outcome: if `fingerprint` equals the latest revision's, that
+    /// revision and `false` (already claimed); otherwise a new revision and `true`. Atomic,
+    /// so two publishers racing on one outcome share one revision.
+    async fn claim_revision(
+        &self,
+        episode_id: &str,
+        fingerprint: &str,
+    ) -> Result<(u32, bool), StoreError>;
+    /// Stores the summary envelope of a claimed revision.
+    async fn save_summary(
+        &self,
+        episode_id: &str,
+        revision: u32,
+        envelope: &EventEnvelope,
+    ) -> Result<(), StoreError>;
+    /// A stored summary: the given revision, or the latest with `None`.
+    async fn summary(
+        &self,
+        episode_id: &str,
+        revision: Option<u32>,
+    ) -> Result<Option<EventEnvelope>, StoreError>;
+}
+
+/// One delivery of a message (a bus event or a queue job) to a handler.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    pub body: String,
+    /// 1 on the first delivery (SQS `ApproximateReceiveCount`).
+    pub attempt: u32,
+}
+
+/// What a handler made of a delivery. The runtime applies it atomically: acknowledging the
+/// message and publishing `emit` happen together or not at all.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Processed; publish these events and send these jobs.
+    Done {
+        emit: Vec<EventEnvelope>,
+        jobs: Vec<QueuedJob>,
+    },
+    /// Not processed; deliver again after `delay` (backoff).
+    Retry { delay: Duration, reason: String },
+    /// Will never succeed; move to the dead-letter queue with `reason`, publishing `emit`
+    /// (e.g. a `PromptFailed`) in the same step.
+    DeadLetter {
+        emit: Vec<EventEnvelope>,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn done(emit: Vec<EventEnvelope>) -> Self {
+        Outcome::Done {
+            emit,
+            jobs: Vec::new(),
+        }
+    }
+    pub fn nothing() -> Self {
+        Self::done(Vec::new())
+    }
+}
+
+/// A service's entry point: one message in, one [`Outcome`] out. Lambda wrappers and the
+/// local runner both drive handlers through this trait.
+#[async_trait]
+pub trait MessageHandler: Send + Sync {
+    /// The service name (also its inbox queue locally).
+    fn name(&self) -> &'static str;
+    async fn handle(&self, delivery: &Delivery) -> Outcome;
+}
+
+/// A job for a queue other than the bus (the prompt FIFO queue), sent atomically with the
+/// handler's acknowledgement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    pub queue: String,
+    /// FIFO message group: messages of one group are processed in order, one at a time.
+    pub group_id: String,
+    /// FIFO deduplication id: a second send with the same id inside the window is dropped.
+    pub dedup_id: String,
+    pub body: String,
+}
+
+/// What a media file holds, as far as podflow cares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    pub duration_seconds: f64,
+    pub codec: String,
+    pub channels: u32,
+    pub sample_rate: u32,
+}
+
+/// Why media could not be handled. `Unreadable` is the input's fault (permanent; tell the
+/// producer); `Tool` is the machine's (ffmpeg missing or crashed; fix setup, then retry).
+#[derive(Debug, Error)]
+pub enum MediaError {
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("{0}")]
+    Tool(String),
+}
+
+/// Reads what a media file holds (ffprobe locally).
+#[async_trait]
+pub trait MediaProbe: Send + Sync {
+    async fn probe(&self, file: &std::path::Path) -> Result<MediaInfo, MediaError>;
+}
+
+/// Options for the podcast MP3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mp3Options {
+    pub bitrate_kbps: u32,
+    /// ID3 title.
+    pub title: String,
+}
+
+/// Makes the podcast MP3 (ffmpeg locally, MediaConvert on AWS).
+#[async_trait]
+pub trait Transcoder: Send + Sync {
+    async fn to_mp3(
+        &self,
+        input: &std::path::Path,
+        output: &std::path::Path,
+        options: &Mp3Options,
+    ) -> Result<MediaInfo, MediaError>;
+}
+
+/// Why speech-to-text failed: the audio (permanent) or the engine/setup (fix, then retry).
+#[derive(Debug, Error)]
+pub enum SpeechError {
+    #[error("{0}")]
+    Audio(String),
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// Speech to text (local Whisper, Amazon Transcribe on AWS).
+#[async_trait]
+pub trait SpeechToText: Send + Sync {
+    /// Engine name recorded in transcripts (`whisper.cpp`).
+    fn engine(&self) -> &str;
+    /// Model name recorded in transcripts (`tiny.en`).
+    fn model(&self) -> &str;
+    /// Identifies the exact weights, so a model change is new work and not a cache hit.
+    fn model_fingerprint(&self) -> &str;
+    /// Loads the model if needed; an error says what is wrong with the setup.
+    fn prepare(&self) -> Result<(), SpeechError> {
+        Ok(())
+    }
+    async fn transcribe(
+        &self,
+        audio: &std::path::Path,
+    ) -> Result<crate::transcript::Transcript, SpeechError>;
+}

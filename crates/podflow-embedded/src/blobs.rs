@@ -1,0 +1,132 @@
+//! Files under the data directory as the blob store. Writes go to a temporary file and are
+//! renamed into place, so a crash never leaves a half-written output under its final name.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use podflow_core::{BlobStore, StoreError};
+use podflow_events::BlobRef;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+#[derive(Debug, Clone)]
+pub struct FileBlobStore {
+    root: PathBuf,
+}
+
+impl FileBlobStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file for a key. Keys are relative paths we build ourselves; `..` and absolute
+    /// paths are refused so a hostile key cannot escape the data directory.
+    fn path_for(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let rel = Path::new(key);
+        if key.is_empty()
+            || rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(StoreError::new("blob store", format!("refusing key `{key}`")));
+        }
+        Ok(self.root.join(rel))
+    }
+}
+
+/// SHA-256 and size of a file, streamed (episodes can be gigabytes).
+pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+#[async_trait]
+impl BlobStore for FileBlobStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, StoreError> {
+        let path = self.path_for(key)?;
+        let err = |e: std::io::Error| StoreError::new(format!("writing {}", path.display()), e);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(err)?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+        tokio::fs::write(&tmp, &bytes).await.map_err(err)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(err)?;
+        Ok(BlobRef {
+            bucket: None,
+            key: key.to_owned(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        })
+    }
+
+    async fn put_file(&self, key: &str, file: &Path) -> Result<BlobRef, StoreError> {
+        let path = self.path_for(key)?;
+        let err = |e: std::io::Error| StoreError::new(format!("storing {}", path.display()), e);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(err)?;
+        }
+        let (sha256, size) = hash_file(file).await.map_err(err)?;
+        if tokio::fs::rename(file, &path).await.is_err() {
+            // Different filesystems: copy, then rename within the target directory.
+            let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+            tokio::fs::copy(file, &tmp).await.map_err(err)?;
+            tokio::fs::rename(&tmp, &path).await.map_err(err)?;
+        }
+        Ok(BlobRef {
+            bucket: None,
+            key: key.to_owned(),
+            size,
+            sha256,
+        })
+    }
+
+    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_for(&blob.key)?;
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| StoreError::new(format!("reading {}", path.display()), e))
+    }
+
+    fn local_path(&self, blob: &BlobRef) -> Option<PathBuf> {
+        self.path_for(&blob.key).ok()
+    }
+
+    fn scratch_path(&self, name: &str) -> PathBuf {
+        self.root
+            .join("tmp")
+            .join(format!("{}-{name}", uuid::Uuid::new_v4()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_round_trip_with_hash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileBlobStore::new(dir.path());
+        let blob = store.put("episodes/e/x.txt", b"hello".to_vec()).await.expect("put");
+        assert_eq!(blob.size, 5);
+        assert_eq!(blob.sha256, podflow_core::content::sha256_hex(b"hello"));
+        assert_eq!(store.get(&blob).await.expect("get"), b"hello");
+        assert!(store.put("../escape", vec![]).await.is_err());
+        assert!(store.put("/etc/passwd", vec![]).await.is_err());
+    }
+}

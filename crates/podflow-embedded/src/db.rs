@@ -1,0 +1,234 @@
+//! The SQLite database behind the local bus, queues and store.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use rusqlite::Connection;
+use thiserror::Error;
+use tokio::sync::Notify;
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("cannot open the podflow database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "another podflow process is working in {0}; wait for it to finish or use another --data-dir"
+    )]
+    Busy(PathBuf),
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<DbError> for podflow_core::StoreError {
+    fn from(e: DbError) -> Self {
+        podflow_core::StoreError::new("embedded store", e)
+    }
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS queues(
+    name TEXT PRIMARY KEY,
+    fifo INTEGER NOT NULL,
+    visibility_ms INTEGER NOT NULL,
+    max_receive_count INTEGER NOT NULL,
+    dlq TEXT
+);
+CREATE TABLE IF NOT EXISTS messages(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    group_id TEXT,
+    dedup_id TEXT,
+    body TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    source_queue TEXT,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages(queue, visible_at, seq);
+CREATE INDEX IF NOT EXISTS messages_group ON messages(queue, group_id, seq);
+CREATE TABLE IF NOT EXISTS dedup(
+    queue TEXT NOT NULL,
+    dedup_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY(queue, dedup_id)
+);
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    detail_type TEXT NOT NULL,
+    episode_id TEXT,
+    body TEXT NOT NULL,
+    published_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_episode ON events(episode_id, seq);
+CREATE TABLE IF NOT EXISTS episodes(
+    episode_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps(
+    episode_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    note TEXT,
+    PRIMARY KEY(episode_id, step)
+);
+CREATE TABLE IF NOT EXISTS work(
+    key TEXT PRIMARY KEY,
+    result TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS work_log(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    episode_id TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artifacts(
+    episode_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    PRIMARY KEY(episode_id, name)
+);
+CREATE TABLE IF NOT EXISTS prompts(
+    episode_id TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    prompt_version INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    output TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY(episode_id, prompt_id)
+);
+CREATE TABLE IF NOT EXISTS summaries(
+    episode_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    envelope TEXT,
+    claimed_at INTEGER NOT NULL,
+    PRIMARY KEY(episode_id, revision)
+);
+"#;
+
+/// A handle to the database. Cheap to clone; all clones share one connection, which keeps
+/// writes serialised without SQLITE_BUSY handling, and one wake-up signal for workers.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+    /// Signalled whenever a message is enqueued, so idle workers wake at once instead of
+    /// polling on a timer (hop latency matters for the bench target).
+    pub(crate) new_message: Arc<Notify>,
+    /// Fault injection: deliver every routed bus event twice (see `podflow run --help`).
+    pub(crate) duplicate_deliveries: bool,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) `<data_dir>/podflow.db`.
+    pub fn open(data_dir: &Path) -> Result<Self, DbError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join("podflow.db");
+        let conn = Connection::open(&path).map_err(|source| DbError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        // WAL + NORMAL: a commit is in the OS's hands before it returns, so it survives the
+        // process being killed; only a power cut can lose the last transactions. FULL would
+        // fsync every commit and cap throughput far below the bus target.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            new_message: Arc::new(Notify::new()),
+            duplicate_deliveries: false,
+            path,
+        })
+    }
+
+    /// Turns on duplicate delivery of every bus event (fault injection).
+    pub fn with_duplicate_deliveries(mut self, on: bool) -> Self {
+        self.duplicate_deliveries = on;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection. Held only for the length of one statement or transaction, never
+    /// across an `.await`.
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back),
+        // so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An exclusive lock on a data directory for one runner process (`podflow run`). While it
+/// is held, messages marked in flight belong to dead runs and may be released at once.
+#[derive(Debug)]
+pub struct RunnerLock {
+    _file: File,
+}
+
+impl RunnerLock {
+    pub fn acquire(data_dir: &Path) -> Result<Self, DbError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join("runner.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| DbError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(_) => Err(DbError::Busy(data_dir.to_owned())),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The v1 event details. Each carries `schema_version`, `episode_id` and `correlation_id`,
+//! and refers to large payloads through [`BlobRef`] pointers — never inline, because SQS and
+//! EventBridge cap a payload at 256 KB and transcripts or model output can exceed that.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Implemented by every event detail: where it comes from and how it is labelled.
+pub trait PodflowEvent: Serialize {
+    /// EventBridge `detail-type`. A new major version gets a suffix (`EpisodeSummarized.v2`).
+    const DETAIL_TYPE: &'static str;
+    /// EventBridge `source`: the producing service.
+    const SOURCE: &'static str;
+}
+
+/// A pointer to stored bytes: an S3 object (`bucket` set) or a file under the local data
+/// directory (`bucket` absent, `key` relative to the data directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlobRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[schemars(length(min = 1))]
+    pub key: String,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the bytes.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub sha256: String,
+}
+
+macro_rules! event {
+    ($ty:ident, $source:literal) => {
+        impl PodflowEvent for $ty {
+            const DETAIL_TYPE: &'static str = stringify!($ty);
+            const SOURCE: &'static str = $source;
+        }
+    };
+}
+
+/// `schema_version` is `MAJOR.MINOR`; v1 consumers accept any `1.x`.
+const VERSION_PATTERN: &str = r"^1\.[0-9]+$";
+
+/// An episode's audio was accepted and recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EpisodeUploaded {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    /// The uploaded audio as received.
+    pub source: BlobRef,
+    /// The file name the producer gave it.
+    pub original_name: String,
+    /// Duration when the ingest step could probe it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+}
+event!(EpisodeUploaded, "podflow.ingest");
+
+/// The podcast-ready MP3 exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EpisodeTranscoded {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    pub audio: BlobRef,
+    pub duration_seconds: f64,
+    pub bitrate_kbps: u32,
+    /// True when an earlier transcode of the same content was reused.
+    pub reused: bool,
+}
+event!(EpisodeTranscoded, "podflow.transcode-watcher");
+
+/// The transcode could not be done; `reason` says why in words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TranscodeFailed {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    #[schemars(length(min = 1))]
+    pub reason: String,
+}
+event!(TranscodeFailed, "podflow.transcode-watcher");
+
+/// The transcript and subtitles exist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EpisodeTranscribed {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    /// podflow's normalized `transcript.json`.
+    pub transcript: BlobRef,
+    pub subtitles_srt: BlobRef,
+    pub subtitles_vtt: BlobRef,
+    pub duration_seconds: f64,
+    pub language: String,
+    /// Which engine and model produced it (e.g. `whisper.cpp`, `tiny.en`).
+    pub engine: String,
+    pub model: String,
+    pub segment_count: u32,
+    /// True when an earlier transcription of the same content was reused.
+    pub reused: bool,
+}
+event!(EpisodeTranscribed, "podflow.transcriber");
+
+/// Transcription could not be done; `reason` says why in words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TranscriptionFailed {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    #[schemars(length(min = 1))]
+    pub reason: String,
+}
+event!(TranscriptionFailed, "podflow.transcriber");
+
+/// One prompt to run for one episode: the message on the prompt queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromptJob {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    #[schemars(length(min = 1))]
+    pub prompt_id: String,
+    #[schemars(range(min = 1))]
+    pub prompt_version: u32,
+    /// The model to call (resolved at dispatch).
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// Always explicit: providers reserve it against the tokens-per-minute quota.
+    #[schemars(range(min = 1))]
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// The rendered chat messages (JSON) in storage.
+    pub input: BlobRef,
+    /// Where the output should be written (data-dir relative key, or S3 key).
+    #[schemars(length(min = 1))]
+    pub output_key: String,
+}
+event!(PromptJob, "podflow.prompt-dispatcher");
+
+/// A prompt finished and its output is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromptCompleted {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    #[schemars(length(min = 1))]
+    pub prompt_id: String,
+    #[schemars(range(min = 1))]
+    pub prompt_version: u32,
+    pub model: String,
+    pub output: BlobRef,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    #[schemars(range(min = 1))]
+    pub attempts: u32,
+}
+event!(PromptCompleted, "podflow.bedrock-invoker");
+
+/// How a prompt failure was classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Rate limited by the provider (HTTP 429, ThrottlingException...).
+    Throttled,
+    /// Temporary (5xx, timeouts, connection refused).
+    Transient,
+    /// Retrying cannot help (validation, access denied, unknown model, bad input).
+    Permanent,
+}
+
+/// A prompt gave up and its message is in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromptFailed {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    #[schemars(length(min = 1))]
+    pub prompt_id: String,
+    #[schemars(range(min = 1))]
+    pub prompt_version: u32,
+    pub model: String,
+    #[schemars(length(min = 1))]
+    pub reason: String,
+    pub kind: FailureKind,
+    #[schemars(range(min = 1))]
+    pub attempts: u32,
+}
+event!(PromptFailed, "podflow.bedrock-invoker");
+
+/// Overall state of a summarized episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryStatus {
+    /// Every step and every prompt succeeded.
+    Complete,
+    /// Some prompts or steps failed; what exists is listed.
+    Partial,
+}
+
+/// A prompt output listed in [`EpisodeSummarized`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromptOutput {
+    pub prompt_id: String,
+    pub prompt_version: u32,
+    pub model: String,
+    pub output: BlobRef,
+}
+
+/// A prompt that failed, listed in [`EpisodeSummarized`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FailedPrompt {
+    pub prompt_id: String,
+    pub prompt_version: u32,
+    pub model: String,
+    pub reason: String,
+}
+
+/// A pipeline step that failed, listed in [`EpisodeSummarized`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FailedStep {
+    pub step: String,
+    pub reason: String,
+}
+
+/// Everything podflow produced for an episode. Public contract for other teams.
+///
+/// Published once per distinct outcome: `revision` starts at 1 and increments when a later
+/// success (a replayed prompt) changes what is available; the same outcome is never
+/// published twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EpisodeSummarized {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(length(min = 1))]
+    pub episode_id: String,
+    #[schemars(length(min = 1))]
+    pub correlation_id: String,
+    #[schemars(range(min = 1))]
+    pub revision: u32,
+    pub status: SummaryStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<BlobRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<BlobRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtitles_srt: Option<BlobRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtitles_vtt: Option<BlobRef>,
+    pub outputs: Vec<PromptOutput>,
+    pub failed_prompts: Vec<FailedPrompt>,
+    pub failed_steps: Vec<FailedStep>,
+}
+event!(EpisodeSummarized, "podflow.publisher");

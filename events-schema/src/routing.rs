@@ -1,0 +1,62 @@
+//! Which service consumes which event — declared once. The local router delivers by this
+//! table, and `infra/` must declare an EventBridge rule per entry (checked by a test there).
+
+/// One subscription: events of these detail-types go to this service's inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The consuming service (also the name of its local inbox queue).
+    pub service: &'static str,
+    pub detail_types: &'static [&'static str],
+}
+
+/// The routing table (design §2).
+pub const ROUTES: &[Route] = &[
+    Route {
+        service: "transcode-watcher",
+        detail_types: &["EpisodeUploaded"],
+    },
+    Route {
+        service: "transcriber",
+        detail_types: &["EpisodeUploaded"],
+    },
+    Route {
+        service: "prompt-dispatcher",
+        detail_types: &["EpisodeTranscribed"],
+    },
+    Route {
+        service: "publisher",
+        detail_types: &[
+            "EpisodeTranscoded",
+            "TranscodeFailed",
+            "EpisodeTranscribed",
+            "TranscriptionFailed",
+            "PromptCompleted",
+            "PromptFailed",
+        ],
+    },
+];
+
+/// The services an event of this detail-type is delivered to.
+pub fn subscribers(detail_type: &str) -> impl Iterator<Item = &'static str> + '_ {
+    ROUTES
+        .iter()
+        .filter(move |r| r.detail_types.contains(&detail_type))
+        .map(|r| r.service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_fan_out_to_transcode_and_transcription_in_parallel() {
+        let subs: Vec<_> = subscribers("EpisodeUploaded").collect();
+        assert_eq!(subs, ["transcode-watcher", "transcriber"]);
+    }
+
+    #[test]
+    fn summaries_are_for_other_teams_not_for_us() {
+        assert_eq!(subscribers("EpisodeSummarized").count(), 0);
+        assert_eq!(subscribers("NoSuchEvent").count(), 0);
+    }
+}

