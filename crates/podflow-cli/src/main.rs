@@ -1,1 +1,129 @@
-fn main() {}
+//! `podflow`: runs the whole pipeline on one machine — the same service handlers as on AWS,
+//! over the embedded adapters (SQLite bus and queues, files, ffmpeg, local Whisper, an
+//! OpenAI-compatible LLM).
+
+mod commands;
+mod report;
+mod runtime;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "podflow", version, about = "Turn a recorded podcast episode into everything a show needs each week")]
+struct Cli {
+    /// Where podflow keeps its state and outputs.
+    #[arg(long, global = true, env = "PODFLOW_DATA_DIR", default_value = "./podflow-data")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct LlmArgs {
+    /// Base URL of an OpenAI-compatible API (requests go to <URL>/chat/completions).
+    #[arg(long, env = "PODFLOW_LLM_URL", default_value = "http://localhost:11434/v1")]
+    llm_url: String,
+    /// The model prompts with `model = "default"` use.
+    #[arg(long, env = "PODFLOW_LLM_MODEL", default_value = "llama3.2")]
+    llm_model: String,
+    #[arg(long, env = "PODFLOW_LLM_API_KEY", hide_env_values = true)]
+    llm_api_key: Option<String>,
+    /// A directory of prompt files that add to or replace the bundled ones.
+    #[arg(long, env = "PODFLOW_PROMPTS_DIR")]
+    prompts_dir: Option<PathBuf>,
+    /// A Whisper model directory (CTranslate2) or ggml file; default: the bundled tiny.en.
+    #[arg(long, env = "PODFLOW_WHISPER_MODEL")]
+    whisper_model: Option<PathBuf>,
+    #[arg(long, env = "PODFLOW_MP3_BITRATE", default_value_t = 128)]
+    mp3_bitrate_kbps: u32,
+    /// How many times a prompt is tried before it goes to the dead-letter queue.
+    #[arg(long, env = "PODFLOW_PROMPT_ATTEMPTS", default_value_t = 3)]
+    prompt_attempts: u32,
+    /// Fault injection: deliver every bus event twice (to show handlers are idempotent).
+    #[arg(long, env = "PODFLOW_CHAOS_DUPLICATE_DELIVERY", hide = true)]
+    chaos_duplicate_delivery: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Process episodes to completion (exit 0: all done; 3: some prompts failed; 1: bad input or setup).
+    Run {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print one JSON object per episode instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        llm: LlmArgs,
+    },
+    /// Show each step and prompt of an episode (or all) with state, attempts and last error.
+    Status {
+        episode_id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and replay the dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead-lettered messages with the reason they failed.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move messages back to their queue and process them (never re-transcodes or re-transcribes).
+    Replay {
+        message_ids: Vec<String>,
+        #[arg(long, conflicts_with = "message_ids")]
+        all: bool,
+        /// Use this model for the replayed prompts.
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        llm: LlmArgs,
+    },
+}
+
+fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
+    runtime::Settings {
+        data_dir,
+        llm_url: llm.llm_url,
+        llm_model: llm.llm_model,
+        llm_api_key: llm.llm_api_key,
+        prompts_dir: llm.prompts_dir,
+        whisper_model: llm.whisper_model,
+        mp3_bitrate_kbps: llm.mp3_bitrate_kbps,
+        prompt_attempts: llm.prompt_attempts.max(1),
+        duplicate_deliveries: llm.chaos_duplicate_delivery,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    podflow_embedded::telemetry::init("warn");
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { files, json, llm } => commands::run(&settings(cli.data_dir, llm), &files, json).await,
+        Command::Status { episode_id, json } => commands::status(&cli.data_dir, episode_id.as_deref(), json).await,
+        Command::Dlq { action: DlqAction::List { json } } => commands::dlq_list(&cli.data_dir, json).await,
+        Command::Dlq { action: DlqAction::Replay { message_ids, all, model, json, llm } } => {
+            commands::dlq_replay(&settings(cli.data_dir, llm), &message_ids, all, model.as_deref(), json).await
+        }
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(commands::EXIT_BAD_INPUT);
+        }
+    }
+}

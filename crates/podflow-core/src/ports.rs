@@ -344,3 +344,11 @@ pub trait SpeechToText: Send + Sync {
         audio: &std::path::Path,
     ) -> Result<crate::transcript::Transcript, SpeechError>;
 }
+
+/// The stored input of a prompt job (written by the dispatcher, read by the invoker): what
+/// is sent to the model. Stored as a blob because it embeds the transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptInput {
+    pub system: String,
+    pub user: String,
+}

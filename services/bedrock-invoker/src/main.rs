@@ -1,1 +1,36 @@
-fn main() {}
+//! The bedrock-invoker service as a standalone local worker on the prompt FIFO queue.
+use std::{sync::Arc, time::Duration};
+
+use bedrock_invoker::{InvokeHandler, RetryPolicy, openai::OpenAiCompatible};
+use clap::Parser;
+use podflow_embedded::{Db, FileBlobStore, QueueSpec, Worker};
+
+#[derive(Parser)]
+#[command(about = "podflow bedrock-invoker: runs prompt jobs against the LLM")]
+struct Args {
+    #[arg(long, env = "PODFLOW_DATA_DIR", default_value = "./podflow-data")]
+    data_dir: std::path::PathBuf,
+    #[arg(long, env = "PODFLOW_LLM_URL", default_value = "http://localhost:11434/v1")]
+    llm_url: String,
+    #[arg(long, env = "PODFLOW_LLM_API_KEY", hide_env_values = true)]
+    llm_api_key: Option<String>,
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    podflow_embedded::telemetry::init("info");
+    let args = Args::parse();
+    let db = Db::open(&args.data_dir)?;
+    let spec = QueueSpec::prompts();
+    db.declare_queue(&spec)?;
+    let handler = InvokeHandler {
+        store: Arc::new(db.clone()),
+        blobs: Arc::new(FileBlobStore::new(&args.data_dir)),
+        llm: Arc::new(OpenAiCompatible::new(&args.llm_url, args.llm_api_key, Duration::from_secs(300))),
+        retry: RetryPolicy::default(),
+    };
+    podflow_embedded::worker::run_until_ctrl_c(Worker::new(db, spec, Arc::new(handler), args.concurrency)).await;
+    Ok(())
+}

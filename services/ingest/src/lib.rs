@@ -1,1 +1,148 @@
-//! placeholder
+//! ingest: accepts an episode's audio, validates it, derives its `episode_id` from its
+//! content, records it idempotently and announces it with `EpisodeUploaded`.
+//!
+//! Validation happens before anything is stored, so a rejected file leaves nothing behind
+//! that could block a later run.
+
+use std::{path::Path, sync::Arc};
+
+use podflow_core::{
+    BlobStore, EpisodeRecord, EpisodeStore, MediaError, MediaProbe, StepStatus, StoreError,
+    content,
+};
+use podflow_events::{EpisodeUploaded, EventEnvelope, SCHEMA_VERSION};
+use thiserror::Error;
+
+pub const STEP: &str = "ingest";
+/// What podflow accepts, by extension.
+pub const ACCEPTED: &[&str] = &["m4a", "mp3", "wav", "flac", "ogg"];
+
+fn accepted_list() -> String {
+    ACCEPTED.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Why a file was not accepted. Each message names the file and says what to do.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error("{0}: no such file")]
+    NotFound(String),
+    #[error("{0}: not a regular file; give the path of an audio file")]
+    NotAFile(String),
+    #[error("{0}: the file is empty (0 bytes); export the episode again")]
+    Empty(String),
+    #[error("{path}: unsupported file type `{ext}`; podflow accepts {accepted}", accepted = accepted_list())]
+    Unsupported { path: String, ext: String },
+    #[error("{path}: {why}; podflow accepts audio in {accepted}", accepted = accepted_list())]
+    Unreadable { path: String, why: String },
+    #[error("{0}")]
+    Setup(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    /// True when the input is at fault (exit code 1 with "bad input"), not the machine.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, IngestError::Setup(_) | IngestError::Store(_))
+    }
+}
+
+/// The ingest service: validate, store, record, announce.
+pub struct IngestService {
+    pub store: Arc<dyn EpisodeStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub probe: Arc<dyn MediaProbe>,
+}
+
+impl IngestService {
+    /// Ingests a local file and returns the `EpisodeUploaded` event to publish.
+    pub async fn ingest_file(&self, file: &Path) -> Result<EventEnvelope, IngestError> {
+        let shown = file.display().to_string();
+        let meta = match tokio::fs::metadata(file).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(IngestError::NotFound(shown));
+            }
+            Err(source) => return Err(IngestError::Io { path: shown, source }),
+        };
+        if !meta.is_file() {
+            return Err(IngestError::NotAFile(shown));
+        }
+        let ext = file
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if !ACCEPTED.contains(&ext.as_str()) {
+            let ext = if ext.is_empty() { "(none)".to_owned() } else { format!(".{ext}") };
+            return Err(IngestError::Unsupported { path: shown, ext });
+        }
+        if meta.len() == 0 {
+            return Err(IngestError::Empty(shown));
+        }
+        let info = self.probe.probe(file).await.map_err(|e| match e {
+            MediaError::Unreadable(why) => IngestError::Unreadable { path: shown.clone(), why },
+            MediaError::Tool(why) => IngestError::Setup(why),
+        })?;
+        let (sha256, _) = podflow_embedded::blobs::hash_file(file)
+            .await
+            .map_err(|source| IngestError::Io { path: shown.clone(), source })?;
+        let original_name = file
+            .file_name()
+            .map_or_else(|| "episode".to_owned(), |n| n.to_string_lossy().into_owned());
+        let episode_id = content::episode_id(&original_name, &sha256);
+
+        let existing = self.store.episode(&episode_id).await?;
+        let record = match existing {
+            Some(record) => record,
+            None => {
+                // Keep our own copy: later steps must not depend on the user's file staying put.
+                let scratch = self.blobs.scratch_path(&original_name);
+                if let Some(parent) = scratch.parent() {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(|source| IngestError::Io { path: parent.display().to_string(), source })?;
+                }
+                tokio::fs::copy(file, &scratch)
+                    .await
+                    .map_err(|source| IngestError::Io { path: shown.clone(), source })?;
+                let source = self
+                    .blobs
+                    .put_file(&format!("incoming/{sha256}.{ext}"), &scratch)
+                    .await?;
+                let record = EpisodeRecord {
+                    episode_id: episode_id.clone(),
+                    correlation_id: uuid_like(&sha256),
+                    original_name: original_name.clone(),
+                    source,
+                    created_at_ms: podflow_embedded::now_ms(),
+                };
+                self.store.upsert_episode(&record).await?;
+                record
+            }
+        };
+        self.store.step_started(&episode_id, STEP).await?;
+        self.store
+            .step_finished(&episode_id, STEP, StepStatus::Done, None)
+            .await?;
+        Ok(EventEnvelope::wrap(&EpisodeUploaded {
+            schema_version: SCHEMA_VERSION.into(),
+            episode_id,
+            correlation_id: record.correlation_id,
+            source: record.source,
+            original_name: record.original_name,
+            duration_seconds: Some(info.duration_seconds),
+        }))
+    }
+}
+
+/// A correlation id that is stable for the same audio (so logs of re-runs line up).
+fn uuid_like(sha256: &str) -> String {
+    let h = sha256.get(..32).unwrap_or(sha256);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}

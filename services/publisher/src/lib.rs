@@ -1,1 +1,183 @@
-//! placeholder
+//! publisher: fans in every step and prompt of an episode and, when each has finished one
+//! way or the other, publishes `EpisodeSummarized` and writes `episode-summarized.json`.
+//!
+//! Fan-in reads the episode's state from the store rather than counting events, so
+//! duplicated or out-of-order events cannot confuse it. Each distinct outcome gets one
+//! revision: the outcome's fingerprint is claimed atomically, and the event id is derived
+//! from episode and revision, so a re-delivery re-publishes the same event (which the bus
+//! drops) instead of a new one.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use podflow_core::{
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptStatus, StepStatus,
+    StoreError, content::sha256_hex, handling::retry_on_store_error,
+};
+use podflow_events::{
+    EpisodeSummarized, EventEnvelope, FailedPrompt, FailedStep, PromptOutput, SCHEMA_VERSION,
+    SummaryStatus,
+};
+use std::time::Duration;
+
+pub const STEP: &str = "publish";
+
+/// The publisher service's handler.
+pub struct PublishHandler {
+    pub store: Arc<dyn EpisodeStore>,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+/// Where an episode stands, from the store.
+enum Readiness {
+    /// Something is still running.
+    Waiting,
+    /// Nothing more will happen until something is replayed: summarize this.
+    Ready(Box<EpisodeSummarized>),
+}
+
+impl PublishHandler {
+    async fn readiness(&self, episode_id: &str) -> Result<Readiness, StoreError> {
+        let Some(record) = self.store.episode(episode_id).await? else {
+            return Ok(Readiness::Waiting);
+        };
+        let steps = self.store.steps(episode_id).await?;
+        let status_of = |name: &str| steps.iter().find(|s| s.step == name).map(|s| s.status);
+        let mut failed_steps = Vec::new();
+        for name in ["transcode", "transcribe"] {
+            match status_of(name) {
+                None | Some(StepStatus::Running) => return Ok(Readiness::Waiting),
+                Some(StepStatus::Failed) => failed_steps.push(FailedStep {
+                    step: name.into(),
+                    reason: steps
+                        .iter()
+                        .find(|s| s.step == name)
+                        .and_then(|s| s.note.clone())
+                        .unwrap_or_else(|| "failed".into()),
+                }),
+                Some(StepStatus::Done) => {}
+            }
+        }
+        let transcribed = status_of("transcribe") == Some(StepStatus::Done);
+        if transcribed && status_of("dispatch") != Some(StepStatus::Done) {
+            return Ok(Readiness::Waiting);
+        }
+        let prompts = self.store.prompts(episode_id).await?;
+        if prompts.iter().any(|p| !p.status.is_terminal()) {
+            return Ok(Readiness::Waiting);
+        }
+        let outputs: Vec<PromptOutput> = prompts
+            .iter()
+            .filter(|p| p.status == PromptStatus::Completed)
+            .filter_map(|p| {
+                Some(PromptOutput {
+                    prompt_id: p.prompt_id.clone(),
+                    prompt_version: p.prompt_version,
+                    model: p.model.clone(),
+                    output: p.output.clone()?,
+                })
+            })
+            .collect();
+        let failed_prompts: Vec<FailedPrompt> = prompts
+            .iter()
+            .filter(|p| p.status == PromptStatus::Failed)
+            .map(|p| FailedPrompt {
+                prompt_id: p.prompt_id.clone(),
+                prompt_version: p.prompt_version,
+                model: p.model.clone(),
+                reason: p.last_error.clone().unwrap_or_else(|| "failed".into()),
+            })
+            .collect();
+        let artifacts = self.store.artifacts(episode_id).await?;
+        let status = if failed_steps.is_empty() && failed_prompts.is_empty() {
+            SummaryStatus::Complete
+        } else {
+            SummaryStatus::Partial
+        };
+        Ok(Readiness::Ready(Box::new(EpisodeSummarized {
+            schema_version: SCHEMA_VERSION.into(),
+            episode_id: episode_id.to_owned(),
+            correlation_id: record.correlation_id,
+            revision: 0,
+            status,
+            audio: artifacts.get("audio").cloned(),
+            transcript: artifacts.get("transcript").cloned(),
+            subtitles_srt: artifacts.get("subtitles_srt").cloned(),
+            subtitles_vtt: artifacts.get("subtitles_vtt").cloned(),
+            outputs,
+            failed_prompts,
+            failed_steps,
+        })))
+    }
+
+    async fn publish(&self, episode_id: &str, transcribed_event: bool) -> Result<Outcome, StoreError> {
+        let summary = match self.readiness(episode_id).await? {
+            Readiness::Waiting if transcribed_event => {
+                // The dispatcher may not have planned the prompts yet; nothing else would
+                // wake us if the catalog were empty, so look again shortly.
+                return Ok(Outcome::Retry { delay: Duration::from_millis(500), reason: "waiting for the dispatcher".into() });
+            }
+            Readiness::Waiting => return Ok(Outcome::nothing()),
+            Readiness::Ready(summary) => summary,
+        };
+        // The fingerprint covers everything but the revision.
+        let fingerprint = sha256_hex(serde_json::to_string(&summary).unwrap_or_default().as_bytes());
+        let (revision, new) = self.store.claim_revision(episode_id, &fingerprint).await?;
+        let envelope = if new {
+            let mut summary = *summary;
+            summary.revision = revision;
+            let mut envelope = EventEnvelope::wrap(&summary);
+            envelope.id = format!("{episode_id}:summary:r{revision}");
+            self.store.save_summary(episode_id, revision, &envelope).await?;
+            envelope
+        } else {
+            match self.store.summary(episode_id, Some(revision)).await? {
+                Some(envelope) => envelope,
+                // Claimed by a racing delivery that has not saved it yet.
+                None => return Ok(Outcome::Retry { delay: Duration::from_millis(200), reason: "summary being written".into() }),
+            }
+        };
+        let body = serde_json::to_vec_pretty(&envelope).map_err(|e| StoreError::new("summary", e))?;
+        self.blobs
+            .put(&format!("episodes/{episode_id}/episode-summarized.json"), body)
+            .await?;
+        self.store.step_started(episode_id, STEP).await?;
+        let note = format!("revision {revision}");
+        self.store
+            .step_finished(episode_id, STEP, StepStatus::Done, Some(&note))
+            .await?;
+        Ok(Outcome::done(vec![envelope]))
+    }
+}
+
+#[async_trait]
+impl MessageHandler for PublishHandler {
+    fn name(&self) -> &'static str {
+        "publisher"
+    }
+
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let envelope = match EventEnvelope::from_json(&delivery.body) {
+            Ok(e) => e,
+            Err(e) => return Outcome::DeadLetter { emit: Vec::new(), reason: e.to_string() },
+        };
+        let Some(episode_id) = envelope.episode_id().map(str::to_owned) else {
+            return Outcome::DeadLetter { emit: Vec::new(), reason: format!("event {} names no episode_id", envelope.id) };
+        };
+        let major_ok = envelope
+            .detail
+            .get("schema_version")
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| v.split('.').next() == Some("1"));
+        if !major_ok {
+            return Outcome::DeadLetter {
+                emit: Vec::new(),
+                reason: format!("event {} ({}): unsupported schema_version; this build reads 1.x", envelope.id, envelope.detail_type),
+            };
+        }
+        match self.publish(&episode_id, envelope.detail_type == "EpisodeTranscribed").await {
+            Ok(outcome) => outcome,
+            Err(e) => retry_on_store_error(delivery.attempt, &e),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The subcommands.
+
+use std::{path::PathBuf, time::Duration};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use podflow_core::{EpisodeStore, PromptStatus};
+use podflow_events::PromptJob;
+
+use crate::{
+    report::EpisodeReport,
+    runtime::{Pipeline, Settings, open_db},
+};
+
+/// Exit codes (documented in the README).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_BAD_INPUT: i32 = 1;
+pub const EXIT_PROMPTS_FAILED: i32 = 3;
+
+/// Waits until every queue is drained, refreshing one status line per episode.
+async fn drain(pipeline: &Pipeline, episodes: &[String], quiet: bool) -> anyhow::Result<()> {
+    let bars = MultiProgress::new();
+    if quiet {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let lines: Vec<ProgressBar> = episodes
+        .iter()
+        .map(|_| {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(style.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        })
+        .collect();
+    loop {
+        for (id, bar) in episodes.iter().zip(&lines) {
+            if let Some(report) = EpisodeReport::load(&pipeline.db, id).await? {
+                bar.set_message(report.progress_line());
+            }
+        }
+        if pipeline.pending()? == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for bar in lines {
+        bar.finish();
+    }
+    Ok(())
+}
+
+fn print_reports(reports: &[EpisodeReport], json: bool, data_dir: &std::path::Path) {
+    for report in reports {
+        if json {
+            println!("{}", report.run_json(data_dir));
+        } else {
+            println!("{}", report.table());
+        }
+    }
+}
+
+fn exit_code(reports: &[EpisodeReport], bad_input: bool) -> i32 {
+    if bad_input || reports.iter().any(|r| r.status == "failed" || r.status == "in_progress") {
+        EXIT_BAD_INPUT
+    } else if reports.iter().any(|r| r.status == "partial") {
+        EXIT_PROMPTS_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
+    let pipeline = Pipeline::start(settings)?;
+    let mut episodes = Vec::new();
+    let mut bad_input = false;
+    for file in files {
+        match pipeline.ingest.ingest_file(file).await {
+            Ok(event) => {
+                let id = event.episode_id().unwrap_or_default().to_owned();
+                pipeline.db.publish(std::slice::from_ref(&event))?;
+                if !episodes.contains(&id) {
+                    episodes.push(id);
+                }
+            }
+            Err(e) if e.is_bad_input() => {
+                eprintln!("error: {e}");
+                bad_input = true;
+            }
+            Err(e) => {
+                pipeline.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    }
+    drain(&pipeline, &episodes, json).await?;
+    pipeline.shutdown().await;
+    let db = open_db(&settings.data_dir)?;
+    let mut reports = Vec::new();
+    for id in &episodes {
+        if let Some(r) = EpisodeReport::load(&db, id).await? {
+            reports.push(r);
+        }
+    }
+    print_reports(&reports, json, &settings.data_dir);
+    if !json && reports.iter().any(|r| r.status == "partial") {
+        eprintln!("some prompts failed and are in the dead-letter queue: see `podflow dlq list`, fix the cause, then `podflow dlq replay --all`");
+    }
+    Ok(exit_code(&reports, bad_input))
+}
+
+pub async fn status(data_dir: &std::path::Path, episode: Option<&str>, json: bool) -> anyhow::Result<i32> {
+    let db = open_db(data_dir)?;
+    let ids: Vec<String> = match episode {
+        Some(id) => vec![id.to_owned()],
+        None => db.episodes().await?.into_iter().map(|e| e.episode_id).collect(),
+    };
+    if ids.is_empty() && !json {
+        println!("no episodes yet in {}; start one with `podflow run FILE`", data_dir.display());
+    }
+    for id in ids {
+        match EpisodeReport::load(&db, &id).await? {
+            Some(r) if json => println!("{}", serde_json::to_string(&r)?),
+            Some(r) => println!("{}", r.table()),
+            None => {
+                eprintln!("error: no episode `{id}` in {}; `podflow status` lists them", data_dir.display());
+                return Ok(EXIT_BAD_INPUT);
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn dlq_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<i32> {
+    let db = open_db(data_dir)?;
+    let letters = db.dead_letters()?;
+    if json {
+        for l in &letters {
+            println!("{}", serde_json::to_string(l)?);
+        }
+    } else if letters.is_empty() {
+        println!("the dead-letter queues are empty");
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_header(["message id", "from", "what", "receives", "last error"]);
+        for l in &letters {
+            let what = serde_json::from_str::<PromptJob>(&l.body)
+                .map(|j| format!("{} prompt {} v{} ({})", j.episode_id, j.prompt_id, j.prompt_version, j.model))
+                .unwrap_or_else(|_| l.group_id.clone().unwrap_or_else(|| "event".into()));
+            table.add_row([l.message_id.clone(), l.source_queue.clone(), what, l.receive_count.to_string(), l.last_error.clone().unwrap_or_default()]);
+        }
+        println!("{table}");
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn dlq_replay(settings: &Settings, ids: &[String], all: bool, model: Option<&str>, json: bool) -> anyhow::Result<i32> {
+    if !all && ids.is_empty() {
+        eprintln!("error: name the messages to replay (see `podflow dlq list`) or pass --all");
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let pipeline = Pipeline::start(settings)?;
+    let selected = (!all).then_some(ids);
+    // Operators may swap the model of a failing prompt for the replay.
+    let rewrite = |letter: &podflow_embedded::queue::DeadLetter| {
+        let model = model?;
+        let mut job: PromptJob = serde_json::from_str(&letter.body).ok()?;
+        job.model = model.to_owned();
+        serde_json::to_string(&job).ok()
+    };
+    let moved = pipeline.db.redrive(selected, &rewrite)?;
+    let mut episodes = Vec::new();
+    for id in &moved {
+        tracing::info!(message = %id, "replaying");
+    }
+    // Put replayed prompts back to queued so status and fan-in wait for them.
+    for job in pipeline
+        .db
+        .queued_prompt_jobs()?
+        .into_iter()
+        .filter(|(id, _)| moved.contains(id))
+        .map(|(_, job)| job)
+    {
+        pipeline
+            .db
+            .plan_prompts(&job.episode_id, &[(job.prompt_id.clone(), job.prompt_version, job.model.clone())])
+            .await?;
+        if !episodes.contains(&job.episode_id) {
+            episodes.push(job.episode_id.clone());
+        }
+    }
+    if moved.is_empty() {
+        println!("nothing to replay");
+    }
+    drain(&pipeline, &episodes, json).await?;
+    pipeline.shutdown().await;
+    let db = open_db(&settings.data_dir)?;
+    let mut reports = Vec::new();
+    for id in &episodes {
+        if let Some(r) = EpisodeReport::load(&db, id).await? {
+            reports.push(r);
+        }
+    }
+    print_reports(&reports, json, &settings.data_dir);
+    let still_failed = reports.iter().any(|r| r.prompts.iter().any(|p| p.status == PromptStatus::Failed));
+    Ok(if still_failed { EXIT_PROMPTS_FAILED } else { EXIT_OK })
+}

@@ -1,0 +1,143 @@
+//! What `run` and `status` show about an episode, read from the store.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use podflow_core::{EpisodeStore, PromptState, PromptStatus, StepState, StepStatus};
+use podflow_embedded::Db;
+use serde::Serialize;
+use serde_json::json;
+
+/// An episode's state.
+#[derive(Debug, Serialize)]
+pub struct EpisodeReport {
+    pub episode_id: String,
+    pub original_name: String,
+    /// `done`, `partial` (some prompts failed), `failed` (a step failed) or `in_progress`.
+    pub status: String,
+    pub steps: Vec<StepState>,
+    pub prompts: Vec<PromptState>,
+    pub summary_revision: Option<u32>,
+}
+
+impl EpisodeReport {
+    pub async fn load(db: &Db, episode_id: &str) -> anyhow::Result<Option<Self>> {
+        let Some(record) = db.episode(episode_id).await? else { return Ok(None) };
+        let steps = db.steps(episode_id).await?;
+        let prompts = db.prompts(episode_id).await?;
+        let summary = db.summary(episode_id, None).await?;
+        let summary_revision = summary
+            .as_ref()
+            .and_then(|s| s.detail.get("revision"))
+            .and_then(|r| r.as_u64())
+            .map(|r| r as u32);
+        let step_failed = steps.iter().any(|s| s.status == StepStatus::Failed);
+        let prompt_failed = prompts.iter().any(|p| p.status == PromptStatus::Failed);
+        let published = steps.iter().any(|s| s.step == "publish" && s.status == StepStatus::Done);
+        let unfinished = prompts.iter().any(|p| !p.status.is_terminal());
+        let status = if step_failed {
+            "failed"
+        } else if !published || unfinished {
+            "in_progress"
+        } else if prompt_failed {
+            "partial"
+        } else {
+            "done"
+        };
+        Ok(Some(Self {
+            episode_id: episode_id.to_owned(),
+            original_name: record.original_name,
+            status: status.to_owned(),
+            steps,
+            prompts,
+            summary_revision,
+        }))
+    }
+
+    /// One line for the live progress display.
+    pub fn progress_line(&self) -> String {
+        let step = |name: &str| match self.steps.iter().find(|s| s.step == name).map(|s| s.status) {
+            Some(StepStatus::Done) => format!("{name} ✓"),
+            Some(StepStatus::Failed) => format!("{name} ✗"),
+            Some(StepStatus::Running) => format!("{name} …"),
+            None => format!("{name} ·"),
+        };
+        let done = self.prompts.iter().filter(|p| p.status == PromptStatus::Completed).count();
+        let failed = self.prompts.iter().filter(|p| p.status == PromptStatus::Failed).count();
+        let mut prompts = format!("prompts {done}/{}", self.prompts.len());
+        if failed > 0 {
+            prompts.push_str(&format!(" ({failed} failed)"));
+        }
+        format!(
+            "{}  {}  {}  {}  {}  {}",
+            self.episode_id,
+            step("transcode"),
+            step("transcribe"),
+            step("dispatch"),
+            prompts,
+            step("publish")
+        )
+    }
+
+    pub fn table(&self) -> String {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["step", "status", "attempts", "duration", "note"]);
+        for s in &self.steps {
+            let duration = s
+                .finished_at_ms
+                .map(|f| format!("{:.1}s", (f - s.started_at_ms).max(0) as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into());
+            table.add_row([
+                s.step.clone(),
+                s.status.as_str().to_owned(),
+                s.attempts.to_string(),
+                duration,
+                s.note.clone().unwrap_or_default(),
+            ]);
+        }
+        for p in &self.prompts {
+            table.add_row([
+                format!("prompt {} v{}", p.prompt_id, p.prompt_version),
+                p.status.as_str().to_owned(),
+                p.attempts.to_string(),
+                "-".into(),
+                match p.status {
+                    PromptStatus::Completed => format!("{} ({} in / {} out tokens)", p.model, p.input_tokens, p.output_tokens),
+                    _ => p.last_error.clone().unwrap_or_default(),
+                },
+            ]);
+        }
+        format!("{} ({}): {}\n{table}", self.episode_id, self.original_name, self.status)
+    }
+
+    /// The `--json` object of `podflow run`.
+    pub fn run_json(&self, data_dir: &std::path::Path) -> serde_json::Value {
+        let dir = data_dir.join("episodes").join(&self.episode_id);
+        let path = |name: &str| {
+            let p = dir.join(name);
+            p.is_file().then(|| p.display().to_string())
+        };
+        let prompts: serde_json::Map<String, serde_json::Value> = self
+            .prompts
+            .iter()
+            .filter(|p| p.status == PromptStatus::Completed)
+            .filter_map(|p| Some((p.prompt_id.clone(), json!(path(&format!("prompts/{}.md", p.prompt_id))?))))
+            .collect();
+        json!({
+            "episode_id": self.episode_id,
+            "status": self.status,
+            "data_dir": data_dir.display().to_string(),
+            "outputs": {
+                "audio": path("audio.mp3"),
+                "transcript": path("transcript.json"),
+                "subtitles_srt": path("subtitles.srt"),
+                "subtitles_vtt": path("subtitles.vtt"),
+                "episode_summarized": path("episode-summarized.json"),
+                "prompts": prompts,
+            },
+            "failed_prompts": self.prompts.iter().filter(|p| p.status == PromptStatus::Failed)
+                .map(|p| json!({"prompt_id": p.prompt_id, "reason": p.last_error})).collect::<Vec<_>>(),
+            "failed_steps": self.steps.iter().filter(|s| s.status == StepStatus::Failed)
+                .map(|s| json!({"step": s.step, "reason": s.note})).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! Composes the six service handlers over the embedded adapters in one process. Only
+//! wiring lives here; every piece of logic is in a service library.
+
+use std::{path::{Path, PathBuf}, sync::Arc, time::Duration};
+
+use bedrock_invoker::{InvokeHandler, RetryPolicy, openai::OpenAiCompatible};
+use ingest::IngestService;
+use podflow_core::MessageHandler;
+use podflow_embedded::{Db, Ffmpeg, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE};
+use prompt_dispatcher::DispatchHandler;
+use publisher::PublishHandler;
+use tokio::{sync::watch, task::JoinHandle};
+use transcode_watcher::TranscodeHandler;
+use transcriber::{TranscriberHandler, whisper::WhisperEngine};
+
+/// Settings from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub llm_url: String,
+    pub llm_model: String,
+    pub llm_api_key: Option<String>,
+    pub prompts_dir: Option<PathBuf>,
+    pub whisper_model: Option<PathBuf>,
+    pub mp3_bitrate_kbps: u32,
+    pub prompt_attempts: u32,
+    pub duplicate_deliveries: bool,
+}
+
+/// The queues a run drains (everything but dead-letter queues).
+pub const WORK_QUEUES: &[&str] = &["transcode-watcher", "transcriber", "prompt-dispatcher", "publisher", PROMPT_QUEUE];
+
+/// The running pipeline: the database, the ingest service, and the workers.
+pub struct Pipeline {
+    pub db: Db,
+    pub ingest: IngestService,
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    _lock: RunnerLock,
+}
+
+/// Opens the data directory for reading (status, dlq list): no lock, no workers.
+pub fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
+    Ok(Db::open(data_dir)?)
+}
+
+impl Pipeline {
+    /// Takes the data directory's runner lock, recovers work a dead run left in flight, and
+    /// starts one worker per service.
+    pub fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let lock = RunnerLock::acquire(&settings.data_dir)?;
+        let db = Db::open(&settings.data_dir)?.with_duplicate_deliveries(settings.duplicate_deliveries);
+        let blobs = Arc::new(FileBlobStore::new(&settings.data_dir));
+        let store = Arc::new(db.clone());
+        let inbox = |name: &str| -> anyhow::Result<QueueSpec> {
+            let spec = QueueSpec::inbox(name);
+            db.declare_queue(&spec)?;
+            Ok(spec)
+        };
+        let prompts = QueueSpec::prompts();
+        db.declare_queue(&prompts)?;
+        let recovered = db.release_in_flight()?;
+        if recovered > 0 {
+            tracing::info!(recovered, "resuming work left in flight by an earlier run");
+        }
+        let handlers: Vec<(QueueSpec, Arc<dyn MessageHandler>, usize)> = vec![
+            (
+                inbox("transcode-watcher")?,
+                Arc::new(TranscodeHandler {
+                    store: store.clone(),
+                    blobs: blobs.clone(),
+                    transcoder: Arc::new(Ffmpeg),
+                    bitrate_kbps: settings.mp3_bitrate_kbps,
+                }),
+                1,
+            ),
+            (
+                inbox("transcriber")?,
+                Arc::new(TranscriberHandler {
+                    store: store.clone(),
+                    blobs: blobs.clone(),
+                    engine: Arc::new(WhisperEngine::new(settings.whisper_model.clone(), settings.data_dir.join("models"))),
+                }),
+                1,
+            ),
+            (
+                inbox("prompt-dispatcher")?,
+                Arc::new(DispatchHandler {
+                    store: store.clone(),
+                    blobs: blobs.clone(),
+                    override_dir: settings.prompts_dir.clone(),
+                    default_model: settings.llm_model.clone(),
+                    queue: PROMPT_QUEUE.into(),
+                }),
+                1,
+            ),
+            (
+                prompts,
+                Arc::new(InvokeHandler {
+                    store: store.clone(),
+                    blobs: blobs.clone(),
+                    llm: Arc::new(OpenAiCompatible::new(&settings.llm_url, settings.llm_api_key.clone(), Duration::from_secs(300))),
+                    retry: RetryPolicy { max_attempts: settings.prompt_attempts, ..RetryPolicy::default() },
+                }),
+                4,
+            ),
+            (inbox("publisher")?, Arc::new(PublishHandler { store: store.clone(), blobs: blobs.clone() }), 1),
+        ];
+        let (stop, stop_rx) = watch::channel(false);
+        let workers = handlers
+            .into_iter()
+            .map(|(spec, handler, n)| tokio::spawn(Worker::new(db.clone(), spec, handler, n).run(stop_rx.clone())))
+            .collect();
+        let ingest = IngestService { store, blobs, probe: Arc::new(Ffmpeg) };
+        Ok(Self { db, ingest, stop, workers, _lock: lock })
+    }
+
+    /// Messages still to be processed.
+    pub fn pending(&self) -> anyhow::Result<u64> {
+        Ok(self.db.pending(WORK_QUEUES)?)
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for w in self.workers {
+            let _ = w.await;
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! An OpenAI-compatible chat-completions backend (Ollama, llama.cpp server, vLLM, OpenAI).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+
+/// Calls `<base_url>/chat/completions`.
+pub struct OpenAiCompatible {
+    base_url: String,
+    api_key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl OpenAiCompatible {
+    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            http,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("{}/chat/completions", self.base_url)
+    }
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Message,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+#[async_trait]
+impl LlmClient for OpenAiCompatible {
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let mut messages = Vec::new();
+        if !request.system.is_empty() {
+            messages.push(json!({"role": "system", "content": request.system}));
+        }
+        messages.push(json!({"role": "user", "content": request.user}));
+        let body = json!({
+            "model": request.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        });
+        let mut call = self.http.post(self.endpoint()).json(&body);
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key);
+        }
+        let response = call.send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_owned()
+            } else {
+                e.to_string()
+            };
+            LlmError::Transient(format!(
+                "no LLM answered at {} ({what}); set PODFLOW_LLM_URL to an OpenAI-compatible endpoint (e.g. http://localhost:11434/v1 for Ollama) and PODFLOW_LLM_MODEL to a model it serves",
+                self.endpoint()
+            ))
+        })?;
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        let text = response
+            .text()
+            .await
+            .map_err(|e| LlmError::Transient(format!("reading the answer from {}: {e}", self.endpoint())))?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| text.chars().take(300).collect());
+            return Err(LlmError::from_status(status.as_u16(), message, wait));
+        }
+        let completion: Completion = serde_json::from_str(&text).map_err(|e| {
+            LlmError::Transient(format!("{} sent an answer that is not a chat completion: {e}", self.endpoint()))
+        })?;
+        let content = completion
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| LlmError::Transient(format!("{} answered with no text", self.endpoint())))?;
+        let usage = completion.usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: 0 });
+        Ok(ChatResponse {
+            text: content,
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+        })
+    }
+}
