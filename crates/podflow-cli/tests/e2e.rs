@@ -1,0 +1,265 @@
+//! End-to-end: the real binary, real ffmpeg, the real Whisper model, and a fake
+//! OpenAI-compatible server that speaks the chat-completions wire format.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use axum::{Json, Router, routing::post};
+use podflow_core::{EpisodeStore, subtitles, wer::word_error_rate};
+use podflow_embedded::Db;
+use serde_json::{Value, json};
+
+/// What the sample script says (scripts/make-sample-episode.sh).
+const SPOKEN: &str = "Welcome back to the show. Today we are talking about building reliable pipelines for podcasts. \
+Thanks for having me. I have been running a weekly show for three years, and the tooling still hurts. \
+What hurts the most? Is it the transcription, or everything that comes after it? \
+Mostly the retries. One failed prompt and nothing comes out, so we run the whole thing again. \
+That is exactly what we want to fix. Every step should run on its own and retry when something goes wrong. \
+And the expensive work, like transcription, should never be done twice.";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// One generated two-voice episode shared by the tests (about 40 s).
+fn sample() -> &'static Path {
+    static SAMPLE: OnceLock<PathBuf> = OnceLock::new();
+    SAMPLE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("podflow-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let out = dir.join("sample-episode.m4a");
+        let status = Command::new(repo().join("scripts/make-sample-episode.sh")).arg(&out).status().expect("script runs");
+        assert!(status.success());
+        out
+    })
+}
+
+/// A fake OpenAI-compatible server on loopback; `delay` slows every answer.
+async fn fake_llm(delay: Duration) -> String {
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |Json(body): Json<Value>| async move {
+            tokio::time::sleep(delay).await;
+            let user = body.pointer("/messages/1/content").and_then(Value::as_str).unwrap_or("");
+            let first = user.lines().next().unwrap_or("").to_owned();
+            Json(json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": format!("FAKE ANSWER to: {first}")}}],
+                "usage": {"prompt_tokens": user.len() / 4, "completion_tokens": 7, "total_tokens": user.len() / 4 + 7}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    format!("http://{addr}/v1")
+}
+
+fn podflow(data: &Path, llm: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_podflow"));
+    cmd.env("PODFLOW_DATA_DIR", data).env("PODFLOW_LLM_URL", llm).env("PODFLOW_LLM_MODEL", "fake-model");
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("podflow runs")).await.expect("join")
+}
+
+fn episode_json(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text} / {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_pipeline_on_a_two_voice_episode() {
+    let llm = fake_llm(Duration::ZERO).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = podflow(data.path(), &llm);
+    cmd.args(["run", "--json"]).arg(sample());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = episode_json(&out);
+    assert_eq!(report["status"], "done");
+    let id = report["episode_id"].as_str().expect("id").to_owned();
+    let dir = data.path().join("episodes").join(&id);
+
+    // Transcript content. 40 s of espeak-ng through tiny.en: measured ~5-10% WER; 20%
+    // catches a broken front end or decode loop without flaking on one odd word.
+    let transcript: podflow_core::transcript::Transcript =
+        serde_json::from_slice(&std::fs::read(dir.join("transcript.json")).expect("transcript")).expect("json");
+    let wer = word_error_rate(SPOKEN, &transcript.full_text());
+    assert!(wer < 0.20, "WER {wer:.3}: {}", transcript.full_text());
+
+    // Subtitles parse, follow the rules and move forward in time.
+    let srt = subtitles::parse_srt(&std::fs::read_to_string(dir.join("subtitles.srt")).expect("srt")).expect("srt parses");
+    let vtt = subtitles::parse_vtt(&std::fs::read_to_string(dir.join("subtitles.vtt")).expect("vtt")).expect("vtt parses");
+    assert_eq!(srt, vtt);
+    assert!(srt.len() >= 5);
+    assert!(srt.windows(2).all(|w| w[1].start >= w[0].end - 1e-6 && w[1].start > w[0].start));
+    assert!(subtitles::rule_violations(&srt, false).is_empty());
+
+    // Every prompt's output, from the model.
+    for prompt in ["titles", "summary", "show-notes"] {
+        let text = std::fs::read_to_string(dir.join(format!("prompts/{prompt}.md"))).expect("prompt output");
+        assert!(text.starts_with("FAKE ANSWER to:"), "{prompt}: {text}");
+    }
+    // The MP3 exists and is an MP3.
+    let mp3 = std::fs::read(dir.join("audio.mp3")).expect("mp3");
+    assert!(mp3.starts_with(b"ID3"));
+
+    // The published event, exactly as published, validates against its schema.
+    let published: Value = serde_json::from_slice(&std::fs::read(dir.join("episode-summarized.json")).expect("summary")).expect("json");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events-schema/schemas/EpisodeSummarized.schema.json")).expect("schema"),
+    )
+    .expect("schema json");
+    let validator = jsonschema::validator_for(&schema).expect("compiles");
+    let errors: Vec<String> = validator.iter_errors(&published["detail"]).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(published["detail"]["status"], "complete");
+    assert_eq!(published["detail"]["outputs"].as_array().map(Vec::len), Some(3));
+
+    // A second run of the same file reuses everything: same episode, no new work, no new revision.
+    let mut again = podflow(data.path(), &llm);
+    again.args(["run", "--json"]).arg(sample());
+    let out = output(again).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(episode_json(&out)["episode_id"], id.as_str());
+    let db = Db::open(data.path()).expect("db");
+    assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
+    assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
+    let summaries = db.events_for(&id).expect("events").into_iter().filter(|e| e.detail_type == "EpisodeSummarized").count();
+    assert_eq!(summaries, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_replay() {
+    let data = tempfile::tempdir().expect("tempdir");
+    // Port 9 (discard) on loopback: nothing listens.
+    let mut cmd = podflow(data.path(), "http://127.0.0.1:9/v1");
+    cmd.args(["run", "--json"]).arg(sample());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = episode_json(&out);
+    assert_eq!(report["status"], "partial");
+    let failed = report["failed_prompts"].as_array().expect("failed prompts");
+    assert_eq!(failed.len(), 3);
+    assert!(failed[0]["reason"].as_str().unwrap_or("").contains("http://127.0.0.1:9/v1/chat/completions"));
+    assert!(report["outputs"]["audio"].is_string() && report["outputs"]["subtitles_srt"].is_string());
+
+    let mut list = podflow(data.path(), "unused");
+    list.args(["dlq", "list", "--json"]);
+    let listed = output(list).await;
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 3);
+
+    // Replay once an LLM is there: only the prompts run again, and a second revision appears.
+    let llm = fake_llm(Duration::ZERO).await;
+    let mut replay = podflow(data.path(), &llm);
+    replay.args(["dlq", "replay", "--all", "--json"]);
+    let out = output(replay).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = report["episode_id"].as_str().expect("id");
+    let db = Db::open(data.path()).expect("db");
+    assert_eq!(db.work_count("transcribe", id).await.expect("count"), 1);
+    assert_eq!(db.work_count("transcode", id).await.expect("count"), 1);
+    let revisions: Vec<u64> = db.events_for(id).expect("events").into_iter()
+        .filter(|e| e.detail_type == "EpisodeSummarized")
+        .filter_map(|e| e.detail["revision"].as_u64()).collect();
+    assert_eq!(revisions, [1, 2]);
+    assert!(db.dead_letters().expect("dlq").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_deliveries_give_the_same_outputs_and_one_summary() {
+    let llm = fake_llm(Duration::ZERO).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = podflow(data.path(), &llm);
+    cmd.env("PODFLOW_CHAOS_DUPLICATE_DELIVERY", "true").args(["run", "--json"]).arg(sample());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = episode_json(&out)["episode_id"].as_str().expect("id").to_owned();
+    let db = Db::open(data.path()).expect("db");
+    let events = db.events_for(&id).expect("events");
+    assert_eq!(events.iter().filter(|e| e.detail_type == "EpisodeSummarized").count(), 1);
+    assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
+    assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
+    let prompts = db.prompts(&id).await.expect("prompts");
+    assert!(prompts.iter().all(|p| p.attempts == 1), "{prompts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_mid_run_resumes_without_transcribing_again() {
+    let llm = fake_llm(Duration::from_secs(3)).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = podflow(data.path(), &llm);
+    cmd.args(["run", "--json"]).arg(sample()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    // Wait until transcription is done and prompts are in flight, then kill -9.
+    let db = Db::open(data.path()).expect("db");
+    let started = Instant::now();
+    let id = loop {
+        assert!(started.elapsed() < Duration::from_secs(300), "never reached the prompts");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(ep) = db.episodes().await.expect("episodes").into_iter().next() else { continue };
+        let prompts = db.prompts(&ep.episode_id).await.expect("prompts");
+        if prompts.iter().any(|p| p.status == podflow_core::PromptStatus::Running) {
+            break ep.episode_id;
+        }
+    };
+    // SIGKILL: no chance to clean up.
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
+
+    let mut again = podflow(data.path(), &llm);
+    again.args(["run", "--json"]).arg(sample());
+    let out = output(again).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(episode_json(&out)["status"], "done");
+    assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
+    assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_inputs_get_one_line_errors_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let empty = dir.path().join("empty.m4a");
+    std::fs::write(&empty, b"").expect("w");
+    let text = dir.path().join("notes.m4a");
+    std::fs::write(&text, b"these are my show notes, not audio\n").expect("w");
+    let unsupported = dir.path().join("episode.txt");
+    std::fs::write(&unsupported, b"hello").expect("w");
+    // An m4a cut in half: ffmpeg writes the index (moov) at the end, so it is gone.
+    let truncated = dir.path().join("truncated.m4a");
+    let whole = std::fs::read(sample()).expect("sample");
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).expect("w");
+    let missing = dir.path().join("missing.m4a");
+
+    for (file, expect) in [
+        (&missing, "no such file"),
+        (&empty, "empty"),
+        (&text, "podflow accepts"),
+        (&unsupported, "unsupported file type `.txt`"),
+        (&truncated, "podflow accepts"),
+    ] {
+        let mut cmd = podflow(&data, "http://127.0.0.1:9/v1");
+        cmd.arg("run").arg(file);
+        let out = output(cmd).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", file.display());
+        assert_eq!(error_lines.len(), 1, "{stderr}");
+        assert!(error_lines[0].contains(&file.display().to_string()), "{stderr}");
+        assert!(error_lines[0].contains(expect), "{stderr}");
+    }
+    // Nothing was recorded, and the lock is free for the next run.
+    let db = Db::open(&data).expect("db");
+    assert!(db.episodes().await.expect("episodes").is_empty());
+    assert!(podflow_embedded::RunnerLock::acquire(&data).is_ok());
+}
