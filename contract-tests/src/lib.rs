@@ -1,1 +1,1 @@
-//! placeholder
+//! Contract tests (see `tests/`): schemas, examples, consumers and routing agree.

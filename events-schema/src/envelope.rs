@@ -56,6 +56,12 @@ pub enum EnvelopeError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("event {id} ({detail_type}) breaks its schema: {errors}")]
+    SchemaViolation {
+        id: String,
+        detail_type: String,
+        errors: String,
+    },
     #[error("not an EventBridge envelope: {0}")]
     NotAnEnvelope(#[source] serde_json::Error),
 }
@@ -91,7 +97,8 @@ impl EventEnvelope {
         self.detail.get("episode_id").and_then(|v| v.as_str())
     }
 
-    /// Decodes the detail as `E`, checking the detail-type and the schema's major version.
+    /// Decodes the detail as `E`, checking the detail-type, the schema's major version and
+    /// the schema itself (so a consumer accepts exactly what the published schema allows).
     /// Unknown fields are ignored (minor versions may add optional fields).
     pub fn decode<E: PodflowEvent + DeserializeOwned>(&self) -> Result<E, EnvelopeError> {
         if self.detail_type != E::DETAIL_TYPE {
@@ -102,6 +109,19 @@ impl EventEnvelope {
             });
         }
         check_schema_version(self)?;
+        if let Some(validator) = crate::schema::validator(E::DETAIL_TYPE) {
+            let errors: Vec<String> = validator
+                .iter_errors(&self.detail)
+                .map(|e| format!("{} at `{}`", e, e.instance_path))
+                .collect();
+            if !errors.is_empty() {
+                return Err(EnvelopeError::SchemaViolation {
+                    id: self.id.clone(),
+                    detail_type: self.detail_type.clone(),
+                    errors: errors.join("; "),
+                });
+            }
+        }
         serde_json::from_value(self.detail.clone()).map_err(|source| EnvelopeError::InvalidDetail {
             id: self.id.clone(),
             detail_type: self.detail_type.clone(),
@@ -156,15 +176,24 @@ mod tests {
         let text = serde_json::to_string(&env).expect("serialise");
         let back = EventEnvelope::from_json(&text).expect("parse");
         assert_eq!(back.detail_type, "EpisodeUploaded");
-        assert_eq!(back.decode::<EpisodeUploaded>().expect("decode"), uploaded());
+        assert_eq!(
+            back.decode::<EpisodeUploaded>().expect("decode"),
+            uploaded()
+        );
     }
 
     #[test]
     fn rejects_unknown_major_with_a_clear_error() {
         let mut env = EventEnvelope::wrap(&uploaded());
         env.detail["schema_version"] = "2.0".into();
-        let err = env.decode::<EpisodeUploaded>().expect_err("must reject 2.0");
-        assert!(err.to_string().contains("schema_version `2.0` is not supported"), "{err}");
+        let err = env
+            .decode::<EpisodeUploaded>()
+            .expect_err("must reject 2.0");
+        assert!(
+            err.to_string()
+                .contains("schema_version `2.0` is not supported"),
+            "{err}"
+        );
     }
 
     #[test]

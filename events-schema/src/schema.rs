@@ -26,6 +26,22 @@ pub fn all_schemas() -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
+/// The compiled validator for a detail-type's generated schema (built once per process).
+pub fn validator(detail_type: &str) -> Option<&'static jsonschema::Validator> {
+    static VALIDATORS: std::sync::OnceLock<Vec<(&'static str, jsonschema::Validator)>> =
+        std::sync::OnceLock::new();
+    VALIDATORS
+        .get_or_init(|| {
+            all_schemas()
+                .into_iter()
+                .filter_map(|(name, schema)| Some((name, jsonschema::validator_for(&schema).ok()?)))
+                .collect()
+        })
+        .iter()
+        .find(|(name, _)| *name == detail_type)
+        .map(|(_, v)| v)
+}
+
 /// The directory holding this crate (schemas and examples live under it).
 pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -99,7 +115,11 @@ mod tests {
                         .expect("json");
                 let errors: Vec<String> =
                     validator.iter_errors(&doc).map(|e| e.to_string()).collect();
-                assert!(errors.is_empty(), "{} should be valid: {errors:?}", file.display());
+                assert!(
+                    errors.is_empty(),
+                    "{} should be valid: {errors:?}",
+                    file.display()
+                );
             }
             for file in invalid {
                 let doc: serde_json::Value =

@@ -22,7 +22,8 @@ async fn drain(pipeline: &Pipeline, episodes: &[String], quiet: bool) -> anyhow:
     if quiet {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let lines: Vec<ProgressBar> = episodes
         .iter()
         .map(|_| {
@@ -60,7 +61,11 @@ fn print_reports(reports: &[EpisodeReport], json: bool, data_dir: &std::path::Pa
 }
 
 fn exit_code(reports: &[EpisodeReport], bad_input: bool) -> i32 {
-    if bad_input || reports.iter().any(|r| r.status == "failed" || r.status == "in_progress") {
+    if bad_input
+        || reports
+            .iter()
+            .any(|r| r.status == "failed" || r.status == "in_progress")
+    {
         EXIT_BAD_INPUT
     } else if reports.iter().any(|r| r.status == "partial") {
         EXIT_PROMPTS_FAILED
@@ -103,26 +108,43 @@ pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::
     }
     print_reports(&reports, json, &settings.data_dir);
     if !json && reports.iter().any(|r| r.status == "partial") {
-        eprintln!("some prompts failed and are in the dead-letter queue: see `podflow dlq list`, fix the cause, then `podflow dlq replay --all`");
+        eprintln!(
+            "some prompts failed and are in the dead-letter queue: see `podflow dlq list`, fix the cause, then `podflow dlq replay --all`"
+        );
     }
     Ok(exit_code(&reports, bad_input))
 }
 
-pub async fn status(data_dir: &std::path::Path, episode: Option<&str>, json: bool) -> anyhow::Result<i32> {
+pub async fn status(
+    data_dir: &std::path::Path,
+    episode: Option<&str>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let db = open_db(data_dir)?;
     let ids: Vec<String> = match episode {
         Some(id) => vec![id.to_owned()],
-        None => db.episodes().await?.into_iter().map(|e| e.episode_id).collect(),
+        None => db
+            .episodes()
+            .await?
+            .into_iter()
+            .map(|e| e.episode_id)
+            .collect(),
     };
     if ids.is_empty() && !json {
-        println!("no episodes yet in {}; start one with `podflow run FILE`", data_dir.display());
+        println!(
+            "no episodes yet in {}; start one with `podflow run FILE`",
+            data_dir.display()
+        );
     }
     for id in ids {
         match EpisodeReport::load(&db, &id).await? {
             Some(r) if json => println!("{}", serde_json::to_string(&r)?),
             Some(r) => println!("{}", r.table()),
             None => {
-                eprintln!("error: no episode `{id}` in {}; `podflow status` lists them", data_dir.display());
+                eprintln!(
+                    "error: no episode `{id}` in {}; `podflow status` lists them",
+                    data_dir.display()
+                );
                 return Ok(EXIT_BAD_INPUT);
             }
         }
@@ -145,16 +167,33 @@ pub async fn dlq_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<
         table.set_header(["message id", "from", "what", "receives", "last error"]);
         for l in &letters {
             let what = serde_json::from_str::<PromptJob>(&l.body)
-                .map(|j| format!("{} prompt {} v{} ({})", j.episode_id, j.prompt_id, j.prompt_version, j.model))
+                .map(|j| {
+                    format!(
+                        "{} prompt {} v{} ({})",
+                        j.episode_id, j.prompt_id, j.prompt_version, j.model
+                    )
+                })
                 .unwrap_or_else(|_| l.group_id.clone().unwrap_or_else(|| "event".into()));
-            table.add_row([l.message_id.clone(), l.source_queue.clone(), what, l.receive_count.to_string(), l.last_error.clone().unwrap_or_default()]);
+            table.add_row([
+                l.message_id.clone(),
+                l.source_queue.clone(),
+                what,
+                l.receive_count.to_string(),
+                l.last_error.clone().unwrap_or_default(),
+            ]);
         }
         println!("{table}");
     }
     Ok(EXIT_OK)
 }
 
-pub async fn dlq_replay(settings: &Settings, ids: &[String], all: bool, model: Option<&str>, json: bool) -> anyhow::Result<i32> {
+pub async fn dlq_replay(
+    settings: &Settings,
+    ids: &[String],
+    all: bool,
+    model: Option<&str>,
+    json: bool,
+) -> anyhow::Result<i32> {
     if !all && ids.is_empty() {
         eprintln!("error: name the messages to replay (see `podflow dlq list`) or pass --all");
         return Ok(EXIT_BAD_INPUT);
@@ -183,7 +222,10 @@ pub async fn dlq_replay(settings: &Settings, ids: &[String], all: bool, model: O
     {
         pipeline
             .db
-            .plan_prompts(&job.episode_id, &[(job.prompt_id.clone(), job.prompt_version, job.model.clone())])
+            .plan_prompts(
+                &job.episode_id,
+                &[(job.prompt_id.clone(), job.prompt_version, job.model.clone())],
+            )
             .await?;
         if !episodes.contains(&job.episode_id) {
             episodes.push(job.episode_id.clone());
@@ -202,6 +244,12 @@ pub async fn dlq_replay(settings: &Settings, ids: &[String], all: bool, model: O
         }
     }
     print_reports(&reports, json, &settings.data_dir);
-    let still_failed = reports.iter().any(|r| r.prompts.iter().any(|p| p.status == PromptStatus::Failed));
-    Ok(if still_failed { EXIT_PROMPTS_FAILED } else { EXIT_OK })
+    let still_failed = reports
+        .iter()
+        .any(|r| r.prompts.iter().any(|p| p.status == PromptStatus::Failed));
+    Ok(if still_failed {
+        EXIT_PROMPTS_FAILED
+    } else {
+        EXIT_OK
+    })
 }

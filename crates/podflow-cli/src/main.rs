@@ -11,10 +11,19 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "podflow", version, about = "Turn a recorded podcast episode into everything a show needs each week")]
+#[command(
+    name = "podflow",
+    version,
+    about = "Turn a recorded podcast episode into everything a show needs each week"
+)]
 struct Cli {
     /// Where podflow keeps its state and outputs.
-    #[arg(long, global = true, env = "PODFLOW_DATA_DIR", default_value = "./podflow-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODFLOW_DATA_DIR",
+        default_value = "./podflow-data"
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -23,7 +32,11 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct LlmArgs {
     /// Base URL of an OpenAI-compatible API (requests go to <URL>/chat/completions).
-    #[arg(long, env = "PODFLOW_LLM_URL", default_value = "http://localhost:11434/v1")]
+    #[arg(
+        long,
+        env = "PODFLOW_LLM_URL",
+        default_value = "http://localhost:11434/v1"
+    )]
     llm_url: String,
     /// The model prompts with `model = "default"` use.
     #[arg(long, env = "PODFLOW_LLM_MODEL", default_value = "llama3.2")]
@@ -112,11 +125,33 @@ async fn main() {
     podflow_embedded::telemetry::init("warn");
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { files, json, llm } => commands::run(&settings(cli.data_dir, llm), &files, json).await,
-        Command::Status { episode_id, json } => commands::status(&cli.data_dir, episode_id.as_deref(), json).await,
-        Command::Dlq { action: DlqAction::List { json } } => commands::dlq_list(&cli.data_dir, json).await,
-        Command::Dlq { action: DlqAction::Replay { message_ids, all, model, json, llm } } => {
-            commands::dlq_replay(&settings(cli.data_dir, llm), &message_ids, all, model.as_deref(), json).await
+        Command::Run { files, json, llm } => {
+            commands::run(&settings(cli.data_dir, llm), &files, json).await
+        }
+        Command::Status { episode_id, json } => {
+            commands::status(&cli.data_dir, episode_id.as_deref(), json).await
+        }
+        Command::Dlq {
+            action: DlqAction::List { json },
+        } => commands::dlq_list(&cli.data_dir, json).await,
+        Command::Dlq {
+            action:
+                DlqAction::Replay {
+                    message_ids,
+                    all,
+                    model,
+                    json,
+                    llm,
+                },
+        } => {
+            commands::dlq_replay(
+                &settings(cli.data_dir, llm),
+                &message_ids,
+                all,
+                model.as_deref(),
+                json,
+            )
+            .await
         }
     };
     match result {

@@ -20,7 +20,9 @@ pub struct EpisodeReport {
 
 impl EpisodeReport {
     pub async fn load(db: &Db, episode_id: &str) -> anyhow::Result<Option<Self>> {
-        let Some(record) = db.episode(episode_id).await? else { return Ok(None) };
+        let Some(record) = db.episode(episode_id).await? else {
+            return Ok(None);
+        };
         let steps = db.steps(episode_id).await?;
         let prompts = db.prompts(episode_id).await?;
         let summary = db.summary(episode_id, None).await?;
@@ -31,7 +33,9 @@ impl EpisodeReport {
             .map(|r| r as u32);
         let step_failed = steps.iter().any(|s| s.status == StepStatus::Failed);
         let prompt_failed = prompts.iter().any(|p| p.status == PromptStatus::Failed);
-        let published = steps.iter().any(|s| s.step == "publish" && s.status == StepStatus::Done);
+        let published = steps
+            .iter()
+            .any(|s| s.step == "publish" && s.status == StepStatus::Done);
         let unfinished = prompts.iter().any(|p| !p.status.is_terminal());
         let status = if step_failed {
             "failed"
@@ -60,8 +64,16 @@ impl EpisodeReport {
             Some(StepStatus::Running) => format!("{name} …"),
             None => format!("{name} ·"),
         };
-        let done = self.prompts.iter().filter(|p| p.status == PromptStatus::Completed).count();
-        let failed = self.prompts.iter().filter(|p| p.status == PromptStatus::Failed).count();
+        let done = self
+            .prompts
+            .iter()
+            .filter(|p| p.status == PromptStatus::Completed)
+            .count();
+        let failed = self
+            .prompts
+            .iter()
+            .filter(|p| p.status == PromptStatus::Failed)
+            .count();
         let mut prompts = format!("prompts {done}/{}", self.prompts.len());
         if failed > 0 {
             prompts.push_str(&format!(" ({failed} failed)"));
@@ -101,12 +113,18 @@ impl EpisodeReport {
                 p.attempts.to_string(),
                 "-".into(),
                 match p.status {
-                    PromptStatus::Completed => format!("{} ({} in / {} out tokens)", p.model, p.input_tokens, p.output_tokens),
+                    PromptStatus::Completed => format!(
+                        "{} ({} in / {} out tokens)",
+                        p.model, p.input_tokens, p.output_tokens
+                    ),
                     _ => p.last_error.clone().unwrap_or_default(),
                 },
             ]);
         }
-        format!("{} ({}): {}\n{table}", self.episode_id, self.original_name, self.status)
+        format!(
+            "{} ({}): {}\n{table}",
+            self.episode_id, self.original_name, self.status
+        )
     }
 
     /// The `--json` object of `podflow run`.
@@ -120,7 +138,12 @@ impl EpisodeReport {
             .prompts
             .iter()
             .filter(|p| p.status == PromptStatus::Completed)
-            .filter_map(|p| Some((p.prompt_id.clone(), json!(path(&format!("prompts/{}.md", p.prompt_id))?))))
+            .filter_map(|p| {
+                Some((
+                    p.prompt_id.clone(),
+                    json!(path(&format!("prompts/{}.md", p.prompt_id))?),
+                ))
+            })
             .collect();
         json!({
             "episode_id": self.episode_id,

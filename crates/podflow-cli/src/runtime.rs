@@ -1,12 +1,18 @@
 //! Composes the six service handlers over the embedded adapters in one process. Only
 //! wiring lives here; every piece of logic is in a service library.
 
-use std::{path::{Path, PathBuf}, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use bedrock_invoker::{InvokeHandler, RetryPolicy, openai::OpenAiCompatible};
 use ingest::IngestService;
 use podflow_core::MessageHandler;
-use podflow_embedded::{Db, Ffmpeg, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE};
+use podflow_embedded::{
+    Db, Ffmpeg, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE,
+};
 use prompt_dispatcher::DispatchHandler;
 use publisher::PublishHandler;
 use tokio::{sync::watch, task::JoinHandle};
@@ -28,7 +34,13 @@ pub struct Settings {
 }
 
 /// The queues a run drains (everything but dead-letter queues).
-pub const WORK_QUEUES: &[&str] = &["transcode-watcher", "transcriber", "prompt-dispatcher", "publisher", PROMPT_QUEUE];
+pub const WORK_QUEUES: &[&str] = &[
+    "transcode-watcher",
+    "transcriber",
+    "prompt-dispatcher",
+    "publisher",
+    PROMPT_QUEUE,
+];
 
 /// The running pipeline: the database, the ingest service, and the workers.
 pub struct Pipeline {
@@ -49,7 +61,8 @@ impl Pipeline {
     /// starts one worker per service.
     pub fn start(settings: &Settings) -> anyhow::Result<Self> {
         let lock = RunnerLock::acquire(&settings.data_dir)?;
-        let db = Db::open(&settings.data_dir)?.with_duplicate_deliveries(settings.duplicate_deliveries);
+        let db =
+            Db::open(&settings.data_dir)?.with_duplicate_deliveries(settings.duplicate_deliveries);
         let blobs = Arc::new(FileBlobStore::new(&settings.data_dir));
         let store = Arc::new(db.clone());
         let inbox = |name: &str| -> anyhow::Result<QueueSpec> {
@@ -79,7 +92,10 @@ impl Pipeline {
                 Arc::new(TranscriberHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    engine: Arc::new(WhisperEngine::new(settings.whisper_model.clone(), settings.data_dir.join("models"))),
+                    engine: Arc::new(WhisperEngine::new(
+                        settings.whisper_model.clone(),
+                        settings.data_dir.join("models"),
+                    )),
                 }),
                 1,
             ),
@@ -99,20 +115,46 @@ impl Pipeline {
                 Arc::new(InvokeHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    llm: Arc::new(OpenAiCompatible::new(&settings.llm_url, settings.llm_api_key.clone(), Duration::from_secs(300))),
-                    retry: RetryPolicy { max_attempts: settings.prompt_attempts, ..RetryPolicy::default() },
+                    llm: Arc::new(OpenAiCompatible::new(
+                        &settings.llm_url,
+                        settings.llm_api_key.clone(),
+                        Duration::from_secs(300),
+                    )),
+                    retry: RetryPolicy {
+                        max_attempts: settings.prompt_attempts,
+                        ..RetryPolicy::default()
+                    },
                 }),
                 4,
             ),
-            (inbox("publisher")?, Arc::new(PublishHandler { store: store.clone(), blobs: blobs.clone() }), 1),
+            (
+                inbox("publisher")?,
+                Arc::new(PublishHandler {
+                    store: store.clone(),
+                    blobs: blobs.clone(),
+                }),
+                1,
+            ),
         ];
         let (stop, stop_rx) = watch::channel(false);
         let workers = handlers
             .into_iter()
-            .map(|(spec, handler, n)| tokio::spawn(Worker::new(db.clone(), spec, handler, n).run(stop_rx.clone())))
+            .map(|(spec, handler, n)| {
+                tokio::spawn(Worker::new(db.clone(), spec, handler, n).run(stop_rx.clone()))
+            })
             .collect();
-        let ingest = IngestService { store, blobs, probe: Arc::new(Ffmpeg) };
-        Ok(Self { db, ingest, stop, workers, _lock: lock })
+        let ingest = IngestService {
+            store,
+            blobs,
+            probe: Arc::new(Ffmpeg),
+        };
+        Ok(Self {
+            db,
+            ingest,
+            stop,
+            workers,
+            _lock: lock,
+        })
     }
 
     /// Messages still to be processed.

@@ -32,7 +32,10 @@ fn sample() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("podflow-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let out = dir.join("sample-episode.m4a");
-        let status = Command::new(repo().join("scripts/make-sample-episode.sh")).arg(&out).status().expect("script runs");
+        let status = Command::new(repo().join("scripts/make-sample-episode.sh"))
+            .arg(&out)
+            .status()
+            .expect("script runs");
         assert!(status.success());
         out
     })
@@ -54,7 +57,9 @@ async fn fake_llm(delay: Duration) -> String {
             }))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
     format!("http://{addr}/v1")
@@ -62,17 +67,22 @@ async fn fake_llm(delay: Duration) -> String {
 
 fn podflow(data: &Path, llm: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_podflow"));
-    cmd.env("PODFLOW_DATA_DIR", data).env("PODFLOW_LLM_URL", llm).env("PODFLOW_LLM_MODEL", "fake-model");
+    cmd.env("PODFLOW_DATA_DIR", data)
+        .env("PODFLOW_LLM_URL", llm)
+        .env("PODFLOW_LLM_MODEL", "fake-model");
     cmd
 }
 
 async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("podflow runs")).await.expect("join")
+    tokio::task::spawn_blocking(move || cmd.output().expect("podflow runs"))
+        .await
+        .expect("join")
 }
 
 fn episode_json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text} / {}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_str(text.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text} / {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,7 +92,12 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     let mut cmd = podflow(data.path(), &llm);
     cmd.args(["run", "--json"]).arg(sample());
     let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = episode_json(&out);
     assert_eq!(report["status"], "done");
     let id = report["episode_id"].as_str().expect("id").to_owned();
@@ -91,21 +106,30 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     // Transcript content. 40 s of espeak-ng through tiny.en: measured ~5-10% WER; 20%
     // catches a broken front end or decode loop without flaking on one odd word.
     let transcript: podflow_core::transcript::Transcript =
-        serde_json::from_slice(&std::fs::read(dir.join("transcript.json")).expect("transcript")).expect("json");
+        serde_json::from_slice(&std::fs::read(dir.join("transcript.json")).expect("transcript"))
+            .expect("json");
     let wer = word_error_rate(SPOKEN, &transcript.full_text());
     assert!(wer < 0.20, "WER {wer:.3}: {}", transcript.full_text());
 
     // Subtitles parse, follow the rules and move forward in time.
-    let srt = subtitles::parse_srt(&std::fs::read_to_string(dir.join("subtitles.srt")).expect("srt")).expect("srt parses");
-    let vtt = subtitles::parse_vtt(&std::fs::read_to_string(dir.join("subtitles.vtt")).expect("vtt")).expect("vtt parses");
+    let srt =
+        subtitles::parse_srt(&std::fs::read_to_string(dir.join("subtitles.srt")).expect("srt"))
+            .expect("srt parses");
+    let vtt =
+        subtitles::parse_vtt(&std::fs::read_to_string(dir.join("subtitles.vtt")).expect("vtt"))
+            .expect("vtt parses");
     assert_eq!(srt, vtt);
     assert!(srt.len() >= 5);
-    assert!(srt.windows(2).all(|w| w[1].start >= w[0].end - 1e-6 && w[1].start > w[0].start));
+    assert!(
+        srt.windows(2)
+            .all(|w| w[1].start >= w[0].end - 1e-6 && w[1].start > w[0].start)
+    );
     assert!(subtitles::rule_violations(&srt, false).is_empty());
 
     // Every prompt's output, from the model.
     for prompt in ["titles", "summary", "show-notes"] {
-        let text = std::fs::read_to_string(dir.join(format!("prompts/{prompt}.md"))).expect("prompt output");
+        let text = std::fs::read_to_string(dir.join(format!("prompts/{prompt}.md")))
+            .expect("prompt output");
         assert!(text.starts_with("FAKE ANSWER to:"), "{prompt}: {text}");
     }
     // The MP3 exists and is an MP3.
@@ -113,16 +137,51 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     assert!(mp3.starts_with(b"ID3"));
 
     // The published event, exactly as published, validates against its schema.
-    let published: Value = serde_json::from_slice(&std::fs::read(dir.join("episode-summarized.json")).expect("summary")).expect("json");
+    let published: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("episode-summarized.json")).expect("summary"),
+    )
+    .expect("json");
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("events-schema/schemas/EpisodeSummarized.schema.json")).expect("schema"),
+        &std::fs::read_to_string(
+            repo().join("events-schema/schemas/EpisodeSummarized.schema.json"),
+        )
+        .expect("schema"),
     )
     .expect("schema json");
     let validator = jsonschema::validator_for(&schema).expect("compiles");
-    let errors: Vec<String> = validator.iter_errors(&published["detail"]).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&published["detail"])
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(published["detail"]["status"], "complete");
-    assert_eq!(published["detail"]["outputs"].as_array().map(Vec::len), Some(3));
+
+    // Every event the handlers emitted validates against its schema.
+    let db = Db::open(data.path()).expect("db");
+    let emitted = db.events_for(&id).expect("events");
+    let types: Vec<&str> = emitted.iter().map(|e| e.detail_type.as_str()).collect();
+    for t in [
+        "EpisodeUploaded",
+        "EpisodeTranscoded",
+        "EpisodeTranscribed",
+        "PromptCompleted",
+        "EpisodeSummarized",
+    ] {
+        assert!(types.contains(&t), "no {t} in {types:?}");
+    }
+    for event in &emitted {
+        let validator = podflow_events::schema::validator(&event.detail_type).expect("known type");
+        let errors: Vec<String> = validator
+            .iter_errors(&event.detail)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", event.detail_type);
+    }
+    drop(db);
+    assert_eq!(
+        published["detail"]["outputs"].as_array().map(Vec::len),
+        Some(3)
+    );
 
     // A second run of the same file reuses everything: same episode, no new work, no new revision.
     let mut again = podflow(data.path(), &llm);
@@ -133,7 +192,12 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     let db = Db::open(data.path()).expect("db");
     assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
-    let summaries = db.events_for(&id).expect("events").into_iter().filter(|e| e.detail_type == "EpisodeSummarized").count();
+    let summaries = db
+        .events_for(&id)
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.detail_type == "EpisodeSummarized")
+        .count();
     assert_eq!(summaries, 1);
 }
 
@@ -144,13 +208,25 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     let mut cmd = podflow(data.path(), "http://127.0.0.1:9/v1");
     cmd.args(["run", "--json"]).arg(sample());
     let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = episode_json(&out);
     assert_eq!(report["status"], "partial");
     let failed = report["failed_prompts"].as_array().expect("failed prompts");
     assert_eq!(failed.len(), 3);
-    assert!(failed[0]["reason"].as_str().unwrap_or("").contains("http://127.0.0.1:9/v1/chat/completions"));
-    assert!(report["outputs"]["audio"].is_string() && report["outputs"]["subtitles_srt"].is_string());
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("http://127.0.0.1:9/v1/chat/completions")
+    );
+    assert!(
+        report["outputs"]["audio"].is_string() && report["outputs"]["subtitles_srt"].is_string()
+    );
 
     let mut list = podflow(data.path(), "unused");
     list.args(["dlq", "list", "--json"]);
@@ -162,14 +238,23 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     let mut replay = podflow(data.path(), &llm);
     replay.args(["dlq", "replay", "--all", "--json"]);
     let out = output(replay).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = report["episode_id"].as_str().expect("id");
     let db = Db::open(data.path()).expect("db");
     assert_eq!(db.work_count("transcribe", id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", id).await.expect("count"), 1);
-    let revisions: Vec<u64> = db.events_for(id).expect("events").into_iter()
+    let revisions: Vec<u64> = db
+        .events_for(id)
+        .expect("events")
+        .into_iter()
         .filter(|e| e.detail_type == "EpisodeSummarized")
-        .filter_map(|e| e.detail["revision"].as_u64()).collect();
+        .filter_map(|e| e.detail["revision"].as_u64())
+        .collect();
     assert_eq!(revisions, [1, 2]);
     assert!(db.dead_letters().expect("dlq").is_empty());
 }
@@ -179,13 +264,29 @@ async fn duplicate_deliveries_give_the_same_outputs_and_one_summary() {
     let llm = fake_llm(Duration::ZERO).await;
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = podflow(data.path(), &llm);
-    cmd.env("PODFLOW_CHAOS_DUPLICATE_DELIVERY", "true").args(["run", "--json"]).arg(sample());
+    cmd.env("PODFLOW_CHAOS_DUPLICATE_DELIVERY", "true")
+        .args(["run", "--json"])
+        .arg(sample());
     let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let id = episode_json(&out)["episode_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = episode_json(&out)["episode_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let db = Db::open(data.path()).expect("db");
     let events = db.events_for(&id).expect("events");
-    assert_eq!(events.iter().filter(|e| e.detail_type == "EpisodeSummarized").count(), 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.detail_type == "EpisodeSummarized")
+            .count(),
+        1
+    );
     assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
     let prompts = db.prompts(&id).await.expect("prompts");
@@ -197,17 +298,28 @@ async fn killed_mid_run_resumes_without_transcribing_again() {
     let llm = fake_llm(Duration::from_secs(3)).await;
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = podflow(data.path(), &llm);
-    cmd.args(["run", "--json"]).arg(sample()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    cmd.args(["run", "--json"])
+        .arg(sample())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().expect("spawn");
     // Wait until transcription is done and prompts are in flight, then kill -9.
     let db = Db::open(data.path()).expect("db");
     let started = Instant::now();
     let id = loop {
-        assert!(started.elapsed() < Duration::from_secs(300), "never reached the prompts");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "never reached the prompts"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Some(ep) = db.episodes().await.expect("episodes").into_iter().next() else { continue };
+        let Some(ep) = db.episodes().await.expect("episodes").into_iter().next() else {
+            continue;
+        };
         let prompts = db.prompts(&ep.episode_id).await.expect("prompts");
-        if prompts.iter().any(|p| p.status == podflow_core::PromptStatus::Running) {
+        if prompts
+            .iter()
+            .any(|p| p.status == podflow_core::PromptStatus::Running)
+        {
             break ep.episode_id;
         }
     };
@@ -219,7 +331,12 @@ async fn killed_mid_run_resumes_without_transcribing_again() {
     let mut again = podflow(data.path(), &llm);
     again.args(["run", "--json"]).arg(sample());
     let out = output(again).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(episode_json(&out)["status"], "done");
     assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
@@ -255,7 +372,10 @@ async fn bad_inputs_get_one_line_errors_and_leave_nothing_behind() {
         let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", file.display());
         assert_eq!(error_lines.len(), 1, "{stderr}");
-        assert!(error_lines[0].contains(&file.display().to_string()), "{stderr}");
+        assert!(
+            error_lines[0].contains(&file.display().to_string()),
+            "{stderr}"
+        );
         assert!(error_lines[0].contains(expect), "{stderr}");
     }
     // Nothing was recorded, and the lock is free for the next run.

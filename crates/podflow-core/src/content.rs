@@ -52,7 +52,10 @@ mod tests {
             episode_id("Weekly Show #42 (final).m4a", &h),
             format!("weekly-show-42-final-{}", &h[..12])
         );
-        assert_eq!(episode_id("Weekly Show #42 (final).m4a", &h), episode_id("Weekly Show #42 (final).m4a", &h));
+        assert_eq!(
+            episode_id("Weekly Show #42 (final).m4a", &h),
+            episode_id("Weekly Show #42 (final).m4a", &h)
+        );
         assert_eq!(episode_id("???.mp3", &h), format!("episode-{}", &h[..12]));
     }
 

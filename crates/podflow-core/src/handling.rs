@@ -49,9 +49,15 @@ mod tests {
 
     #[test]
     fn undecodable_messages_are_dead_lettered_with_the_reason() {
-        let delivery = Delivery { message_id: "m".into(), body: "{not json".into(), attempt: 1 };
+        let delivery = Delivery {
+            message_id: "m".into(),
+            body: "{not json".into(),
+            attempt: 1,
+        };
         match decode_delivery::<podflow_events::EpisodeUploaded>(&delivery) {
-            Err(Outcome::DeadLetter { reason, .. }) => assert!(reason.contains("not an EventBridge envelope")),
+            Err(Outcome::DeadLetter { reason, .. }) => {
+                assert!(reason.contains("not an EventBridge envelope"))
+            }
             other => panic!("expected a dead letter, got {other:?}"),
         }
     }

@@ -120,15 +120,23 @@ pub struct PromptState {
 /// A change to a prompt's state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptUpdate {
-    Running { attempt: u32 },
-    Retrying { attempt: u32, error: String },
+    Running {
+        attempt: u32,
+    },
+    Retrying {
+        attempt: u32,
+        error: String,
+    },
     Completed {
         attempt: u32,
         output: BlobRef,
         input_tokens: u32,
         output_tokens: u32,
     },
-    Failed { attempt: u32, error: String },
+    Failed {
+        attempt: u32,
+        error: String,
+    },
 }
 
 /// Per-episode state (DynamoDB on AWS, SQLite locally). Every write is idempotent, so a

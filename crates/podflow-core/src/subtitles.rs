@@ -124,14 +124,12 @@ pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
     let mut current: Option<(f64, f64, String)> = None;
     let mut prev_word_ended_sentence = false;
 
-    let words = timed_words(transcript)
-        .into_iter()
-        .flat_map(|(w, turn)| {
-            chunk_long_word(w)
-                .into_iter()
-                .enumerate()
-                .map(move |(i, w)| (w, turn && i == 0))
-        });
+    let words = timed_words(transcript).into_iter().flat_map(|(w, turn)| {
+        chunk_long_word(w)
+            .into_iter()
+            .enumerate()
+            .map(move |(i, w)| (w, turn && i == 0))
+    });
     for (word, starts_turn) in words {
         if let Some((start, end, text)) = current.as_mut() {
             let candidate = format!("{text} {}", word.text);
@@ -279,7 +277,11 @@ fn parse_blocks(
                 message: "expected `start --> end`".into(),
             })?;
         let start = parse_stamp(a.trim(), sep, first_line + i)?;
-        let end = parse_stamp(b.split_whitespace().next().unwrap_or(""), sep, first_line + i)?;
+        let end = parse_stamp(
+            b.split_whitespace().next().unwrap_or(""),
+            sep,
+            first_line + i,
+        )?;
         i += 1;
         let mut cue_lines = Vec::new();
         while i < lines.len() && !lines[i].trim().is_empty() {
@@ -375,14 +377,22 @@ mod tests {
     #[test]
     fn long_segment_is_split_into_rule_abiding_cues_and_round_trips() {
         let t = transcript(vec![
-            seg(0.0, 12.0, "spk_0", "This is a rather long sentence that keeps going well past what fits in two lines of subtitles. And here is another one."),
+            seg(
+                0.0,
+                12.0,
+                "spk_0",
+                "This is a rather long sentence that keeps going well past what fits in two lines of subtitles. And here is another one.",
+            ),
             seg(12.5, 14.0, "spk_1", "Short reply."),
         ]);
         let cues = build_cues(&t);
         assert!(cues.len() >= 3, "{cues:?}");
         assert_eq!(rule_violations(&cues, false), Vec::<String>::new());
         // Speaker change starts a cue.
-        assert_eq!(cues.last().map(|c| c.lines.join(" ")), Some("Short reply.".to_owned()));
+        assert_eq!(
+            cues.last().map(|c| c.lines.join(" ")),
+            Some("Short reply.".to_owned())
+        );
         let srt = to_srt(&cues);
         assert_eq!(parse_srt(&srt).expect("srt parses"), cues);
         let vtt = to_vtt(&cues);
@@ -391,7 +401,10 @@ mod tests {
 
     #[test]
     fn short_words_get_at_least_a_second_when_there_is_room() {
-        let t = transcript(vec![seg(1.0, 1.3, "spk_0", "Hi."), seg(5.0, 6.0, "spk_0", "Later.")]);
+        let t = transcript(vec![
+            seg(1.0, 1.3, "spk_0", "Hi."),
+            seg(5.0, 6.0, "spk_0", "Later."),
+        ]);
         let cues = build_cues(&t);
         assert_eq!(cues.len(), 2);
         assert!((cues[0].end - cues[0].start - 1.0).abs() < 1e-9);
@@ -408,7 +421,8 @@ mod tests {
 
     #[test]
     fn wrap_balances_and_refuses_what_cannot_fit() {
-        let lines = wrap("the quick brown fox jumps over the lazy dog and keeps running on").expect("fits");
+        let lines =
+            wrap("the quick brown fox jumps over the lazy dog and keeps running on").expect("fits");
         assert_eq!(lines.len(), 2);
         assert!(lines.iter().all(|l| l.chars().count() <= MAX_LINE_CHARS));
         assert!(wrap(&"word ".repeat(30)).is_none());

@@ -108,7 +108,12 @@ fn speaker_name(label: &str) -> String {
 /// `HH:MM:SS` for a time in seconds.
 pub fn clock(seconds: f64) -> String {
     let total = seconds.max(0.0).floor() as u64;
-    format!("{:02}:{:02}:{:02}", total / 3600, (total / 60) % 60, total % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        total / 3600,
+        (total / 60) % 60,
+        total % 60
+    )
 }
 
 #[cfg(test)]
@@ -162,7 +167,10 @@ mod tests {
         for s in &mut t.segments {
             s.speaker = None;
         }
-        assert!(t.render(TranscriptView::Speakers).starts_with("Speaker: Welcome back. Today: Rust. Thanks"));
+        assert!(
+            t.render(TranscriptView::Speakers)
+                .starts_with("Speaker: Welcome back. Today: Rust. Thanks")
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ impl FileBlobStore {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            return Err(StoreError::new("blob store", format!("refusing key `{key}`")));
+            return Err(StoreError::new(
+                "blob store",
+                format!("refusing key `{key}`"),
+            ));
         }
         Ok(self.root.join(rel))
     }
@@ -122,7 +125,10 @@ mod tests {
     async fn put_get_round_trip_with_hash() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileBlobStore::new(dir.path());
-        let blob = store.put("episodes/e/x.txt", b"hello".to_vec()).await.expect("put");
+        let blob = store
+            .put("episodes/e/x.txt", b"hello".to_vec())
+            .await
+            .expect("put");
         assert_eq!(blob.size, 5);
         assert_eq!(blob.sha256, podflow_core::content::sha256_hex(b"hello"));
         assert_eq!(store.get(&blob).await.expect("get"), b"hello");

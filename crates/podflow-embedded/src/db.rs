@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS messages(
     source_queue TEXT,
     last_error TEXT
 );
-CREATE INDEX IF NOT EXISTS messages_ready ON messages(queue, visible_at, seq);
+CREATE INDEX IF NOT EXISTS messages_order ON messages(queue, seq);
+CREATE INDEX IF NOT EXISTS messages_receipt ON messages(receipt);
 CREATE INDEX IF NOT EXISTS messages_group ON messages(queue, group_id, seq);
 CREATE TABLE IF NOT EXISTS dedup(
     queue TEXT NOT NULL,
@@ -148,6 +149,8 @@ pub struct Db {
     /// Fault injection: deliver every routed bus event twice (see `podflow run --help`).
     pub(crate) duplicate_deliveries: bool,
     path: PathBuf,
+    /// The background checkpointer runs while any clone of this handle exists.
+    _alive: Arc<()>,
 }
 
 impl std::fmt::Debug for Db {
@@ -176,11 +179,18 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        // Checkpoints (copying the WAL back into the database, with an fsync) would otherwise
+        // run inside whichever commit crosses the threshold and stall that hop for
+        // milliseconds; a background connection does them instead.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let alive = Arc::new(());
+        spawn_checkpointer(&path, Arc::downgrade(&alive));
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             new_message: Arc::new(Notify::new()),
             duplicate_deliveries: false,
             path,
+            _alive: alive,
         })
     }
 
@@ -200,6 +210,32 @@ impl Db {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back),
         // so a poisoned lock is still safe to use.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Checkpoints the WAL every 500 ms from a connection of its own, until the last [`Db`]
+/// handle is dropped. PASSIVE never blocks writers; a failure only means the WAL grows
+/// until the next try (and SQLite checkpoints when the last connection closes).
+fn spawn_checkpointer(path: &Path, alive: std::sync::Weak<()>) {
+    let path = path.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("podflow-checkpoint".into())
+        .spawn(move || {
+            let Ok(conn) = Connection::open(&path) else {
+                return;
+            };
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                if alive.upgrade().is_none() {
+                    return;
+                }
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "checkpoint skipped");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no background checkpointer; the WAL will grow until restart");
     }
 }
 

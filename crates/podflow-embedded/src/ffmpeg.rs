@@ -53,7 +53,14 @@ fn last_error_line(stderr: &[u8]) -> String {
 impl MediaProbe for Ffmpeg {
     async fn probe(&self, file: &Path) -> Result<MediaInfo, MediaError> {
         let out = Command::new("ffprobe")
-            .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format"])
+            .args([
+                "-v",
+                "error",
+                "-print_format",
+                "json",
+                "-show_streams",
+                "-show_format",
+            ])
             .arg(file)
             .output()
             .await
@@ -105,9 +112,9 @@ impl Transcoder for Ffmpeg {
     ) -> Result<MediaInfo, MediaError> {
         let source = self.probe(input).await?;
         if let Some(parent) = output.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| MediaError::Tool(format!("cannot create {}: {e}", parent.display())))?;
+            tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                MediaError::Tool(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         // Podcast loudness targets: -16 LUFS for stereo, -19 LUFS for mono (same perceived
         // loudness on phones); single-pass loudnorm is within a dB and keeps this one pass.

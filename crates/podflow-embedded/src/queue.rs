@@ -157,11 +157,10 @@ impl Db {
         let tx = conn.transaction()?;
         let now = now_ms();
         let (visibility_ms, max_receive, dlq): (i64, u32, Option<String>) = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT visibility_ms, max_receive_count, dlq FROM queues WHERE name=?1",
-                [queue],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
             .ok_or_else(|| DbError::Corrupt(format!("queue {queue} was never declared")))?;
         let candidates: Vec<(i64, String, String, u32)> = {
@@ -182,20 +181,21 @@ impl Db {
             if out.len() >= max {
                 break;
             }
-            if max_receive > 0 && count >= max_receive {
-                if let Some(dlq) = &dlq {
-                    let reason = format!(
-                        "received {count} times without being processed (maxReceiveCount {max_receive})"
-                    );
-                    move_to_dlq(&tx, seq, dlq, &reason)?;
-                    continue;
-                }
+            if max_receive > 0
+                && count >= max_receive
+                && let Some(dlq) = &dlq
+            {
+                let reason = format!(
+                    "received {count} times without being processed (maxReceiveCount {max_receive})"
+                );
+                move_to_dlq(&tx, seq, dlq, &reason)?;
+                continue;
             }
             let receipt = new_id();
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE messages SET receive_count=receive_count+1, visible_at=?2, in_flight=1, receipt=?3 WHERE seq=?1",
-                params![seq, now + visibility_ms, receipt],
-            )?;
+            )?
+            .execute(params![seq, now + visibility_ms, receipt])?;
             out.push(Received {
                 message_id: id,
                 receipt,
@@ -231,17 +231,15 @@ impl Db {
         let tx = conn.transaction()?;
         let now = now_ms();
         let seq: Option<i64> = tx
-            .query_row(
-                "SELECT seq FROM messages WHERE receipt=?1",
-                [&received.receipt],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT seq FROM messages WHERE receipt=?1")?
+            .query_row([&received.receipt], |r| r.get(0))
             .optional()?;
         let mut sent = false;
         match outcome {
             Outcome::Done { emit, jobs } => {
                 if let Some(seq) = seq {
-                    tx.execute("DELETE FROM messages WHERE seq=?1", [seq])?;
+                    tx.prepare_cached("DELETE FROM messages WHERE seq=?1")?
+                        .execute([seq])?;
                 }
                 publish_in(&tx, emit, self.duplicate_deliveries)?;
                 for job in jobs {
@@ -404,8 +402,7 @@ impl Db {
     /// Every event published about an episode, oldest first (for status and tests).
     pub fn events_for(&self, episode_id: &str) -> Result<Vec<EventEnvelope>, DbError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT body FROM events WHERE episode_id=?1 ORDER BY seq")?;
+        let mut stmt = conn.prepare("SELECT body FROM events WHERE episode_id=?1 ORDER BY seq")?;
         let rows = stmt.query_map([episode_id], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for body in rows {
@@ -535,16 +532,29 @@ mod tests {
     #[test]
     fn dedup_ids_drop_repeats_within_the_window() {
         let (_d, db) = db();
-        assert!(db.send(PROMPT_QUEUE, "x", Some("g"), Some("d1")).expect("send").is_some());
-        assert!(db.send(PROMPT_QUEUE, "x", Some("g"), Some("d1")).expect("send").is_none());
-        assert!(db.send(PROMPT_QUEUE, "y", Some("g"), Some("d2")).expect("send").is_some());
+        assert!(
+            db.send(PROMPT_QUEUE, "x", Some("g"), Some("d1"))
+                .expect("send")
+                .is_some()
+        );
+        assert!(
+            db.send(PROMPT_QUEUE, "x", Some("g"), Some("d1"))
+                .expect("send")
+                .is_none()
+        );
+        assert!(
+            db.send(PROMPT_QUEUE, "y", Some("g"), Some("d2"))
+                .expect("send")
+                .is_some()
+        );
         assert_eq!(db.pending(&[PROMPT_QUEUE]).expect("pending"), 2);
     }
 
     #[test]
     fn invisible_until_timeout_then_dead_lettered_after_max_receives_and_redriven() {
         let (_d, db) = db();
-        db.send(PROMPT_QUEUE, "job", Some("g"), Some("d")).expect("send");
+        db.send(PROMPT_QUEUE, "job", Some("g"), Some("d"))
+            .expect("send");
         let first = db.receive(PROMPT_QUEUE, 1).expect("r1");
         assert_eq!(first[0].receive_count, 1);
         assert!(db.receive(PROMPT_QUEUE, 1).expect("hidden").is_empty());
@@ -559,18 +569,31 @@ mod tests {
         assert_eq!(dead[0].dlq, PROMPT_DLQ);
         assert_eq!(dead[0].source_queue, PROMPT_QUEUE);
         assert_eq!(dead[0].group_id.as_deref(), Some("g"));
-        assert!(dead[0].last_error.as_deref().unwrap_or("").contains("maxReceiveCount"));
-        let moved = db.redrive(None, &|_| Some("job v2".into())).expect("redrive");
+        assert!(
+            dead[0]
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("maxReceiveCount")
+        );
+        let moved = db
+            .redrive(None, &|_| Some("job v2".into()))
+            .expect("redrive");
         assert_eq!(moved, vec![dead[0].message_id.clone()]);
         let again = db.receive(PROMPT_QUEUE, 1).expect("after redrive");
-        assert_eq!((again[0].body.as_str(), again[0].receive_count), ("job v2", 1));
+        assert_eq!(
+            (again[0].body.as_str(), again[0].receive_count),
+            ("job v2", 1)
+        );
     }
 
     #[test]
     fn outcome_is_applied_atomically_with_what_it_publishes() {
         let (_d, db) = db();
-        db.declare_queue(&QueueSpec::inbox("transcriber")).expect("declare");
-        db.declare_queue(&QueueSpec::inbox("transcode-watcher")).expect("declare");
+        db.declare_queue(&QueueSpec::inbox("transcriber"))
+            .expect("declare");
+        db.declare_queue(&QueueSpec::inbox("transcode-watcher"))
+            .expect("declare");
         db.send(PROMPT_QUEUE, "job", Some("g"), None).expect("send");
         let r = db.receive(PROMPT_QUEUE, 1).expect("receive").remove(0);
         let event = EventEnvelope {
@@ -584,12 +607,21 @@ mod tests {
             resources: vec![],
             detail: serde_json::json!({"episode_id": "ep"}),
         };
-        db.complete(&r, &Outcome::done(vec![event.clone()])).expect("complete");
+        db.complete(&r, &Outcome::done(vec![event.clone()]))
+            .expect("complete");
         assert_eq!(db.pending(&[PROMPT_QUEUE]).expect("p"), 0);
-        assert_eq!(db.pending(&["transcriber", "transcode-watcher"]).expect("p"), 2);
+        assert_eq!(
+            db.pending(&["transcriber", "transcode-watcher"])
+                .expect("p"),
+            2
+        );
         // Publishing the same event id again routes nothing more.
         db.publish(&[event]).expect("republish");
-        assert_eq!(db.pending(&["transcriber", "transcode-watcher"]).expect("p"), 2);
+        assert_eq!(
+            db.pending(&["transcriber", "transcode-watcher"])
+                .expect("p"),
+            2
+        );
         assert_eq!(db.events_for("ep").expect("events").len(), 1);
     }
 
@@ -598,11 +630,25 @@ mod tests {
         let (_d, db) = db();
         db.send(PROMPT_QUEUE, "job", Some("g"), None).expect("send");
         let r = db.receive(PROMPT_QUEUE, 1).expect("receive").remove(0);
-        db.complete(&r, &Outcome::Retry { delay: Duration::from_millis(100), reason: "429".into() }).expect("retry");
+        db.complete(
+            &r,
+            &Outcome::Retry {
+                delay: Duration::from_millis(100),
+                reason: "429".into(),
+            },
+        )
+        .expect("retry");
         assert!(db.receive(PROMPT_QUEUE, 1).expect("delayed").is_empty());
         std::thread::sleep(Duration::from_millis(120));
         let r = db.receive(PROMPT_QUEUE, 1).expect("receive").remove(0);
-        db.complete(&r, &Outcome::DeadLetter { emit: vec![], reason: "unknown model".into() }).expect("dlq");
+        db.complete(
+            &r,
+            &Outcome::DeadLetter {
+                emit: vec![],
+                reason: "unknown model".into(),
+            },
+        )
+        .expect("dlq");
         let dead = db.dead_letters().expect("dlq");
         assert_eq!(dead[0].last_error.as_deref(), Some("unknown model"));
     }
@@ -613,7 +659,8 @@ mod tests {
         {
             let db = Db::open(dir.path()).expect("open");
             db.declare_queue(&QueueSpec::prompts()).expect("declare");
-            db.send(PROMPT_QUEUE, "durable", Some("g"), None).expect("send");
+            db.send(PROMPT_QUEUE, "durable", Some("g"), None)
+                .expect("send");
             db.receive(PROMPT_QUEUE, 1).expect("receive");
         }
         let db = Db::open(dir.path()).expect("reopen");

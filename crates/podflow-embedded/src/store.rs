@@ -13,7 +13,10 @@ use rusqlite::{OptionalExtension, params};
 use crate::{Db, DbError, now_ms};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::new("embedded store", format!("stored {what} is unreadable: {e}"))
+    StoreError::new(
+        "embedded store",
+        format!("stored {what} is unreadable: {e}"),
+    )
 }
 
 fn sql(e: rusqlite::Error) -> StoreError {
@@ -272,7 +275,9 @@ impl EpisodeStore for Db {
         rows.into_iter()
             .map(|(mut state, output)| {
                 state.output = output
-                    .map(|o| serde_json::from_str::<BlobRef>(&o).map_err(|e| corrupt("prompt output", e)))
+                    .map(|o| {
+                        serde_json::from_str::<BlobRef>(&o).map_err(|e| corrupt("prompt output", e))
+                    })
                     .transpose()?;
                 Ok(state)
             })
@@ -307,7 +312,12 @@ impl EpisodeStore for Db {
             .collect::<Result<_, _>>()
             .map_err(sql)?;
         rows.into_iter()
-            .map(|(n, b)| Ok((n, serde_json::from_str(&b).map_err(|e| corrupt("artifact", e))?)))
+            .map(|(n, b)| {
+                Ok((
+                    n,
+                    serde_json::from_str(&b).map_err(|e| corrupt("artifact", e))?,
+                ))
+            })
             .collect()
     }
 
@@ -398,11 +408,39 @@ mod tests {
     async fn planning_keeps_completed_prompts_and_requeues_failed_ones() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
-        let plan = vec![("a".to_owned(), 1, "m".to_owned()), ("b".to_owned(), 1, "m".to_owned())];
+        let plan = vec![
+            ("a".to_owned(), 1, "m".to_owned()),
+            ("b".to_owned(), 1, "m".to_owned()),
+        ];
         db.plan_prompts("ep", &plan).await.expect("plan");
-        let blob = BlobRef { bucket: None, key: "k".into(), size: 1, sha256: "0".repeat(64) };
-        db.update_prompt("ep", "a", &PromptUpdate::Completed { attempt: 1, output: blob, input_tokens: 5, output_tokens: 6 }).await.expect("u");
-        db.update_prompt("ep", "b", &PromptUpdate::Failed { attempt: 3, error: "boom".into() }).await.expect("u");
+        let blob = BlobRef {
+            bucket: None,
+            key: "k".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+        };
+        db.update_prompt(
+            "ep",
+            "a",
+            &PromptUpdate::Completed {
+                attempt: 1,
+                output: blob,
+                input_tokens: 5,
+                output_tokens: 6,
+            },
+        )
+        .await
+        .expect("u");
+        db.update_prompt(
+            "ep",
+            "b",
+            &PromptUpdate::Failed {
+                attempt: 3,
+                error: "boom".into(),
+            },
+        )
+        .await
+        .expect("u");
         db.plan_prompts("ep", &plan).await.expect("replan");
         let states = db.prompts("ep").await.expect("prompts");
         assert_eq!(states[0].status, PromptStatus::Completed);
@@ -417,8 +455,13 @@ mod tests {
         let db = Db::open(dir.path()).expect("open");
         let key = podflow_core::content::work_key("transcribe", "abc", "tiny");
         assert!(db.work_result(&key).await.expect("r").is_none());
-        db.record_work(&key, "ep", &serde_json::json!({"x": 1})).await.expect("w");
-        assert_eq!(db.work_result(&key).await.expect("r"), Some(serde_json::json!({"x": 1})));
+        db.record_work(&key, "ep", &serde_json::json!({"x": 1}))
+            .await
+            .expect("w");
+        assert_eq!(
+            db.work_result(&key).await.expect("r"),
+            Some(serde_json::json!({"x": 1}))
+        );
         assert_eq!(db.work_count("transcribe", "ep").await.expect("n"), 1);
         assert_eq!(db.work_count("transcode", "ep").await.expect("n"), 0);
     }

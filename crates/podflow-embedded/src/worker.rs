@@ -21,7 +21,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(db: Db, queue: QueueSpec, handler: Arc<dyn MessageHandler>, concurrency: usize) -> Self {
+    pub fn new(
+        db: Db,
+        queue: QueueSpec,
+        handler: Arc<dyn MessageHandler>,
+        concurrency: usize,
+    ) -> Self {
         Self {
             db,
             queue,
@@ -153,7 +158,10 @@ mod tests {
         async fn handle(&self, delivery: &Delivery) -> Outcome {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if delivery.attempt < 3 {
-                Outcome::Retry { delay: Duration::from_millis(10), reason: "not yet".into() }
+                Outcome::Retry {
+                    delay: Duration::from_millis(10),
+                    reason: "not yet".into(),
+                }
             } else {
                 Outcome::nothing()
             }
@@ -167,7 +175,9 @@ mod tests {
         let spec = QueueSpec::inbox("flaky");
         db.declare_queue(&spec).expect("declare");
         db.send("flaky", "m", None, None).expect("send");
-        let handler = Arc::new(Flaky { calls: AtomicU32::new(0) });
+        let handler = Arc::new(Flaky {
+            calls: AtomicU32::new(0),
+        });
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(Worker::new(db.clone(), spec, handler.clone(), 2).run(stop_rx));
         for _ in 0..200 {

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use llm::{ChatRequest, LlmClient, LlmError};
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus,
-    PromptUpdate,
-    StoreError, handling::{backoff, retry_on_store_error},
+    PromptUpdate, StoreError,
+    handling::{backoff, retry_on_store_error},
 };
 use podflow_events::{EventEnvelope, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION};
 /// Retry policy for prompt calls.
@@ -27,7 +27,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 3, base: Duration::from_millis(500), cap: Duration::from_secs(30) }
+        Self {
+            max_attempts: 3,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+        }
     }
 }
 
@@ -54,13 +58,26 @@ impl InvokeHandler {
         })
     }
 
-    async fn run(&self, job: &PromptJob, attempt: u32) -> Result<Result<EventEnvelope, LlmError>, StoreError> {
+    async fn run(
+        &self,
+        job: &PromptJob,
+        attempt: u32,
+    ) -> Result<Result<EventEnvelope, LlmError>, StoreError> {
         let input: PromptInput = match serde_json::from_slice(&self.blobs.get(&job.input).await?) {
             Ok(i) => i,
-            Err(e) => return Ok(Err(LlmError::Permanent(format!("prompt input {} is unreadable: {e}", job.input.key)))),
+            Err(e) => {
+                return Ok(Err(LlmError::Permanent(format!(
+                    "prompt input {} is unreadable: {e}",
+                    job.input.key
+                ))));
+            }
         };
         self.store
-            .update_prompt(&job.episode_id, &job.prompt_id, &PromptUpdate::Running { attempt })
+            .update_prompt(
+                &job.episode_id,
+                &job.prompt_id,
+                &PromptUpdate::Running { attempt },
+            )
             .await?;
         let request = ChatRequest {
             model: job.model.clone(),
@@ -73,7 +90,10 @@ impl InvokeHandler {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };
-        let output = self.blobs.put(&job.output_key, answer.text.into_bytes()).await?;
+        let output = self
+            .blobs
+            .put(&job.output_key, answer.text.into_bytes())
+            .await?;
         self.store
             .update_prompt(
                 &job.episode_id,
@@ -113,16 +133,26 @@ impl MessageHandler for InvokeHandler {
             Ok(job) => {
                 return Outcome::DeadLetter {
                     emit: Vec::new(),
-                    reason: format!("PromptJob schema_version `{}` is not supported (this build reads 1.x)", job.schema_version),
+                    reason: format!(
+                        "PromptJob schema_version `{}` is not supported (this build reads 1.x)",
+                        job.schema_version
+                    ),
                 };
             }
-            Err(e) => return Outcome::DeadLetter { emit: Vec::new(), reason: format!("not a PromptJob: {e}") },
+            Err(e) => {
+                return Outcome::DeadLetter {
+                    emit: Vec::new(),
+                    reason: format!("not a PromptJob: {e}"),
+                };
+            }
         };
         let attempt = delivery.attempt;
         match self.store.prompts(&job.episode_id).await {
             Ok(states) => {
                 if states.iter().any(|p| {
-                    p.prompt_id == job.prompt_id && p.prompt_version == job.prompt_version && p.status == PromptStatus::Completed
+                    p.prompt_id == job.prompt_id
+                        && p.prompt_version == job.prompt_version
+                        && p.status == PromptStatus::Completed
                 }) {
                     return Outcome::nothing(); // already done: never run a prompt twice
                 }
@@ -136,22 +166,46 @@ impl MessageHandler for InvokeHandler {
         };
         let give_up = matches!(err, LlmError::Permanent(_)) || attempt >= self.retry.max_attempts;
         let update = if give_up {
-            PromptUpdate::Failed { attempt, error: err.to_string() }
+            PromptUpdate::Failed {
+                attempt,
+                error: err.to_string(),
+            }
         } else {
-            PromptUpdate::Retrying { attempt, error: err.to_string() }
+            PromptUpdate::Retrying {
+                attempt,
+                error: err.to_string(),
+            }
         };
-        if let Err(e) = self.store.update_prompt(&job.episode_id, &job.prompt_id, &update).await {
+        if let Err(e) = self
+            .store
+            .update_prompt(&job.episode_id, &job.prompt_id, &update)
+            .await
+        {
             return retry_on_store_error(attempt, &e);
         }
         if give_up {
             tracing::warn!(episode = %job.episode_id, prompt = %job.prompt_id, attempt, error = %err, "prompt failed");
-            return Outcome::DeadLetter { emit: vec![Self::failed(&job, attempt, &err)], reason: err.to_string() };
+            return Outcome::DeadLetter {
+                emit: vec![Self::failed(&job, attempt, &err)],
+                reason: err.to_string(),
+            };
         }
-        let jittered = backoff(attempt, self.retry.base, self.retry.cap, rand::random::<f64>());
+        let jittered = backoff(
+            attempt,
+            self.retry.base,
+            self.retry.cap,
+            rand::random::<f64>(),
+        );
         let delay = match &err {
-            LlmError::Throttled { retry_after: Some(wait), .. } => jittered.max(*wait),
+            LlmError::Throttled {
+                retry_after: Some(wait),
+                ..
+            } => jittered.max(*wait),
             _ => jittered,
         };
-        Outcome::Retry { delay, reason: err.to_string() }
+        Outcome::Retry {
+            delay,
+            reason: err.to_string(),
+        }
     }
 }

@@ -53,7 +53,10 @@ impl LlmError {
     /// Classifies an HTTP status the way both OpenAI-compatible servers and Bedrock use them.
     pub fn from_status(status: u16, message: String, retry_after: Option<Duration>) -> Self {
         match status {
-            429 => LlmError::Throttled { message, retry_after },
+            429 => LlmError::Throttled {
+                message,
+                retry_after,
+            },
             408 | 500..=599 => LlmError::Transient(format!("HTTP {status}: {message}")),
             _ => LlmError::Permanent(format!("HTTP {status}: {message}")),
         }
@@ -72,11 +75,29 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        assert_eq!(LlmError::from_status(429, "slow".into(), None).kind(), FailureKind::Throttled);
-        assert_eq!(LlmError::from_status(503, "x".into(), None).kind(), FailureKind::Transient);
-        assert_eq!(LlmError::from_status(408, "x".into(), None).kind(), FailureKind::Transient);
-        assert_eq!(LlmError::from_status(400, "x".into(), None).kind(), FailureKind::Permanent);
-        assert_eq!(LlmError::from_status(403, "x".into(), None).kind(), FailureKind::Permanent);
-        assert_eq!(LlmError::from_status(404, "x".into(), None).kind(), FailureKind::Permanent);
+        assert_eq!(
+            LlmError::from_status(429, "slow".into(), None).kind(),
+            FailureKind::Throttled
+        );
+        assert_eq!(
+            LlmError::from_status(503, "x".into(), None).kind(),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            LlmError::from_status(408, "x".into(), None).kind(),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            LlmError::from_status(400, "x".into(), None).kind(),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            LlmError::from_status(403, "x".into(), None).kind(),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            LlmError::from_status(404, "x".into(), None).kind(),
+            FailureKind::Permanent
+        );
     }
 }

@@ -10,7 +10,11 @@ use podflow_embedded::{Db, FileBlobStore, QueueSpec, Worker};
 struct Args {
     #[arg(long, env = "PODFLOW_DATA_DIR", default_value = "./podflow-data")]
     data_dir: std::path::PathBuf,
-    #[arg(long, env = "PODFLOW_LLM_URL", default_value = "http://localhost:11434/v1")]
+    #[arg(
+        long,
+        env = "PODFLOW_LLM_URL",
+        default_value = "http://localhost:11434/v1"
+    )]
     llm_url: String,
     #[arg(long, env = "PODFLOW_LLM_API_KEY", hide_env_values = true)]
     llm_api_key: Option<String>,
@@ -28,9 +32,19 @@ async fn main() -> anyhow::Result<()> {
     let handler = InvokeHandler {
         store: Arc::new(db.clone()),
         blobs: Arc::new(FileBlobStore::new(&args.data_dir)),
-        llm: Arc::new(OpenAiCompatible::new(&args.llm_url, args.llm_api_key, Duration::from_secs(300))),
+        llm: Arc::new(OpenAiCompatible::new(
+            &args.llm_url,
+            args.llm_api_key,
+            Duration::from_secs(300),
+        )),
         retry: RetryPolicy::default(),
     };
-    podflow_embedded::worker::run_until_ctrl_c(Worker::new(db, spec, Arc::new(handler), args.concurrency)).await;
+    podflow_embedded::worker::run_until_ctrl_c(Worker::new(
+        db,
+        spec,
+        Arc::new(handler),
+        args.concurrency,
+    ))
+    .await;
     Ok(())
 }

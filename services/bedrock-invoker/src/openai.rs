@@ -61,7 +61,12 @@ struct Usage {
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 #[async_trait]
@@ -97,19 +102,25 @@ impl LlmClient for OpenAiCompatible {
         })?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let text = response
-            .text()
-            .await
-            .map_err(|e| LlmError::Transient(format!("reading the answer from {}: {e}", self.endpoint())))?;
+        let text = response.text().await.map_err(|e| {
+            LlmError::Transient(format!("reading the answer from {}: {e}", self.endpoint()))
+        })?;
         if !status.is_success() {
             let message = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
-                .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_owned))
+                .and_then(|v| {
+                    v.pointer("/error/message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_owned)
+                })
                 .unwrap_or_else(|| text.chars().take(300).collect());
             return Err(LlmError::from_status(status.as_u16(), message, wait));
         }
         let completion: Completion = serde_json::from_str(&text).map_err(|e| {
-            LlmError::Transient(format!("{} sent an answer that is not a chat completion: {e}", self.endpoint()))
+            LlmError::Transient(format!(
+                "{} sent an answer that is not a chat completion: {e}",
+                self.endpoint()
+            ))
         })?;
         let content = completion
             .choices
@@ -117,8 +128,13 @@ impl LlmClient for OpenAiCompatible {
             .next()
             .and_then(|c| c.message.content)
             .filter(|c| !c.trim().is_empty())
-            .ok_or_else(|| LlmError::Transient(format!("{} answered with no text", self.endpoint())))?;
-        let usage = completion.usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: 0 });
+            .ok_or_else(|| {
+                LlmError::Transient(format!("{} answered with no text", self.endpoint()))
+            })?;
+        let usage = completion.usage.unwrap_or(Usage {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        });
         Ok(ChatResponse {
             text: content,
             input_tokens: usage.prompt_tokens,

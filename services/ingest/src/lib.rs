@@ -7,8 +7,7 @@
 use std::{path::Path, sync::Arc};
 
 use podflow_core::{
-    BlobStore, EpisodeRecord, EpisodeStore, MediaError, MediaProbe, StepStatus, StoreError,
-    content,
+    BlobStore, EpisodeRecord, EpisodeStore, MediaError, MediaProbe, StepStatus, StoreError, content,
 };
 use podflow_events::{EpisodeUploaded, EventEnvelope, SCHEMA_VERSION};
 use thiserror::Error;
@@ -18,7 +17,11 @@ pub const STEP: &str = "ingest";
 pub const ACCEPTED: &[&str] = &["m4a", "mp3", "wav", "flac", "ogg"];
 
 fn accepted_list() -> String {
-    ACCEPTED.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ")
+    ACCEPTED
+        .iter()
+        .map(|e| format!(".{e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why a file was not accepted. Each message names the file and says what to do.
@@ -69,7 +72,12 @@ impl IngestService {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(IngestError::NotFound(shown));
             }
-            Err(source) => return Err(IngestError::Io { path: shown, source }),
+            Err(source) => {
+                return Err(IngestError::Io {
+                    path: shown,
+                    source,
+                });
+            }
         };
         if !meta.is_file() {
             return Err(IngestError::NotAFile(shown));
@@ -79,22 +87,33 @@ impl IngestService {
             .map(|e| e.to_string_lossy().to_lowercase())
             .unwrap_or_default();
         if !ACCEPTED.contains(&ext.as_str()) {
-            let ext = if ext.is_empty() { "(none)".to_owned() } else { format!(".{ext}") };
+            let ext = if ext.is_empty() {
+                "(none)".to_owned()
+            } else {
+                format!(".{ext}")
+            };
             return Err(IngestError::Unsupported { path: shown, ext });
         }
         if meta.len() == 0 {
             return Err(IngestError::Empty(shown));
         }
         let info = self.probe.probe(file).await.map_err(|e| match e {
-            MediaError::Unreadable(why) => IngestError::Unreadable { path: shown.clone(), why },
+            MediaError::Unreadable(why) => IngestError::Unreadable {
+                path: shown.clone(),
+                why,
+            },
             MediaError::Tool(why) => IngestError::Setup(why),
         })?;
         let (sha256, _) = podflow_embedded::blobs::hash_file(file)
             .await
-            .map_err(|source| IngestError::Io { path: shown.clone(), source })?;
-        let original_name = file
-            .file_name()
-            .map_or_else(|| "episode".to_owned(), |n| n.to_string_lossy().into_owned());
+            .map_err(|source| IngestError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        let original_name = file.file_name().map_or_else(
+            || "episode".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let episode_id = content::episode_id(&original_name, &sha256);
 
         let existing = self.store.episode(&episode_id).await?;
@@ -106,11 +125,17 @@ impl IngestService {
                 if let Some(parent) = scratch.parent() {
                     tokio::fs::create_dir_all(parent)
                         .await
-                        .map_err(|source| IngestError::Io { path: parent.display().to_string(), source })?;
+                        .map_err(|source| IngestError::Io {
+                            path: parent.display().to_string(),
+                            source,
+                        })?;
                 }
                 tokio::fs::copy(file, &scratch)
                     .await
-                    .map_err(|source| IngestError::Io { path: shown.clone(), source })?;
+                    .map_err(|source| IngestError::Io {
+                        path: shown.clone(),
+                        source,
+                    })?;
                 let source = self
                     .blobs
                     .put_file(&format!("incoming/{sha256}.{ext}"), &scratch)
@@ -144,5 +169,12 @@ impl IngestService {
 /// A correlation id that is stable for the same audio (so logs of re-runs line up).
 fn uuid_like(sha256: &str) -> String {
     let h = sha256.get(..32).unwrap_or(sha256);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

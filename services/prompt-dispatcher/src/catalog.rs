@@ -10,9 +10,18 @@ use serde::Deserialize;
 
 /// The prompts shipped with podflow (`prompts/` at the repository root).
 const BUNDLED: &[(&str, &str)] = &[
-    ("prompts/titles.toml", include_str!("../../../prompts/titles.toml")),
-    ("prompts/summary.toml", include_str!("../../../prompts/summary.toml")),
-    ("prompts/show-notes.toml", include_str!("../../../prompts/show-notes.toml")),
+    (
+        "prompts/titles.toml",
+        include_str!("../../../prompts/titles.toml"),
+    ),
+    (
+        "prompts/summary.toml",
+        include_str!("../../../prompts/summary.toml"),
+    ),
+    (
+        "prompts/show-notes.toml",
+        include_str!("../../../prompts/show-notes.toml"),
+    ),
 ];
 
 /// Variables a template may use.
@@ -88,28 +97,51 @@ pub fn parse_prompt(file: &str, text: &str) -> Result<PromptDefinition, CatalogP
         problem(line, e.message().to_owned())
     })?;
     let line_with = |needle: &str| text.find(needle).map(|i| line_of(text, i));
-    if def.id.is_empty() || !def.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(problem(line_with("id"), format!("id `{}` must be letters, digits, - or _", def.id)));
+    if def.id.is_empty()
+        || !def
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(problem(
+            line_with("id"),
+            format!("id `{}` must be letters, digits, - or _", def.id),
+        ));
     }
     if def.version == 0 {
-        return Err(problem(line_with("version"), "version must be 1 or more".into()));
+        return Err(problem(
+            line_with("version"),
+            "version must be 1 or more".into(),
+        ));
     }
     if def.max_tokens == 0 {
-        return Err(problem(line_with("max_tokens"), "max_tokens must be 1 or more".into()));
+        return Err(problem(
+            line_with("max_tokens"),
+            "max_tokens must be 1 or more".into(),
+        ));
     }
     if !(0.0..=2.0).contains(&def.temperature) {
-        return Err(problem(line_with("temperature"), "temperature must be between 0 and 2".into()));
+        return Err(problem(
+            line_with("temperature"),
+            "temperature must be between 0 and 2".into(),
+        ));
     }
     for var in template_variables(&def.template) {
         if !VARIABLES.contains(&var.as_str()) {
             return Err(problem(
                 line_with(&format!("{{{{{var}}}}}")),
-                format!("unknown variable `{{{{{var}}}}}`; templates may use {}", VARIABLES.join(", ")),
+                format!(
+                    "unknown variable `{{{{{var}}}}}`; templates may use {}",
+                    VARIABLES.join(", ")
+                ),
             ));
         }
     }
     if !def.template.contains("{{transcript}}") {
-        return Err(problem(line_with("template"), "template never uses {{transcript}}".into()));
+        return Err(problem(
+            line_with("template"),
+            "template never uses {{transcript}}".into(),
+        ));
     }
     Ok(def)
 }
@@ -185,7 +217,7 @@ impl Catalog {
             match parse_prompt(&file, &text) {
                 Ok(def) => {
                     if let Some((first, first_bundled)) = seen_in.get(&def.id)
-                        && !(*first_bundled && !bundled)
+                        && (!*first_bundled || bundled)
                     {
                         catalog.problems.push(CatalogProblem {
                             file: file.clone(),
@@ -214,30 +246,53 @@ mod tests {
     fn bundled_catalog_is_valid() {
         let c = Catalog::load(None);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
-        assert!(c.prompts.contains_key("titles") && c.prompts.contains_key("summary") && c.prompts.contains_key("show-notes"));
+        assert!(
+            c.prompts.contains_key("titles")
+                && c.prompts.contains_key("summary")
+                && c.prompts.contains_key("show-notes")
+        );
     }
 
     #[test]
     fn bad_entries_are_rejected_with_file_and_line() {
-        let p = parse_prompt("p.toml", "id = \"x\"\nversion = 1\nmodel = \"m\"\ntemplate = \"{{transcript}}\"\n").expect_err("no max_tokens");
+        let p = parse_prompt(
+            "p.toml",
+            "id = \"x\"\nversion = 1\nmodel = \"m\"\ntemplate = \"{{transcript}}\"\n",
+        )
+        .expect_err("no max_tokens");
         assert!(p.message.contains("max_tokens"), "{p}");
         let p = parse_prompt("p.toml", "id = \"x\"\nversion = 1\nmodel = \"m\"\nmax_tokens = 5\ntemplate = \"\"\"\nhello\n{{speaker_count}} {{transcript}}\"\"\"\n").expect_err("unknown var");
         assert_eq!((p.line, p.file.as_str()), (Some(6), "p.toml"));
-        assert!(p.to_string().starts_with("p.toml:6: unknown variable `{{speaker_count}}`"), "{p}");
+        assert!(
+            p.to_string()
+                .starts_with("p.toml:6: unknown variable `{{speaker_count}}`"),
+            "{p}"
+        );
     }
 
     #[test]
     fn overrides_replace_by_id_and_duplicates_do_not_stop_the_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("a.toml"), GOOD.replace("\"x\"", "\"summary\"")).expect("w");
+        std::fs::write(
+            dir.path().join("a.toml"),
+            GOOD.replace("\"x\"", "\"summary\""),
+        )
+        .expect("w");
         std::fs::write(dir.path().join("b.toml"), GOOD).expect("w");
         std::fs::write(dir.path().join("c.toml"), GOOD).expect("w");
         std::fs::write(dir.path().join("d.toml"), "id = ").expect("w");
         let c = Catalog::load(Some(dir.path()));
-        assert_eq!(c.prompts["summary"].version, 2, "override replaced the bundled summary");
+        assert_eq!(
+            c.prompts["summary"].version, 2,
+            "override replaced the bundled summary"
+        );
         assert!(c.prompts.contains_key("x") && c.prompts.contains_key("titles"));
         assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
-        assert!(c.problems.iter().any(|p| p.message.contains("duplicate id `x`")));
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.message.contains("duplicate id `x`"))
+        );
     }
 
     #[test]
@@ -245,6 +300,9 @@ mod tests {
         let mut v = BTreeMap::new();
         v.insert("title", "Ep 1".to_owned());
         v.insert("transcript", "hello".to_owned());
-        assert_eq!(render("Say {{title}}: {{ transcript }}", &v), "Say Ep 1: hello");
+        assert_eq!(
+            render("Say {{title}}: {{ transcript }}", &v),
+            "Say Ep 1: hello"
+        );
     }
 }

@@ -15,8 +15,8 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 use async_trait::async_trait;
 use catalog::Catalog;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus, QueuedJob,
-    StepStatus, StoreError,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus,
+    QueuedJob, StepStatus, StoreError,
     handling::{decode_delivery, retry_on_store_error},
     transcript::{Transcript, clock},
 };
@@ -68,7 +68,11 @@ impl DispatchHandler {
             if done.get(&def.id) == Some(&def.version) {
                 continue; // already produced at this version: never run twice
             }
-            let model = if def.model == "default" { self.default_model.clone() } else { def.model.clone() };
+            let model = if def.model == "default" {
+                self.default_model.clone()
+            } else {
+                def.model.clone()
+            };
             let mut values = BTreeMap::new();
             values.insert("transcript", transcript.render(def.view));
             values.insert("title", title.clone());
@@ -79,10 +83,14 @@ impl DispatchHandler {
                 user: catalog::render(def.template.trim(), &values),
             };
             let dir = format!("episodes/{}/prompts", ev.episode_id);
-            let bytes = serde_json::to_vec(&input).map_err(|e| StoreError::new("prompt input", e))?;
+            let bytes =
+                serde_json::to_vec(&input).map_err(|e| StoreError::new("prompt input", e))?;
             let input_ref = self
                 .blobs
-                .put(&format!("{dir}/{}.v{}.input.json", def.id, def.version), bytes)
+                .put(
+                    &format!("{dir}/{}.v{}.input.json", def.id, def.version),
+                    bytes,
+                )
                 .await?;
             let job = PromptJob {
                 schema_version: SCHEMA_VERSION.into(),
@@ -130,7 +138,10 @@ impl MessageHandler for DispatchHandler {
             Ok::<_, StoreError>(jobs)
         };
         match result.await {
-            Ok(jobs) => Outcome::Done { emit: Vec::new(), jobs },
+            Ok(jobs) => Outcome::Done {
+                emit: Vec::new(),
+                jobs,
+            },
             Err(e) => retry_on_store_error(delivery.attempt, &e),
         }
     }

@@ -110,36 +110,58 @@ impl PublishHandler {
         })))
     }
 
-    async fn publish(&self, episode_id: &str, transcribed_event: bool) -> Result<Outcome, StoreError> {
+    async fn publish(
+        &self,
+        episode_id: &str,
+        transcribed_event: bool,
+    ) -> Result<Outcome, StoreError> {
         let summary = match self.readiness(episode_id).await? {
             Readiness::Waiting if transcribed_event => {
                 // The dispatcher may not have planned the prompts yet; nothing else would
                 // wake us if the catalog were empty, so look again shortly.
-                return Ok(Outcome::Retry { delay: Duration::from_millis(500), reason: "waiting for the dispatcher".into() });
+                return Ok(Outcome::Retry {
+                    delay: Duration::from_millis(500),
+                    reason: "waiting for the dispatcher".into(),
+                });
             }
             Readiness::Waiting => return Ok(Outcome::nothing()),
             Readiness::Ready(summary) => summary,
         };
         // The fingerprint covers everything but the revision.
-        let fingerprint = sha256_hex(serde_json::to_string(&summary).unwrap_or_default().as_bytes());
+        let fingerprint = sha256_hex(
+            serde_json::to_string(&summary)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         let (revision, new) = self.store.claim_revision(episode_id, &fingerprint).await?;
         let envelope = if new {
             let mut summary = *summary;
             summary.revision = revision;
             let mut envelope = EventEnvelope::wrap(&summary);
             envelope.id = format!("{episode_id}:summary:r{revision}");
-            self.store.save_summary(episode_id, revision, &envelope).await?;
+            self.store
+                .save_summary(episode_id, revision, &envelope)
+                .await?;
             envelope
         } else {
             match self.store.summary(episode_id, Some(revision)).await? {
                 Some(envelope) => envelope,
                 // Claimed by a racing delivery that has not saved it yet.
-                None => return Ok(Outcome::Retry { delay: Duration::from_millis(200), reason: "summary being written".into() }),
+                None => {
+                    return Ok(Outcome::Retry {
+                        delay: Duration::from_millis(200),
+                        reason: "summary being written".into(),
+                    });
+                }
             }
         };
-        let body = serde_json::to_vec_pretty(&envelope).map_err(|e| StoreError::new("summary", e))?;
+        let body =
+            serde_json::to_vec_pretty(&envelope).map_err(|e| StoreError::new("summary", e))?;
         self.blobs
-            .put(&format!("episodes/{episode_id}/episode-summarized.json"), body)
+            .put(
+                &format!("episodes/{episode_id}/episode-summarized.json"),
+                body,
+            )
             .await?;
         self.store.step_started(episode_id, STEP).await?;
         let note = format!("revision {revision}");
@@ -159,10 +181,18 @@ impl MessageHandler for PublishHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
         let envelope = match EventEnvelope::from_json(&delivery.body) {
             Ok(e) => e,
-            Err(e) => return Outcome::DeadLetter { emit: Vec::new(), reason: e.to_string() },
+            Err(e) => {
+                return Outcome::DeadLetter {
+                    emit: Vec::new(),
+                    reason: e.to_string(),
+                };
+            }
         };
         let Some(episode_id) = envelope.episode_id().map(str::to_owned) else {
-            return Outcome::DeadLetter { emit: Vec::new(), reason: format!("event {} names no episode_id", envelope.id) };
+            return Outcome::DeadLetter {
+                emit: Vec::new(),
+                reason: format!("event {} names no episode_id", envelope.id),
+            };
         };
         let major_ok = envelope
             .detail
@@ -172,10 +202,16 @@ impl MessageHandler for PublishHandler {
         if !major_ok {
             return Outcome::DeadLetter {
                 emit: Vec::new(),
-                reason: format!("event {} ({}): unsupported schema_version; this build reads 1.x", envelope.id, envelope.detail_type),
+                reason: format!(
+                    "event {} ({}): unsupported schema_version; this build reads 1.x",
+                    envelope.id, envelope.detail_type
+                ),
             };
         }
-        match self.publish(&episode_id, envelope.detail_type == "EpisodeTranscribed").await {
+        match self
+            .publish(&episode_id, envelope.detail_type == "EpisodeTranscribed")
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => retry_on_store_error(delivery.attempt, &e),
         }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MediaError, MessageHandler, Mp3Options, Outcome,
-    StepStatus, StoreError, Transcoder, content,
+    BlobStore, Delivery, EpisodeStore, MediaError, MessageHandler, Mp3Options, Outcome, StepStatus,
+    StoreError, Transcoder, content,
     handling::{decode_delivery, retry_on_store_error},
 };
 use podflow_events::{
@@ -45,16 +45,20 @@ impl From<StoreError> for Failure {
 
 impl TranscodeHandler {
     async fn transcode(&self, up: &EpisodeUploaded) -> Result<(TranscodeResult, bool), Failure> {
-        let key = content::work_key(STEP, &up.source.sha256, &format!("mp3-{}k-loudnorm", self.bitrate_kbps));
+        let key = content::work_key(
+            STEP,
+            &up.source.sha256,
+            &format!("mp3-{}k-loudnorm", self.bitrate_kbps),
+        );
         let target = format!("episodes/{}/audio.mp3", up.episode_id);
-        if let Some(cached) = self.store.work_result(&key).await? {
-            if let Ok(mut r) = serde_json::from_value::<TranscodeResult>(cached) {
-                if r.audio.key != target {
-                    let bytes = self.blobs.get(&r.audio).await?;
-                    r.audio = self.blobs.put(&target, bytes).await?;
-                }
-                return Ok((r, true));
+        if let Some(cached) = self.store.work_result(&key).await?
+            && let Ok(mut r) = serde_json::from_value::<TranscodeResult>(cached)
+        {
+            if r.audio.key != target {
+                let bytes = self.blobs.get(&r.audio).await?;
+                r.audio = self.blobs.put(&target, bytes).await?;
             }
+            return Ok((r, true));
         }
         let input = self
             .blobs
@@ -66,13 +70,18 @@ impl TranscodeHandler {
             .rsplit_once('.')
             .map_or(up.original_name.as_str(), |(stem, _)| stem)
             .to_owned();
-        let options = Mp3Options { bitrate_kbps: self.bitrate_kbps, title };
+        let options = Mp3Options {
+            bitrate_kbps: self.bitrate_kbps,
+            title,
+        };
         let info = self
             .transcoder
             .to_mp3(&input, &scratch, &options)
             .await
             .map_err(|e| match e {
-                MediaError::Unreadable(why) => Failure::Final(format!("{}: {why}", up.original_name)),
+                MediaError::Unreadable(why) => {
+                    Failure::Final(format!("{}: {why}", up.original_name))
+                }
                 MediaError::Tool(why) => Failure::Final(why),
             })?;
         let audio = self.blobs.put_file(&target, &scratch).await?;
@@ -120,7 +129,9 @@ impl MessageHandler for TranscodeHandler {
             }
             Ok((r, reused)) => {
                 let record = async {
-                    self.store.put_artifact(&up.episode_id, "audio", &r.audio).await?;
+                    self.store
+                        .put_artifact(&up.episode_id, "audio", &r.audio)
+                        .await?;
                     let note = reused.then_some("reused an earlier transcode of the same audio");
                     self.store
                         .step_finished(&up.episode_id, STEP, StepStatus::Done, note)

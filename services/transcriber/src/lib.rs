@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, SpeechToText,
-    StepStatus, StoreError, content,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, SpeechToText, StepStatus,
+    StoreError, content,
     handling::{decode_delivery, retry_on_store_error},
     subtitles,
     transcript::Transcript,
@@ -67,30 +67,40 @@ pub async fn store_transcript(
     let dir = format!("episodes/{episode_id}");
     let t = blobs.put(&format!("{dir}/transcript.json"), json).await?;
     let srt = blobs
-        .put(&format!("{dir}/subtitles.srt"), subtitles::to_srt(&cues).into_bytes())
+        .put(
+            &format!("{dir}/subtitles.srt"),
+            subtitles::to_srt(&cues).into_bytes(),
+        )
         .await?;
     let vtt = blobs
-        .put(&format!("{dir}/subtitles.vtt"), subtitles::to_vtt(&cues).into_bytes())
+        .put(
+            &format!("{dir}/subtitles.vtt"),
+            subtitles::to_vtt(&cues).into_bytes(),
+        )
         .await?;
     Ok((t, srt, vtt))
 }
 
 impl TranscriberHandler {
-    async fn transcribe(&self, up: &EpisodeUploaded) -> Result<(TranscriptionResult, bool), Failure> {
+    async fn transcribe(
+        &self,
+        up: &EpisodeUploaded,
+    ) -> Result<(TranscriptionResult, bool), Failure> {
         // The engine is loaded before the key is built: the key needs the model's fingerprint.
         self.engine
             .prepare()
             .map_err(|e| Failure::Final(e.to_string()))?;
         let key = content::work_key(STEP, &up.source.sha256, self.engine.model_fingerprint());
-        if let Some(cached) = self.store.work_result(&key).await? {
-            if let Ok(result) = serde_json::from_value::<TranscriptionResult>(cached) {
-                let result = self.relocate(result, &up.episode_id).await?;
-                return Ok((result, true));
-            }
+        if let Some(cached) = self.store.work_result(&key).await?
+            && let Ok(result) = serde_json::from_value::<TranscriptionResult>(cached)
+        {
+            let result = self.relocate(result, &up.episode_id).await?;
+            return Ok((result, true));
         }
-        let path = self.blobs.local_path(&up.source).ok_or_else(|| {
-            Failure::Final(format!("{} is not on this machine", up.source.key))
-        })?;
+        let path = self
+            .blobs
+            .local_path(&up.source)
+            .ok_or_else(|| Failure::Final(format!("{} is not on this machine", up.source.key)))?;
         let transcript = self
             .engine
             .transcribe(&path)
@@ -102,7 +112,8 @@ impl TranscriberHandler {
                 up.original_name, transcript.duration_seconds
             )));
         }
-        let (t, srt, vtt) = store_transcript(self.blobs.as_ref(), &up.episode_id, &transcript).await?;
+        let (t, srt, vtt) =
+            store_transcript(self.blobs.as_ref(), &up.episode_id, &transcript).await?;
         let result = TranscriptionResult {
             transcript: t,
             srt,
@@ -120,7 +131,11 @@ impl TranscriberHandler {
 
     /// Cached results may live under another episode's folder (same audio, other name):
     /// copy them so every episode's folder is complete.
-    async fn relocate(&self, mut r: TranscriptionResult, episode_id: &str) -> Result<TranscriptionResult, StoreError> {
+    async fn relocate(
+        &self,
+        mut r: TranscriptionResult,
+        episode_id: &str,
+    ) -> Result<TranscriptionResult, StoreError> {
         let dir = format!("episodes/{episode_id}/");
         for blob in [&mut r.transcript, &mut r.srt, &mut r.vtt] {
             if !blob.key.starts_with(&dir) {
@@ -168,7 +183,11 @@ impl MessageHandler for TranscriberHandler {
         };
         let (r, reused) = result;
         let record = async {
-            for (name, blob) in [("transcript", &r.transcript), ("subtitles_srt", &r.srt), ("subtitles_vtt", &r.vtt)] {
+            for (name, blob) in [
+                ("transcript", &r.transcript),
+                ("subtitles_srt", &r.srt),
+                ("subtitles_vtt", &r.vtt),
+            ] {
                 self.store.put_artifact(&up.episode_id, name, blob).await?;
             }
             let note = reused.then_some("reused an earlier transcription of the same audio");

@@ -186,7 +186,10 @@ impl Ct2Model {
 
     fn var(&self, name: &str) -> std::io::Result<&Ct2Var> {
         self.vars.get(name).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("missing variable {name}"))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("missing variable {name}"),
+            )
         })
     }
 
@@ -250,12 +253,18 @@ impl<'a> Reader<'a> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
     }
     fn string(&mut self) -> Option<String> {
         let n = self.u16()? as usize;
         let raw = self.take(n)?;
-        Some(String::from_utf8_lossy(raw).trim_end_matches('\0').to_owned())
+        Some(
+            String::from_utf8_lossy(raw)
+                .trim_end_matches('\0')
+                .to_owned(),
+        )
     }
 }
 
@@ -300,7 +309,9 @@ fn elements(var: &Ct2Var) -> std::io::Result<Vec<f32>> {
             .collect()),
         other => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("unsupported weight type {other} (quantized CTranslate2 models are not supported; use a float16 one)"),
+            format!(
+                "unsupported weight type {other} (quantized CTranslate2 models are not supported; use a float16 one)"
+            ),
         )),
     }
 }
@@ -314,7 +325,10 @@ fn write_tensor(out: &mut impl Write, t: &Tensor<'_>) -> std::io::Result<()> {
             shape[0] = to - from;
             all.get(from * row..to * row)
                 .ok_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: too few rows", t.name))
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{}: too few rows", t.name),
+                    )
                 })?
                 .to_vec()
         }
@@ -422,8 +436,12 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
     let n_audio_layer = model.layers("encoder");
     let n_text_layer = model.layers("decoder");
     // Whisper's head size is always 64.
-    let n_audio_head = model.scalar("encoder/num_heads").unwrap_or((n_audio_state / 64) as i64);
-    let n_text_head = model.scalar("decoder/num_heads").unwrap_or((n_text_state / 64) as i64);
+    let n_audio_head = model
+        .scalar("encoder/num_heads")
+        .unwrap_or((n_audio_state / 64) as i64);
+    let n_text_head = model
+        .scalar("decoder/num_heads")
+        .unwrap_or((n_text_state / 64) as i64);
 
     for v in [
         0x6767_6d6c_i32,
@@ -457,7 +475,12 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
     for token in tokens {
         let bytes: Vec<u8> = token
             .chars()
-            .map(|c| table.get(&c).copied().ok_or_else(|| bad(format!("vocabulary: unexpected character {c:?}"))))
+            .map(|c| {
+                table
+                    .get(&c)
+                    .copied()
+                    .ok_or_else(|| bad(format!("vocabulary: unexpected character {c:?}")))
+            })
             .collect::<Result<_, _>>()?;
         out.write_all(&(bytes.len() as i32).to_le_bytes())?;
         out.write_all(&bytes)?;
@@ -466,30 +489,106 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
     let var = |name: &str| model.var(name);
     let mut tensors: Vec<Tensor<'_>> = Vec::new();
     // Weight matrices are f16; biases, norms and positional tables f32 (as whisper.cpp expects).
-    let w = |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
-        Ok(Tensor { name, source: var(&src)?, rows, out: Ggml::F16, as_column: false })
-    };
-    let b = |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
-        Ok(Tensor { name, source: var(&src)?, rows, out: Ggml::F32, as_column: false })
-    };
+    let w =
+        |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
+            Ok(Tensor {
+                name,
+                source: var(&src)?,
+                rows,
+                out: Ggml::F16,
+                as_column: false,
+            })
+        };
+    let b =
+        |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
+            Ok(Tensor {
+                name,
+                source: var(&src)?,
+                rows,
+                out: Ggml::F32,
+                as_column: false,
+            })
+        };
     let s = n_audio_state;
-    tensors.push(w("encoder.conv1.weight".into(), "encoder/conv1/weight".into(), None)?);
-    tensors.push(Tensor { as_column: true, ..b("encoder.conv1.bias".into(), "encoder/conv1/bias".into(), None)? });
-    tensors.push(w("encoder.conv2.weight".into(), "encoder/conv2/weight".into(), None)?);
-    tensors.push(Tensor { as_column: true, ..b("encoder.conv2.bias".into(), "encoder/conv2/bias".into(), None)? });
-    tensors.push(b("encoder.positional_embedding".into(), "encoder/position_encodings/encodings".into(), None)?);
+    tensors.push(w(
+        "encoder.conv1.weight".into(),
+        "encoder/conv1/weight".into(),
+        None,
+    )?);
+    tensors.push(Tensor {
+        as_column: true,
+        ..b(
+            "encoder.conv1.bias".into(),
+            "encoder/conv1/bias".into(),
+            None,
+        )?
+    });
+    tensors.push(w(
+        "encoder.conv2.weight".into(),
+        "encoder/conv2/weight".into(),
+        None,
+    )?);
+    tensors.push(Tensor {
+        as_column: true,
+        ..b(
+            "encoder.conv2.bias".into(),
+            "encoder/conv2/bias".into(),
+            None,
+        )?
+    });
+    tensors.push(b(
+        "encoder.positional_embedding".into(),
+        "encoder/position_encodings/encodings".into(),
+        None,
+    )?);
     for i in 0..n_audio_layer {
         let src = |p: &str| format!("encoder/layer_{i}/{p}");
         let dst = |p: &str| format!("encoder.blocks.{i}.{p}");
-        tensors.push(w(dst("attn.query.weight"), src("self_attention/linear_0/weight"), Some((0, s)))?);
-        tensors.push(b(dst("attn.query.bias"), src("self_attention/linear_0/bias"), Some((0, s)))?);
-        tensors.push(w(dst("attn.key.weight"), src("self_attention/linear_0/weight"), Some((s, 2 * s)))?);
-        tensors.push(w(dst("attn.value.weight"), src("self_attention/linear_0/weight"), Some((2 * s, 3 * s)))?);
-        tensors.push(b(dst("attn.value.bias"), src("self_attention/linear_0/bias"), Some((2 * s, 3 * s)))?);
-        tensors.push(w(dst("attn.out.weight"), src("self_attention/linear_1/weight"), None)?);
-        tensors.push(b(dst("attn.out.bias"), src("self_attention/linear_1/bias"), None)?);
-        tensors.push(b(dst("attn_ln.weight"), src("self_attention/layer_norm/gamma"), None)?);
-        tensors.push(b(dst("attn_ln.bias"), src("self_attention/layer_norm/beta"), None)?);
+        tensors.push(w(
+            dst("attn.query.weight"),
+            src("self_attention/linear_0/weight"),
+            Some((0, s)),
+        )?);
+        tensors.push(b(
+            dst("attn.query.bias"),
+            src("self_attention/linear_0/bias"),
+            Some((0, s)),
+        )?);
+        tensors.push(w(
+            dst("attn.key.weight"),
+            src("self_attention/linear_0/weight"),
+            Some((s, 2 * s)),
+        )?);
+        tensors.push(w(
+            dst("attn.value.weight"),
+            src("self_attention/linear_0/weight"),
+            Some((2 * s, 3 * s)),
+        )?);
+        tensors.push(b(
+            dst("attn.value.bias"),
+            src("self_attention/linear_0/bias"),
+            Some((2 * s, 3 * s)),
+        )?);
+        tensors.push(w(
+            dst("attn.out.weight"),
+            src("self_attention/linear_1/weight"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("attn.out.bias"),
+            src("self_attention/linear_1/bias"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("attn_ln.weight"),
+            src("self_attention/layer_norm/gamma"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("attn_ln.bias"),
+            src("self_attention/layer_norm/beta"),
+            None,
+        )?);
         tensors.push(w(dst("mlp.0.weight"), src("ffn/linear_0/weight"), None)?);
         tensors.push(b(dst("mlp.0.bias"), src("ffn/linear_0/bias"), None)?);
         tensors.push(w(dst("mlp.2.weight"), src("ffn/linear_1/weight"), None)?);
@@ -497,33 +596,121 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
         tensors.push(b(dst("mlp_ln.weight"), src("ffn/layer_norm/gamma"), None)?);
         tensors.push(b(dst("mlp_ln.bias"), src("ffn/layer_norm/beta"), None)?);
     }
-    tensors.push(b("encoder.ln_post.weight".into(), "encoder/layer_norm/gamma".into(), None)?);
-    tensors.push(b("encoder.ln_post.bias".into(), "encoder/layer_norm/beta".into(), None)?);
+    tensors.push(b(
+        "encoder.ln_post.weight".into(),
+        "encoder/layer_norm/gamma".into(),
+        None,
+    )?);
+    tensors.push(b(
+        "encoder.ln_post.bias".into(),
+        "encoder/layer_norm/beta".into(),
+        None,
+    )?);
 
     let t = n_text_state;
-    tensors.push(w("decoder.token_embedding.weight".into(), "decoder/embeddings/weight".into(), None)?);
-    tensors.push(b("decoder.positional_embedding".into(), "decoder/position_encodings/encodings".into(), None)?);
+    tensors.push(w(
+        "decoder.token_embedding.weight".into(),
+        "decoder/embeddings/weight".into(),
+        None,
+    )?);
+    tensors.push(b(
+        "decoder.positional_embedding".into(),
+        "decoder/position_encodings/encodings".into(),
+        None,
+    )?);
     for i in 0..n_text_layer {
         let src = |p: &str| format!("decoder/layer_{i}/{p}");
         let dst = |p: &str| format!("decoder.blocks.{i}.{p}");
-        tensors.push(w(dst("attn.query.weight"), src("self_attention/linear_0/weight"), Some((0, t)))?);
-        tensors.push(b(dst("attn.query.bias"), src("self_attention/linear_0/bias"), Some((0, t)))?);
-        tensors.push(w(dst("attn.key.weight"), src("self_attention/linear_0/weight"), Some((t, 2 * t)))?);
-        tensors.push(w(dst("attn.value.weight"), src("self_attention/linear_0/weight"), Some((2 * t, 3 * t)))?);
-        tensors.push(b(dst("attn.value.bias"), src("self_attention/linear_0/bias"), Some((2 * t, 3 * t)))?);
-        tensors.push(w(dst("attn.out.weight"), src("self_attention/linear_1/weight"), None)?);
-        tensors.push(b(dst("attn.out.bias"), src("self_attention/linear_1/bias"), None)?);
-        tensors.push(b(dst("attn_ln.weight"), src("self_attention/layer_norm/gamma"), None)?);
-        tensors.push(b(dst("attn_ln.bias"), src("self_attention/layer_norm/beta"), None)?);
-        tensors.push(w(dst("cross_attn.query.weight"), src("attention/linear_0/weight"), None)?);
-        tensors.push(b(dst("cross_attn.query.bias"), src("attention/linear_0/bias"), None)?);
-        tensors.push(w(dst("cross_attn.key.weight"), src("attention/linear_1/weight"), Some((0, t)))?);
-        tensors.push(w(dst("cross_attn.value.weight"), src("attention/linear_1/weight"), Some((t, 2 * t)))?);
-        tensors.push(b(dst("cross_attn.value.bias"), src("attention/linear_1/bias"), Some((t, 2 * t)))?);
-        tensors.push(w(dst("cross_attn.out.weight"), src("attention/linear_2/weight"), None)?);
-        tensors.push(b(dst("cross_attn.out.bias"), src("attention/linear_2/bias"), None)?);
-        tensors.push(b(dst("cross_attn_ln.weight"), src("attention/layer_norm/gamma"), None)?);
-        tensors.push(b(dst("cross_attn_ln.bias"), src("attention/layer_norm/beta"), None)?);
+        tensors.push(w(
+            dst("attn.query.weight"),
+            src("self_attention/linear_0/weight"),
+            Some((0, t)),
+        )?);
+        tensors.push(b(
+            dst("attn.query.bias"),
+            src("self_attention/linear_0/bias"),
+            Some((0, t)),
+        )?);
+        tensors.push(w(
+            dst("attn.key.weight"),
+            src("self_attention/linear_0/weight"),
+            Some((t, 2 * t)),
+        )?);
+        tensors.push(w(
+            dst("attn.value.weight"),
+            src("self_attention/linear_0/weight"),
+            Some((2 * t, 3 * t)),
+        )?);
+        tensors.push(b(
+            dst("attn.value.bias"),
+            src("self_attention/linear_0/bias"),
+            Some((2 * t, 3 * t)),
+        )?);
+        tensors.push(w(
+            dst("attn.out.weight"),
+            src("self_attention/linear_1/weight"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("attn.out.bias"),
+            src("self_attention/linear_1/bias"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("attn_ln.weight"),
+            src("self_attention/layer_norm/gamma"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("attn_ln.bias"),
+            src("self_attention/layer_norm/beta"),
+            None,
+        )?);
+        tensors.push(w(
+            dst("cross_attn.query.weight"),
+            src("attention/linear_0/weight"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("cross_attn.query.bias"),
+            src("attention/linear_0/bias"),
+            None,
+        )?);
+        tensors.push(w(
+            dst("cross_attn.key.weight"),
+            src("attention/linear_1/weight"),
+            Some((0, t)),
+        )?);
+        tensors.push(w(
+            dst("cross_attn.value.weight"),
+            src("attention/linear_1/weight"),
+            Some((t, 2 * t)),
+        )?);
+        tensors.push(b(
+            dst("cross_attn.value.bias"),
+            src("attention/linear_1/bias"),
+            Some((t, 2 * t)),
+        )?);
+        tensors.push(w(
+            dst("cross_attn.out.weight"),
+            src("attention/linear_2/weight"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("cross_attn.out.bias"),
+            src("attention/linear_2/bias"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("cross_attn_ln.weight"),
+            src("attention/layer_norm/gamma"),
+            None,
+        )?);
+        tensors.push(b(
+            dst("cross_attn_ln.bias"),
+            src("attention/layer_norm/beta"),
+            None,
+        )?);
         tensors.push(w(dst("mlp.0.weight"), src("ffn/linear_0/weight"), None)?);
         tensors.push(b(dst("mlp.0.bias"), src("ffn/linear_0/bias"), None)?);
         tensors.push(w(dst("mlp.2.weight"), src("ffn/linear_1/weight"), None)?);
@@ -531,8 +718,16 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
         tensors.push(b(dst("mlp_ln.weight"), src("ffn/layer_norm/gamma"), None)?);
         tensors.push(b(dst("mlp_ln.bias"), src("ffn/layer_norm/beta"), None)?);
     }
-    tensors.push(b("decoder.ln.weight".into(), "decoder/layer_norm/gamma".into(), None)?);
-    tensors.push(b("decoder.ln.bias".into(), "decoder/layer_norm/beta".into(), None)?);
+    tensors.push(b(
+        "decoder.ln.weight".into(),
+        "decoder/layer_norm/gamma".into(),
+        None,
+    )?);
+    tensors.push(b(
+        "decoder.ln.bias".into(),
+        "decoder/layer_norm/beta".into(),
+        None,
+    )?);
 
     for tensor in &tensors {
         write_tensor(out, tensor)?;
@@ -569,7 +764,9 @@ mod tests {
         let peaks: Vec<usize> = (0..80)
             .map(|m| {
                 let row = &f[m * 201..(m + 1) * 201];
-                (0..201).max_by(|a, b| row[*a].total_cmp(&row[*b])).unwrap_or(0)
+                (0..201)
+                    .max_by(|a, b| row[*a].total_cmp(&row[*b]))
+                    .unwrap_or(0)
             })
             .collect();
         assert!(peaks.windows(2).all(|p| p[0] <= p[1]), "{peaks:?}");
@@ -581,6 +778,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("model.bin"), b"not a model").expect("write");
         let err = prepare(dir.path(), &dir.path().join("cache")).expect_err("must fail");
-        assert!(err.to_string().contains("not a CTranslate2 Whisper model.bin"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("not a CTranslate2 Whisper model.bin"),
+            "{err}"
+        );
     }
 }

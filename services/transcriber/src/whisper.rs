@@ -68,7 +68,6 @@ impl WhisperEngine {
             .as_ref()
             .map_err(|e| SpeechError::Engine(e.clone()))
     }
-
 }
 
 /// Decodes any audio ffmpeg reads into 16 kHz mono f32 samples.
@@ -146,7 +145,9 @@ fn run_whisper(
         }
         let mut tokens = Vec::new();
         for i in 0..seg.n_tokens() {
-            let Some(tok) = seg.get_token(i) else { continue };
+            let Some(tok) = seg.get_token(i) else {
+                continue;
+            };
             let data = tok.token_data();
             if data.id >= eot {
                 continue; // timestamps and other special tokens
@@ -176,7 +177,8 @@ impl SpeechToText for WhisperEngine {
     }
 
     fn model_fingerprint(&self) -> &str {
-        self.load().map_or("unavailable", |(m, _)| m.fingerprint.as_str())
+        self.load()
+            .map_or("unavailable", |(m, _)| m.fingerprint.as_str())
     }
 
     fn prepare(&self) -> Result<(), SpeechError> {
@@ -221,7 +223,10 @@ mod tests {
             t(" world", 0.5, 0.9),
             t(".", 0.9, 1.0),
         ]);
-        let texts: Vec<_> = words.iter().map(|w| (w.text.as_str(), w.start, w.end)).collect();
+        let texts: Vec<_> = words
+            .iter()
+            .map(|w| (w.text.as_str(), w.start, w.end))
+            .collect();
         assert_eq!(texts, [("Hello", 0.0, 0.4), ("world.", 0.5, 1.0)]);
     }
 }

@@ -37,6 +37,8 @@ async fn transcribes_generated_speech_with_low_word_error_rate() {
     let cues = subtitles::build_cues(&transcript);
     assert!(subtitles::rule_violations(&cues, false).is_empty());
     // The converted model is cached: a second engine reuses the same file.
-    let cached: Vec<_> = std::fs::read_dir(dir.path().join("models")).expect("cache").collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("models"))
+        .expect("cache")
+        .collect();
     assert_eq!(cached.len(), 1);
 }
