@@ -50,6 +50,20 @@ async fn drain(pipeline: &Pipeline, episodes: &[String], quiet: bool) -> anyhow:
     Ok(())
 }
 
+async fn reports_for(
+    data_dir: &std::path::Path,
+    episodes: &[String],
+) -> anyhow::Result<Vec<EpisodeReport>> {
+    let db = open_db(data_dir)?;
+    let mut reports = Vec::new();
+    for id in episodes {
+        if let Some(r) = EpisodeReport::load(&db, id).await? {
+            reports.push(r);
+        }
+    }
+    Ok(reports)
+}
+
 fn print_reports(reports: &[EpisodeReport], json: bool, data_dir: &std::path::Path) {
     for report in reports {
         if json {
@@ -99,13 +113,7 @@ pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::
     }
     drain(&pipeline, &episodes, json).await?;
     pipeline.shutdown().await;
-    let db = open_db(&settings.data_dir)?;
-    let mut reports = Vec::new();
-    for id in &episodes {
-        if let Some(r) = EpisodeReport::load(&db, id).await? {
-            reports.push(r);
-        }
-    }
+    let reports = reports_for(&settings.data_dir, &episodes).await?;
     print_reports(&reports, json, &settings.data_dir);
     if !json && reports.iter().any(|r| r.status == "partial") {
         eprintln!(
@@ -236,13 +244,7 @@ pub async fn dlq_replay(
     }
     drain(&pipeline, &episodes, json).await?;
     pipeline.shutdown().await;
-    let db = open_db(&settings.data_dir)?;
-    let mut reports = Vec::new();
-    for id in &episodes {
-        if let Some(r) = EpisodeReport::load(&db, id).await? {
-            reports.push(r);
-        }
-    }
+    let reports = reports_for(&settings.data_dir, &episodes).await?;
     print_reports(&reports, json, &settings.data_dir);
     let still_failed = reports
         .iter()

@@ -3,10 +3,72 @@
 
 use std::time::Duration;
 
-use podflow_events::{EventEnvelope, PodflowEvent};
+use podflow_events::{BlobRef, EventEnvelope, PodflowEvent};
 use serde::de::DeserializeOwned;
 
-use crate::{Delivery, Outcome, StoreError};
+use crate::{Delivery, EpisodeStore, Outcome, StepStatus, StoreError};
+
+/// Why a pipeline step could not produce its result.
+#[derive(Debug)]
+pub enum StepFailure {
+    /// The input or the setup is at fault; retrying the same message will not help. The
+    /// text is for the producer or operator.
+    Final(String),
+    /// Storage failed; retry later.
+    Store(StoreError),
+}
+
+impl From<StoreError> for StepFailure {
+    fn from(e: StoreError) -> Self {
+        StepFailure::Store(e)
+    }
+}
+
+/// How a step ended.
+#[derive(Debug)]
+pub enum StepEnd<'a> {
+    /// Produced these named artifacts; `note` says e.g. that earlier work was reused.
+    Done {
+        artifacts: Vec<(&'a str, &'a BlobRef)>,
+        note: Option<&'a str>,
+    },
+    /// Gave up for this reason.
+    Failed { reason: &'a str },
+}
+
+/// Ends a step: on success records its artifacts and marks it done; on a final failure
+/// marks it failed with the reason. Either way the given event is published; a storage
+/// error instead retries the message.
+pub async fn end_step(
+    store: &dyn EpisodeStore,
+    episode_id: &str,
+    step: &str,
+    end: StepEnd<'_>,
+    event: EventEnvelope,
+    attempt: u32,
+) -> Outcome {
+    let recorded = async {
+        match end {
+            StepEnd::Done { artifacts, note } => {
+                for (name, blob) in artifacts {
+                    store.put_artifact(episode_id, name, blob).await?;
+                }
+                store
+                    .step_finished(episode_id, step, StepStatus::Done, note)
+                    .await
+            }
+            StepEnd::Failed { reason } => {
+                store
+                    .step_finished(episode_id, step, StepStatus::Failed, Some(reason))
+                    .await
+            }
+        }
+    };
+    match recorded.await {
+        Ok(()) => Outcome::done(vec![event]),
+        Err(e) => retry_on_store_error(attempt, &e),
+    }
+}
 
 /// Decodes a delivery's envelope and detail. A message that cannot be decoded (not JSON, a
 /// wrong type, an unknown major version) goes to the dead-letter queue with the reason —

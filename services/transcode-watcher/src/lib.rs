@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MediaError, MessageHandler, Mp3Options, Outcome, StepStatus,
-    StoreError, Transcoder, content,
-    handling::{decode_delivery, retry_on_store_error},
+    BlobStore, Delivery, EpisodeStore, MediaError, MessageHandler, Mp3Options, Outcome, StoreError,
+    Transcoder, content,
+    handling::{StepEnd, StepFailure, decode_delivery, end_step, retry_on_store_error},
 };
 use podflow_events::{
     BlobRef, EpisodeTranscoded, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION, TranscodeFailed,
@@ -32,19 +32,11 @@ pub struct TranscodeHandler {
     pub bitrate_kbps: u32,
 }
 
-enum Failure {
-    Final(String),
-    Store(StoreError),
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::Store(e)
-    }
-}
-
 impl TranscodeHandler {
-    async fn transcode(&self, up: &EpisodeUploaded) -> Result<(TranscodeResult, bool), Failure> {
+    async fn transcode(
+        &self,
+        up: &EpisodeUploaded,
+    ) -> Result<(TranscodeResult, bool), StepFailure> {
         let key = content::work_key(
             STEP,
             &up.source.sha256,
@@ -60,10 +52,9 @@ impl TranscodeHandler {
             }
             return Ok((r, true));
         }
-        let input = self
-            .blobs
-            .local_path(&up.source)
-            .ok_or_else(|| Failure::Final(format!("{} is not on this machine", up.source.key)))?;
+        let input = self.blobs.local_path(&up.source).ok_or_else(|| {
+            StepFailure::Final(format!("{} is not on this machine", up.source.key))
+        })?;
         let scratch = self.blobs.scratch_path("audio.mp3");
         let title = up
             .original_name
@@ -80,9 +71,9 @@ impl TranscodeHandler {
             .await
             .map_err(|e| match e {
                 MediaError::Unreadable(why) => {
-                    Failure::Final(format!("{}: {why}", up.original_name))
+                    StepFailure::Final(format!("{}: {why}", up.original_name))
                 }
-                MediaError::Tool(why) => Failure::Final(why),
+                MediaError::Tool(why) => StepFailure::Final(why),
             })?;
         let audio = self.blobs.put_file(&target, &scratch).await?;
         let result = TranscodeResult {
@@ -110,45 +101,49 @@ impl MessageHandler for TranscodeHandler {
         if let Err(e) = self.store.step_started(&up.episode_id, STEP).await {
             return retry_on_store_error(delivery.attempt, &e);
         }
+        let attempt = delivery.attempt;
         match self.transcode(&up).await {
-            Err(Failure::Store(e)) => retry_on_store_error(delivery.attempt, &e),
-            Err(Failure::Final(reason)) => {
-                if let Err(e) = self
-                    .store
-                    .step_finished(&up.episode_id, STEP, StepStatus::Failed, Some(&reason))
-                    .await
-                {
-                    return retry_on_store_error(delivery.attempt, &e);
-                }
-                Outcome::done(vec![EventEnvelope::wrap(&TranscodeFailed {
+            Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
+            Err(StepFailure::Final(reason)) => {
+                let event = EventEnvelope::wrap(&TranscodeFailed {
                     schema_version: SCHEMA_VERSION.into(),
-                    episode_id: up.episode_id,
-                    correlation_id: up.correlation_id,
-                    reason,
-                })])
+                    episode_id: up.episode_id.clone(),
+                    correlation_id: up.correlation_id.clone(),
+                    reason: reason.clone(),
+                });
+                end_step(
+                    self.store.as_ref(),
+                    &up.episode_id,
+                    STEP,
+                    StepEnd::Failed { reason: &reason },
+                    event,
+                    attempt,
+                )
+                .await
             }
             Ok((r, reused)) => {
-                let record = async {
-                    self.store
-                        .put_artifact(&up.episode_id, "audio", &r.audio)
-                        .await?;
-                    let note = reused.then_some("reused an earlier transcode of the same audio");
-                    self.store
-                        .step_finished(&up.episode_id, STEP, StepStatus::Done, note)
-                        .await
-                };
-                if let Err(e) = record.await {
-                    return retry_on_store_error(delivery.attempt, &e);
-                }
-                Outcome::done(vec![EventEnvelope::wrap(&EpisodeTranscoded {
+                let event = EventEnvelope::wrap(&EpisodeTranscoded {
                     schema_version: SCHEMA_VERSION.into(),
-                    episode_id: up.episode_id,
-                    correlation_id: up.correlation_id,
-                    audio: r.audio,
+                    episode_id: up.episode_id.clone(),
+                    correlation_id: up.correlation_id.clone(),
+                    audio: r.audio.clone(),
                     duration_seconds: r.duration_seconds,
                     bitrate_kbps: r.bitrate_kbps,
                     reused,
-                })])
+                });
+                let note = reused.then_some("reused an earlier transcode of the same audio");
+                end_step(
+                    self.store.as_ref(),
+                    &up.episode_id,
+                    STEP,
+                    StepEnd::Done {
+                        artifacts: vec![("audio", &r.audio)],
+                        note,
+                    },
+                    event,
+                    attempt,
+                )
+                .await
             }
         }
     }

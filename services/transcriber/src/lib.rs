@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, SpeechToText, StepStatus,
-    StoreError, content,
-    handling::{decode_delivery, retry_on_store_error},
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, SpeechToText, StoreError, content,
+    handling::{StepEnd, StepFailure, decode_delivery, end_step, retry_on_store_error},
     subtitles,
     transcript::Transcript,
 };
@@ -41,18 +40,6 @@ pub struct TranscriberHandler {
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub engine: Arc<dyn SpeechToText>,
-}
-
-enum Failure {
-    /// The audio or the engine setup: say why; retrying the same input will not help.
-    Final(String),
-    Store(StoreError),
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::Store(e)
-    }
 }
 
 /// Stores a transcript and its subtitles under the episode's folder.
@@ -85,11 +72,11 @@ impl TranscriberHandler {
     async fn transcribe(
         &self,
         up: &EpisodeUploaded,
-    ) -> Result<(TranscriptionResult, bool), Failure> {
+    ) -> Result<(TranscriptionResult, bool), StepFailure> {
         // The engine is loaded before the key is built: the key needs the model's fingerprint.
         self.engine
             .prepare()
-            .map_err(|e| Failure::Final(e.to_string()))?;
+            .map_err(|e| StepFailure::Final(e.to_string()))?;
         let key = content::work_key(STEP, &up.source.sha256, self.engine.model_fingerprint());
         if let Some(cached) = self.store.work_result(&key).await?
             && let Ok(result) = serde_json::from_value::<TranscriptionResult>(cached)
@@ -97,17 +84,16 @@ impl TranscriberHandler {
             let result = self.relocate(result, &up.episode_id).await?;
             return Ok((result, true));
         }
-        let path = self
-            .blobs
-            .local_path(&up.source)
-            .ok_or_else(|| Failure::Final(format!("{} is not on this machine", up.source.key)))?;
+        let path = self.blobs.local_path(&up.source).ok_or_else(|| {
+            StepFailure::Final(format!("{} is not on this machine", up.source.key))
+        })?;
         let transcript = self
             .engine
             .transcribe(&path)
             .await
-            .map_err(|e| Failure::Final(e.to_string()))?;
+            .map_err(|e| StepFailure::Final(e.to_string()))?;
         if transcript.segments.is_empty() {
-            return Err(Failure::Final(format!(
+            return Err(StepFailure::Final(format!(
                 "no speech was recognised in {} ({:.1} s of audio)",
                 up.original_name, transcript.duration_seconds
             )));
@@ -162,55 +148,57 @@ impl MessageHandler for TranscriberHandler {
         if let Err(e) = self.store.step_started(&up.episode_id, STEP).await {
             return retry_on_store_error(delivery.attempt, &e);
         }
-        let result = match self.transcribe(&up).await {
-            Ok(r) => r,
-            Err(Failure::Store(e)) => return retry_on_store_error(delivery.attempt, &e),
-            Err(Failure::Final(reason)) => {
-                if let Err(e) = self
-                    .store
-                    .step_finished(&up.episode_id, STEP, StepStatus::Failed, Some(&reason))
-                    .await
-                {
-                    return retry_on_store_error(delivery.attempt, &e);
-                }
-                return Outcome::done(vec![EventEnvelope::wrap(&TranscriptionFailed {
+        let attempt = delivery.attempt;
+        match self.transcribe(&up).await {
+            Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
+            Err(StepFailure::Final(reason)) => {
+                let event = EventEnvelope::wrap(&TranscriptionFailed {
                     schema_version: SCHEMA_VERSION.into(),
-                    episode_id: up.episode_id,
-                    correlation_id: up.correlation_id,
-                    reason,
-                })]);
-            }
-        };
-        let (r, reused) = result;
-        let record = async {
-            for (name, blob) in [
-                ("transcript", &r.transcript),
-                ("subtitles_srt", &r.srt),
-                ("subtitles_vtt", &r.vtt),
-            ] {
-                self.store.put_artifact(&up.episode_id, name, blob).await?;
-            }
-            let note = reused.then_some("reused an earlier transcription of the same audio");
-            self.store
-                .step_finished(&up.episode_id, STEP, StepStatus::Done, note)
+                    episode_id: up.episode_id.clone(),
+                    correlation_id: up.correlation_id.clone(),
+                    reason: reason.clone(),
+                });
+                end_step(
+                    self.store.as_ref(),
+                    &up.episode_id,
+                    STEP,
+                    StepEnd::Failed { reason: &reason },
+                    event,
+                    attempt,
+                )
                 .await
-        };
-        if let Err(e) = record.await {
-            return retry_on_store_error(delivery.attempt, &e);
+            }
+            Ok((r, reused)) => {
+                let event = EventEnvelope::wrap(&EpisodeTranscribed {
+                    schema_version: SCHEMA_VERSION.into(),
+                    episode_id: up.episode_id.clone(),
+                    correlation_id: up.correlation_id.clone(),
+                    transcript: r.transcript.clone(),
+                    subtitles_srt: r.srt.clone(),
+                    subtitles_vtt: r.vtt.clone(),
+                    duration_seconds: r.duration_seconds,
+                    language: r.language.clone(),
+                    engine: r.engine.clone(),
+                    model: r.model.clone(),
+                    segment_count: r.segment_count,
+                    reused,
+                });
+                let artifacts = vec![
+                    ("transcript", &r.transcript),
+                    ("subtitles_srt", &r.srt),
+                    ("subtitles_vtt", &r.vtt),
+                ];
+                let note = reused.then_some("reused an earlier transcription of the same audio");
+                end_step(
+                    self.store.as_ref(),
+                    &up.episode_id,
+                    STEP,
+                    StepEnd::Done { artifacts, note },
+                    event,
+                    attempt,
+                )
+                .await
+            }
         }
-        Outcome::done(vec![EventEnvelope::wrap(&EpisodeTranscribed {
-            schema_version: SCHEMA_VERSION.into(),
-            episode_id: up.episode_id,
-            correlation_id: up.correlation_id,
-            transcript: r.transcript,
-            subtitles_srt: r.srt,
-            subtitles_vtt: r.vtt,
-            duration_seconds: r.duration_seconds,
-            language: r.language,
-            engine: r.engine,
-            model: r.model,
-            segment_count: r.segment_count,
-            reused,
-        })])
     }
 }

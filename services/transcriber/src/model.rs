@@ -422,6 +422,128 @@ pub fn mel_filters(n_mels: usize) -> Vec<f32> {
     weights
 }
 
+/// One tensor of a transformer layer: ggml name, CTranslate2 name, which rows of the source
+/// (in units of the model width: CTranslate2 fuses q/k/v and k/v into one matrix), f16?
+type LayerTensor = (&'static str, &'static str, Option<(usize, usize)>, bool);
+
+/// Self-attention and MLP: the same in encoder and decoder layers. OpenAI's key projection
+/// has no bias (CTranslate2 stores zeros), so none is written.
+const LAYER: &[LayerTensor] = &[
+    (
+        "attn.query.weight",
+        "self_attention/linear_0/weight",
+        Some((0, 1)),
+        true,
+    ),
+    (
+        "attn.query.bias",
+        "self_attention/linear_0/bias",
+        Some((0, 1)),
+        false,
+    ),
+    (
+        "attn.key.weight",
+        "self_attention/linear_0/weight",
+        Some((1, 2)),
+        true,
+    ),
+    (
+        "attn.value.weight",
+        "self_attention/linear_0/weight",
+        Some((2, 3)),
+        true,
+    ),
+    (
+        "attn.value.bias",
+        "self_attention/linear_0/bias",
+        Some((2, 3)),
+        false,
+    ),
+    (
+        "attn.out.weight",
+        "self_attention/linear_1/weight",
+        None,
+        true,
+    ),
+    ("attn.out.bias", "self_attention/linear_1/bias", None, false),
+    (
+        "attn_ln.weight",
+        "self_attention/layer_norm/gamma",
+        None,
+        false,
+    ),
+    (
+        "attn_ln.bias",
+        "self_attention/layer_norm/beta",
+        None,
+        false,
+    ),
+    ("mlp.0.weight", "ffn/linear_0/weight", None, true),
+    ("mlp.0.bias", "ffn/linear_0/bias", None, false),
+    ("mlp.2.weight", "ffn/linear_1/weight", None, true),
+    ("mlp.2.bias", "ffn/linear_1/bias", None, false),
+    ("mlp_ln.weight", "ffn/layer_norm/gamma", None, false),
+    ("mlp_ln.bias", "ffn/layer_norm/beta", None, false),
+];
+
+/// Cross-attention, decoder layers only.
+const CROSS_ATTENTION: &[LayerTensor] = &[
+    (
+        "cross_attn.query.weight",
+        "attention/linear_0/weight",
+        None,
+        true,
+    ),
+    (
+        "cross_attn.query.bias",
+        "attention/linear_0/bias",
+        None,
+        false,
+    ),
+    (
+        "cross_attn.key.weight",
+        "attention/linear_1/weight",
+        Some((0, 1)),
+        true,
+    ),
+    (
+        "cross_attn.value.weight",
+        "attention/linear_1/weight",
+        Some((1, 2)),
+        true,
+    ),
+    (
+        "cross_attn.value.bias",
+        "attention/linear_1/bias",
+        Some((1, 2)),
+        false,
+    ),
+    (
+        "cross_attn.out.weight",
+        "attention/linear_2/weight",
+        None,
+        true,
+    ),
+    (
+        "cross_attn.out.bias",
+        "attention/linear_2/bias",
+        None,
+        false,
+    ),
+    (
+        "cross_attn_ln.weight",
+        "attention/layer_norm/gamma",
+        None,
+        false,
+    ),
+    (
+        "cross_attn_ln.bias",
+        "attention/layer_norm/beta",
+        None,
+        false,
+    ),
+];
+
 fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::io::Result<()> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let dims = |name: &str| -> std::io::Result<Vec<usize>> { Ok(model.var(name)?.dims.clone()) };
@@ -486,248 +608,89 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
         out.write_all(&bytes)?;
     }
 
-    let var = |name: &str| model.var(name);
     let mut tensors: Vec<Tensor<'_>> = Vec::new();
-    // Weight matrices are f16; biases, norms and positional tables f32 (as whisper.cpp expects).
-    let w =
-        |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
-            Ok(Tensor {
-                name,
-                source: var(&src)?,
-                rows,
-                out: Ggml::F16,
-                as_column: false,
-            })
-        };
-    let b =
-        |name: String, src: String, rows: Option<(usize, usize)>| -> std::io::Result<Tensor<'_>> {
-            Ok(Tensor {
-                name,
-                source: var(&src)?,
-                rows,
-                out: Ggml::F32,
-                as_column: false,
-            })
-        };
-    let s = n_audio_state;
-    tensors.push(w(
-        "encoder.conv1.weight".into(),
-        "encoder/conv1/weight".into(),
-        None,
-    )?);
-    tensors.push(Tensor {
-        as_column: true,
-        ..b(
-            "encoder.conv1.bias".into(),
-            "encoder/conv1/bias".into(),
-            None,
-        )?
-    });
-    tensors.push(w(
-        "encoder.conv2.weight".into(),
-        "encoder/conv2/weight".into(),
-        None,
-    )?);
-    tensors.push(Tensor {
-        as_column: true,
-        ..b(
-            "encoder.conv2.bias".into(),
-            "encoder/conv2/bias".into(),
-            None,
-        )?
-    });
-    tensors.push(b(
-        "encoder.positional_embedding".into(),
-        "encoder/position_encodings/encodings".into(),
-        None,
-    )?);
-    for i in 0..n_audio_layer {
-        let src = |p: &str| format!("encoder/layer_{i}/{p}");
-        let dst = |p: &str| format!("encoder.blocks.{i}.{p}");
-        tensors.push(w(
-            dst("attn.query.weight"),
-            src("self_attention/linear_0/weight"),
-            Some((0, s)),
-        )?);
-        tensors.push(b(
-            dst("attn.query.bias"),
-            src("self_attention/linear_0/bias"),
-            Some((0, s)),
-        )?);
-        tensors.push(w(
-            dst("attn.key.weight"),
-            src("self_attention/linear_0/weight"),
-            Some((s, 2 * s)),
-        )?);
-        tensors.push(w(
-            dst("attn.value.weight"),
-            src("self_attention/linear_0/weight"),
-            Some((2 * s, 3 * s)),
-        )?);
-        tensors.push(b(
-            dst("attn.value.bias"),
-            src("self_attention/linear_0/bias"),
-            Some((2 * s, 3 * s)),
-        )?);
-        tensors.push(w(
-            dst("attn.out.weight"),
-            src("self_attention/linear_1/weight"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("attn.out.bias"),
-            src("self_attention/linear_1/bias"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("attn_ln.weight"),
-            src("self_attention/layer_norm/gamma"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("attn_ln.bias"),
-            src("self_attention/layer_norm/beta"),
-            None,
-        )?);
-        tensors.push(w(dst("mlp.0.weight"), src("ffn/linear_0/weight"), None)?);
-        tensors.push(b(dst("mlp.0.bias"), src("ffn/linear_0/bias"), None)?);
-        tensors.push(w(dst("mlp.2.weight"), src("ffn/linear_1/weight"), None)?);
-        tensors.push(b(dst("mlp.2.bias"), src("ffn/linear_1/bias"), None)?);
-        tensors.push(b(dst("mlp_ln.weight"), src("ffn/layer_norm/gamma"), None)?);
-        tensors.push(b(dst("mlp_ln.bias"), src("ffn/layer_norm/beta"), None)?);
+    let mut add = |name: String,
+                   src: String,
+                   rows: Option<(usize, usize)>,
+                   f16: bool,
+                   as_column: bool|
+     -> std::io::Result<()> {
+        // Weight matrices are f16; biases, norms and positional tables f32 (what whisper.cpp expects).
+        let out = if f16 { Ggml::F16 } else { Ggml::F32 };
+        tensors.push(Tensor {
+            name,
+            source: model.var(&src)?,
+            rows,
+            out,
+            as_column,
+        });
+        Ok(())
+    };
+    for (name, src, f16, as_column) in [
+        ("encoder.conv1.weight", "encoder/conv1/weight", true, false),
+        ("encoder.conv1.bias", "encoder/conv1/bias", false, true),
+        ("encoder.conv2.weight", "encoder/conv2/weight", true, false),
+        ("encoder.conv2.bias", "encoder/conv2/bias", false, true),
+        (
+            "encoder.positional_embedding",
+            "encoder/position_encodings/encodings",
+            false,
+            false,
+        ),
+        (
+            "encoder.ln_post.weight",
+            "encoder/layer_norm/gamma",
+            false,
+            false,
+        ),
+        (
+            "encoder.ln_post.bias",
+            "encoder/layer_norm/beta",
+            false,
+            false,
+        ),
+        (
+            "decoder.token_embedding.weight",
+            "decoder/embeddings/weight",
+            true,
+            false,
+        ),
+        (
+            "decoder.positional_embedding",
+            "decoder/position_encodings/encodings",
+            false,
+            false,
+        ),
+        (
+            "decoder.ln.weight",
+            "decoder/layer_norm/gamma",
+            false,
+            false,
+        ),
+        ("decoder.ln.bias", "decoder/layer_norm/beta", false, false),
+    ] {
+        add(name.into(), src.into(), None, f16, as_column)?;
     }
-    tensors.push(b(
-        "encoder.ln_post.weight".into(),
-        "encoder/layer_norm/gamma".into(),
-        None,
-    )?);
-    tensors.push(b(
-        "encoder.ln_post.bias".into(),
-        "encoder/layer_norm/beta".into(),
-        None,
-    )?);
-
-    let t = n_text_state;
-    tensors.push(w(
-        "decoder.token_embedding.weight".into(),
-        "decoder/embeddings/weight".into(),
-        None,
-    )?);
-    tensors.push(b(
-        "decoder.positional_embedding".into(),
-        "decoder/position_encodings/encodings".into(),
-        None,
-    )?);
-    for i in 0..n_text_layer {
-        let src = |p: &str| format!("decoder/layer_{i}/{p}");
-        let dst = |p: &str| format!("decoder.blocks.{i}.{p}");
-        tensors.push(w(
-            dst("attn.query.weight"),
-            src("self_attention/linear_0/weight"),
-            Some((0, t)),
-        )?);
-        tensors.push(b(
-            dst("attn.query.bias"),
-            src("self_attention/linear_0/bias"),
-            Some((0, t)),
-        )?);
-        tensors.push(w(
-            dst("attn.key.weight"),
-            src("self_attention/linear_0/weight"),
-            Some((t, 2 * t)),
-        )?);
-        tensors.push(w(
-            dst("attn.value.weight"),
-            src("self_attention/linear_0/weight"),
-            Some((2 * t, 3 * t)),
-        )?);
-        tensors.push(b(
-            dst("attn.value.bias"),
-            src("self_attention/linear_0/bias"),
-            Some((2 * t, 3 * t)),
-        )?);
-        tensors.push(w(
-            dst("attn.out.weight"),
-            src("self_attention/linear_1/weight"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("attn.out.bias"),
-            src("self_attention/linear_1/bias"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("attn_ln.weight"),
-            src("self_attention/layer_norm/gamma"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("attn_ln.bias"),
-            src("self_attention/layer_norm/beta"),
-            None,
-        )?);
-        tensors.push(w(
-            dst("cross_attn.query.weight"),
-            src("attention/linear_0/weight"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("cross_attn.query.bias"),
-            src("attention/linear_0/bias"),
-            None,
-        )?);
-        tensors.push(w(
-            dst("cross_attn.key.weight"),
-            src("attention/linear_1/weight"),
-            Some((0, t)),
-        )?);
-        tensors.push(w(
-            dst("cross_attn.value.weight"),
-            src("attention/linear_1/weight"),
-            Some((t, 2 * t)),
-        )?);
-        tensors.push(b(
-            dst("cross_attn.value.bias"),
-            src("attention/linear_1/bias"),
-            Some((t, 2 * t)),
-        )?);
-        tensors.push(w(
-            dst("cross_attn.out.weight"),
-            src("attention/linear_2/weight"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("cross_attn.out.bias"),
-            src("attention/linear_2/bias"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("cross_attn_ln.weight"),
-            src("attention/layer_norm/gamma"),
-            None,
-        )?);
-        tensors.push(b(
-            dst("cross_attn_ln.bias"),
-            src("attention/layer_norm/beta"),
-            None,
-        )?);
-        tensors.push(w(dst("mlp.0.weight"), src("ffn/linear_0/weight"), None)?);
-        tensors.push(b(dst("mlp.0.bias"), src("ffn/linear_0/bias"), None)?);
-        tensors.push(w(dst("mlp.2.weight"), src("ffn/linear_1/weight"), None)?);
-        tensors.push(b(dst("mlp.2.bias"), src("ffn/linear_1/bias"), None)?);
-        tensors.push(b(dst("mlp_ln.weight"), src("ffn/layer_norm/gamma"), None)?);
-        tensors.push(b(dst("mlp_ln.bias"), src("ffn/layer_norm/beta"), None)?);
+    let layers = [
+        ("encoder", "encoder", n_audio_layer, n_audio_state, false),
+        ("decoder", "decoder", n_text_layer, n_text_state, true),
+    ];
+    for (src_side, dst_side, count, state, cross) in layers {
+        for i in 0..count {
+            let mappings = LAYER
+                .iter()
+                .chain(if cross { CROSS_ATTENTION } else { &[] });
+            for (dst, src, rows, f16) in mappings {
+                add(
+                    format!("{dst_side}.blocks.{i}.{dst}"),
+                    format!("{src_side}/layer_{i}/{src}"),
+                    rows.map(|(from, to)| (from * state, to * state)),
+                    *f16,
+                    false,
+                )?;
+            }
+        }
     }
-    tensors.push(b(
-        "decoder.ln.weight".into(),
-        "decoder/layer_norm/gamma".into(),
-        None,
-    )?);
-    tensors.push(b(
-        "decoder.ln.bias".into(),
-        "decoder/layer_norm/beta".into(),
-        None,
-    )?);
 
     for tensor in &tensors {
         write_tensor(out, tensor)?;
