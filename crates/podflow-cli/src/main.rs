@@ -54,12 +54,16 @@ struct LlmArgs {
     /// How many times a prompt is tried before it goes to the dead-letter queue.
     #[arg(long, env = "PODFLOW_PROMPT_ATTEMPTS", default_value_t = 3)]
     prompt_attempts: u32,
+    /// A TOML file of per-model limits: requests and tokens per minute, context size.
+    #[arg(long, env = "PODFLOW_MODEL_LIMITS")]
+    model_limits: Option<PathBuf>,
     /// Fault injection: deliver every bus event twice (to show handlers are idempotent).
     #[arg(long, env = "PODFLOW_CHAOS_DUPLICATE_DELIVERY", hide = true)]
     chaos_duplicate_delivery: bool,
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; size does not matter
 enum Command {
     /// Process episodes to completion (exit 0: all done; 3: some prompts failed; 1: bad input or setup).
     Run {
@@ -85,6 +89,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; size does not matter
 enum DlqAction {
     /// List dead-lettered messages with the reason they failed.
     List {
@@ -116,6 +121,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         whisper_model: llm.whisper_model,
         mp3_bitrate_kbps: llm.mp3_bitrate_kbps,
         prompt_attempts: llm.prompt_attempts.max(1),
+        model_limits: llm.model_limits,
         duplicate_deliveries: llm.chaos_duplicate_delivery,
     }
 }

@@ -7,7 +7,11 @@ use std::{
     time::Duration,
 };
 
-use bedrock_invoker::{InvokeHandler, RetryPolicy, openai::OpenAiCompatible};
+use bedrock_invoker::{
+    InvokeHandler, RetryPolicy,
+    openai::OpenAiCompatible,
+    ratelimit::{LimitsConfig, Throttle},
+};
 use ingest::IngestService;
 use podflow_core::MessageHandler;
 use podflow_embedded::{
@@ -30,6 +34,8 @@ pub struct Settings {
     pub whisper_model: Option<PathBuf>,
     pub mp3_bitrate_kbps: u32,
     pub prompt_attempts: u32,
+    /// Per-model rate limits and context sizes (TOML); conservative defaults without it.
+    pub model_limits: Option<PathBuf>,
     pub duplicate_deliveries: bool,
 }
 
@@ -70,6 +76,13 @@ impl Pipeline {
             db.declare_queue(&spec)?;
             Ok(spec)
         };
+        let limits = match &settings.model_limits {
+            Some(path) => {
+                LimitsConfig::load(path).map_err(|e| anyhow::anyhow!("model limits: {e}"))?
+            }
+            None => LimitsConfig::default(),
+        };
+        let throttle = Arc::new(Throttle::new(limits, Duration::from_secs(60)));
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;
@@ -120,6 +133,7 @@ impl Pipeline {
                         settings.llm_api_key.clone(),
                         Duration::from_secs(300),
                     )),
+                    throttle,
                     retry: RetryPolicy {
                         max_attempts: settings.prompt_attempts,
                         ..RetryPolicy::default()

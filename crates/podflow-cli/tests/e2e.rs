@@ -21,6 +21,18 @@ Mostly the retries. One failed prompt and nothing comes out, so we run the whole
 That is exactly what we want to fix. Every step should run on its own and retry when something goes wrong. \
 And the expensive work, like transcription, should never be done twice.";
 
+/// The prompts podflow ships (`prompts/`).
+const BUNDLED_PROMPTS: [&str; 8] = [
+    "titles",
+    "summary",
+    "show-notes",
+    "chapters",
+    "blog-post",
+    "social",
+    "clips",
+    "keywords",
+];
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -127,7 +139,7 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     assert!(subtitles::rule_violations(&srt, false).is_empty());
 
     // Every prompt's output, from the model.
-    for prompt in ["titles", "summary", "show-notes"] {
+    for prompt in BUNDLED_PROMPTS {
         let text = std::fs::read_to_string(dir.join(format!("prompts/{prompt}.md")))
             .expect("prompt output");
         assert!(text.starts_with("FAKE ANSWER to:"), "{prompt}: {text}");
@@ -180,7 +192,7 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     drop(db);
     assert_eq!(
         published["detail"]["outputs"].as_array().map(Vec::len),
-        Some(3)
+        Some(BUNDLED_PROMPTS.len())
     );
 
     // A second run of the same file reuses everything: same episode, no new work, no new revision.
@@ -217,7 +229,7 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     let report = episode_json(&out);
     assert_eq!(report["status"], "partial");
     let failed = report["failed_prompts"].as_array().expect("failed prompts");
-    assert_eq!(failed.len(), 3);
+    assert_eq!(failed.len(), BUNDLED_PROMPTS.len());
     assert!(
         failed[0]["reason"]
             .as_str()
@@ -231,7 +243,10 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     let mut list = podflow(data.path(), "unused");
     list.args(["dlq", "list", "--json"]);
     let listed = output(list).await;
-    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        BUNDLED_PROMPTS.len()
+    );
 
     // Replay once an LLM is there: only the prompts run again, and a second revision appears.
     let llm = fake_llm(Duration::ZERO).await;

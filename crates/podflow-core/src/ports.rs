@@ -358,5 +358,20 @@ pub trait SpeechToText: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptInput {
     pub system: String,
+    /// The rendered template; where the transcript goes it holds [`TRANSCRIPT_MARKER`].
     pub user: String,
+    /// The transcript view, kept apart so an invoker can split it when it does not fit the
+    /// model's context.
+    #[serde(default)]
+    pub transcript: String,
+}
+
+/// Where a [`PromptInput`]'s transcript is inserted into its `user` text.
+pub const TRANSCRIPT_MARKER: &str = "{{transcript}}";
+
+impl PromptInput {
+    /// The user message with `transcript` (the whole transcript, or notes on it) in place.
+    pub fn user_with(&self, transcript: &str) -> String {
+        self.user.replace(TRANSCRIPT_MARKER, transcript)
+    }
 }

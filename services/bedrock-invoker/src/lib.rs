@@ -4,19 +4,32 @@
 //! Retry-After), permanent ones fail at once — and after the last attempt the message goes
 //! to the DLQ together with a PromptFailed event that says why.
 
+pub mod chunking;
 pub mod llm;
 pub mod openai;
+pub mod ratelimit;
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use llm::{ChatRequest, LlmClient, LlmError};
+use llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus,
     PromptUpdate, StoreError,
+    content::sha256_hex,
     handling::{backoff, retry_on_store_error},
 };
-use podflow_events::{EventEnvelope, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION};
+use podflow_events::{
+    BlobRef, EventEnvelope, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION,
+};
+use ratelimit::{Throttle, estimate_tokens};
+
+/// The map step of map-reduce over a long transcript.
+const MAP_SYSTEM: &str =
+    "You take notes on one part of a podcast transcript for a later writing step.";
+const MAP_INSTRUCTIONS: &str = "Take detailed notes on this part of a podcast transcript: every topic, fact, name and number, who said what, and the [HH:MM:SS] times where they appear. Notes only, no introduction.";
+const MAP_MAX_TOKENS: u32 = 700;
+
 /// Retry policy for prompt calls.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -40,10 +53,124 @@ pub struct InvokeHandler {
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub llm: Arc<dyn LlmClient>,
+    pub throttle: Arc<Throttle>,
     pub retry: RetryPolicy,
 }
 
 impl InvokeHandler {
+    /// One call, after waiting for the model's rate limits.
+    async fn call(
+        &self,
+        model: &str,
+        system: &str,
+        user: &str,
+        max_tokens: u32,
+        temperature: f32,
+    ) -> Result<ChatResponse, LlmError> {
+        let tokens = estimate_tokens(system) + estimate_tokens(user) + max_tokens;
+        let waited = self.throttle.acquire(model, tokens).await;
+        if waited > Duration::from_millis(100) {
+            tracing::debug!(model, waited_ms = waited.as_millis() as u64, "rate limit");
+        }
+        let request = ChatRequest {
+            model: model.to_owned(),
+            system: system.to_owned(),
+            user: user.to_owned(),
+            max_tokens,
+            temperature,
+        };
+        self.llm.chat(&request).await
+    }
+
+    /// The prompt's answer: one call when the transcript fits the model's context; otherwise
+    /// map-reduce — notes on each part of the transcript (stored by content, so a retry does
+    /// not redo finished parts), then the prompt over the notes. Nothing is truncated.
+    async fn answer(
+        &self,
+        job: &PromptJob,
+        input: &PromptInput,
+    ) -> Result<Result<ChatResponse, LlmError>, StoreError> {
+        let context = self.throttle.limits(&job.model).context_tokens;
+        let fixed = estimate_tokens(&input.system) + estimate_tokens(&input.user) + job.max_tokens;
+        let overhead =
+            estimate_tokens(MAP_SYSTEM) + estimate_tokens(MAP_INSTRUCTIONS) + MAP_MAX_TOKENS;
+        if fixed >= context || overhead >= context {
+            return Ok(Err(LlmError::Permanent(format!(
+                "prompt {} v{} does not fit model {} ({context} context tokens) even without the transcript; raise context_tokens in PODFLOW_MODEL_LIMITS or lower max_tokens",
+                job.prompt_id, job.prompt_version, job.model
+            ))));
+        }
+        let (mut tokens_in, mut tokens_out) = (0u32, 0u32);
+        let mut material = input.transcript.clone();
+        let mut condensed = false;
+        // Each pass shrinks the material about tenfold; three cover any episode.
+        for _ in 0..3 {
+            if fixed + estimate_tokens(&material) <= context {
+                break;
+            }
+            let chunks = chunking::split_for_context(&material, context - overhead);
+            let mut notes = Vec::with_capacity(chunks.len());
+            for (i, chunk) in chunks.iter().enumerate() {
+                let key = format!(
+                    "{}.notes/{}.md",
+                    job.output_key,
+                    &sha256_hex(chunk.as_bytes())[..16]
+                );
+                let stored = BlobRef {
+                    bucket: job.input.bucket.clone(),
+                    key: key.clone(),
+                    size: 0,
+                    sha256: String::new(),
+                };
+                if let Ok(bytes) = self.blobs.get(&stored).await {
+                    notes.push(String::from_utf8_lossy(&bytes).into_owned());
+                    continue;
+                }
+                let user = format!(
+                    "{MAP_INSTRUCTIONS}\n\nPart {} of {}:\n\n{chunk}",
+                    i + 1,
+                    chunks.len()
+                );
+                match self
+                    .call(&job.model, MAP_SYSTEM, &user, MAP_MAX_TOKENS, 0.2)
+                    .await
+                {
+                    Ok(a) => {
+                        tokens_in += a.input_tokens;
+                        tokens_out += a.output_tokens;
+                        self.blobs.put(&key, a.text.clone().into_bytes()).await?;
+                        notes.push(a.text);
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            material = notes.join("\n\n");
+            condensed = true;
+        }
+        let transcript = if condensed {
+            format!(
+                "(The transcript was too long to send whole; these are notes on it, part by part, in order.)\n\n{material}"
+            )
+        } else {
+            material
+        };
+        let user = input.user_with(&transcript);
+        Ok(self
+            .call(
+                &job.model,
+                &input.system,
+                &user,
+                job.max_tokens,
+                job.temperature,
+            )
+            .await
+            .map(|a| ChatResponse {
+                text: a.text,
+                input_tokens: a.input_tokens + tokens_in,
+                output_tokens: a.output_tokens + tokens_out,
+            }))
+    }
+
     fn failed(job: &PromptJob, attempt: u32, err: &LlmError) -> EventEnvelope {
         EventEnvelope::wrap(&PromptFailed {
             schema_version: SCHEMA_VERSION.into(),
@@ -79,14 +206,7 @@ impl InvokeHandler {
                 &PromptUpdate::Running { attempt },
             )
             .await?;
-        let request = ChatRequest {
-            model: job.model.clone(),
-            system: input.system,
-            user: input.user,
-            max_tokens: job.max_tokens,
-            temperature: job.temperature,
-        };
-        let answer = match self.llm.chat(&request).await {
+        let answer = match self.answer(job, &input).await? {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };

@@ -1,7 +1,11 @@
 //! The bedrock-invoker service as a standalone local worker on the prompt FIFO queue.
 use std::{sync::Arc, time::Duration};
 
-use bedrock_invoker::{InvokeHandler, RetryPolicy, openai::OpenAiCompatible};
+use bedrock_invoker::{
+    InvokeHandler, RetryPolicy,
+    openai::OpenAiCompatible,
+    ratelimit::{LimitsConfig, Throttle},
+};
 use clap::Parser;
 use podflow_embedded::{Db, FileBlobStore, QueueSpec, Worker};
 
@@ -18,6 +22,9 @@ struct Args {
     llm_url: String,
     #[arg(long, env = "PODFLOW_LLM_API_KEY", hide_env_values = true)]
     llm_api_key: Option<String>,
+    /// Per-model rate limits and context sizes (TOML).
+    #[arg(long, env = "PODFLOW_MODEL_LIMITS")]
+    model_limits: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
 }
@@ -29,7 +36,12 @@ async fn main() -> anyhow::Result<()> {
     let db = Db::open(&args.data_dir)?;
     let spec = QueueSpec::prompts();
     db.declare_queue(&spec)?;
+    let limits = match &args.model_limits {
+        Some(path) => LimitsConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => LimitsConfig::default(),
+    };
     let handler = InvokeHandler {
+        throttle: Arc::new(Throttle::new(limits, Duration::from_secs(60))),
         store: Arc::new(db.clone()),
         blobs: Arc::new(FileBlobStore::new(&args.data_dir)),
         llm: Arc::new(OpenAiCompatible::new(

@@ -262,10 +262,10 @@ mod tests {
         .expect_err("no max_tokens");
         assert!(p.message.contains("max_tokens"), "{p}");
         let p = parse_prompt("p.toml", "id = \"x\"\nversion = 1\nmodel = \"m\"\nmax_tokens = 5\ntemplate = \"\"\"\nhello\n{{speaker_count}} {{transcript}}\"\"\"\n").expect_err("unknown var");
-        assert_eq!((p.line, p.file.as_str()), (Some(6), "p.toml"));
+        assert_eq!((p.line, p.file.as_str()), (Some(7), "p.toml"));
         assert!(
             p.to_string()
-                .starts_with("p.toml:6: unknown variable `{{speaker_count}}`"),
+                .starts_with("p.toml:7: unknown variable `{{speaker_count}}`"),
             "{p}"
         );
     }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use catalog::Catalog;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus,
-    QueuedJob, StepStatus, StoreError,
+    QueuedJob, StepStatus, StoreError, TRANSCRIPT_MARKER,
     handling::{decode_delivery, retry_on_store_error},
     transcript::{Transcript, clock},
 };
@@ -74,13 +74,15 @@ impl DispatchHandler {
                 def.model.clone()
             };
             let mut values = BTreeMap::new();
-            values.insert("transcript", transcript.render(def.view));
+            // The transcript travels beside the template (the invoker may have to split it).
+            values.insert("transcript", TRANSCRIPT_MARKER.to_owned());
             values.insert("title", title.clone());
             values.insert("duration", clock(transcript.duration_seconds));
             values.insert("episode_id", ev.episode_id.clone());
             let input = PromptInput {
                 system: def.system.trim().to_owned(),
                 user: catalog::render(def.template.trim(), &values),
+                transcript: transcript.render(def.view),
             };
             let dir = format!("episodes/{}/prompts", ev.episode_id);
             let bytes =
