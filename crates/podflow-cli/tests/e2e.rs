@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Json, Router, routing::post};
 use podflow_core::{EpisodeStore, subtitles, wer::word_error_rate};
 use podflow_embedded::Db;
-use serde_json::{Value, json};
+use podflow_fakes::{FakeLlm, FakeLlmConfig};
+use serde_json::Value;
 
 /// What the sample script says (scripts/make-sample-episode.sh).
 const SPOKEN: &str = "Welcome back to the show. Today we are talking about building reliable pipelines for podcasts. \
@@ -53,28 +53,13 @@ fn sample() -> &'static Path {
     })
 }
 
-/// A fake OpenAI-compatible server on loopback; `delay` slows every answer.
+/// The faithful fake OpenAI-compatible server; `delay` slows every answer.
 async fn fake_llm(delay: Duration) -> String {
-    let app = Router::new().route(
-        "/v1/chat/completions",
-        post(move |Json(body): Json<Value>| async move {
-            tokio::time::sleep(delay).await;
-            let user = body.pointer("/messages/1/content").and_then(Value::as_str).unwrap_or("");
-            let first = user.lines().next().unwrap_or("").to_owned();
-            Json(json!({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": format!("FAKE ANSWER to: {first}")}}],
-                "usage": {"prompt_tokens": user.len() / 4, "completion_tokens": 7, "total_tokens": user.len() / 4 + 7}
-            }))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    format!("http://{addr}/v1")
+    let config = FakeLlmConfig {
+        answer_delay: delay,
+        ..FakeLlmConfig::default()
+    };
+    FakeLlm::start(config).await.expect("fake LLM starts").url
 }
 
 fn podflow(data: &Path, llm: &str) -> Command {

@@ -1,0 +1,286 @@
+//! Faithful fakes of paid services, for tests and benchmarks only.
+//!
+//! [`FakeLlm`] is an OpenAI-compatible chat-completions server on loopback. It answers in the
+//! real wire format (choices, usage, error bodies with `error.message`, `Retry-After` on
+//! 429), enforces per-model quotas the way providers describe them — a token bucket per
+//! minute for requests and one for tokens (input + `max_tokens`) — and injects faults from a
+//! seeded random source: throttling, 5xx, answers slower than the client's timeout, and
+//! malformed bodies. It records what it served so tests can prove nothing ran twice.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// What the fake does.
+#[derive(Debug, Clone)]
+pub struct FakeLlmConfig {
+    /// How long a normal answer takes.
+    pub answer_delay: Duration,
+    /// Share of requests answered 429 (on top of quota enforcement).
+    pub throttle_rate: f64,
+    /// Share answered 503.
+    pub server_error_rate: f64,
+    /// Share answered only after `slow_delay` (longer than the client waits).
+    pub slow_rate: f64,
+    pub slow_delay: Duration,
+    /// Share answered 200 with a truncated body.
+    pub malformed_rate: f64,
+    /// Models that do not exist (404, like an unknown model id).
+    pub unknown_models: Vec<String>,
+    /// Per-model quota: (requests per minute, tokens per minute); none means unlimited.
+    pub quota: Option<(u32, u32)>,
+    /// The length of a quota "minute" (shorter in benchmarks).
+    pub minute: Duration,
+    pub seed: u64,
+}
+
+impl Default for FakeLlmConfig {
+    fn default() -> Self {
+        Self {
+            answer_delay: Duration::ZERO,
+            throttle_rate: 0.0,
+            server_error_rate: 0.0,
+            slow_rate: 0.0,
+            slow_delay: Duration::from_secs(5),
+            malformed_rate: 0.0,
+            unknown_models: Vec::new(),
+            quota: None,
+            minute: Duration::from_secs(60),
+            seed: 7,
+        }
+    }
+}
+
+/// Counters of what the fake saw and did.
+#[derive(Debug, Default, Clone)]
+pub struct FakeLlmStats {
+    pub requests: u64,
+    pub throttled: u64,
+    pub quota_throttled: u64,
+    pub server_errors: u64,
+    pub slow: u64,
+    pub malformed: u64,
+    pub unknown_model: u64,
+    /// Successful answers per request (keyed by a hash of the messages).
+    pub served: HashMap<String, u32>,
+}
+
+struct Bucket {
+    level: f64,
+    capacity: f64,
+    per_sec: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(per_minute: u32, minute: Duration) -> Self {
+        let capacity = f64::from(per_minute);
+        Self {
+            level: capacity,
+            capacity,
+            per_sec: capacity / minute.as_secs_f64(),
+            at: Instant::now(),
+        }
+    }
+    fn refill(&mut self) {
+        let now = Instant::now();
+        self.level = (self.level + now.duration_since(self.at).as_secs_f64() * self.per_sec)
+            .min(self.capacity);
+        self.at = now;
+    }
+    /// Seconds until `n` are available (0 when they are now).
+    fn wait_for(&mut self, n: f64) -> f64 {
+        self.refill();
+        let n = n.min(self.capacity);
+        if self.level >= n {
+            0.0
+        } else {
+            (n - self.level) / self.per_sec
+        }
+    }
+}
+
+struct Shared {
+    config: FakeLlmConfig,
+    rng: Mutex<StdRng>,
+    stats: Mutex<FakeLlmStats>,
+    buckets: Mutex<HashMap<String, (Bucket, Bucket)>>,
+}
+
+/// A running fake; stops when the test's runtime ends.
+pub struct FakeLlm {
+    /// The base URL (`http://127.0.0.1:PORT/v1`).
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl FakeLlm {
+    pub async fn start(config: FakeLlmConfig) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
+            config,
+            stats: Mutex::new(FakeLlmStats::default()),
+            buckets: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/v1", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        Ok(Self { url, shared })
+    }
+
+    pub fn stats(&self) -> FakeLlmStats {
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Tokens as the fake counts them: a quarter of the characters of every message, rounded
+/// up, plus `max_tokens` (reserved up front, as Bedrock does).
+pub fn request_tokens(body: &Value) -> u32 {
+    let chars: usize = body["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|x| x["content"].as_str())
+                .map(|c| c.chars().count())
+                .sum()
+        })
+        .unwrap_or(0);
+    (chars as u32).div_ceil(4) + body["max_tokens"].as_u64().unwrap_or(0) as u32
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"message": message, "type": kind, "code": kind}})),
+    )
+        .into_response()
+}
+
+fn bump(shared: &Shared, f: impl FnOnce(&mut FakeLlmStats)) {
+    if let Ok(mut s) = shared.stats.lock() {
+        f(&mut s);
+    }
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    let cfg = &shared.config;
+    bump(&shared, |s| s.requests += 1);
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if cfg.unknown_models.contains(&model) {
+        bump(&shared, |s| s.unknown_model += 1);
+        return error(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            &format!("The model `{model}` does not exist"),
+        );
+    }
+    if let Some((rpm, tpm)) = cfg.quota {
+        let tokens = f64::from(request_tokens(&body));
+        let wait = {
+            let mut all = shared.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            let (req, tok) = all
+                .entry(model.clone())
+                .or_insert_with(|| (Bucket::new(rpm, cfg.minute), Bucket::new(tpm, cfg.minute)));
+            let wait = req.wait_for(1.0).max(tok.wait_for(tokens));
+            if wait == 0.0 {
+                req.level -= 1.0;
+                tok.level -= tokens.min(tok.capacity);
+            }
+            wait
+        };
+        if wait > 0.0 {
+            bump(&shared, |s| s.quota_throttled += 1);
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "Rate limit reached for requests",
+            );
+            let header = format!("{:.3}", wait);
+            if let Ok(v) = HeaderValue::from_str(&header) {
+                response.headers_mut().insert("retry-after", v);
+            }
+            return response;
+        }
+    }
+    let roll: f64 = shared.rng.lock().map(|mut r| r.random()).unwrap_or(1.0);
+    let mut edge = cfg.throttle_rate;
+    if roll < edge {
+        bump(&shared, |s| s.throttled += 1);
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            "Rate limit reached, please slow down",
+        );
+    }
+    edge += cfg.server_error_rate;
+    if roll < edge {
+        bump(&shared, |s| s.server_errors += 1);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The server is overloaded, try again later",
+        );
+    }
+    edge += cfg.malformed_rate;
+    if roll < edge {
+        bump(&shared, |s| s.malformed += 1);
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        return (
+            StatusCode::OK,
+            headers,
+            "{\"id\":\"chatcmpl-x\",\"choices\":[{\"mess",
+        )
+            .into_response();
+    }
+    edge += cfg.slow_rate;
+    let slow = roll < edge;
+    if slow {
+        // Counted now: the client gives up before the answer is sent.
+        bump(&shared, |s| s.slow += 1);
+    }
+    tokio::time::sleep(if slow {
+        cfg.slow_delay
+    } else {
+        cfg.answer_delay
+    })
+    .await;
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|x| x["role"] == "user"))
+        .and_then(|x| x["content"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let key = hex::encode(Sha256::digest(body["messages"].to_string().as_bytes()));
+    if !slow {
+        bump(&shared, |s| *s.served.entry(key).or_default() += 1);
+    }
+    let prompt_tokens = (user.chars().count() as u32).div_ceil(4);
+    Json(json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": format!("FAKE ANSWER to: {}", user.lines().next().unwrap_or(""))}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7, "total_tokens": prompt_tokens + 7}
+    }))
+    .into_response()
+}
