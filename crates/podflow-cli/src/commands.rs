@@ -89,7 +89,7 @@ fn exit_code(reports: &[EpisodeReport], bad_input: bool) -> i32 {
 }
 
 pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
-    let pipeline = Pipeline::start(settings)?;
+    let pipeline = Pipeline::start(settings).await?;
     let mut episodes = Vec::new();
     let mut bad_input = false;
     for file in files {
@@ -206,7 +206,7 @@ pub async fn dlq_replay(
         eprintln!("error: name the messages to replay (see `podflow dlq list`) or pass --all");
         return Ok(EXIT_BAD_INPUT);
     }
-    let pipeline = Pipeline::start(settings)?;
+    let pipeline = Pipeline::start(settings).await?;
     let selected = (!all).then_some(ids);
     // Operators may swap the model of a failing prompt for the replay.
     let rewrite = |letter: &podflow_embedded::queue::DeadLetter| {

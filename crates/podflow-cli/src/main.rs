@@ -31,6 +31,10 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct LlmArgs {
+    /// Which LLM API: `openai` (any OpenAI-compatible server) or `bedrock` (Converse, with
+    /// AWS credentials and region from the environment).
+    #[arg(long, env = "PODFLOW_LLM_PROVIDER", default_value = "openai")]
+    llm_provider: String,
     /// Base URL of an OpenAI-compatible API (requests go to <URL>/chat/completions).
     #[arg(
         long,
@@ -114,6 +118,7 @@ enum DlqAction {
 fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
     runtime::Settings {
         data_dir,
+        llm_provider: llm.llm_provider,
         llm_url: llm.llm_url,
         llm_model: llm.llm_model,
         llm_api_key: llm.llm_api_key,

@@ -9,6 +9,8 @@ use std::{
 
 use bedrock_invoker::{
     InvokeHandler, RetryPolicy,
+    bedrock::BedrockConverse,
+    llm::LlmClient,
     openai::OpenAiCompatible,
     ratelimit::{LimitsConfig, Throttle},
 };
@@ -27,6 +29,8 @@ use transcriber::{TranscriberHandler, whisper::WhisperEngine};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// `openai` (an OpenAI-compatible server at `llm_url`) or `bedrock` (Converse).
+    pub llm_provider: String,
     pub llm_url: String,
     pub llm_model: String,
     pub llm_api_key: Option<String>,
@@ -38,6 +42,9 @@ pub struct Settings {
     pub model_limits: Option<PathBuf>,
     pub duplicate_deliveries: bool,
 }
+
+/// How long one model call may take.
+const LLM_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The queues a run drains (everything but dead-letter queues).
 pub const WORK_QUEUES: &[&str] = &[
@@ -65,7 +72,7 @@ pub fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
 impl Pipeline {
     /// Takes the data directory's runner lock, recovers work a dead run left in flight, and
     /// starts one worker per service.
-    pub fn start(settings: &Settings) -> anyhow::Result<Self> {
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
         let lock = RunnerLock::acquire(&settings.data_dir)?;
         let db =
             Db::open(&settings.data_dir)?.with_duplicate_deliveries(settings.duplicate_deliveries);
@@ -83,6 +90,17 @@ impl Pipeline {
             None => LimitsConfig::default(),
         };
         let throttle = Arc::new(Throttle::new(limits, Duration::from_secs(60)));
+        let llm: Arc<dyn LlmClient> = match settings.llm_provider.as_str() {
+            "bedrock" => Arc::new(BedrockConverse::from_env(LLM_TIMEOUT).await),
+            "openai" => Arc::new(OpenAiCompatible::new(
+                &settings.llm_url,
+                settings.llm_api_key.clone(),
+                LLM_TIMEOUT,
+            )),
+            other => anyhow::bail!(
+                "PODFLOW_LLM_PROVIDER `{other}` is not known; use `openai` (any OpenAI-compatible server) or `bedrock`"
+            ),
+        };
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;
@@ -128,11 +146,7 @@ impl Pipeline {
                 Arc::new(InvokeHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    llm: Arc::new(OpenAiCompatible::new(
-                        &settings.llm_url,
-                        settings.llm_api_key.clone(),
-                        Duration::from_secs(300),
-                    )),
+                    llm,
                     throttle,
                     retry: RetryPolicy {
                         max_attempts: settings.prompt_attempts,

@@ -1,8 +1,10 @@
 //! Faithful fakes of paid services, for tests and benchmarks only.
 //!
-//! [`FakeLlm`] is an OpenAI-compatible chat-completions server on loopback. It answers in the
-//! real wire format (choices, usage, error bodies with `error.message`, `Retry-After` on
-//! 429), enforces per-model quotas the way providers describe them — a token bucket per
+//! [`FakeLlm`] is a chat server on loopback speaking two wire formats: OpenAI-compatible chat
+//! completions (choices, usage, `error.message` bodies, `Retry-After` on 429) and Bedrock
+//! Runtime's Converse (`output.message.content[].text`, `usage`, errors as
+//! `x-amzn-ErrorType` + `{"message"}`, taken from the fixtures in `shared/fixtures/aws/bedrock`).
+//! It enforces per-model quotas the way providers describe them — a token bucket per
 //! minute for requests and one for tokens (input + `max_tokens`) — and injects faults from a
 //! seeded random source: throttling, 5xx, answers slower than the client's timeout, and
 //! malformed bodies. It records what it served so tests can prove nothing ran twice.
@@ -15,7 +17,7 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
@@ -122,8 +124,10 @@ struct Shared {
 
 /// A running fake; stops when the test's runtime ends.
 pub struct FakeLlm {
-    /// The base URL (`http://127.0.0.1:PORT/v1`).
+    /// The OpenAI-compatible base URL (`http://127.0.0.1:PORT/v1`).
     pub url: String,
+    /// The Bedrock Runtime endpoint (`http://127.0.0.1:PORT`).
+    pub bedrock_endpoint: String,
     shared: Arc<Shared>,
 }
 
@@ -137,11 +141,18 @@ impl FakeLlm {
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/model/{model}/converse", post(converse))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/v1", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}/v1");
+        let bedrock_endpoint = format!("http://{addr}");
         tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-        Ok(Self { url, shared })
+        Ok(Self {
+            url,
+            bedrock_endpoint,
+            shared,
+        })
     }
 
     pub fn stats(&self) -> FakeLlmStats {
@@ -182,24 +193,30 @@ fn bump(shared: &Shared, f: impl FnOnce(&mut FakeLlmStats)) {
     }
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+/// What the fake decided to do with a request, before speaking either wire format.
+enum Decision {
+    Answer { slow: bool },
+    Throttle { retry_after: Option<f64> },
+    ServerError,
+    Malformed,
+    UnknownModel,
+}
+
+/// Quotas, then injected faults, in that order (a real provider rejects over-quota calls
+/// before doing anything else).
+fn decide(shared: &Shared, model: &str, tokens: u32) -> Decision {
     let cfg = &shared.config;
-    bump(&shared, |s| s.requests += 1);
-    let model = body["model"].as_str().unwrap_or("").to_owned();
-    if cfg.unknown_models.contains(&model) {
-        bump(&shared, |s| s.unknown_model += 1);
-        return error(
-            StatusCode::NOT_FOUND,
-            "model_not_found",
-            &format!("The model `{model}` does not exist"),
-        );
+    bump(shared, |s| s.requests += 1);
+    if cfg.unknown_models.iter().any(|m| m == model) {
+        bump(shared, |s| s.unknown_model += 1);
+        return Decision::UnknownModel;
     }
     if let Some((rpm, tpm)) = cfg.quota {
-        let tokens = f64::from(request_tokens(&body));
+        let tokens = f64::from(tokens);
         let wait = {
             let mut all = shared.buckets.lock().unwrap_or_else(|p| p.into_inner());
             let (req, tok) = all
-                .entry(model.clone())
+                .entry(model.to_owned())
                 .or_insert_with(|| (Bucket::new(rpm, cfg.minute), Bucket::new(tpm, cfg.minute)));
             let wait = req.wait_for(1.0).max(tok.wait_for(tokens));
             if wait == 0.0 {
@@ -209,78 +226,190 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
             wait
         };
         if wait > 0.0 {
-            bump(&shared, |s| s.quota_throttled += 1);
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_exceeded",
-                "Rate limit reached for requests",
-            );
-            let header = format!("{:.3}", wait);
-            if let Ok(v) = HeaderValue::from_str(&header) {
-                response.headers_mut().insert("retry-after", v);
-            }
-            return response;
+            bump(shared, |s| s.quota_throttled += 1);
+            return Decision::Throttle {
+                retry_after: Some(wait),
+            };
         }
     }
     let roll: f64 = shared.rng.lock().map(|mut r| r.random()).unwrap_or(1.0);
     let mut edge = cfg.throttle_rate;
     if roll < edge {
-        bump(&shared, |s| s.throttled += 1);
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_exceeded",
-            "Rate limit reached, please slow down",
-        );
+        bump(shared, |s| s.throttled += 1);
+        return Decision::Throttle { retry_after: None };
     }
     edge += cfg.server_error_rate;
     if roll < edge {
-        bump(&shared, |s| s.server_errors += 1);
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "The server is overloaded, try again later",
-        );
+        bump(shared, |s| s.server_errors += 1);
+        return Decision::ServerError;
     }
     edge += cfg.malformed_rate;
     if roll < edge {
-        bump(&shared, |s| s.malformed += 1);
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        return (
-            StatusCode::OK,
-            headers,
-            "{\"id\":\"chatcmpl-x\",\"choices\":[{\"mess",
-        )
-            .into_response();
+        bump(shared, |s| s.malformed += 1);
+        return Decision::Malformed;
     }
     edge += cfg.slow_rate;
     let slow = roll < edge;
     if slow {
         // Counted now: the client gives up before the answer is sent.
-        bump(&shared, |s| s.slow += 1);
+        bump(shared, |s| s.slow += 1);
     }
+    Decision::Answer { slow }
+}
+
+/// Sleeps for the answer time and records a served answer; returns the reply text.
+async fn answer(shared: &Shared, slow: bool, messages: &Value, user: &str) -> String {
+    let cfg = &shared.config;
     tokio::time::sleep(if slow {
         cfg.slow_delay
     } else {
         cfg.answer_delay
     })
     .await;
+    if !slow {
+        let key = hex::encode(Sha256::digest(messages.to_string().as_bytes()));
+        bump(shared, |s| *s.served.entry(key).or_default() += 1);
+    }
+    format!("FAKE ANSWER to: {}", user.lines().next().unwrap_or(""))
+}
+
+fn truncated_json() -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    (
+        StatusCode::OK,
+        headers,
+        "{\"id\":\"x\",\"choices\":[{\"mess",
+    )
+        .into_response()
+}
+
+/// OpenAI-compatible `POST /v1/chat/completions`.
+async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let slow = match decide(&shared, &model, request_tokens(&body)) {
+        Decision::UnknownModel => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                &format!("The model `{model}` does not exist"),
+            );
+        }
+        Decision::Throttle { retry_after } => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "Rate limit reached for requests",
+            );
+            if let Some(v) =
+                retry_after.and_then(|w| HeaderValue::from_str(&format!("{w:.3}")).ok())
+            {
+                response.headers_mut().insert("retry-after", v);
+            }
+            return response;
+        }
+        Decision::ServerError => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "The server is overloaded, try again later",
+            );
+        }
+        Decision::Malformed => return truncated_json(),
+        Decision::Answer { slow } => slow,
+    };
     let user = body["messages"]
         .as_array()
         .and_then(|m| m.iter().rev().find(|x| x["role"] == "user"))
         .and_then(|x| x["content"].as_str())
         .unwrap_or("")
         .to_owned();
-    let key = hex::encode(Sha256::digest(body["messages"].to_string().as_bytes()));
-    if !slow {
-        bump(&shared, |s| *s.served.entry(key).or_default() += 1);
-    }
+    let text = answer(&shared, slow, &body["messages"], &user).await;
     let prompt_tokens = (user.chars().count() as u32).div_ceil(4);
     Json(json!({
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop",
-            "message": {"role": "assistant", "content": format!("FAKE ANSWER to: {}", user.lines().next().unwrap_or(""))}}],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7, "total_tokens": prompt_tokens + 7}
+    }))
+    .into_response()
+}
+
+/// A Bedrock error: status, `x-amzn-ErrorType` and a `{"message"}` body, as the service sends.
+fn bedrock_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let mut response = (status, Json(json!({"message": message}))).into_response();
+    let header = format!("{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/");
+    if let Ok(v) = HeaderValue::from_str(&header) {
+        response.headers_mut().insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+/// Tokens of a Converse request, counted like [`request_tokens`].
+pub fn converse_tokens(body: &Value) -> u32 {
+    let texts = |v: &Value| -> usize {
+        v.as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .flat_map(|m| {
+                        m["content"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_else(|| vec![m.clone()])
+                    })
+                    .filter_map(|c| c["text"].as_str().map(|t| t.chars().count()))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    ((texts(&body["messages"]) + texts(&body["system"])) as u32).div_ceil(4)
+        + body["inferenceConfig"]["maxTokens"].as_u64().unwrap_or(0) as u32
+}
+
+/// Bedrock Runtime `POST /model/{modelId}/converse`.
+async fn converse(
+    State(shared): State<Arc<Shared>>,
+    Path(model): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let slow = match decide(&shared, &model, converse_tokens(&body)) {
+        Decision::UnknownModel => {
+            return bedrock_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "The provided model identifier is invalid.",
+            );
+        }
+        Decision::Throttle { .. } => {
+            return bedrock_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Too many requests, please wait before trying again.",
+            );
+        }
+        Decision::ServerError => {
+            return bedrock_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+                "Service is unavailable. Try again later.",
+            );
+        }
+        Decision::Malformed => return truncated_json(),
+        Decision::Answer { slow } => slow,
+    };
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|x| x["role"] == "user"))
+        .and_then(|x| x["content"][0]["text"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let text = answer(&shared, slow, &body["messages"], &user).await;
+    let input_tokens = (user.chars().count() as u32).div_ceil(4);
+    Json(json!({
+        "metrics": {"latencyMs": shared.config.answer_delay.as_millis() as u64},
+        "output": {"message": {"content": [{"text": text}], "role": "assistant"}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": input_tokens, "outputTokens": 7, "totalTokens": input_tokens + 7}
     }))
     .into_response()
 }

@@ -4,6 +4,7 @@
 //! Retry-After), permanent ones fail at once — and after the last attempt the message goes
 //! to the DLQ together with a PromptFailed event that says why.
 
+pub mod bedrock;
 pub mod chunking;
 pub mod llm;
 pub mod openai;

@@ -3,6 +3,8 @@ use std::{sync::Arc, time::Duration};
 
 use bedrock_invoker::{
     InvokeHandler, RetryPolicy,
+    bedrock::BedrockConverse,
+    llm::LlmClient,
     openai::OpenAiCompatible,
     ratelimit::{LimitsConfig, Throttle},
 };
@@ -14,6 +16,9 @@ use podflow_embedded::{Db, FileBlobStore, QueueSpec, Worker};
 struct Args {
     #[arg(long, env = "PODFLOW_DATA_DIR", default_value = "./podflow-data")]
     data_dir: std::path::PathBuf,
+    /// `openai` (any OpenAI-compatible server) or `bedrock` (Converse).
+    #[arg(long, env = "PODFLOW_LLM_PROVIDER", default_value = "openai")]
+    llm_provider: String,
     #[arg(
         long,
         env = "PODFLOW_LLM_URL",
@@ -40,15 +45,23 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => LimitsConfig::load(path).map_err(anyhow::Error::msg)?,
         None => LimitsConfig::default(),
     };
+    let timeout = Duration::from_secs(300);
+    let llm: Arc<dyn LlmClient> = match args.llm_provider.as_str() {
+        "bedrock" => Arc::new(BedrockConverse::from_env(timeout).await),
+        "openai" => Arc::new(OpenAiCompatible::new(
+            &args.llm_url,
+            args.llm_api_key,
+            timeout,
+        )),
+        other => {
+            anyhow::bail!("PODFLOW_LLM_PROVIDER `{other}` is not known; use `openai` or `bedrock`")
+        }
+    };
     let handler = InvokeHandler {
         throttle: Arc::new(Throttle::new(limits, Duration::from_secs(60))),
         store: Arc::new(db.clone()),
         blobs: Arc::new(FileBlobStore::new(&args.data_dir)),
-        llm: Arc::new(OpenAiCompatible::new(
-            &args.llm_url,
-            args.llm_api_key,
-            Duration::from_secs(300),
-        )),
+        llm,
         retry: RetryPolicy::default(),
     };
     podflow_embedded::worker::run_until_ctrl_c(Worker::new(

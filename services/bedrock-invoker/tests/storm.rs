@@ -72,9 +72,16 @@ async fn every_prompt_completes_or_is_dead_lettered_once() {
     let db = &finished.db;
     let stats = fake.stats();
     // The storm really happened.
+    let counts = (
+        stats.requests,
+        stats.throttled,
+        stats.server_errors,
+        stats.slow,
+        stats.malformed,
+    );
     assert!(
         stats.throttled > 50 && stats.server_errors > 0 && stats.slow > 0 && stats.malformed > 0,
-        "{stats:?}"
+        "requests, throttled, 5xx, slow, malformed: {counts:?}"
     );
     // None ran twice: the fake served each distinct request at most once.
     assert!(

@@ -8,20 +8,26 @@ use std::{collections::BTreeMap, path::Path};
 use podflow_core::transcript::TranscriptView;
 use serde::Deserialize;
 
+/// Compiles in `prompts/<name>.toml` for each name, with its repository path.
+macro_rules! bundled {
+    ($($name:literal),* $(,)?) => {
+        &[$((
+            concat!("prompts/", $name, ".toml"),
+            include_str!(concat!("../../../prompts/", $name, ".toml")),
+        )),*]
+    };
+}
+
 /// The prompts shipped with podflow (`prompts/` at the repository root).
-const BUNDLED: &[(&str, &str)] = &[
-    (
-        "prompts/titles.toml",
-        include_str!("../../../prompts/titles.toml"),
-    ),
-    (
-        "prompts/summary.toml",
-        include_str!("../../../prompts/summary.toml"),
-    ),
-    (
-        "prompts/show-notes.toml",
-        include_str!("../../../prompts/show-notes.toml"),
-    ),
+const BUNDLED: &[(&str, &str)] = bundled![
+    "titles",
+    "summary",
+    "show-notes",
+    "chapters",
+    "blog-post",
+    "social",
+    "clips",
+    "keywords",
 ];
 
 /// Variables a template may use.
@@ -243,14 +249,35 @@ mod tests {
     const GOOD: &str = "id = \"x\"\nversion = 2\nmodel = \"m\"\nmax_tokens = 10\ntemplate = \"Say {{title}}: {{transcript}}\"\n";
 
     #[test]
-    fn bundled_catalog_is_valid() {
+    fn bundled_catalog_is_valid_and_ships_every_prompt_file() {
         let c = Catalog::load(None);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
-        assert!(
-            c.prompts.contains_key("titles")
-                && c.prompts.contains_key("summary")
-                && c.prompts.contains_key("show-notes")
+        let ids: Vec<&str> = c.prompts.keys().map(String::as_str).collect();
+        assert_eq!(
+            ids,
+            [
+                "blog-post",
+                "chapters",
+                "clips",
+                "keywords",
+                "show-notes",
+                "social",
+                "summary",
+                "titles"
+            ]
         );
+        // Every file in prompts/ is compiled in (a new file must not be silently left out).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../prompts");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("prompts dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".toml"))
+            .map(|n| format!("prompts/{n}"))
+            .collect();
+        files.sort();
+        let mut bundled: Vec<String> = BUNDLED.iter().map(|(f, _)| (*f).to_owned()).collect();
+        bundled.sort();
+        assert_eq!(files, bundled);
     }
 
     #[test]

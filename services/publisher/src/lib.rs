@@ -30,8 +30,11 @@ pub struct PublishHandler {
 
 /// Where an episode stands, from the store.
 enum Readiness {
-    /// Something is still running.
+    /// Something is still running; its own event will wake the publisher.
     Waiting,
+    /// Transcribed, but the dispatcher has not planned the prompts yet. Nothing else is
+    /// sure to wake the publisher (the catalog may be empty), so look again shortly.
+    AwaitingDispatch,
     /// Nothing more will happen until something is replayed: summarize this.
     Ready(Box<EpisodeSummarized>),
 }
@@ -60,7 +63,7 @@ impl PublishHandler {
         }
         let transcribed = status_of("transcribe") == Some(StepStatus::Done);
         if transcribed && status_of("dispatch") != Some(StepStatus::Done) {
-            return Ok(Readiness::Waiting);
+            return Ok(Readiness::AwaitingDispatch);
         }
         let prompts = self.store.prompts(episode_id).await?;
         if prompts.iter().any(|p| !p.status.is_terminal()) {
@@ -116,14 +119,13 @@ impl PublishHandler {
         transcribed_event: bool,
     ) -> Result<Outcome, StoreError> {
         let summary = match self.readiness(episode_id).await? {
-            Readiness::Waiting if transcribed_event => {
-                // The dispatcher may not have planned the prompts yet; nothing else would
-                // wake us if the catalog were empty, so look again shortly.
+            Readiness::AwaitingDispatch if transcribed_event => {
                 return Ok(Outcome::Retry {
                     delay: Duration::from_millis(500),
                     reason: "waiting for the dispatcher".into(),
                 });
             }
+            Readiness::AwaitingDispatch => return Ok(Outcome::nothing()),
             Readiness::Waiting => return Ok(Outcome::nothing()),
             Readiness::Ready(summary) => summary,
         };

@@ -1,0 +1,126 @@
+//! Amazon Bedrock through the model-agnostic Converse API. The model is a model id or an
+//! inference profile (ARN or id) per prompt.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_bedrockruntime::{
+    Client,
+    config::{retry::RetryConfig, timeout::TimeoutConfig},
+    error::{ProvideErrorMetadata, SdkError},
+    operation::converse::ConverseError,
+    types::{ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock},
+};
+
+use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+
+/// Bedrock Converse as an [`LlmClient`].
+pub struct BedrockConverse {
+    client: Client,
+}
+
+impl BedrockConverse {
+    /// Credentials, region and endpoint from the usual AWS sources (environment, profile,
+    /// instance or Lambda role; `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` for a test double).
+    pub async fn from_env(timeout: Duration) -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_conf(aws_sdk_bedrockruntime::config::Builder::from(&sdk), timeout)
+    }
+
+    /// From an explicit client configuration. The SDK's own retries are turned off: the
+    /// invoker retries through the queue (with backoff, jitter and a DLQ), and two layers
+    /// of retries would multiply attempts and hide throttling from the rate limiter.
+    pub fn from_conf(builder: aws_sdk_bedrockruntime::config::Builder, timeout: Duration) -> Self {
+        let config = builder
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).build())
+            .build();
+        Self {
+            client: Client::from_conf(config),
+        }
+    }
+}
+
+/// Classifies Converse's errors (service-2.json lists exactly these).
+fn classify(err: SdkError<ConverseError>) -> LlmError {
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.into_err();
+            let message = format!(
+                "Bedrock {}: {}",
+                e.code().unwrap_or("error"),
+                e.message().unwrap_or("no message")
+            );
+            match e {
+                ConverseError::ThrottlingException(_)
+                | ConverseError::ModelNotReadyException(_) => LlmError::Throttled {
+                    message,
+                    retry_after: None,
+                },
+                ConverseError::ModelTimeoutException(_)
+                | ConverseError::InternalServerException(_)
+                | ConverseError::ServiceUnavailableException(_)
+                | ConverseError::ModelErrorException(_) => LlmError::Transient(message),
+                ConverseError::ValidationException(_)
+                | ConverseError::AccessDeniedException(_)
+                | ConverseError::ResourceNotFoundException(_) => LlmError::Permanent(message),
+                _ => LlmError::Transient(message),
+            }
+        }
+        SdkError::TimeoutError(_) => LlmError::Transient("Bedrock did not answer in time".into()),
+        SdkError::DispatchFailure(e) => {
+            LlmError::Transient(format!("could not reach Bedrock: {e:?}"))
+        }
+        SdkError::ResponseError(_) => {
+            LlmError::Transient("Bedrock sent an answer that could not be read".into())
+        }
+        other => LlmError::Permanent(format!("Bedrock request could not be built: {other}")),
+    }
+}
+
+#[async_trait]
+impl LlmClient for BedrockConverse {
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let message = Message::builder()
+            .role(ConversationRole::User)
+            .content(ContentBlock::Text(request.user.clone()))
+            .build()
+            .map_err(|e| LlmError::Permanent(format!("Bedrock message: {e}")))?;
+        let mut call = self
+            .client
+            .converse()
+            .model_id(&request.model)
+            .messages(message)
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(i32::try_from(request.max_tokens).unwrap_or(i32::MAX))
+                    .temperature(request.temperature)
+                    .build(),
+            );
+        if !request.system.is_empty() {
+            call = call.system(SystemContentBlock::Text(request.system.clone()));
+        }
+        let out = call.send().await.map_err(classify)?;
+        let text: String = out
+            .output()
+            .and_then(|o| o.as_message().ok())
+            .map(|m| {
+                m.content()
+                    .iter()
+                    .filter_map(|c| c.as_text().ok())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("")
+            })
+            .unwrap_or_default();
+        if text.trim().is_empty() {
+            return Err(LlmError::Transient("Bedrock answered with no text".into()));
+        }
+        let usage = out.usage();
+        Ok(ChatResponse {
+            text,
+            input_tokens: usage.map_or(0, |u| u.input_tokens().max(0) as u32),
+            output_tokens: usage.map_or(0, |u| u.output_tokens().max(0) as u32),
+        })
+    }
+}

@@ -1,0 +1,92 @@
+//! The Bedrock Converse adapter (the real AWS SDK, SigV4 and all) against the fake's
+//! Converse endpoint: answers and usage are read, and every error shape is classified.
+
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
+use bedrock_invoker::{
+    bedrock::BedrockConverse,
+    llm::{ChatRequest, LlmClient, LlmError},
+};
+use podflow_fakes::{FakeLlm, FakeLlmConfig};
+
+async fn client(config: FakeLlmConfig) -> (FakeLlm, BedrockConverse) {
+    let fake = FakeLlm::start(config).await.expect("fake");
+    let conf = aws_sdk_bedrockruntime::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&fake.bedrock_endpoint)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"));
+    (
+        fake,
+        BedrockConverse::from_conf(conf, Duration::from_secs(5)),
+    )
+}
+
+fn request(model: &str) -> ChatRequest {
+    ChatRequest {
+        model: model.into(),
+        system: "Be brief.".into(),
+        user: "Summarise: hello world".into(),
+        max_tokens: 50,
+        temperature: 0.2,
+    }
+}
+
+#[tokio::test]
+async fn reads_the_answer_and_usage() {
+    let (fake, bedrock) = client(FakeLlmConfig::default()).await;
+    let answer = bedrock
+        .chat(&request("anthropic.claude-3-haiku-20240307-v1:0"))
+        .await
+        .expect("answers");
+    assert_eq!(answer.text, "FAKE ANSWER to: Summarise: hello world");
+    assert_eq!((answer.input_tokens, answer.output_tokens), (6, 7));
+    assert_eq!(fake.stats().served.len(), 1);
+}
+
+#[tokio::test]
+async fn classifies_bedrock_errors() {
+    let (_f, throttled) = client(FakeLlmConfig {
+        throttle_rate: 1.0,
+        ..FakeLlmConfig::default()
+    })
+    .await;
+    match throttled.chat(&request("m")).await {
+        Err(LlmError::Throttled { message, .. }) => {
+            assert!(message.contains("ThrottlingException"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_f, unavailable) = client(FakeLlmConfig {
+        server_error_rate: 1.0,
+        ..FakeLlmConfig::default()
+    })
+    .await;
+    match unavailable.chat(&request("m")).await {
+        Err(LlmError::Transient(message)) => {
+            assert!(message.contains("ServiceUnavailableException"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_f, invalid) = client(FakeLlmConfig {
+        unknown_models: vec!["nope".into()],
+        ..FakeLlmConfig::default()
+    })
+    .await;
+    match invalid.chat(&request("nope")).await {
+        Err(LlmError::Permanent(message)) => {
+            assert!(message.contains("ValidationException"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_f, garbled) = client(FakeLlmConfig {
+        malformed_rate: 1.0,
+        ..FakeLlmConfig::default()
+    })
+    .await;
+    assert!(matches!(
+        garbled.chat(&request("m")).await,
+        Err(LlmError::Transient(_))
+    ));
+}
