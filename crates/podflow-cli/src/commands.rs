@@ -115,6 +115,20 @@ pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::
     pipeline.shutdown().await;
     let reports = reports_for(&settings.data_dir, &episodes).await?;
     print_reports(&reports, json, &settings.data_dir);
+    if !json {
+        // Each distinct reason once, in full (table cells are shortened).
+        let mut reasons: Vec<&str> = reports
+            .iter()
+            .flat_map(|r| r.prompts.iter())
+            .filter(|p| p.status == PromptStatus::Failed)
+            .filter_map(|p| p.last_error.as_deref())
+            .collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        for reason in reasons {
+            eprintln!("prompt failure: {reason}");
+        }
+    }
     if !json && reports.iter().any(|r| r.status == "partial") {
         eprintln!(
             "some prompts failed and are in the dead-letter queue: see `podflow dlq list`, fix the cause, then `podflow dlq replay --all`"

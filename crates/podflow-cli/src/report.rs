@@ -6,6 +6,17 @@ use podflow_embedded::Db;
 use serde::Serialize;
 use serde_json::json;
 
+/// Table cells stay readable; the full text is in `--json` and `podflow dlq list`.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 110;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(MAX - 1).collect();
+        format!("{cut}…")
+    }
+}
+
 /// An episode's state.
 #[derive(Debug, Serialize)]
 pub struct EpisodeReport {
@@ -103,7 +114,7 @@ impl EpisodeReport {
                 s.status.as_str().to_owned(),
                 s.attempts.to_string(),
                 duration,
-                s.note.clone().unwrap_or_default(),
+                shorten(s.note.as_deref().unwrap_or_default()),
             ]);
         }
         for p in &self.prompts {
@@ -117,7 +128,7 @@ impl EpisodeReport {
                         "{} ({} in / {} out tokens)",
                         p.model, p.input_tokens, p.output_tokens
                     ),
-                    _ => p.last_error.clone().unwrap_or_default(),
+                    _ => shorten(p.last_error.as_deref().unwrap_or_default()),
                 },
             ]);
         }
