@@ -8,10 +8,7 @@ use std::{
 };
 
 use bedrock_invoker::{
-    InvokeHandler, RetryPolicy,
-    bedrock::BedrockConverse,
-    llm::LlmClient,
-    openai::OpenAiCompatible,
+    InvokeHandler, RetryPolicy, llm_backend,
     ratelimit::{LimitsConfig, Throttle},
 };
 use ingest::IngestService;
@@ -83,24 +80,17 @@ impl Pipeline {
             db.declare_queue(&spec)?;
             Ok(spec)
         };
-        let limits = match &settings.model_limits {
-            Some(path) => {
-                LimitsConfig::load(path).map_err(|e| anyhow::anyhow!("model limits: {e}"))?
-            }
-            None => LimitsConfig::default(),
-        };
+        let limits = LimitsConfig::load_or_default(settings.model_limits.as_deref())
+            .map_err(|e| anyhow::anyhow!("model limits: {e}"))?;
         let throttle = Arc::new(Throttle::new(limits, Duration::from_secs(60)));
-        let llm: Arc<dyn LlmClient> = match settings.llm_provider.as_str() {
-            "bedrock" => Arc::new(BedrockConverse::from_env(LLM_TIMEOUT).await),
-            "openai" => Arc::new(OpenAiCompatible::new(
-                &settings.llm_url,
-                settings.llm_api_key.clone(),
-                LLM_TIMEOUT,
-            )),
-            other => anyhow::bail!(
-                "PODFLOW_LLM_PROVIDER `{other}` is not known; use `openai` (any OpenAI-compatible server) or `bedrock`"
-            ),
-        };
+        let llm = llm_backend(
+            &settings.llm_provider,
+            &settings.llm_url,
+            settings.llm_api_key.clone(),
+            LLM_TIMEOUT,
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;

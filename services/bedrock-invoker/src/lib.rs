@@ -31,6 +31,25 @@ const MAP_SYSTEM: &str =
 const MAP_INSTRUCTIONS: &str = "Take detailed notes on this part of a podcast transcript: every topic, fact, name and number, who said what, and the [HH:MM:SS] times where they appear. Notes only, no introduction.";
 const MAP_MAX_TOKENS: u32 = 700;
 
+/// Builds the configured LLM backend: `openai` (any OpenAI-compatible server at `url`) or
+/// `bedrock` (Converse, with AWS credentials and region from the environment).
+pub async fn llm_backend(
+    provider: &str,
+    url: &str,
+    api_key: Option<String>,
+    timeout: Duration,
+) -> Result<Arc<dyn LlmClient>, String> {
+    match provider {
+        "bedrock" => Ok(Arc::new(bedrock::BedrockConverse::from_env(timeout).await)),
+        "openai" => Ok(Arc::new(openai::OpenAiCompatible::new(
+            url, api_key, timeout,
+        ))),
+        other => Err(format!(
+            "PODFLOW_LLM_PROVIDER `{other}` is not known; use `openai` (any OpenAI-compatible server) or `bedrock`"
+        )),
+    }
+}
+
 /// Retry policy for prompt calls.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {

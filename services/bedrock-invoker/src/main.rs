@@ -2,10 +2,7 @@
 use std::{sync::Arc, time::Duration};
 
 use bedrock_invoker::{
-    InvokeHandler, RetryPolicy,
-    bedrock::BedrockConverse,
-    llm::LlmClient,
-    openai::OpenAiCompatible,
+    InvokeHandler, RetryPolicy, llm_backend,
     ratelimit::{LimitsConfig, Throttle},
 };
 use clap::Parser;
@@ -41,22 +38,12 @@ async fn main() -> anyhow::Result<()> {
     let db = Db::open(&args.data_dir)?;
     let spec = QueueSpec::prompts();
     db.declare_queue(&spec)?;
-    let limits = match &args.model_limits {
-        Some(path) => LimitsConfig::load(path).map_err(anyhow::Error::msg)?,
-        None => LimitsConfig::default(),
-    };
+    let limits = LimitsConfig::load_or_default(args.model_limits.as_deref())
+        .map_err(|e| anyhow::anyhow!("model limits: {e}"))?;
     let timeout = Duration::from_secs(300);
-    let llm: Arc<dyn LlmClient> = match args.llm_provider.as_str() {
-        "bedrock" => Arc::new(BedrockConverse::from_env(timeout).await),
-        "openai" => Arc::new(OpenAiCompatible::new(
-            &args.llm_url,
-            args.llm_api_key,
-            timeout,
-        )),
-        other => {
-            anyhow::bail!("PODFLOW_LLM_PROVIDER `{other}` is not known; use `openai` or `bedrock`")
-        }
-    };
+    let llm = llm_backend(&args.llm_provider, &args.llm_url, args.llm_api_key, timeout)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let handler = InvokeHandler {
         throttle: Arc::new(Throttle::new(limits, Duration::from_secs(60))),
         store: Arc::new(db.clone()),

@@ -82,6 +82,11 @@ impl LimitsConfig {
         Ok(config)
     }
 
+    /// The file's limits, or conservative defaults when no file is configured.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, String> {
+        path.map_or_else(|| Ok(Self::default()), Self::load)
+    }
+
     pub fn for_model(&self, model: &str) -> ModelLimits {
         self.models
             .get(model)
