@@ -1,10 +1,11 @@
 //! The subcommands.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use podflow_core::{EpisodeStore, PromptStatus};
 use podflow_events::PromptJob;
+use prompt_dispatcher::{ReplayVersion, RerenderError};
 
 use crate::{
     report::EpisodeReport,
@@ -17,6 +18,22 @@ pub const EXIT_BAD_INPUT: i32 = 1;
 pub const EXIT_PROMPTS_FAILED: i32 = 3;
 
 /// Waits until every queue is drained, refreshing one status line per episode.
+/// A dead-lettered prompt job with the operator's changes applied.
+async fn replayed_job(
+    pipeline: &Pipeline,
+    job: PromptJob,
+    changes: &ReplayChanges,
+) -> Result<PromptJob, RerenderError> {
+    let mut job = match changes.prompt_version {
+        Some(version) => pipeline.dispatcher.rerender(&job, version).await?,
+        None => job,
+    };
+    if let Some(model) = &changes.model {
+        job.model.clone_from(model);
+    }
+    Ok(job)
+}
+
 async fn drain(pipeline: &Pipeline, episodes: &[String], quiet: bool) -> anyhow::Result<()> {
     let bars = MultiProgress::new();
     if quiet {
@@ -209,11 +226,20 @@ pub async fn dlq_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<
     Ok(EXIT_OK)
 }
 
+/// What an operator changes about the prompts they replay.
+#[derive(Debug, Default)]
+pub struct ReplayChanges {
+    /// Run the replayed prompts on this model.
+    pub model: Option<String>,
+    /// Render the replayed prompts again from the catalog at this version.
+    pub prompt_version: Option<ReplayVersion>,
+}
+
 pub async fn dlq_replay(
     settings: &Settings,
     ids: &[String],
     all: bool,
-    model: Option<&str>,
+    changes: &ReplayChanges,
     json: bool,
 ) -> anyhow::Result<i32> {
     if !all && ids.is_empty() {
@@ -221,15 +247,40 @@ pub async fn dlq_replay(
         return Ok(EXIT_BAD_INPUT);
     }
     let pipeline = Pipeline::start(settings).await?;
-    let selected = (!all).then_some(ids);
-    // Operators may swap the model of a failing prompt for the replay.
-    let rewrite = |letter: &podflow_embedded::queue::DeadLetter| {
-        let model = model?;
-        let mut job: PromptJob = serde_json::from_str(&letter.body).ok()?;
-        job.model = model.to_owned();
-        serde_json::to_string(&job).ok()
-    };
-    let moved = pipeline.db.redrive(selected, &rewrite)?;
+    let letters: Vec<_> = pipeline
+        .db
+        .dead_letters()?
+        .into_iter()
+        .filter(|l| all || ids.contains(&l.message_id))
+        .collect();
+    for id in ids {
+        if !letters.iter().any(|l| &l.message_id == id) {
+            eprintln!("error: {id} is not in a dead-letter queue (see `podflow dlq list`)");
+        }
+    }
+    // Prepare every changed body first: a prompt that cannot be re-rendered stays in the
+    // DLQ with the reason printed, and the others are still replayed.
+    let mut bodies = HashMap::new();
+    let mut refused = false;
+    for letter in &letters {
+        let Ok(job) = serde_json::from_str::<PromptJob>(&letter.body) else {
+            bodies.insert(letter.message_id.clone(), letter.body.clone());
+            continue; // not a prompt job: replayed as it is
+        };
+        match replayed_job(&pipeline, job, changes).await {
+            Ok(job) => {
+                bodies.insert(letter.message_id.clone(), serde_json::to_string(&job)?);
+            }
+            Err(e) => {
+                refused = true;
+                eprintln!("error: {} not replayed: {e}", letter.message_id);
+            }
+        }
+    }
+    let to_move: Vec<String> = bodies.keys().cloned().collect();
+    let moved = pipeline
+        .db
+        .redrive(Some(&to_move), &|l| bodies.get(&l.message_id).cloned())?;
     let mut episodes = Vec::new();
     for id in &moved {
         tracing::info!(message = %id, "replaying");
@@ -263,7 +314,9 @@ pub async fn dlq_replay(
     let still_failed = reports
         .iter()
         .any(|r| r.prompts.iter().any(|p| p.status == PromptStatus::Failed));
-    Ok(if still_failed {
+    Ok(if refused {
+        EXIT_BAD_INPUT
+    } else if still_failed {
         EXIT_PROMPTS_FAILED
     } else {
         EXIT_OK

@@ -9,6 +9,7 @@ mod runtime;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use prompt_dispatcher::ReplayVersion;
 
 #[derive(Parser)]
 #[command(
@@ -108,11 +109,27 @@ enum DlqAction {
         /// Use this model for the replayed prompts.
         #[arg(long)]
         model: Option<String>,
+        /// Render the replayed prompts again from the catalog (bundled prompts plus
+        /// PODFLOW_PROMPTS_DIR): `latest`, or a version number the catalog must hold.
+        #[arg(long, value_name = "N|latest", value_parser = parse_replay_version)]
+        prompt_version: Option<ReplayVersion>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         llm: LlmArgs,
     },
+}
+
+fn parse_replay_version(text: &str) -> Result<ReplayVersion, String> {
+    if text == "latest" {
+        return Ok(ReplayVersion::Latest);
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(ReplayVersion::Exactly(n)),
+        _ => Err(format!(
+            "`{text}` is not a prompt version: give a number from 1 up, or `latest`"
+        )),
+    }
 }
 
 fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
@@ -151,15 +168,20 @@ async fn main() {
                     message_ids,
                     all,
                     model,
+                    prompt_version,
                     json,
                     llm,
                 },
         } => {
+            let replay = commands::ReplayChanges {
+                model,
+                prompt_version,
+            };
             commands::dlq_replay(
                 &settings(cli.data_dir, llm),
                 &message_ids,
                 all,
-                model.as_deref(),
+                &replay,
                 json,
             )
             .await

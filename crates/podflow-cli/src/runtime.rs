@@ -56,6 +56,8 @@ pub const WORK_QUEUES: &[&str] = &[
 pub struct Pipeline {
     pub db: Db,
     pub ingest: IngestService,
+    /// Renders prompts (also for replays at a new prompt version).
+    pub dispatcher: Arc<DispatchHandler>,
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
     _lock: RunnerLock,
@@ -97,6 +99,13 @@ impl Pipeline {
         if recovered > 0 {
             tracing::info!(recovered, "resuming work left in flight by an earlier run");
         }
+        let dispatcher = Arc::new(DispatchHandler {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            override_dir: settings.prompts_dir.clone(),
+            default_model: settings.llm_model.clone(),
+            queue: PROMPT_QUEUE.into(),
+        });
         let handlers: Vec<(QueueSpec, Arc<dyn MessageHandler>, usize)> = vec![
             (
                 inbox("transcode-watcher")?,
@@ -120,17 +129,7 @@ impl Pipeline {
                 }),
                 1,
             ),
-            (
-                inbox("prompt-dispatcher")?,
-                Arc::new(DispatchHandler {
-                    store: store.clone(),
-                    blobs: blobs.clone(),
-                    override_dir: settings.prompts_dir.clone(),
-                    default_model: settings.llm_model.clone(),
-                    queue: PROMPT_QUEUE.into(),
-                }),
-                1,
-            ),
+            (inbox("prompt-dispatcher")?, dispatcher.clone(), 1),
             (
                 prompts,
                 Arc::new(InvokeHandler {
@@ -169,6 +168,7 @@ impl Pipeline {
         Ok(Self {
             db,
             ingest,
+            dispatcher,
             stop,
             workers,
             _lock: lock,

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podflow_core::{EpisodeStore, subtitles, wer::word_error_rate};
+use podflow_core::{EpisodeStore, PromptStatus, subtitles, wer::word_error_rate};
 use podflow_embedded::Db;
 use podflow_fakes::{FakeLlm, FakeLlmConfig};
 use serde_json::Value;
@@ -233,8 +233,81 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
         BUNDLED_PROMPTS.len()
     );
 
-    // Replay once an LLM is there: only the prompts run again, and a second revision appears.
+    // An operator fixes the titles prompt (version 2, in the override directory) and replays
+    // only that prompt at the new version on another model.
     let llm = fake_llm(Duration::ZERO).await;
+    let id = report["episode_id"].as_str().expect("id");
+    let overrides = tempfile::tempdir().expect("tempdir");
+    let bundled = std::fs::read_to_string(repo().join("prompts/titles.toml")).expect("titles");
+    assert!(bundled.contains("version = 1\n"));
+    std::fs::write(
+        overrides.path().join("titles.toml"),
+        bundled
+            .replace("version = 1\n", "version = 2\n")
+            .replace("Suggest five", "FIXED-V2 Suggest five"),
+    )
+    .expect("override");
+    let titles_letter = {
+        let db = Db::open(data.path()).expect("db");
+        db.dead_letters()
+            .expect("dlq")
+            .into_iter()
+            .find(|l| l.body.contains("\"prompt_id\":\"titles\""))
+            .expect("titles dead-lettered")
+            .message_id
+    };
+    // A version the catalog does not hold is refused, and the message stays dead-lettered.
+    let mut wrong = podflow(data.path(), &llm);
+    wrong.env("PODFLOW_PROMPTS_DIR", overrides.path()).args([
+        "dlq",
+        "replay",
+        "--prompt-version",
+        "7",
+        &titles_letter,
+    ]);
+    let out = output(wrong).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at version 2, not 7"), "{stderr}");
+    let db = Db::open(data.path()).expect("db");
+    assert_eq!(db.dead_letters().expect("dlq").len(), BUNDLED_PROMPTS.len());
+
+    let mut fixed = podflow(data.path(), &llm);
+    fixed.env("PODFLOW_PROMPTS_DIR", overrides.path()).args([
+        "dlq",
+        "replay",
+        "--prompt-version",
+        "latest",
+        "--model",
+        "other-model",
+        "--json",
+        &titles_letter,
+    ]);
+    let out = output(fixed).await;
+    assert_eq!(out.status.code(), Some(3), "the other prompts still failed");
+    let titles = db
+        .prompts(id)
+        .await
+        .expect("prompts")
+        .into_iter()
+        .find(|p| p.prompt_id == "titles")
+        .expect("titles");
+    assert_eq!(
+        (titles.prompt_version, titles.model.as_str(), titles.status),
+        (2, "other-model", PromptStatus::Completed)
+    );
+    let input = std::fs::read_to_string(
+        data.path()
+            .join(format!("episodes/{id}/prompts/titles.v2.input.json")),
+    )
+    .expect("v2 input stored");
+    assert!(input.contains("FIXED-V2"));
+    assert_eq!(
+        db.dead_letters().expect("dlq").len(),
+        BUNDLED_PROMPTS.len() - 1
+    );
+
+    // Replay the rest once an LLM is there: only the prompts run again.
     let mut replay = podflow(data.path(), &llm);
     replay.args(["dlq", "replay", "--all", "--json"]);
     let out = output(replay).await;
@@ -244,8 +317,6 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let id = report["episode_id"].as_str().expect("id");
-    let db = Db::open(data.path()).expect("db");
     assert_eq!(db.work_count("transcribe", id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", id).await.expect("count"), 1);
     let revisions: Vec<u64> = db
@@ -255,7 +326,7 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
         .filter(|e| e.detail_type == "EpisodeSummarized")
         .filter_map(|e| e.detail["revision"].as_u64())
         .collect();
-    assert_eq!(revisions, [1, 2]);
+    assert_eq!(revisions, [1, 2, 3]);
     assert!(db.dead_letters().expect("dlq").is_empty());
 }
 

@@ -20,7 +20,7 @@ use podflow_core::{
     handling::{decode_delivery, retry_on_store_error},
     transcript::{Transcript, clock},
 };
-use podflow_events::{EpisodeTranscribed, PromptJob, SCHEMA_VERSION};
+use podflow_events::{BlobRef, EpisodeTranscribed, PromptJob, SCHEMA_VERSION};
 
 pub const STEP: &str = "dispatch";
 
@@ -36,7 +36,114 @@ pub struct DispatchHandler {
     pub queue: String,
 }
 
+/// What a prompt is rendered against.
+struct EpisodeContext {
+    episode_id: String,
+    correlation_id: String,
+    title: String,
+    transcript: Transcript,
+}
+
+/// Which prompt version a replay should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayVersion {
+    /// The version in the catalog now (bundled prompts plus the override directory).
+    Latest,
+    /// This version, which the catalog must hold now.
+    Exactly(u32),
+}
+
+/// Why a dead-lettered prompt job cannot be re-rendered for a replay.
+#[derive(Debug, thiserror::Error)]
+pub enum RerenderError {
+    #[error(
+        "prompt `{prompt}` is not in the catalog (bundled prompts and PODFLOW_PROMPTS_DIR); replay it without --prompt-version, or add it back"
+    )]
+    NotInCatalog { prompt: String },
+    #[error(
+        "the catalog has prompt `{prompt}` at version {have}, not {want}: set `version = {want}` in its file (or in a copy in PODFLOW_PROMPTS_DIR), or pass --prompt-version latest"
+    )]
+    VersionNotInCatalog {
+        prompt: String,
+        have: u32,
+        want: u32,
+    },
+    #[error("episode {episode} has no stored transcript to render prompt `{prompt}` against")]
+    NoTranscript { episode: String, prompt: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl DispatchHandler {
+    fn resolve_model(&self, def: &catalog::PromptDefinition) -> String {
+        if def.model == "default" {
+            self.default_model.clone()
+        } else {
+            def.model.clone()
+        }
+    }
+
+    async fn context(
+        &self,
+        episode_id: &str,
+        correlation_id: &str,
+        transcript: &BlobRef,
+    ) -> Result<EpisodeContext, StoreError> {
+        let transcript: Transcript = serde_json::from_slice(&self.blobs.get(transcript).await?)
+            .map_err(|e| StoreError::new(format!("reading {}", transcript.key), e))?;
+        let title = self
+            .store
+            .episode(episode_id)
+            .await?
+            .map_or_else(|| episode_id.to_owned(), |r| r.original_name);
+        Ok(EpisodeContext {
+            episode_id: episode_id.to_owned(),
+            correlation_id: correlation_id.to_owned(),
+            title,
+            transcript,
+        })
+    }
+
+    /// Renders one catalog prompt for an episode, stores its input and returns the job.
+    async fn render(
+        &self,
+        def: &catalog::PromptDefinition,
+        ctx: &EpisodeContext,
+    ) -> Result<PromptJob, StoreError> {
+        let mut values = BTreeMap::new();
+        // The transcript travels beside the template (the invoker may have to split it).
+        values.insert("transcript", TRANSCRIPT_MARKER.to_owned());
+        values.insert("title", ctx.title.clone());
+        values.insert("duration", clock(ctx.transcript.duration_seconds));
+        values.insert("episode_id", ctx.episode_id.clone());
+        let input = PromptInput {
+            system: def.system.trim().to_owned(),
+            user: catalog::render(def.template.trim(), &values),
+            transcript: ctx.transcript.render(def.view),
+        };
+        let dir = format!("episodes/{}/prompts", ctx.episode_id);
+        let bytes = serde_json::to_vec(&input).map_err(|e| StoreError::new("prompt input", e))?;
+        let input_ref = self
+            .blobs
+            .put(
+                &format!("{dir}/{}.v{}.input.json", def.id, def.version),
+                bytes,
+            )
+            .await?;
+        Ok(PromptJob {
+            schema_version: SCHEMA_VERSION.into(),
+            episode_id: ctx.episode_id.clone(),
+            correlation_id: ctx.correlation_id.clone(),
+            prompt_id: def.id.clone(),
+            prompt_version: def.version,
+            model: self.resolve_model(def),
+            max_tokens: def.max_tokens,
+            temperature: def.temperature,
+            input: input_ref,
+            output_key: format!("{dir}/{}.md", def.id),
+        })
+    }
+
     async fn dispatch(
         &self,
         event_id: &str,
@@ -46,13 +153,9 @@ impl DispatchHandler {
         for problem in &catalog.problems {
             tracing::warn!(%problem, "prompt skipped");
         }
-        let transcript: Transcript = serde_json::from_slice(&self.blobs.get(&ev.transcript).await?)
-            .map_err(|e| StoreError::new(format!("reading {}", ev.transcript.key), e))?;
-        let title = self
-            .store
-            .episode(&ev.episode_id)
-            .await?
-            .map_or_else(|| ev.episode_id.clone(), |r| r.original_name);
+        let ctx = self
+            .context(&ev.episode_id, &ev.correlation_id, &ev.transcript)
+            .await?;
         let done: BTreeMap<String, u32> = self
             .store
             .prompts(&ev.episode_id)
@@ -68,54 +171,57 @@ impl DispatchHandler {
             if done.get(&def.id) == Some(&def.version) {
                 continue; // already produced at this version: never run twice
             }
-            let model = if def.model == "default" {
-                self.default_model.clone()
-            } else {
-                def.model.clone()
-            };
-            let mut values = BTreeMap::new();
-            // The transcript travels beside the template (the invoker may have to split it).
-            values.insert("transcript", TRANSCRIPT_MARKER.to_owned());
-            values.insert("title", title.clone());
-            values.insert("duration", clock(transcript.duration_seconds));
-            values.insert("episode_id", ev.episode_id.clone());
-            let input = PromptInput {
-                system: def.system.trim().to_owned(),
-                user: catalog::render(def.template.trim(), &values),
-                transcript: transcript.render(def.view),
-            };
-            let dir = format!("episodes/{}/prompts", ev.episode_id);
-            let bytes =
-                serde_json::to_vec(&input).map_err(|e| StoreError::new("prompt input", e))?;
-            let input_ref = self
-                .blobs
-                .put(
-                    &format!("{dir}/{}.v{}.input.json", def.id, def.version),
-                    bytes,
-                )
-                .await?;
-            let job = PromptJob {
-                schema_version: SCHEMA_VERSION.into(),
-                episode_id: ev.episode_id.clone(),
-                correlation_id: ev.correlation_id.clone(),
-                prompt_id: def.id.clone(),
-                prompt_version: def.version,
-                model: model.clone(),
-                max_tokens: def.max_tokens,
-                temperature: def.temperature,
-                input: input_ref,
-                output_key: format!("{dir}/{}.md", def.id),
-            };
+            let job = self.render(def, &ctx).await?;
             jobs.push(QueuedJob {
                 queue: self.queue.clone(),
                 group_id: format!("{}:{}", ev.episode_id, def.id),
                 dedup_id: format!("{}:{}:v{}:{event_id}", ev.episode_id, def.id, def.version),
                 body: serde_json::to_string(&job).map_err(|e| StoreError::new("prompt job", e))?,
             });
-            plan.push((def.id.clone(), def.version, model));
+            plan.push((def.id.clone(), def.version, job.model));
         }
         self.store.plan_prompts(&ev.episode_id, &plan).await?;
         Ok(jobs)
+    }
+
+    /// A dead-lettered job rendered again from the catalog as it is now, for a replay after
+    /// an operator fixed the prompt (a new version). The model is the catalog's unless the
+    /// operator overrides it afterwards.
+    pub async fn rerender(
+        &self,
+        failed: &PromptJob,
+        version: ReplayVersion,
+    ) -> Result<PromptJob, RerenderError> {
+        let catalog = Catalog::load(self.override_dir.as_deref());
+        let def =
+            catalog
+                .prompts
+                .get(&failed.prompt_id)
+                .ok_or_else(|| RerenderError::NotInCatalog {
+                    prompt: failed.prompt_id.clone(),
+                })?;
+        if let ReplayVersion::Exactly(want) = version
+            && want != def.version
+        {
+            return Err(RerenderError::VersionNotInCatalog {
+                prompt: def.id.clone(),
+                have: def.version,
+                want,
+            });
+        }
+        let transcript = self
+            .store
+            .artifacts(&failed.episode_id)
+            .await?
+            .remove("transcript")
+            .ok_or_else(|| RerenderError::NoTranscript {
+                episode: failed.episode_id.clone(),
+                prompt: failed.prompt_id.clone(),
+            })?;
+        let ctx = self
+            .context(&failed.episode_id, &failed.correlation_id, &transcript)
+            .await?;
+        Ok(self.render(def, &ctx).await?)
     }
 }
 
