@@ -84,8 +84,8 @@ fn routing_names_only_known_events_and_covers_the_flow() {
     }
     for t in &known {
         let consumed = ROUTES.iter().any(|r| r.detail_types.contains(t));
-        // PromptJob travels on the FIFO queue, not the bus; EpisodeSummarized is for other teams.
-        let expected = !matches!(*t, "PromptJob" | "EpisodeSummarized");
+        // PromptJob travels on the FIFO queue, not the bus.
+        let expected = *t != "PromptJob";
         assert_eq!(consumed, expected, "{t}");
     }
 }

@@ -246,6 +246,48 @@ pub struct FailedStep {
     pub reason: String,
 }
 
+/// A file the publisher made for the show (`show-notes.md`, `chapters.json`,
+/// `clips/1.mp3`...), listed in [`EpisodeSummarized`] (since 1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PublishedFile {
+    /// Path inside the episode's folder.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    pub file: BlobRef,
+}
+
+/// What an episode cost, estimated from a price table (since 1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostBlock {
+    /// Minutes of audio transcribed.
+    #[schemars(range(min = 0.0))]
+    pub audio_minutes: f64,
+    /// The speech-to-text engine (`whisper.cpp`, `amazon-transcribe`).
+    pub transcription_engine: String,
+    /// Absent when the price table has no price for the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription_usd: Option<f64>,
+    pub models: Vec<ModelCost>,
+    /// The sum of every priced item.
+    #[schemars(range(min = 0.0))]
+    pub total_usd: f64,
+    /// Engines and models the price table has no price for (left out of the total).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpriced: Vec<String>,
+}
+
+/// Tokens one model used for an episode, and what they cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ModelCost {
+    #[schemars(length(min = 1))]
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Absent when the price table has no price for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd: Option<f64>,
+}
+
 /// Everything podflow produced for an episode. Public contract for other teams.
 ///
 /// Published once per distinct outcome: `revision` starts at 1 and increments when a later
@@ -273,5 +315,11 @@ pub struct EpisodeSummarized {
     pub outputs: Vec<PromptOutput>,
     pub failed_prompts: Vec<FailedPrompt>,
     pub failed_steps: Vec<FailedStep>,
+    /// The show's files made from the outputs (since 1.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PublishedFile>,
+    /// Estimated cost (since 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostBlock>,
 }
 event!(EpisodeSummarized, "podflow.publisher");

@@ -21,6 +21,6 @@ pub use envelope::{EnvelopeError, EventEnvelope};
 pub use events::*;
 
 /// The schema version every v1 producer writes. Consumers accept any `1.x`.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 /// The major version this code understands.
 pub const SUPPORTED_MAJOR: u32 = 1;

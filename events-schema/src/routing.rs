@@ -34,6 +34,12 @@ pub const ROUTES: &[Route] = &[
             "PromptFailed",
         ],
     },
+    // The publisher's notifier: the MP3 is announced as soon as it exists, and each
+    // summary revision once; a Slack outage never holds back EpisodeSummarized.
+    Route {
+        service: "publisher-notify",
+        detail_types: &["EpisodeTranscoded", "EpisodeSummarized"],
+    },
 ];
 
 /// The services an event of this detail-type is delivered to.
@@ -55,8 +61,9 @@ mod tests {
     }
 
     #[test]
-    fn summaries_are_for_other_teams_not_for_us() {
-        assert_eq!(subscribers("EpisodeSummarized").count(), 0);
+    fn summaries_go_only_to_the_notifier() {
+        let subs: Vec<_> = subscribers("EpisodeSummarized").collect();
+        assert_eq!(subs, ["publisher-notify"]);
         assert_eq!(subscribers("NoSuchEvent").count(), 0);
     }
 }

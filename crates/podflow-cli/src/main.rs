@@ -62,6 +62,12 @@ struct LlmArgs {
     /// A TOML file of per-model limits: requests and tokens per minute, context size.
     #[arg(long, env = "PODFLOW_MODEL_LIMITS")]
     model_limits: Option<PathBuf>,
+    /// A TOML price table (see docs/publishing.md); replaces bundled prices by name.
+    #[arg(long, env = "PODFLOW_PRICES")]
+    prices: Option<PathBuf>,
+    /// A Slack incoming-webhook URL for "MP3 ready" and summary messages.
+    #[arg(long, env = "PODFLOW_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    slack_webhook_url: Option<String>,
     /// Fault injection: deliver every bus event twice (to show handlers are idempotent).
     #[arg(long, env = "PODFLOW_CHAOS_DUPLICATE_DELIVERY", hide = true)]
     chaos_duplicate_delivery: bool,
@@ -144,6 +150,8 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         mp3_bitrate_kbps: llm.mp3_bitrate_kbps,
         prompt_attempts: llm.prompt_attempts.max(1),
         model_limits: llm.model_limits,
+        prices: llm.prices,
+        slack_webhook_url: llm.slack_webhook_url,
         duplicate_deliveries: llm.chaos_duplicate_delivery,
     }
 }

@@ -3,8 +3,34 @@
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use podflow_core::{EpisodeStore, PromptState, PromptStatus, StepState, StepStatus};
 use podflow_embedded::Db;
+use podflow_events::{CostBlock, EpisodeSummarized};
 use serde::Serialize;
 use serde_json::json;
+
+/// One line on what an episode cost.
+fn cost_line(cost: &CostBlock) -> String {
+    let usd = |v: Option<f64>| v.map_or_else(|| "no price".to_owned(), |v| format!("${v:.4}"));
+    let mut parts = vec![format!(
+        "{:.1} audio min on {} ({})",
+        cost.audio_minutes,
+        cost.transcription_engine,
+        usd(cost.transcription_usd)
+    )];
+    for m in &cost.models {
+        parts.push(format!(
+            "{}: {} in / {} out tokens ({})",
+            m.model,
+            m.input_tokens,
+            m.output_tokens,
+            usd(m.usd)
+        ));
+    }
+    format!(
+        "estimated cost ${:.4}: {}",
+        cost.total_usd,
+        parts.join(" · ")
+    )
+}
 
 /// Table cells stay readable; the full text is in `--json` and `podflow dlq list`.
 fn shorten(text: &str) -> String {
@@ -27,6 +53,9 @@ pub struct EpisodeReport {
     pub steps: Vec<StepState>,
     pub prompts: Vec<PromptState>,
     pub summary_revision: Option<u32>,
+    /// The show's files of the latest summary, by name.
+    pub files: Vec<String>,
+    pub cost: Option<CostBlock>,
 }
 
 impl EpisodeReport {
@@ -42,7 +71,16 @@ impl EpisodeReport {
             .and_then(|s| s.detail.get("revision"))
             .and_then(|r| r.as_u64())
             .map(|r| r as u32);
-        let step_failed = steps.iter().any(|s| s.status == StepStatus::Failed);
+        let summary: Option<EpisodeSummarized> = summary.and_then(|s| s.decode().ok());
+        let files = summary
+            .iter()
+            .flat_map(|s| s.files.iter().map(|f| f.name.clone()))
+            .collect();
+        let cost = summary.and_then(|s| s.cost);
+        // A Slack message that could not be sent is shown, but the episode is not failed.
+        let step_failed = steps
+            .iter()
+            .any(|s| s.status == StepStatus::Failed && s.step != "notify");
         let prompt_failed = prompts.iter().any(|p| p.status == PromptStatus::Failed);
         let published = steps
             .iter()
@@ -64,6 +102,8 @@ impl EpisodeReport {
             steps,
             prompts,
             summary_revision,
+            files,
+            cost,
         }))
     }
 
@@ -132,10 +172,14 @@ impl EpisodeReport {
                 },
             ]);
         }
-        format!(
+        let mut text = format!(
             "{} ({}): {}\n{table}",
             self.episode_id, self.original_name, self.status
-        )
+        );
+        if let Some(cost) = &self.cost {
+            text.push_str(&format!("\n{}", cost_line(cost)));
+        }
+        text
     }
 
     /// The `--json` object of `podflow run`.
@@ -167,7 +211,9 @@ impl EpisodeReport {
                 "subtitles_vtt": path("subtitles.vtt"),
                 "episode_summarized": path("episode-summarized.json"),
                 "prompts": prompts,
+                "files": self.files.iter().filter_map(|f| Some((f.clone(), json!(path(f)?)))).collect::<serde_json::Map<_, _>>(),
             },
+            "cost": self.cost,
             "failed_prompts": self.prompts.iter().filter(|p| p.status == PromptStatus::Failed)
                 .map(|p| json!({"prompt_id": p.prompt_id, "reason": p.last_error})).collect::<Vec<_>>(),
             "failed_steps": self.steps.iter().filter(|s| s.status == StepStatus::Failed)

@@ -17,7 +17,11 @@ use podflow_embedded::{
     Db, Ffmpeg, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE,
 };
 use prompt_dispatcher::DispatchHandler;
-use publisher::PublishHandler;
+use publisher::{
+    PublishHandler,
+    cost::PriceTable,
+    notify::{NotifyHandler, notifier_from},
+};
 use tokio::{sync::watch, task::JoinHandle};
 use transcode_watcher::TranscodeHandler;
 use transcriber::{TranscriberHandler, whisper::WhisperEngine};
@@ -37,8 +41,15 @@ pub struct Settings {
     pub prompt_attempts: u32,
     /// Per-model rate limits and context sizes (TOML); conservative defaults without it.
     pub model_limits: Option<PathBuf>,
+    /// A TOML price table replacing bundled prices by name.
+    pub prices: Option<PathBuf>,
+    /// Where Slack messages go; none: noted in the run summary.
+    pub slack_webhook_url: Option<String>,
     pub duplicate_deliveries: bool,
 }
+
+/// How long links in notifications stay valid (pre-signed URLs on S3).
+const LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long one model call may take.
 const LLM_TIMEOUT: Duration = Duration::from_secs(300);
@@ -49,6 +60,7 @@ pub const WORK_QUEUES: &[&str] = &[
     "transcriber",
     "prompt-dispatcher",
     "publisher",
+    "publisher-notify",
     PROMPT_QUEUE,
 ];
 
@@ -93,6 +105,8 @@ impl Pipeline {
         )
         .await
         .map_err(anyhow::Error::msg)?;
+        let prices = PriceTable::load(settings.prices.as_deref())?;
+        let notifier = notifier_from(settings.slack_webhook_url.as_deref())?;
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;
@@ -149,6 +163,18 @@ impl Pipeline {
                 Arc::new(PublishHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
+                    clips: Arc::new(Ffmpeg),
+                    prices,
+                }),
+                1,
+            ),
+            (
+                inbox("publisher-notify")?,
+                Arc::new(NotifyHandler {
+                    store: store.clone(),
+                    blobs: blobs.clone(),
+                    notifier,
+                    link_lifetime: LINK_LIFETIME,
                 }),
                 1,
             ),

@@ -10,7 +10,7 @@ use std::{
 
 use podflow_core::{EpisodeStore, PromptStatus, subtitles, wer::word_error_rate};
 use podflow_embedded::Db;
-use podflow_fakes::{FakeLlm, FakeLlmConfig};
+use podflow_fakes::{FakeLlm, FakeLlmConfig, slack::FakeSlack};
 use serde_json::Value;
 
 /// What the sample script says (scripts/make-sample-episode.sh).
@@ -76,6 +76,18 @@ async fn output(mut cmd: Command) -> Output {
         .expect("join")
 }
 
+/// The note of an episode's step, read from the store.
+async fn report_steps_note(data: &Path, episode_id: &str, step: &str) -> String {
+    let db = Db::open(data).expect("db");
+    db.steps(episode_id)
+        .await
+        .expect("steps")
+        .into_iter()
+        .find(|s| s.step == step)
+        .and_then(|s| s.note)
+        .unwrap_or_default()
+}
+
 fn episode_json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().next().unwrap_or(""))
@@ -84,10 +96,37 @@ fn episode_json(out: &Output) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn whole_pipeline_on_a_two_voice_episode() {
-    let llm = fake_llm(Duration::ZERO).await;
+    // Answers shaped like a real model's for the prompts whose output becomes files.
+    let scripted = [
+        (
+            "Suggest five candidate titles",
+            "1. Reliable Podcast Pipelines\n2. Never Twice",
+        ),
+        (
+            "Split this episode",
+            "```json\n{\"chapters\": [{\"startTime\": 0, \"title\": \"Welcome\"}, {\"startTime\": 14, \"title\": \"What hurts\"}]}\n```",
+        ),
+        (
+            "Suggest up to 5 clips",
+            r#"{"clips": [{"start": 2, "end": 14, "hook": "Reliable pipelines"}, {"start": 15, "end": 28.5, "hook": "What hurts the most"}, {"start": 30, "end": 400, "hook": "Past the end"}]}"#,
+        ),
+    ];
+    let llm = FakeLlm::start(FakeLlmConfig {
+        scripted: scripted
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .expect("fake LLM")
+    .url;
+    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = podflow(data.path(), &llm);
-    cmd.args(["run", "--json"]).arg(sample());
+    cmd.env("PODFLOW_SLACK_WEBHOOK_URL", &slack.url)
+        .args(["run", "--json"])
+        .arg(sample());
     let out = output(cmd).await;
     assert_eq!(
         out.status.code(),
@@ -127,8 +166,55 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     for prompt in BUNDLED_PROMPTS {
         let text = std::fs::read_to_string(dir.join(format!("prompts/{prompt}.md")))
             .expect("prompt output");
-        assert!(text.starts_with("FAKE ANSWER to:"), "{prompt}: {text}");
+        let scripted = ["titles", "chapters", "clips"].contains(&prompt);
+        assert_eq!(
+            text.starts_with("FAKE ANSWER to:"),
+            !scripted,
+            "{prompt}: {text}"
+        );
     }
+    // The show's files.
+    let notes = std::fs::read_to_string(dir.join("show-notes.md")).expect("show notes");
+    assert!(
+        notes.starts_with("# Reliable Podcast Pipelines\n"),
+        "{notes}"
+    );
+    assert!(notes.contains("- 00:00:14 What hurts"), "{notes}");
+    for file in [
+        "blog-post.md",
+        "social.md",
+        "chapters.json",
+        "clips.json",
+        "clips/1.mp3",
+        "clips/2.srt",
+        "trailer.mp3",
+    ] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let clips: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("clips.json")).expect("clips"))
+            .expect("json");
+    assert_eq!(clips["clips"].as_array().map(Vec::len), Some(2));
+    assert_eq!(clips["skipped"][0]["suggestion"], 3);
+    assert!(report["outputs"]["files"]["trailer.mp3"].is_string());
+    assert_eq!(report["cost"]["transcription_engine"], "whisper.cpp");
+    assert!(
+        report["cost"]["models"][0]["input_tokens"]
+            .as_u64()
+            .unwrap_or(0)
+            > 1000
+    );
+
+    // Slack: the MP3 first, then the summary; both valid Block Kit.
+    let messages = slack.accepted();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].to_string().contains("MP3 ready"));
+    assert!(
+        messages[1]
+            .to_string()
+            .contains("Reliable Podcast Pipelines")
+    );
+    assert!(messages[1].to_string().contains("revision 1"));
     // The MP3 exists and is an MP3.
     let mp3 = std::fs::read(dir.join("audio.mp3")).expect("mp3");
     assert!(mp3.starts_with(b"ID3"));
@@ -189,6 +275,7 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     let db = Db::open(data.path()).expect("db");
     assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
+    assert_eq!(slack.accepted().len(), 2, "nothing new to announce");
     let summaries = db
         .events_for(&id)
         .expect("events")
@@ -223,6 +310,17 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     );
     assert!(
         report["outputs"]["audio"].is_string() && report["outputs"]["subtitles_srt"].is_string()
+    );
+
+    let notify_note = report_steps_note(
+        data.path(),
+        report["episode_id"].as_str().unwrap_or(""),
+        "notify",
+    )
+    .await;
+    assert!(
+        notify_note.contains("no Slack webhook configured"),
+        "{notify_note}"
     );
 
     let mut list = podflow(data.path(), "unused");

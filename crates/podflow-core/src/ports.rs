@@ -38,6 +38,13 @@ pub trait BlobStore: Send + Sync {
     fn local_path(&self, blob: &BlobRef) -> Option<PathBuf>;
     /// A scratch path on this machine where a tool may write before `put_file`.
     fn scratch_path(&self, name: &str) -> PathBuf;
+    /// A link a person can open: a pre-signed GET valid for `valid_for` on S3, a `file://`
+    /// URL locally.
+    async fn share_url(
+        &self,
+        blob: &BlobRef,
+        valid_for: std::time::Duration,
+    ) -> Result<String, StoreError>;
 }
 
 /// Where an episode came from and what identifies it.
@@ -322,6 +329,27 @@ pub trait Transcoder: Send + Sync {
         input: &std::path::Path,
         output: &std::path::Path,
         options: &Mp3Options,
+    ) -> Result<MediaInfo, MediaError>;
+}
+
+/// Cuts clips and stitches a trailer from the podcast MP3 (ffmpeg).
+#[async_trait]
+pub trait ClipCutter: Send + Sync {
+    /// `[start, end)` seconds of `input` as an MP3 at `output`, with `fade` seconds of fade
+    /// in and out so a clip never starts or stops on a click.
+    async fn cut(
+        &self,
+        input: &std::path::Path,
+        start: f64,
+        end: f64,
+        fade: f64,
+        output: &std::path::Path,
+    ) -> Result<MediaInfo, MediaError>;
+    /// The parts played one after another as one MP3.
+    async fn join(
+        &self,
+        parts: &[PathBuf],
+        output: &std::path::Path,
     ) -> Result<MediaInfo, MediaError>;
 }
 

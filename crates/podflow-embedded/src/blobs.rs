@@ -1,7 +1,10 @@
 //! Files under the data directory as the blob store. Writes go to a temporary file and are
 //! renamed into place, so a crash never leaves a half-written output under its final name.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use podflow_core::{BlobStore, StoreError};
@@ -108,6 +111,14 @@ impl BlobStore for FileBlobStore {
 
     fn local_path(&self, blob: &BlobRef) -> Option<PathBuf> {
         self.path_for(&blob.key).ok()
+    }
+
+    async fn share_url(&self, blob: &BlobRef, _valid_for: Duration) -> Result<String, StoreError> {
+        // Local files do not expire; the path is the link.
+        let path = self.path_for(&blob.key)?;
+        let absolute = std::path::absolute(&path)
+            .map_err(|e| StoreError::new(format!("resolving {}", path.display()), e))?;
+        Ok(format!("file://{}", absolute.display()))
     }
 
     fn scratch_path(&self, name: &str) -> PathBuf {

@@ -1,9 +1,9 @@
 //! ffmpeg/ffprobe as the media probe and the MP3 transcoder.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use podflow_core::{MediaError, MediaInfo, MediaProbe, Mp3Options, Transcoder};
+use podflow_core::{ClipCutter, MediaError, MediaInfo, MediaProbe, Mp3Options, Transcoder};
 use serde::Deserialize;
 use tokio::process::Command;
 
@@ -111,24 +111,50 @@ impl Transcoder for Ffmpeg {
         options: &Mp3Options,
     ) -> Result<MediaInfo, MediaError> {
         let source = self.probe(input).await?;
+        // Podcast loudness targets: -16 LUFS for stereo, -19 LUFS for mono (same perceived
+        // loudness on phones); single-pass loudnorm is within a dB and keeps this one pass.
+        let target = if source.channels >= 2 { -16 } else { -19 };
+        let args = vec![
+            "-i".into(),
+            input.as_os_str().to_owned(),
+            "-vn".into(),
+            "-map".into(),
+            "0:a:0".into(),
+            "-af".into(),
+            format!("loudnorm=I={target}:TP=-1.5:LRA=11").into(),
+            "-ar".into(),
+            "44100".into(),
+            "-codec:a".into(),
+            "libmp3lame".into(),
+            "-b:a".into(),
+            format!("{}k", options.bitrate_kbps).into(),
+            "-id3v2_version".into(),
+            "3".into(),
+            "-metadata".into(),
+            format!("title={}", options.title).into(),
+            "-f".into(),
+            "mp3".into(),
+        ];
+        self.run(args, output, "the MP3").await
+    }
+}
+
+impl Ffmpeg {
+    /// Runs ffmpeg quietly; a failure names what was being made and ffmpeg's complaint.
+    async fn run(
+        &self,
+        args: Vec<std::ffi::OsString>,
+        output: &Path,
+        what: &str,
+    ) -> Result<MediaInfo, MediaError> {
         if let Some(parent) = output.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| {
                 MediaError::Tool(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        // Podcast loudness targets: -16 LUFS for stereo, -19 LUFS for mono (same perceived
-        // loudness on phones); single-pass loudnorm is within a dB and keeps this one pass.
-        let target = if source.channels >= 2 { -16 } else { -19 };
         let out = Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
-            .arg(input)
-            .args(["-vn", "-map", "0:a:0", "-af"])
-            .arg(format!("loudnorm=I={target}:TP=-1.5:LRA=11"))
-            .args(["-ar", "44100", "-codec:a", "libmp3lame", "-b:a"])
-            .arg(format!("{}k", options.bitrate_kbps))
-            .args(["-id3v2_version", "3", "-metadata"])
-            .arg(format!("title={}", options.title))
-            .args(["-f", "mp3"])
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+            .args(args)
             .arg(output)
             .output()
             .await
@@ -136,10 +162,70 @@ impl Transcoder for Ffmpeg {
         if !out.status.success() {
             let _ = tokio::fs::remove_file(output).await;
             return Err(MediaError::Unreadable(format!(
-                "ffmpeg could not convert it to MP3 ({})",
+                "ffmpeg could not make {what} ({})",
                 last_error_line(&out.stderr)
             )));
         }
         self.probe(output).await
+    }
+}
+
+#[async_trait]
+impl ClipCutter for Ffmpeg {
+    async fn cut(
+        &self,
+        input: &Path,
+        start: f64,
+        end: f64,
+        fade: f64,
+        output: &Path,
+    ) -> Result<MediaInfo, MediaError> {
+        let length = end - start;
+        let fade = fade.min(length / 4.0);
+        // Seeking after -i decodes from the start: exact to the sample, and an episode's
+        // MP3 decodes fast enough that this costs well under a second.
+        let args = vec![
+            "-i".into(),
+            input.as_os_str().to_owned(),
+            "-ss".into(),
+            format!("{start:.3}").into(),
+            "-t".into(),
+            format!("{length:.3}").into(),
+            "-af".into(),
+            format!(
+                "afade=t=in:d={fade:.3},afade=t=out:st={:.3}:d={fade:.3}",
+                (length - fade).max(0.0)
+            )
+            .into(),
+            "-codec:a".into(),
+            "libmp3lame".into(),
+            "-b:a".into(),
+            "128k".into(),
+            "-f".into(),
+            "mp3".into(),
+        ];
+        self.run(args, output, "the clip").await
+    }
+
+    async fn join(&self, parts: &[PathBuf], output: &Path) -> Result<MediaInfo, MediaError> {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        for part in parts {
+            args.push("-i".into());
+            args.push(part.as_os_str().to_owned());
+        }
+        let inputs: String = (0..parts.len()).map(|i| format!("[{i}:a]")).collect();
+        args.extend([
+            "-filter_complex".into(),
+            format!("{inputs}concat=n={}:v=0:a=1[out]", parts.len()).into(),
+            "-map".into(),
+            "[out]".into(),
+            "-codec:a".into(),
+            "libmp3lame".into(),
+            "-b:a".into(),
+            "128k".into(),
+            "-f".into(),
+            "mp3".into(),
+        ]);
+        self.run(args, output, "the trailer").await
     }
 }

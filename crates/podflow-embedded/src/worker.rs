@@ -89,12 +89,17 @@ impl Worker {
 }
 
 /// Runs a worker until Ctrl-C: the body of each service's standalone binary.
-pub async fn run_until_ctrl_c(worker: Worker) {
+pub async fn run_until_ctrl_c(workers: Vec<Worker>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(worker.run(stop_rx));
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|w| tokio::spawn(w.run(stop_rx.clone())))
+        .collect();
     let _ = tokio::signal::ctrl_c().await;
     let _ = stop_tx.send(true);
-    let _ = task.await;
+    for task in tasks {
+        let _ = task.await;
+    }
 }
 
 async fn process(db: &Db, queue: &QueueSpec, handler: &dyn MessageHandler, received: Received) {

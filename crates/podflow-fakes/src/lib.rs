@@ -8,6 +8,10 @@
 //! minute for requests and one for tokens (input + `max_tokens`) — and injects faults from a
 //! seeded random source: throttling, 5xx, answers slower than the client's timeout, and
 //! malformed bodies. It records what it served so tests can prove nothing ran twice.
+//!
+//! [`slack::FakeSlack`] is an incoming-webhook endpoint that answers like Slack does.
+
+pub mod slack;
 
 use std::{
     collections::HashMap,
@@ -47,6 +51,9 @@ pub struct FakeLlmConfig {
     /// The length of a quota "minute" (shorter in benchmarks).
     pub minute: Duration,
     pub seed: u64,
+    /// Scripted answers: the first `(needle, answer)` whose needle the user message
+    /// contains gives the answer; otherwise the fake echoes the message's first line.
+    pub scripted: Vec<(String, String)>,
 }
 
 impl Default for FakeLlmConfig {
@@ -62,6 +69,7 @@ impl Default for FakeLlmConfig {
             quota: None,
             minute: Duration::from_secs(60),
             seed: 7,
+            scripted: Vec::new(),
         }
     }
 }
@@ -270,7 +278,18 @@ async fn answer(shared: &Shared, slow: bool, messages: &Value, user: &str) -> St
         let key = hex::encode(Sha256::digest(messages.to_string().as_bytes()));
         bump(shared, |s| *s.served.entry(key).or_default() += 1);
     }
-    format!("FAKE ANSWER to: {}", user.lines().next().unwrap_or(""))
+    cfg.scripted
+        .iter()
+        .find(|(needle, _)| user.contains(needle.as_str()))
+        .map_or_else(
+            || format!("FAKE ANSWER to: {}", user.lines().next().unwrap_or("")),
+            |(_, answer)| answer.clone(),
+        )
+}
+
+/// Output tokens of an answer, estimated like the input.
+fn answer_tokens(text: &str) -> u32 {
+    (text.chars().count() as u32).div_ceil(4)
 }
 
 fn truncated_json() -> Response {
@@ -329,7 +348,7 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
     Json(json!({
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7, "total_tokens": prompt_tokens + 7}
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": answer_tokens(&text), "total_tokens": prompt_tokens + answer_tokens(&text)}
     }))
     .into_response()
 }
@@ -409,7 +428,7 @@ async fn converse(
         "metrics": {"latencyMs": shared.config.answer_delay.as_millis() as u64},
         "output": {"message": {"content": [{"text": text}], "role": "assistant"}},
         "stopReason": "end_turn",
-        "usage": {"inputTokens": input_tokens, "outputTokens": 7, "totalTokens": input_tokens + 7}
+        "usage": {"inputTokens": input_tokens, "outputTokens": answer_tokens(&text), "totalTokens": input_tokens + answer_tokens(&text)}
     }))
     .into_response()
 }

@@ -51,12 +51,12 @@ async fn main() -> anyhow::Result<()> {
         llm,
         retry: RetryPolicy::default(),
     };
-    podflow_embedded::worker::run_until_ctrl_c(Worker::new(
+    podflow_embedded::worker::run_until_ctrl_c(vec![Worker::new(
         db,
         spec,
         Arc::new(handler),
         args.concurrency,
-    ))
+    )])
     .await;
     Ok(())
 }

@@ -17,6 +17,8 @@ pub struct OpenAiCompatible {
 
 impl OpenAiCompatible {
     pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+        // reqwest is built without a default crypto provider (to share the AWS SDK's).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()

@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         default_model: args.default_model,
         queue: PROMPT_QUEUE.into(),
     };
-    podflow_embedded::worker::run_until_ctrl_c(Worker::new(db, spec, Arc::new(handler), 2)).await;
+    podflow_embedded::worker::run_until_ctrl_c(vec![Worker::new(db, spec, Arc::new(handler), 2)])
+        .await;
     Ok(())
 }

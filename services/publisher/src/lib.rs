@@ -1,5 +1,8 @@
 //! publisher: fans in every step and prompt of an episode and, when each has finished one
-//! way or the other, publishes `EpisodeSummarized` and writes `episode-summarized.json`.
+//! way or the other, makes the show's files (show notes, Podcasting 2.0 chapters, blog
+//! post, social posts, clips and a trailer), estimates the cost, publishes
+//! `EpisodeSummarized` and writes `episode-summarized.json`. Its notifier ([`notify`])
+//! tells Slack.
 //!
 //! Fan-in reads the episode's state from the store rather than counting events, so
 //! duplicated or out-of-order events cannot confuse it. Each distinct outcome gets one
@@ -7,12 +10,18 @@
 //! from episode and revision, so a re-delivery re-publishes the same event (which the bus
 //! drops) instead of a new one.
 
+pub mod cost;
+pub mod documents;
+pub mod files;
+pub mod notify;
+pub mod slack;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptStatus, StepStatus,
-    StoreError, content::sha256_hex, handling::retry_on_store_error,
+    BlobStore, ClipCutter, Delivery, EpisodeStore, MessageHandler, Outcome, PromptStatus,
+    StepStatus, StoreError, content::sha256_hex, handling::retry_on_store_error,
 };
 use podflow_events::{
     EpisodeSummarized, EventEnvelope, FailedPrompt, FailedStep, PromptOutput, SCHEMA_VERSION,
@@ -26,6 +35,9 @@ pub const STEP: &str = "publish";
 pub struct PublishHandler {
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Cuts clips and the trailer (ffmpeg).
+    pub clips: Arc<dyn ClipCutter>,
+    pub prices: cost::PriceTable,
 }
 
 /// Where an episode stands, from the store.
@@ -110,6 +122,8 @@ impl PublishHandler {
             outputs,
             failed_prompts,
             failed_steps,
+            files: Vec::new(),
+            cost: None,
         })))
     }
 
@@ -129,6 +143,11 @@ impl PublishHandler {
             Readiness::Waiting => return Ok(Outcome::nothing()),
             Readiness::Ready(summary) => summary,
         };
+        let mut summary = summary;
+        let made = files::make(self, &mut summary).await?;
+        for problem in &made.problems {
+            tracing::warn!(episode_id, %problem, "publisher");
+        }
         // The fingerprint covers everything but the revision.
         let fingerprint = sha256_hex(
             serde_json::to_string(&summary)
@@ -166,7 +185,10 @@ impl PublishHandler {
             )
             .await?;
         self.store.step_started(episode_id, STEP).await?;
-        let note = format!("revision {revision}");
+        let mut note = format!("revision {revision}");
+        if !made.problems.is_empty() {
+            note.push_str(&format!("; {}", made.problems.join("; ")));
+        }
         self.store
             .step_finished(episode_id, STEP, StepStatus::Done, Some(&note))
             .await?;

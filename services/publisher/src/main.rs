@@ -1,15 +1,21 @@
-//! The publisher service as a standalone local worker over the embedded bus.
-use std::sync::Arc;
+//! The publisher service (fan-in and notifier) as a standalone local worker over the
+//! embedded bus.
+use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
-use podflow_embedded::{Db, FileBlobStore, QueueSpec, Worker};
-use publisher::PublishHandler;
+use podflow_embedded::{Db, Ffmpeg, FileBlobStore, QueueSpec, Worker};
+use publisher::{PublishHandler, cost::PriceTable, notify};
 
 #[derive(Parser)]
-#[command(about = "podflow publisher: fan-in and EpisodeSummarized")]
+#[command(about = "podflow publisher: fan-in, the show's files, EpisodeSummarized, Slack")]
 struct Args {
     #[arg(long, env = "PODFLOW_DATA_DIR", default_value = "./podflow-data")]
     data_dir: std::path::PathBuf,
+    /// A TOML price table that replaces bundled prices by name.
+    #[arg(long, env = "PODFLOW_PRICES")]
+    prices: Option<std::path::PathBuf>,
+    #[arg(long, env = "PODFLOW_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    slack_webhook_url: Option<String>,
 }
 
 #[tokio::main]
@@ -17,12 +23,27 @@ async fn main() -> anyhow::Result<()> {
     podflow_embedded::telemetry::init("info");
     let args = Args::parse();
     let db = Db::open(&args.data_dir)?;
-    let spec = QueueSpec::inbox("publisher");
-    db.declare_queue(&spec)?;
+    let blobs = Arc::new(FileBlobStore::new(&args.data_dir));
+    let publish = QueueSpec::inbox("publisher");
+    let notify_spec = QueueSpec::inbox("publisher-notify");
+    db.declare_queue(&publish)?;
+    db.declare_queue(&notify_spec)?;
     let handler = PublishHandler {
         store: Arc::new(db.clone()),
-        blobs: Arc::new(FileBlobStore::new(&args.data_dir)),
+        blobs: blobs.clone(),
+        clips: Arc::new(Ffmpeg),
+        prices: PriceTable::load(args.prices.as_deref())?,
     };
-    podflow_embedded::worker::run_until_ctrl_c(Worker::new(db, spec, Arc::new(handler), 1)).await;
+    let notifier = notify::NotifyHandler {
+        store: Arc::new(db.clone()),
+        blobs,
+        notifier: notify::notifier_from(args.slack_webhook_url.as_deref())?,
+        link_lifetime: Duration::from_secs(7 * 24 * 3600),
+    };
+    podflow_embedded::worker::run_until_ctrl_c(vec![
+        Worker::new(db.clone(), publish, Arc::new(handler), 1),
+        Worker::new(db, notify_spec, Arc::new(notifier), 1),
+    ])
+    .await;
     Ok(())
 }

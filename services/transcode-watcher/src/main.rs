@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         transcoder: Arc::new(Ffmpeg),
         bitrate_kbps: args.bitrate_kbps,
     };
-    podflow_embedded::worker::run_until_ctrl_c(Worker::new(db, spec, Arc::new(handler), 2)).await;
+    podflow_embedded::worker::run_until_ctrl_c(vec![Worker::new(db, spec, Arc::new(handler), 2)])
+        .await;
     Ok(())
 }

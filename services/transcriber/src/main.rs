@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
             args.data_dir.join("models"),
         )),
     };
-    podflow_embedded::worker::run_until_ctrl_c(Worker::new(db, spec, Arc::new(handler), 1)).await;
+    podflow_embedded::worker::run_until_ctrl_c(vec![Worker::new(db, spec, Arc::new(handler), 1)])
+        .await;
     Ok(())
 }

@@ -1,0 +1,330 @@
+//! Makes an episode's files from what is available when it is summarized. Every part is
+//! optional: a failed prompt only leaves its own file (or section) out, and a bad answer
+//! is noted, never fatal.
+
+use std::collections::BTreeMap;
+
+use podflow_core::{
+    BlobStore, StoreError,
+    content::{sha256_hex, work_key},
+    subtitles,
+    transcript::Transcript,
+};
+use podflow_events::{BlobRef, EpisodeSummarized, PublishedFile};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    PublishHandler, cost,
+    documents::{self, ChaptersDocument, Clip, ShowNotesParts, SkippedClip},
+};
+
+/// Clips that go into the trailer, and the most of each that is used.
+const TRAILER_CLIPS: usize = 3;
+const TRAILER_PART_SECONDS: f64 = 15.0;
+const FADE_SECONDS: f64 = 0.5;
+
+/// What making the files found wrong (for the step note and the logs).
+#[derive(Debug, Default)]
+pub struct Made {
+    pub problems: Vec<String>,
+}
+
+/// `clips.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClipsDocument {
+    pub clips: Vec<ClipEntry>,
+    pub skipped: Vec<SkippedClip>,
+    /// `trailer.mp3` when one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailer: Option<String>,
+}
+
+/// One clip in `clips.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClipEntry {
+    #[serde(flatten)]
+    pub clip: Clip,
+    /// `clips/<n>.mp3`, absent if it could not be cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtitles: Option<String>,
+}
+
+/// Cut media, cached by the audio and the clip plan so it is never cut twice.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CutMedia {
+    files: BTreeMap<String, BlobRef>,
+    problems: Vec<String>,
+}
+
+/// Makes the files, adds them to `summary.files` and sets `summary.cost`.
+pub async fn make(
+    handler: &PublishHandler,
+    summary: &mut EpisodeSummarized,
+) -> Result<Made, StoreError> {
+    let mut made = Made::default();
+    let blobs = handler.blobs.as_ref();
+    let episode_id = summary.episode_id.clone();
+    let transcript: Option<Transcript> = match &summary.transcript {
+        Some(t) => Some(
+            serde_json::from_slice(&blobs.get(t).await?)
+                .map_err(|e| StoreError::new(format!("reading {}", t.key), e))?,
+        ),
+        None => None,
+    };
+    let mut texts = BTreeMap::new();
+    for out in &summary.outputs {
+        let text = String::from_utf8_lossy(&blobs.get(&out.output).await?).into_owned();
+        texts.insert(out.prompt_id.as_str(), text);
+    }
+    let record = handler.store.episode(&episode_id).await?;
+    let title = texts
+        .get("titles")
+        .and_then(|t| documents::titles(t).into_iter().next())
+        .or_else(|| record.map(|r| r.original_name))
+        .unwrap_or_else(|| episode_id.clone());
+    let duration = transcript.as_ref().map(|t| t.duration_seconds);
+    let mut files: BTreeMap<String, BlobRef> = BTreeMap::new();
+    let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
+
+    let mut chapters = Vec::new();
+    if let (Some(answer), Some(duration)) = (texts.get("chapters"), duration) {
+        match documents::parse_chapters(answer, duration) {
+            Ok((parsed, dropped)) => {
+                if !dropped.is_empty() {
+                    made.problems.push(format!(
+                        "chapters: {} dropped ({})",
+                        dropped.len(),
+                        dropped.join("; ")
+                    ));
+                }
+                let doc = ChaptersDocument {
+                    version: "1.2.0",
+                    title: title.clone(),
+                    chapters: parsed.clone(),
+                };
+                docs.push(("chapters.json".into(), to_json(&doc)?));
+                chapters = parsed;
+            }
+            Err(e) => made.problems.push(e.to_string()),
+        }
+    }
+
+    if let (Some(answer), Some(transcript), Some(audio)) = (
+        texts.get("clips"),
+        transcript.as_ref(),
+        summary.audio.as_ref(),
+    ) {
+        match documents::plan_clips(answer, transcript.duration_seconds) {
+            Ok((clips, skipped)) => {
+                let media = cut_media(handler, &episode_id, audio, transcript, &clips).await?;
+                made.problems.extend(media.problems.iter().cloned());
+                if !skipped.is_empty() {
+                    made.problems
+                        .push(format!("clips: {} suggestion(s) skipped", skipped.len()));
+                }
+                let entries = clips
+                    .into_iter()
+                    .map(|clip| {
+                        let audio = format!("clips/{}.mp3", clip.n);
+                        let srt = format!("clips/{}.srt", clip.n);
+                        ClipEntry {
+                            audio: media.files.contains_key(&audio).then_some(audio),
+                            subtitles: media.files.contains_key(&srt).then_some(srt),
+                            clip,
+                        }
+                    })
+                    .collect();
+                let doc = ClipsDocument {
+                    clips: entries,
+                    skipped,
+                    trailer: media
+                        .files
+                        .contains_key("trailer.mp3")
+                        .then(|| "trailer.mp3".into()),
+                };
+                docs.push(("clips.json".into(), to_json(&doc)?));
+                files.extend(media.files);
+            }
+            Err(e) => made.problems.push(e.to_string()),
+        }
+    }
+
+    if let Some(article) = texts.get("blog-post") {
+        docs.push((
+            "blog-post.md".into(),
+            documents::blog_post(&title, article).into_bytes(),
+        ));
+    }
+    if let Some(posts) = texts.get("social") {
+        let md = format!("# Social posts — {title}\n\n{}\n", posts.trim());
+        docs.push(("social.md".into(), md.into_bytes()));
+    }
+    let mut links: Vec<(String, String)> = Vec::new();
+    let mut link = |label: &str, name: &str| links.push((label.to_owned(), name.to_owned()));
+    if summary.audio.is_some() {
+        link("Audio (MP3)", "audio.mp3");
+    }
+    if summary.transcript.is_some() {
+        link("Transcript", "transcript.json");
+    }
+    if summary.subtitles_srt.is_some() {
+        link("Subtitles (SRT)", "subtitles.srt");
+    }
+    if summary.subtitles_vtt.is_some() {
+        link("Subtitles (WebVTT)", "subtitles.vtt");
+    }
+    for (name, label) in [
+        ("chapters.json", "Chapters (Podcasting 2.0)"),
+        ("blog-post.md", "Blog post"),
+        ("social.md", "Social posts"),
+        ("clips.json", "Clips"),
+    ] {
+        if docs.iter().any(|(n, _)| n == name) {
+            link(label, name);
+        }
+    }
+    if files.contains_key("trailer.mp3") {
+        link("Trailer", "trailer.mp3");
+    }
+    let notes = ShowNotesParts {
+        title: &title,
+        summary: texts.get("summary").map(String::as_str),
+        chapters: &chapters,
+        notes: texts.get("show-notes").map(String::as_str),
+        keywords: texts.get("keywords").map(String::as_str),
+        links: &links,
+    };
+    docs.push((
+        "show-notes.md".into(),
+        documents::show_notes(&notes).into_bytes(),
+    ));
+
+    for (name, bytes) in docs {
+        let blob = blobs
+            .put(&format!("episodes/{episode_id}/{name}"), bytes)
+            .await?;
+        files.insert(name, blob);
+    }
+    summary.files = files
+        .into_iter()
+        .map(|(name, file)| PublishedFile { name, file })
+        .collect();
+
+    let prompts = handler.store.prompts(&episode_id).await?;
+    let engine = transcript.as_ref().map_or("none", |t| t.engine.as_str());
+    summary.cost = Some(cost::estimate(
+        &handler.prices,
+        duration.unwrap_or(0.0),
+        engine,
+        &prompts,
+    ));
+    Ok(made)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| StoreError::new("serialising", e))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Cuts each clip (with its subtitle slice) and the trailer, or reuses an earlier cut of
+/// the same audio and plan. A clip ffmpeg cannot cut is noted and left out.
+async fn cut_media(
+    handler: &PublishHandler,
+    episode_id: &str,
+    audio: &BlobRef,
+    transcript: &Transcript,
+    clips: &[Clip],
+) -> Result<CutMedia, StoreError> {
+    if clips.is_empty() {
+        return Ok(CutMedia::default());
+    }
+    let plan = serde_json::to_string(clips).map_err(|e| StoreError::new("clip plan", e))?;
+    let key = work_key("clips", &audio.sha256, &sha256_hex(plan.as_bytes())[..16]);
+    if let Some(cached) = handler.store.work_result(&key).await?
+        && let Ok(media) = serde_json::from_value::<CutMedia>(cached)
+    {
+        return Ok(media);
+    }
+    let blobs: &dyn BlobStore = handler.blobs.as_ref();
+    let (source, downloaded) = match blobs.local_path(audio) {
+        Some(path) => (path, false),
+        None => {
+            let path = blobs.scratch_path("episode.mp3");
+            let bytes = blobs.get(audio).await?;
+            tokio::fs::write(&path, bytes)
+                .await
+                .map_err(|e| StoreError::new(format!("writing {}", path.display()), e))?;
+            (path, true)
+        }
+    };
+    let mut media = CutMedia::default();
+    let mut trailer_parts = Vec::new();
+    for clip in clips {
+        let name = format!("clips/{}.mp3", clip.n);
+        let scratch = blobs.scratch_path(&format!("clip-{}.mp3", clip.n));
+        match handler
+            .clips
+            .cut(&source, clip.start, clip.end, FADE_SECONDS, &scratch)
+            .await
+        {
+            Ok(_) => {
+                let blob = blobs
+                    .put_file(&format!("episodes/{episode_id}/{name}"), &scratch)
+                    .await?;
+                media.files.insert(name, blob);
+            }
+            Err(e) => {
+                media.problems.push(format!("clip {} not cut: {e}", clip.n));
+                continue;
+            }
+        }
+        let cues = documents::clip_cues(transcript, clip.start, clip.end);
+        let srt_name = format!("clips/{}.srt", clip.n);
+        let blob = blobs
+            .put(
+                &format!("episodes/{episode_id}/{srt_name}"),
+                subtitles::to_srt(&cues).into_bytes(),
+            )
+            .await?;
+        media.files.insert(srt_name, blob);
+        if trailer_parts.len() < TRAILER_CLIPS {
+            let part = blobs.scratch_path(&format!("trailer-part-{}.mp3", clip.n));
+            let end = clip.end.min(clip.start + TRAILER_PART_SECONDS);
+            match handler
+                .clips
+                .cut(&source, clip.start, end, FADE_SECONDS, &part)
+                .await
+            {
+                Ok(_) => trailer_parts.push(part),
+                Err(e) => media
+                    .problems
+                    .push(format!("trailer part {} not cut: {e}", clip.n)),
+            }
+        }
+    }
+    if !trailer_parts.is_empty() {
+        let scratch = blobs.scratch_path("trailer.mp3");
+        match handler.clips.join(&trailer_parts, &scratch).await {
+            Ok(_) => {
+                let blob = blobs
+                    .put_file(&format!("episodes/{episode_id}/trailer.mp3"), &scratch)
+                    .await?;
+                media.files.insert("trailer.mp3".into(), blob);
+            }
+            Err(e) => media.problems.push(format!("trailer not made: {e}")),
+        }
+        for part in trailer_parts {
+            let _ = tokio::fs::remove_file(part).await;
+        }
+    }
+    if downloaded {
+        let _ = tokio::fs::remove_file(&source).await;
+    }
+    let value = serde_json::to_value(&media).map_err(|e| StoreError::new("clip cache", e))?;
+    handler.store.record_work(&key, episode_id, &value).await?;
+    Ok(media)
+}

@@ -1,0 +1,345 @@
+//! The publisher's notifier: posts "MP3 ready" the moment the transcode is done, and one
+//! message per `EpisodeSummarized` revision. It consumes events of its own, so a Slack
+//! outage delays only Slack messages, never the summary event other teams wait for.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use podflow_core::{
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, StepStatus, StoreError,
+    handling::{backoff, retry_on_store_error},
+};
+use podflow_events::{EpisodeSummarized, EpisodeTranscoded, EventEnvelope, SummaryStatus};
+use serde_json::Value;
+
+use crate::{documents, slack};
+
+pub const STEP: &str = "notify";
+
+/// Why a message was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// Try again later (rate limited, server trouble, network).
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not work until someone changes the configuration or the message.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Where messages go (a Slack incoming webhook; SNS on AWS).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Names the target for notes and logs, without secrets.
+    fn describe(&self) -> String;
+    async fn send(&self, message: &Value) -> Result<(), NotifyError>;
+}
+
+/// A Slack incoming webhook.
+pub struct SlackWebhook {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl SlackWebhook {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, NotifyError> {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(NotifyError::Permanent(format!(
+                "PODFLOW_SLACK_WEBHOOK_URL must be an http(s) URL (got `{}`)",
+                documents::truncate(url, 40)
+            )));
+        }
+        // reqwest is built without a default crypto provider (to share the AWS SDK's).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| NotifyError::Permanent(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            url: url.to_owned(),
+            client,
+        })
+    }
+}
+
+#[async_trait]
+impl Notifier for SlackWebhook {
+    fn describe(&self) -> String {
+        // The path of a webhook URL is its secret.
+        let host = self
+            .url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("?");
+        format!("Slack webhook at {host}")
+    }
+
+    async fn send(&self, message: &Value) -> Result<(), NotifyError> {
+        let response = self
+            .client
+            .post(&self.url)
+            .json(message)
+            .send()
+            .await
+            .map_err(|e| NotifyError::Transient {
+                message: format!("{}: {e}", self.describe()),
+                retry_after: None,
+            })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(Duration::from_secs_f64);
+        let body = response.text().await.unwrap_or_default();
+        let said = format!(
+            "{}: HTTP {} {}",
+            self.describe(),
+            status.as_u16(),
+            body.trim()
+        );
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            429 | 500..=599 => Err(NotifyError::Transient {
+                message: said,
+                retry_after,
+            }),
+            // invalid_payload, invalid_token, channel_not_found, channel_is_archived...
+            _ => Err(NotifyError::Permanent(format!(
+                "{said} — check PODFLOW_SLACK_WEBHOOK_URL and the channel, then `podflow dlq replay`"
+            ))),
+        }
+    }
+}
+
+/// The configured notifier: a Slack webhook when `webhook_url` is set, otherwise none.
+pub fn notifier_from(webhook_url: Option<&str>) -> Result<Option<Arc<dyn Notifier>>, NotifyError> {
+    match webhook_url.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(url) => Ok(Some(Arc::new(SlackWebhook::new(
+            url,
+            Duration::from_secs(10),
+        )?))),
+        None => Ok(None),
+    }
+}
+
+/// The notifier service's handler.
+pub struct NotifyHandler {
+    pub store: Arc<dyn EpisodeStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// `None`: nothing configured, which is noted, not an error.
+    pub notifier: Option<Arc<dyn Notifier>>,
+    /// How long shared links (pre-signed URLs on S3) stay valid.
+    pub link_lifetime: Duration,
+}
+
+impl NotifyHandler {
+    async fn title(&self, episode_id: &str) -> Result<String, StoreError> {
+        Ok(self
+            .store
+            .episode(episode_id)
+            .await?
+            .map_or_else(|| episode_id.to_owned(), |r| r.original_name))
+    }
+
+    async fn output_text(&self, summary: &EpisodeSummarized, prompt: &str) -> Option<String> {
+        let out = summary.outputs.iter().find(|o| o.prompt_id == prompt)?;
+        let bytes = self.blobs.get(&out.output).await.ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn summary_message(&self, s: &EpisodeSummarized) -> Result<Value, StoreError> {
+        let titles = self
+            .output_text(s, "titles")
+            .await
+            .map(|t| documents::titles(&t))
+            .unwrap_or_default();
+        let title = match titles.into_iter().next() {
+            Some(t) => t,
+            None => self.title(&s.episode_id).await?,
+        };
+        let summary = self.output_text(s, "summary").await;
+        let mp3_url = match &s.audio {
+            Some(audio) => Some(self.blobs.share_url(audio, self.link_lifetime).await?),
+            None => None,
+        };
+        let mut links = Vec::new();
+        let named = [
+            (&s.transcript, "Transcript (JSON)"),
+            (&s.subtitles_srt, "Subtitles (SRT)"),
+            (&s.subtitles_vtt, "Subtitles (VTT)"),
+        ];
+        for (blob, label) in named {
+            if let Some(blob) = blob {
+                links.push((
+                    label.to_owned(),
+                    self.blobs.share_url(blob, self.link_lifetime).await?,
+                ));
+            }
+        }
+        for f in s.files.iter().filter(|f| !f.name.starts_with("clips/")) {
+            links.push((
+                f.name.clone(),
+                self.blobs.share_url(&f.file, self.link_lifetime).await?,
+            ));
+        }
+        let clips = s
+            .files
+            .iter()
+            .filter(|f| f.name.starts_with("clips/") && f.name.ends_with(".mp3"))
+            .count();
+        if clips > 0 {
+            links.push((
+                "Clips".to_owned(),
+                format!("{clips} in clips/ (see clips.json)"),
+            ));
+        }
+        let failures: Vec<(String, String)> = s
+            .failed_steps
+            .iter()
+            .map(|f| (f.step.clone(), f.reason.clone()))
+            .chain(s.failed_prompts.iter().map(|f| {
+                (
+                    format!("{} v{}", f.prompt_id, f.prompt_version),
+                    f.reason.clone(),
+                )
+            }))
+            .collect();
+        Ok(slack::summary_message(&slack::SummaryNotice {
+            title: &title,
+            episode_id: &s.episode_id,
+            revision: s.revision,
+            complete: s.status == SummaryStatus::Complete,
+            summary: summary.as_deref(),
+            mp3_url: mp3_url.as_deref(),
+            links: &links,
+            failures: &failures,
+            cost_usd: s.cost.as_ref().map(|c| c.total_usd),
+        }))
+    }
+
+    /// The message for an event, and what the step note should say once it is sent.
+    async fn message_for(
+        &self,
+        envelope: &EventEnvelope,
+    ) -> Result<Option<(String, Value, String)>, Outcome> {
+        let store_err = |e: StoreError| retry_on_store_error(1, &e);
+        match envelope.detail_type.as_str() {
+            "EpisodeTranscoded" => {
+                let ev: EpisodeTranscoded = envelope.decode().map_err(dead_letter)?;
+                let title = self.title(&ev.episode_id).await.map_err(store_err)?;
+                let url = self
+                    .blobs
+                    .share_url(&ev.audio, self.link_lifetime)
+                    .await
+                    .map_err(store_err)?;
+                let minutes = Some(ev.duration_seconds / 60.0);
+                let message = slack::mp3_ready(&title, &ev.episode_id, &url, minutes);
+                Ok(Some((ev.episode_id, message, "MP3 announced".into())))
+            }
+            "EpisodeSummarized" => {
+                let ev: EpisodeSummarized = envelope.decode().map_err(dead_letter)?;
+                let message = self.summary_message(&ev).await.map_err(store_err)?;
+                let note = format!("revision {} announced", ev.revision);
+                Ok(Some((ev.episode_id, message, note)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+fn dead_letter(e: impl std::fmt::Display) -> Outcome {
+    Outcome::DeadLetter {
+        emit: Vec::new(),
+        reason: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl MessageHandler for NotifyHandler {
+    fn name(&self) -> &'static str {
+        "publisher-notify"
+    }
+
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let envelope = match EventEnvelope::from_json(&delivery.body) {
+            Ok(e) => e,
+            Err(e) => return dead_letter(e),
+        };
+        let (episode_id, message, note) = match self.message_for(&envelope).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Outcome::nothing(),
+            Err(outcome) => return outcome,
+        };
+        let result = async {
+            let Some(notifier) = &self.notifier else {
+                let note =
+                    "no Slack webhook configured (set PODFLOW_SLACK_WEBHOOK_URL); nothing posted";
+                self.store
+                    .step_finished(&episode_id, STEP, StepStatus::Done, Some(note))
+                    .await?;
+                return Ok(Outcome::nothing());
+            };
+            // One message per event, even when the event is delivered twice.
+            let sent_key = format!("notified:{}", envelope.id);
+            if self.store.work_result(&sent_key).await?.is_some() {
+                return Ok(Outcome::nothing());
+            }
+            let problems = slack::problems(&message);
+            if !problems.is_empty() {
+                return Ok(dead_letter(format!(
+                    "message for {} breaks Slack's limits: {}",
+                    envelope.id,
+                    problems.join("; ")
+                )));
+            }
+            self.store.step_started(&episode_id, STEP).await?;
+            match notifier.send(&message).await {
+                Ok(()) => {
+                    self.store
+                        .record_work(
+                            &sent_key,
+                            &episode_id,
+                            &serde_json::json!({"to": notifier.describe()}),
+                        )
+                        .await?;
+                    let note = format!("{note} to {}", notifier.describe());
+                    self.store
+                        .step_finished(&episode_id, STEP, StepStatus::Done, Some(&note))
+                        .await?;
+                    Ok(Outcome::nothing())
+                }
+                Err(NotifyError::Transient {
+                    message,
+                    retry_after,
+                }) => {
+                    let jitter = backoff(
+                        delivery.attempt,
+                        Duration::from_secs(1),
+                        Duration::from_secs(60),
+                        rand::random(),
+                    );
+                    Ok(Outcome::Retry {
+                        delay: retry_after.unwrap_or_default().max(jitter),
+                        reason: message,
+                    })
+                }
+                Err(NotifyError::Permanent(reason)) => {
+                    self.store
+                        .step_finished(&episode_id, STEP, StepStatus::Failed, Some(&reason))
+                        .await?;
+                    Ok(dead_letter(reason))
+                }
+            }
+        };
+        match result.await {
+            Ok(outcome) => outcome,
+            Err::<_, StoreError>(e) => retry_on_store_error(delivery.attempt, &e),
+        }
+    }
+}
