@@ -3,9 +3,14 @@
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use podflow_core::{EpisodeStore, PromptStatus};
+use podflow_core::{EpisodeStore, MediaProbe, PromptStatus, SpeechError};
+use podflow_embedded::Ffmpeg;
 use podflow_events::PromptJob;
 use prompt_dispatcher::{ReplayVersion, RerenderError};
+use transcriber::{
+    TranscriptFormat,
+    whisper::{WhisperEngine, Windowing},
+};
 
 use crate::{
     report::EpisodeReport,
@@ -321,4 +326,82 @@ pub async fn dlq_replay(
     } else {
         EXIT_OK
     })
+}
+
+/// What `podflow transcribe` was asked for.
+#[derive(Debug)]
+pub struct TranscribeRequest {
+    pub file: PathBuf,
+    pub format: TranscriptFormat,
+    pub output: Option<PathBuf>,
+    pub whisper_model: Option<PathBuf>,
+    pub window_seconds: f64,
+}
+
+/// Transcribes one file with a progress bar; nothing is recorded in the data directory
+/// but the converted model.
+pub async fn transcribe(
+    data_dir: &std::path::Path,
+    request: &TranscribeRequest,
+) -> anyhow::Result<i32> {
+    let file = &request.file;
+    let info = match Ffmpeg.probe(file).await {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let engine = WhisperEngine::new(request.whisper_model.clone(), data_dir.join("models"));
+    let bar = ProgressBar::new(info.duration_seconds.ceil().max(1.0) as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} s of audio, {elapsed} elapsed, ~{eta} left",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("transcribing {}", file.display()));
+    let windowing = Windowing {
+        window_seconds: request.window_seconds.max(30.0),
+        ..Windowing::default()
+    };
+    let progress = {
+        let bar = bar.clone();
+        move |done: f64| bar.set_position(done as u64)
+    };
+    let result = engine
+        .transcribe_with_progress(file, windowing, progress)
+        .await;
+    bar.finish_and_clear();
+    let transcript = match result {
+        Ok(t) => t,
+        Err(SpeechError::Audio(reason)) => {
+            eprintln!("error: {reason}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if transcript.segments.is_empty() {
+        eprintln!(
+            "error: no speech was recognised in {} ({:.1} s of audio)",
+            file.display(),
+            transcript.duration_seconds
+        );
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let text = transcriber::render(&transcript, request.format)?;
+    match &request.output {
+        Some(path) => {
+            std::fs::write(path, text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            eprintln!(
+                "wrote {} ({} segments, {:.1} s of audio)",
+                path.display(),
+                transcript.segments.len(),
+                transcript.duration_seconds
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(EXIT_OK)
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use prompt_dispatcher::ReplayVersion;
+use transcriber::TranscriptFormat;
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +86,21 @@ enum Command {
         json: bool,
         #[command(flatten)]
         llm: LlmArgs,
+    },
+    /// Transcribe one file only (no prompts, nothing recorded): subtitles or a transcript.
+    Transcribe {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "txt")]
+        format: TranscriptFormat,
+        /// Write here instead of to standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// A Whisper model directory (CTranslate2) or ggml file; default: the bundled tiny.en.
+        #[arg(long, env = "PODFLOW_WHISPER_MODEL")]
+        whisper_model: Option<PathBuf>,
+        /// Seconds of audio decoded at a time (memory stays flat for long episodes).
+        #[arg(long, default_value_t = 300.0, hide = true)]
+        window_seconds: f64,
     },
     /// Show each step and prompt of an episode (or all) with state, attempts and last error.
     Status {
@@ -163,6 +179,22 @@ async fn main() {
     let result = match cli.command {
         Command::Run { files, json, llm } => {
             commands::run(&settings(cli.data_dir, llm), &files, json).await
+        }
+        Command::Transcribe {
+            file,
+            format,
+            output,
+            whisper_model,
+            window_seconds,
+        } => {
+            let request = commands::TranscribeRequest {
+                file,
+                format,
+                output,
+                whisper_model,
+                window_seconds,
+            };
+            commands::transcribe(&cli.data_dir, &request).await
         }
         Command::Status { episode_id, json } => {
             commands::status(&cli.data_dir, episode_id.as_deref(), json).await

@@ -13,8 +13,11 @@ use podflow_events::{EpisodeUploaded, EventEnvelope, SCHEMA_VERSION};
 use thiserror::Error;
 
 pub const STEP: &str = "ingest";
-/// What podflow accepts, by extension.
-pub const ACCEPTED: &[&str] = &["m4a", "mp3", "wav", "flac", "ogg"];
+/// What podflow accepts, by extension. Video files are accepted for their audio track
+/// (recorded video podcasts); one without audio is refused by the probe.
+pub const ACCEPTED: &[&str] = &[
+    "m4a", "mp3", "wav", "flac", "ogg", "opus", "aac", "mp4", "m4v", "mov", "mkv", "webm",
+];
 
 fn accepted_list() -> String {
     ACCEPTED

@@ -12,7 +12,7 @@ use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, SpeechToText, StoreError, content,
     handling::{StepEnd, StepFailure, decode_delivery, end_step, retry_on_store_error},
     subtitles,
-    transcript::Transcript,
+    transcript::{Transcript, TranscriptView},
 };
 use podflow_events::{
     BlobRef, EpisodeTranscribed, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION,
@@ -40,6 +40,30 @@ pub struct TranscriberHandler {
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub engine: Arc<dyn SpeechToText>,
+}
+
+/// The formats `podflow transcribe` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TranscriptFormat {
+    /// podflow's transcript.json (segments, speakers, word times).
+    Json,
+    Srt,
+    Vtt,
+    /// Running text, a paragraph per turn.
+    Txt,
+}
+
+/// A transcript in one of the output formats.
+pub fn render(
+    transcript: &Transcript,
+    format: TranscriptFormat,
+) -> Result<String, serde_json::Error> {
+    Ok(match format {
+        TranscriptFormat::Json => serde_json::to_string_pretty(transcript)? + "\n",
+        TranscriptFormat::Srt => subtitles::to_srt(&subtitles::build_cues(transcript)),
+        TranscriptFormat::Vtt => subtitles::to_vtt(&subtitles::build_cues(transcript)),
+        TranscriptFormat::Txt => transcript.render(TranscriptView::Plain) + "\n",
+    })
 }
 
 /// Stores a transcript and its subtitles under the episode's folder.

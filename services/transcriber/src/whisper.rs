@@ -6,6 +6,7 @@
 //! temperature — the parts that decide word error rate on long episodes.
 
 use std::{
+    io::Read,
     path::{Path, PathBuf},
     sync::{Arc, OnceLock},
 };
@@ -15,7 +16,6 @@ use podflow_core::{
     SpeechError, SpeechToText,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
-use tokio::process::Command;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
 use crate::model::{self, ResolvedModel};
@@ -70,28 +70,126 @@ impl WhisperEngine {
     }
 }
 
-/// Decodes any audio ffmpeg reads into 16 kHz mono f32 samples.
-pub async fn decode_audio(path: &Path) -> Result<Vec<f32>, SpeechError> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-        .arg(path)
-        .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"])
-        .output()
-        .await
-        .map_err(|e| SpeechError::Engine(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        return Err(SpeechError::Audio(format!(
-            "ffmpeg could not decode {}: {}",
-            path.display(),
-            why.lines().last().unwrap_or("unknown error")
-        )));
+/// Audio decoded by ffmpeg to 16 kHz mono f32, read a window at a time so memory stays
+/// flat however long the episode is.
+struct AudioStream {
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+    path: PathBuf,
+}
+
+impl AudioStream {
+    fn open(path: &Path) -> Result<Self, SpeechError> {
+        let mut child = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+            .arg(path)
+            .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| SpeechError::Engine(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| SpeechError::Engine("ffmpeg gave no output pipe".into()))?;
+        Ok(Self {
+            child,
+            stdout,
+            path: path.to_owned(),
+        })
     }
-    Ok(out
-        .stdout
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+
+    /// Appends up to `n` samples; returns how many came (fewer only at the end).
+    fn read_into(&mut self, buffer: &mut Vec<f32>, n: usize) -> Result<usize, SpeechError> {
+        let mut bytes = vec![0u8; n * 4];
+        let mut filled = 0;
+        while filled < bytes.len() {
+            match self.stdout.read(&mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(SpeechError::Engine(format!("reading ffmpeg's output: {e}")));
+                }
+            }
+        }
+        buffer.extend(
+            bytes[..filled - filled % 4]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        Ok(filled / 4)
+    }
+
+    /// Waits for ffmpeg; an input it could not decode is the audio's fault.
+    fn finish(mut self) -> Result<(), SpeechError> {
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| SpeechError::Engine(format!("waiting for ffmpeg: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(SpeechError::Audio(format!(
+                "ffmpeg could not decode {}: {}",
+                self.path.display(),
+                stderr.lines().last().unwrap_or("unknown error")
+            )))
+        }
+    }
+}
+
+/// How much audio whisper.cpp is given at a time, and how close to a window's end a
+/// segment may finish and still be kept (later ones are decoded again with what follows,
+/// so no sentence is cut at a window edge).
+#[derive(Debug, Clone, Copy)]
+pub struct Windowing {
+    pub window_seconds: f64,
+    pub guard_seconds: f64,
+}
+
+impl Default for Windowing {
+    fn default() -> Self {
+        // Five minutes: 19 MB of samples, and a re-decoded tail of a few seconds per window.
+        Self {
+            window_seconds: 300.0,
+            guard_seconds: 8.0,
+        }
+    }
+}
+
+/// Which of a window's segments to keep and where the next window starts (seconds from
+/// this window's start). The last window keeps everything.
+pub fn keep_until(
+    segment_ends: &[f64],
+    window: f64,
+    windowing: Windowing,
+    last: bool,
+) -> (usize, f64) {
+    if last {
+        return (segment_ends.len(), window);
+    }
+    let limit = window - windowing.guard_seconds;
+    let kept = segment_ends.iter().take_while(|&&end| end <= limit).count();
+    match kept {
+        // Nothing finished early enough (music, one very long sentence): move on anyway so
+        // the loop always advances.
+        0 => (0, limit.max(window / 2.0)),
+        n => (n, segment_ends[n - 1]),
+    }
+}
+
+/// Non-speech markers whisper emits for silence or music.
+fn is_non_speech(text: &str) -> bool {
+    let t = text.trim();
+    t.is_empty()
+        || ((t.starts_with('[') && t.ends_with(']')) || (t.starts_with('(') && t.ends_with(')')))
+            && !t[1..t.len() - 1].contains(['[', '('])
 }
 
 /// Joins whisper tokens into words: a token starting with a space starts a new word.
@@ -121,6 +219,7 @@ fn run_whisper(
     ctx: &WhisperContext,
     samples: &[f32],
     threads: usize,
+    prompt: &str,
 ) -> Result<Vec<TranscriptSegment>, SpeechError> {
     let engine = |e: whisper_rs::WhisperError| SpeechError::Engine(format!("whisper.cpp: {e}"));
     let mut state = ctx.create_state().map_err(engine)?;
@@ -135,12 +234,17 @@ fn run_whisper(
     params.set_print_realtime(false);
     params.set_print_special(false);
     params.set_print_timestamps(false);
+    params.set_suppress_blank(true);
+    if !prompt.is_empty() {
+        // The previous window's last words, as whisper.cpp does between its own windows.
+        params.set_initial_prompt(prompt);
+    }
     state.full(params, samples).map_err(engine)?;
     let eot = ctx.token_eot();
     let mut segments = Vec::new();
     for seg in state.as_iter() {
         let text = seg.to_str_lossy().map_err(engine)?.trim().to_owned();
-        if text.is_empty() {
+        if is_non_speech(&text) {
             continue;
         }
         let mut tokens = Vec::new();
@@ -186,20 +290,37 @@ impl SpeechToText for WhisperEngine {
     }
 
     async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
+        let name = audio.display().to_string();
+        self.transcribe_with_progress(audio, Windowing::default(), move |done| {
+            tracing::info!(audio = %name, seconds_done = done, "transcribing");
+        })
+        .await
+    }
+}
+
+impl WhisperEngine {
+    /// Transcribes window by window; `progress` hears the seconds of audio done so far.
+    pub async fn transcribe_with_progress(
+        &self,
+        audio: &Path,
+        windowing: Windowing,
+        progress: impl Fn(f64) + Send + 'static,
+    ) -> Result<Transcript, SpeechError> {
         let (resolved, ctx) = self.load()?;
-        let samples = decode_audio(audio).await?;
-        let duration = samples.len() as f64 / SAMPLE_RATE as f64;
+        let ctx = ctx.clone();
+        let threads = self.threads;
+        let path = audio.to_owned();
+        let (segments, duration) = tokio::task::spawn_blocking(move || {
+            transcribe_stream(&ctx, &path, threads, windowing, &progress)
+        })
+        .await
+        .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
         if duration < 0.1 {
             return Err(SpeechError::Audio(format!(
                 "{} holds no audio to transcribe",
                 audio.display()
             )));
         }
-        let ctx = ctx.clone();
-        let threads = self.threads;
-        let segments = tokio::task::spawn_blocking(move || run_whisper(&ctx, &samples, threads))
-            .await
-            .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
         Ok(Transcript {
             language: "en".into(),
             duration_seconds: duration,
@@ -208,6 +329,69 @@ impl SpeechToText for WhisperEngine {
             segments,
         })
     }
+}
+
+/// Digital silence: whisper would only hallucinate on it.
+const SILENCE_PEAK: f32 = 1e-4;
+/// Characters of the previous window's text given as the next one's prompt.
+const PROMPT_CHARS: usize = 200;
+
+fn transcribe_stream(
+    ctx: &WhisperContext,
+    path: &Path,
+    threads: usize,
+    windowing: Windowing,
+    progress: &dyn Fn(f64),
+) -> Result<(Vec<TranscriptSegment>, f64), SpeechError> {
+    let window = (windowing.window_seconds * SAMPLE_RATE as f64) as usize;
+    let mut stream = AudioStream::open(path)?;
+    let mut buffer: Vec<f32> = Vec::with_capacity(window);
+    let mut offset = 0.0; // seconds of audio before the buffer
+    let mut segments: Vec<TranscriptSegment> = Vec::new();
+    loop {
+        let wanted = window.saturating_sub(buffer.len());
+        let got = stream.read_into(&mut buffer, wanted)?;
+        let last = got < wanted;
+        if buffer.is_empty() {
+            break;
+        }
+        let seconds = buffer.len() as f64 / SAMPLE_RATE as f64;
+        let silent = buffer.iter().all(|x| x.abs() < SILENCE_PEAK);
+        let recent = &segments[segments.len().saturating_sub(3)..];
+        let text = recent
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let skip = text.chars().count().saturating_sub(PROMPT_CHARS);
+        let prompt: String = text.chars().skip(skip).collect();
+        let found = if silent {
+            Vec::new()
+        } else {
+            run_whisper(ctx, &buffer, threads, &prompt)?
+        };
+        let ends: Vec<f64> = found.iter().map(|s| s.end).collect();
+        let (kept, cut) = keep_until(&ends, seconds, windowing, last);
+        segments.extend(found.into_iter().take(kept).map(|mut s| {
+            s.start += offset;
+            s.end += offset;
+            for w in &mut s.words {
+                w.start += offset;
+                w.end += offset;
+            }
+            s
+        }));
+        let cut_samples = ((cut * SAMPLE_RATE as f64) as usize).min(buffer.len());
+        buffer.drain(..cut_samples);
+        offset += cut_samples as f64 / SAMPLE_RATE as f64;
+        progress(offset);
+        if last {
+            offset += buffer.len() as f64 / SAMPLE_RATE as f64;
+            break;
+        }
+    }
+    stream.finish()?;
+    Ok((segments, offset))
 }
 
 #[cfg(test)]
@@ -228,5 +412,42 @@ mod tests {
             .map(|w| (w.text.as_str(), w.start, w.end))
             .collect();
         assert_eq!(texts, [("Hello", 0.0, 0.4), ("world.", 0.5, 1.0)]);
+    }
+
+    #[test]
+    fn windows_keep_finished_segments_and_restart_after_the_last_one() {
+        let w = Windowing {
+            window_seconds: 300.0,
+            guard_seconds: 8.0,
+        };
+        assert_eq!(
+            keep_until(&[10.0, 150.0, 290.0, 299.0], 300.0, w, false),
+            (3, 290.0)
+        );
+        assert_eq!(keep_until(&[10.0, 299.0], 300.0, w, true), (2, 300.0));
+        // Nothing finished in time: still advance.
+        assert_eq!(keep_until(&[299.5], 300.0, w, false), (0, 292.0));
+        assert_eq!(
+            keep_until(
+                &[],
+                20.0,
+                Windowing {
+                    window_seconds: 20.0,
+                    guard_seconds: 15.0
+                },
+                false
+            ),
+            (0, 10.0)
+        );
+    }
+
+    #[test]
+    fn non_speech_markers_are_recognised() {
+        for t in ["[BLANK_AUDIO]", " (silence) ", "[MUSIC]", ""] {
+            assert!(is_non_speech(t), "{t}");
+        }
+        for t in ["Hello.", "[Laughs] that was funny", "(a) and (b)"] {
+            assert!(!is_non_speech(t), "{t}");
+        }
     }
 }
