@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: setup, formatting, lints, then every test in the workspace.
+# The whole test suite: setup, formatting, template lints, clippy, then every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
 cargo fmt --all -- --check
+# The SAM template: cfn-lint, then SAM's own validation (offline, no credentials used).
+cfn-lint infra/template.yaml
+SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" sam validate --lint -t infra/template.yaml
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -210,14 +210,7 @@ pub async fn dlq_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<
         table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
         table.set_header(["message id", "from", "what", "receives", "last error"]);
         for l in &letters {
-            let what = serde_json::from_str::<PromptJob>(&l.body)
-                .map(|j| {
-                    format!(
-                        "{} prompt {} v{} ({})",
-                        j.episode_id, j.prompt_id, j.prompt_version, j.model
-                    )
-                })
-                .unwrap_or_else(|_| l.group_id.clone().unwrap_or_else(|| "event".into()));
+            let what = crate::sqs_dlq::describe(&l.body, l.group_id.as_deref());
             table.add_row([
                 l.message_id.clone(),
                 l.source_queue.clone(),

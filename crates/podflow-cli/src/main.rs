@@ -5,6 +5,7 @@
 mod commands;
 mod report;
 mod runtime;
+mod sqs_dlq;
 
 use std::path::PathBuf;
 
@@ -69,6 +70,9 @@ struct LlmArgs {
     /// A Slack incoming-webhook URL for "MP3 ready" and summary messages.
     #[arg(long, env = "PODFLOW_SLACK_WEBHOOK_URL", hide_env_values = true)]
     slack_webhook_url: Option<String>,
+    /// An SNS topic ARN to notify instead of Slack (AWS credentials from the environment).
+    #[arg(long, env = "PODFLOW_SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
     /// Fault injection: deliver every bus event twice (to show handlers are idempotent).
     #[arg(long, env = "PODFLOW_CHAOS_DUPLICATE_DELIVERY", hide = true)]
     chaos_duplicate_delivery: bool,
@@ -122,6 +126,8 @@ enum DlqAction {
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        sqs: SqsArgs,
     },
     /// Move messages back to their queue and process them (never re-transcodes or re-transcribes).
     Replay {
@@ -138,8 +144,29 @@ enum DlqAction {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        sqs: SqsArgs,
+        #[command(flatten)]
         llm: LlmArgs,
     },
+}
+
+/// A deployed stack's prompt queues (stack outputs `PromptDlqUrl` and `PromptQueueUrl`):
+/// with both set, `dlq` works on SQS instead of the local data directory.
+#[derive(clap::Args)]
+struct SqsArgs {
+    #[arg(long, env = "PODFLOW_PROMPT_DLQ_URL", requires = "sqs_queue_url")]
+    sqs_dlq_url: Option<String>,
+    #[arg(long, env = "PODFLOW_PROMPT_QUEUE_URL")]
+    sqs_queue_url: Option<String>,
+}
+
+impl SqsArgs {
+    fn queues(&self) -> Option<sqs_dlq::SqsQueues> {
+        Some(sqs_dlq::SqsQueues {
+            dlq_url: self.sqs_dlq_url.clone()?,
+            queue_url: self.sqs_queue_url.clone()?,
+        })
+    }
 }
 
 fn parse_replay_version(text: &str) -> Result<ReplayVersion, String> {
@@ -168,6 +195,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         model_limits: llm.model_limits,
         prices: llm.prices,
         slack_webhook_url: llm.slack_webhook_url,
+        sns_topic_arn: llm.sns_topic_arn,
         duplicate_deliveries: llm.chaos_duplicate_delivery,
     }
 }
@@ -200,8 +228,11 @@ async fn main() {
             commands::status(&cli.data_dir, episode_id.as_deref(), json).await
         }
         Command::Dlq {
-            action: DlqAction::List { json },
-        } => commands::dlq_list(&cli.data_dir, json).await,
+            action: DlqAction::List { json, sqs },
+        } => match sqs.queues() {
+            Some(queues) => sqs_dlq::list(&queues, json).await,
+            None => commands::dlq_list(&cli.data_dir, json).await,
+        },
         Command::Dlq {
             action:
                 DlqAction::Replay {
@@ -210,6 +241,7 @@ async fn main() {
                     model,
                     prompt_version,
                     json,
+                    sqs,
                     llm,
                 },
         } => {
@@ -217,6 +249,9 @@ async fn main() {
                 model,
                 prompt_version,
             };
+            if let Some(queues) = sqs.queues() {
+                exit(sqs_dlq::replay(&queues, &message_ids, all, &replay).await);
+            }
             commands::dlq_replay(
                 &settings(cli.data_dir, llm),
                 &message_ids,
@@ -227,6 +262,11 @@ async fn main() {
             .await
         }
     };
+    exit(result);
+}
+
+/// Exits with the command's code, or prints its error in words (exit 1).
+fn exit(result: anyhow::Result<i32>) -> ! {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -12,7 +12,8 @@ use bedrock_invoker::{
     ratelimit::{LimitsConfig, Throttle},
 };
 use ingest::IngestService;
-use podflow_core::MessageHandler;
+use podflow_aws::{secrets, sns::SnsNotifier};
+use podflow_core::{MessageHandler, Notifier};
 use podflow_embedded::{
     Db, Ffmpeg, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE,
 };
@@ -43,8 +44,11 @@ pub struct Settings {
     pub model_limits: Option<PathBuf>,
     /// A TOML price table replacing bundled prices by name.
     pub prices: Option<PathBuf>,
-    /// Where Slack messages go; none: noted in the run summary.
+    /// Where Slack messages go (a URL, or `ssm:NAME` / `secretsmanager:ID` naming it);
+    /// none: noted in the run summary.
     pub slack_webhook_url: Option<String>,
+    /// An SNS topic to notify instead of Slack.
+    pub sns_topic_arn: Option<String>,
     pub duplicate_deliveries: bool,
 }
 
@@ -80,6 +84,37 @@ pub fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
     Ok(Db::open(data_dir)?)
 }
 
+/// The configured notification target: a Slack webhook or an SNS topic (or none).
+async fn notifier(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Notifier>>> {
+    let set = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    match (
+        set(&settings.slack_webhook_url),
+        set(&settings.sns_topic_arn),
+    ) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "both PODFLOW_SLACK_WEBHOOK_URL and PODFLOW_SNS_TOPIC_ARN are set; set one of them"
+        ),
+        (None, Some(topic)) => {
+            let config = podflow_aws::sdk_config().await;
+            Ok(Some(Arc::new(SnsNotifier::new(&config, &topic))))
+        }
+        (Some(webhook), None) => {
+            let url = if webhook.starts_with("ssm:") || webhook.starts_with("secretsmanager:") {
+                secrets::resolve(&podflow_aws::sdk_config().await, &webhook).await?
+            } else {
+                webhook
+            };
+            Ok(notifier_from(Some(&url))?)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 impl Pipeline {
     /// Takes the data directory's runner lock, recovers work a dead run left in flight, and
     /// starts one worker per service.
@@ -106,7 +141,7 @@ impl Pipeline {
         .await
         .map_err(anyhow::Error::msg)?;
         let prices = PriceTable::load(settings.prices.as_deref())?;
-        let notifier = notifier_from(settings.slack_webhook_url.as_deref())?;
+        let notifier = notifier(settings).await?;
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;

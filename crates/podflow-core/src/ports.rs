@@ -332,6 +332,74 @@ pub trait Transcoder: Send + Sync {
     ) -> Result<MediaInfo, MediaError>;
 }
 
+/// Why a message was not delivered.
+#[derive(Debug, Error)]
+pub enum NotifyError {
+    /// Try again later (rate limited, server trouble, network).
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not work until someone changes the configuration or the message.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Where notifications go (a Slack incoming webhook, an SNS topic).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Names the target for notes and logs, without secrets.
+    fn describe(&self) -> String;
+    /// `message` is a Slack Block Kit message (`text` + `blocks`); other targets use
+    /// `text` and pass the whole message to machine subscribers.
+    async fn send(&self, message: &serde_json::Value) -> Result<(), NotifyError>;
+}
+
+/// Why events or jobs could not be handed on (EventBridge, SQS). Either way the message
+/// that produced them is delivered again; `Permanent` also says no retry will help.
+#[derive(Debug, Error)]
+pub enum DispatchError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Publishes events on the bus (EventBridge PutEvents on AWS). Locally the embedded
+/// runtime publishes inside the acknowledging transaction instead.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// All or an error: entries that failed are retried by the adapter, and what still
+    /// fails is reported, never dropped.
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), DispatchError>;
+}
+
+/// Sends jobs to their queue (SQS FIFO on AWS), with their group and dedup ids.
+#[async_trait]
+pub trait JobSender: Send + Sync {
+    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), DispatchError>;
+}
+
+/// A message that will never succeed, with the reason, on its way to a dead-letter queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub reason: String,
+    /// The FIFO group of the original message (kept so a redrive stays in order).
+    pub group_id: Option<String>,
+}
+
+/// What a queue consumer can do to its deliveries besides acknowledging them.
+#[async_trait]
+pub trait DeliveryControl: Send + Sync {
+    /// Hides a delivery for `delay` before it is received again (backoff without sleeping).
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), DispatchError>;
+    /// Moves a message to the dead-letter queue now, with its reason.
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), DispatchError>;
+}
+
 /// Cuts clips and stitches a trailer from the podcast MP3 (ffmpeg).
 #[async_trait]
 pub trait ClipCutter: Send + Sync {

@@ -1,22 +1,11 @@
 //! Amazon Transcribe output recorded from AWS (../shared/fixtures/aws/transcribe, see its
 //! PROVENANCE.md) normalized into podflow's transcript.
 
-use std::path::PathBuf;
-
 use podflow_core::{aws_transcribe, subtitles, transcript::TranscriptView};
+use podflow_fakes::fixtures::aws_text;
 
 fn fixture(name: &str) -> String {
-    let dir = std::env::var_os("PODFLOW_AWS_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aws"),
-        PathBuf::from,
-    );
-    let path = dir.join("transcribe").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}): the shared AWS fixtures sit beside the repository, or set PODFLOW_AWS_FIXTURES",
-            path.display()
-        )
-    })
+    aws_text(&format!("transcribe/{name}"))
 }
 
 #[test]

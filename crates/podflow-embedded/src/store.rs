@@ -394,75 +394,9 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn revisions_are_claimed_once_per_distinct_outcome() {
+    async fn meets_the_episode_store_contract() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
-        assert_eq!(db.claim_revision("ep", "a").await.expect("c"), (1, true));
-        assert_eq!(db.claim_revision("ep", "a").await.expect("c"), (1, false));
-        assert_eq!(db.claim_revision("ep", "b").await.expect("c"), (2, true));
-        assert_eq!(db.claim_revision("ep", "b").await.expect("c"), (2, false));
-        assert_eq!(db.claim_revision("other", "b").await.expect("c"), (1, true));
-    }
-
-    #[tokio::test]
-    async fn planning_keeps_completed_prompts_and_requeues_failed_ones() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        let plan = vec![
-            ("a".to_owned(), 1, "m".to_owned()),
-            ("b".to_owned(), 1, "m".to_owned()),
-        ];
-        db.plan_prompts("ep", &plan).await.expect("plan");
-        let blob = BlobRef {
-            bucket: None,
-            key: "k".into(),
-            size: 1,
-            sha256: "0".repeat(64),
-        };
-        db.update_prompt(
-            "ep",
-            "a",
-            &PromptUpdate::Completed {
-                attempt: 1,
-                output: blob,
-                input_tokens: 5,
-                output_tokens: 6,
-            },
-        )
-        .await
-        .expect("u");
-        db.update_prompt(
-            "ep",
-            "b",
-            &PromptUpdate::Failed {
-                attempt: 3,
-                error: "boom".into(),
-            },
-        )
-        .await
-        .expect("u");
-        db.plan_prompts("ep", &plan).await.expect("replan");
-        let states = db.prompts("ep").await.expect("prompts");
-        assert_eq!(states[0].status, PromptStatus::Completed);
-        assert_eq!(states[0].output_tokens, 6);
-        assert_eq!(states[1].status, PromptStatus::Queued);
-        assert_eq!(states[1].attempts, 0);
-    }
-
-    #[tokio::test]
-    async fn work_is_logged_each_time_it_is_done() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
-        let key = podflow_core::content::work_key("transcribe", "abc", "tiny");
-        assert!(db.work_result(&key).await.expect("r").is_none());
-        db.record_work(&key, "ep", &serde_json::json!({"x": 1}))
-            .await
-            .expect("w");
-        assert_eq!(
-            db.work_result(&key).await.expect("r"),
-            Some(serde_json::json!({"x": 1}))
-        );
-        assert_eq!(db.work_count("transcribe", "ep").await.expect("n"), 1);
-        assert_eq!(db.work_count("transcode", "ep").await.expect("n"), 0);
+        podflow_fakes::store_contract::check_episode_store(std::sync::Arc::new(db)).await;
     }
 }

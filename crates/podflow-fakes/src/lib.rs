@@ -10,8 +10,14 @@
 //! malformed bodies. It records what it served so tests can prove nothing ran twice.
 //!
 //! [`slack::FakeSlack`] is an incoming-webhook endpoint that answers like Slack does.
+//!
+//! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in
+//! `../shared/fixtures/aws`, and [`store_contract`] is the behaviour every episode store
+//! adapter must have.
 
+pub mod fixtures;
 pub mod slack;
+pub mod store_contract;
 
 use std::{
     collections::HashMap,
@@ -86,6 +92,8 @@ pub struct FakeLlmStats {
     pub unknown_model: u64,
     /// Successful answers per request (keyed by a hash of the messages).
     pub served: HashMap<String, u32>,
+    /// Output tokens reported in the usage of all successful answers.
+    pub output_tokens: u64,
 }
 
 struct Bucket {
@@ -274,17 +282,23 @@ async fn answer(shared: &Shared, slow: bool, messages: &Value, user: &str) -> St
         cfg.answer_delay
     })
     .await;
-    if !slow {
-        let key = hex::encode(Sha256::digest(messages.to_string().as_bytes()));
-        bump(shared, |s| *s.served.entry(key).or_default() += 1);
-    }
-    cfg.scripted
+    let text = cfg
+        .scripted
         .iter()
         .find(|(needle, _)| user.contains(needle.as_str()))
         .map_or_else(
             || format!("FAKE ANSWER to: {}", user.lines().next().unwrap_or("")),
             |(_, answer)| answer.clone(),
-        )
+        );
+    if !slow {
+        let key = hex::encode(Sha256::digest(messages.to_string().as_bytes()));
+        let tokens = u64::from(answer_tokens(&text));
+        bump(shared, |s| {
+            *s.served.entry(key).or_default() += 1;
+            s.output_tokens += tokens;
+        });
+    }
+    text
 }
 
 /// Output tokens of an answer, estimated like the input.

@@ -87,6 +87,22 @@ impl LimitsConfig {
         path.map_or_else(|| Ok(Self::default()), Self::load)
     }
 
+    /// Each of `instances` processes draining one queue gets this share of every per-minute
+    /// limit (at least 1), so together they stay under the account's quota. On Lambda the
+    /// number is the event source's maximum concurrency.
+    pub fn shared_by(mut self, instances: u32) -> Self {
+        let instances = instances.max(1);
+        let share = |l: &mut ModelLimits| {
+            l.requests_per_minute = (l.requests_per_minute / instances).max(1);
+            l.tokens_per_minute = (l.tokens_per_minute / instances).max(1);
+        };
+        let mut default = self.default.unwrap_or_default();
+        share(&mut default);
+        self.default = Some(default);
+        self.models.values_mut().for_each(share);
+        self
+    }
+
     pub fn for_model(&self, model: &str) -> ModelLimits {
         self.models
             .get(model)
@@ -170,6 +186,53 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instances_share_each_quota() {
+        let mut config = LimitsConfig::default();
+        config.models.insert(
+            "haiku".into(),
+            ModelLimits {
+                requests_per_minute: 50,
+                tokens_per_minute: 100_000,
+                context_tokens: 200_000,
+            },
+        );
+        config.models.insert(
+            "tiny".into(),
+            ModelLimits {
+                requests_per_minute: 1,
+                tokens_per_minute: 3,
+                context_tokens: 8,
+            },
+        );
+        let shared = config.shared_by(2);
+        let haiku = shared.for_model("haiku");
+        assert_eq!(
+            (
+                haiku.requests_per_minute,
+                haiku.tokens_per_minute,
+                haiku.context_tokens
+            ),
+            (25, 50_000, 200_000)
+        );
+        let tiny = shared.for_model("tiny");
+        assert_eq!(
+            (tiny.requests_per_minute, tiny.tokens_per_minute),
+            (1, 1),
+            "never zero"
+        );
+        let other = shared.for_model("unknown");
+        assert_eq!(
+            (other.requests_per_minute, other.tokens_per_minute),
+            (10, 20_000),
+            "the default too"
+        );
+        assert_eq!(
+            LimitsConfig::default().shared_by(0),
+            LimitsConfig::default().shared_by(1)
+        );
+    }
 
     #[test]
     fn limits_file_sets_defaults_and_per_model_values() {

@@ -1,4 +1,5 @@
-//! The prompt-dispatcher service as a standalone local worker over the embedded bus.
+//! The prompt-dispatcher service: a local worker over the embedded bus, or on Lambda a
+//! target of the EventBridge rule for EpisodeTranscribed.
 use std::sync::Arc;
 
 use clap::Parser;
@@ -20,6 +21,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     podflow_embedded::telemetry::init("info");
     let args = Args::parse();
+    if podflow_lambda::wiring::on_lambda() {
+        return lambda(args).await;
+    }
     let db = Db::open(&args.data_dir)?;
     let spec = QueueSpec::inbox("prompt-dispatcher");
     db.declare_queue(&spec)?;
@@ -34,4 +38,20 @@ async fn main() -> anyhow::Result<()> {
     podflow_embedded::worker::run_until_ctrl_c(vec![Worker::new(db, spec, Arc::new(handler), 2)])
         .await;
     Ok(())
+}
+
+/// On Lambda: EpisodeTranscribed from the podflow bus; jobs to the SQS FIFO prompt queue.
+async fn lambda(args: Args) -> anyhow::Result<()> {
+    let aws = podflow_lambda::wiring::AwsWiring::from_env().await?;
+    let handler = DispatchHandler {
+        store: aws.store.clone(),
+        blobs: aws.blobs.clone(),
+        override_dir: args.prompts_dir,
+        default_model: args.default_model,
+        queue: PROMPT_QUEUE.into(),
+    };
+    let effects = aws.event_effects(PROMPT_QUEUE)?;
+    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }

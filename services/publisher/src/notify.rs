@@ -6,7 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, StepStatus, StoreError,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Notifier, NotifyError, Outcome, StepStatus,
+    StoreError,
     handling::{backoff, retry_on_store_error},
 };
 use podflow_events::{EpisodeSummarized, EpisodeTranscoded, EventEnvelope, SummaryStatus};
@@ -15,28 +16,6 @@ use serde_json::Value;
 use crate::{documents, slack};
 
 pub const STEP: &str = "notify";
-
-/// Why a message was not delivered.
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    /// Try again later (rate limited, server trouble, network).
-    #[error("{message}")]
-    Transient {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// Will not work until someone changes the configuration or the message.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-/// Where messages go (a Slack incoming webhook; SNS on AWS).
-#[async_trait]
-pub trait Notifier: Send + Sync {
-    /// Names the target for notes and logs, without secrets.
-    fn describe(&self) -> String;
-    async fn send(&self, message: &Value) -> Result<(), NotifyError>;
-}
 
 /// A Slack incoming webhook.
 pub struct SlackWebhook {
@@ -278,8 +257,7 @@ impl MessageHandler for NotifyHandler {
         };
         let result = async {
             let Some(notifier) = &self.notifier else {
-                let note =
-                    "no Slack webhook configured (set PODFLOW_SLACK_WEBHOOK_URL); nothing posted";
+                let note = "no Slack webhook configured (set PODFLOW_SLACK_WEBHOOK_URL, or PODFLOW_SNS_TOPIC_ARN for SNS); nothing posted";
                 self.store
                     .step_finished(&episode_id, STEP, StepStatus::Done, Some(note))
                     .await?;

@@ -1,0 +1,395 @@
+//! `infra/template.yaml` against the rest of the repository: its EventBridge rules route
+//! exactly what `podflow_events::routing` declares (checked on the schema examples and on
+//! real AWS events from ../shared/fixtures/aws), and the structure cfn-lint does not check
+//! (dead letters, alarms, log retention, least-privilege IAM) is there.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use contract_tests::{
+    event_pattern::matches,
+    template::{self, Bus, FunctionRule},
+};
+use podflow_events::{
+    EpisodeSummarized, EpisodeTranscoded, EpisodeTranscribed, EpisodeUploaded, PodflowEvent,
+    PromptCompleted, PromptFailed, PromptJob, TranscodeFailed, TranscriptionFailed,
+    routing::ROUTES,
+    schema::{examples_dir, json_files},
+};
+use podflow_fakes::fixtures::aws_text;
+use serde_json::{Value, json};
+
+const BUCKET: &str = "podflow-test-bucket";
+const STACK: &str = "podflow-test";
+
+fn template() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    template::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rules(t: &Value) -> Vec<FunctionRule> {
+    let refs = BTreeMap::from([("EpisodeBucket", BUCKET), ("AWS::StackName", STACK)]);
+    template::function_rules(t, &refs).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn fixture(relative: &str) -> Value {
+    // The one doc-verbatim event used here writes its status as `"COMPLETED" (or "FAILED")`
+    // (see PROVENANCE.md); everything else is strict JSON.
+    let text = aws_text(relative).replace(r#""COMPLETED" (or "FAILED")"#, r#""COMPLETED""#);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+/// (detail-type, source) of every podflow event.
+fn podflow_events() -> Vec<(&'static str, &'static str)> {
+    fn pair<E: PodflowEvent>() -> (&'static str, &'static str) {
+        (E::DETAIL_TYPE, E::SOURCE)
+    }
+    vec![
+        pair::<EpisodeUploaded>(),
+        pair::<EpisodeTranscoded>(),
+        pair::<TranscodeFailed>(),
+        pair::<EpisodeTranscribed>(),
+        pair::<TranscriptionFailed>(),
+        pair::<PromptJob>(),
+        pair::<PromptCompleted>(),
+        pair::<PromptFailed>(),
+        pair::<EpisodeSummarized>(),
+    ]
+}
+
+/// An example detail in the envelope EventBridge delivers.
+fn envelope(detail_type: &str, source: &str, detail: Value) -> Value {
+    json!({
+        "version": "0",
+        "id": "0d7b2b3c-1f2a-4c1e-9a3b-4b7e9f0a1c2d",
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-11-22T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail
+    })
+}
+
+/// The services whose podflow-bus rules match `event`.
+fn routed_to(rules: &[FunctionRule], event: &Value) -> Vec<String> {
+    let mut services: Vec<String> = rules
+        .iter()
+        .filter(|r| r.bus == Bus::Podflow)
+        .filter(|r| matches(&r.pattern, event).unwrap_or_else(|e| panic!("{}: {e}", r.function)))
+        .map(|r| r.service.clone())
+        .collect();
+    services.sort();
+    services.dedup();
+    services
+}
+
+#[test]
+fn podflow_bus_rules_route_exactly_what_the_routing_table_declares() {
+    let t = template();
+    let rules = rules(&t);
+    let mut checked = 0;
+    for (detail_type, source) in podflow_events() {
+        let mut expected: Vec<String> = ROUTES
+            .iter()
+            .filter(|r| r.detail_types.contains(&detail_type))
+            .map(|r| r.service.to_owned())
+            .collect();
+        expected.sort();
+        let examples = json_files(&examples_dir(detail_type, true));
+        assert!(!examples.is_empty(), "{detail_type} has no valid examples");
+        for file in examples {
+            let detail: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).expect("read"))
+                    .expect("example is JSON");
+            let event = envelope(detail_type, source, detail.clone());
+            assert_eq!(
+                routed_to(&rules, &event),
+                expected,
+                "{detail_type} ({}) is routed differently in infra/template.yaml than in events-schema/src/routing.rs",
+                file.display()
+            );
+            // A new major is a new detail-type: no v1 rule may take it.
+            let v2 = envelope(&format!("{detail_type}.v2"), source, detail.clone());
+            assert!(
+                routed_to(&rules, &v2).is_empty(),
+                "{detail_type}.v2 was routed"
+            );
+            // Another producer claiming the type is not trusted.
+            let spoofed = envelope(detail_type, "someone.else", detail);
+            assert!(
+                routed_to(&rules, &spoofed).is_empty(),
+                "{detail_type} from another source was routed"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "only {checked} examples checked");
+    // Every consumer in the routing table has a function.
+    for route in ROUTES {
+        assert!(
+            rules.iter().any(|r| r.service == route.service),
+            "routing names {} but no function in the template has PODFLOW_SERVICE={0}",
+            route.service
+        );
+    }
+}
+
+/// The rules on the default bus: (service, event) pairs that match.
+fn aws_routed(rules: &[FunctionRule], event: &Value) -> Vec<(String, String)> {
+    rules
+        .iter()
+        .filter(|r| r.bus == Bus::Default)
+        .filter(|r| matches(&r.pattern, event).unwrap_or_else(|e| panic!("{}: {e}", r.function)))
+        .map(|r| (r.service.clone(), r.event.clone()))
+        .collect()
+}
+
+#[test]
+fn aws_service_rules_take_the_recorded_events_they_should_and_no_others() {
+    let t = template();
+    let rules = rules(&t);
+    let to = |service: &str, event: &str| vec![(service.to_owned(), event.to_owned())];
+
+    // S3 "Object Created" (EventBridge notifications), re-pointed at our bucket.
+    let mut created = fixture(
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectCreatedEvent.json",
+    );
+    created["detail"]["bucket"]["name"] = json!(BUCKET);
+    created["detail"]["object"]["key"] = json!("incoming/weekly+42%281%29.m4a");
+    assert_eq!(aws_routed(&rules, &created), to("ingest", "Upload"));
+    let mut outputs = created.clone();
+    outputs["detail"]["object"]["key"] = json!("episodes/weekly-42/audio.mp3");
+    assert!(
+        aws_routed(&rules, &outputs).is_empty(),
+        "podflow's own outputs must not re-trigger ingest"
+    );
+    let mut elsewhere = created.clone();
+    elsewhere["detail"]["bucket"]["name"] = json!("someone-elses-bucket");
+    assert!(aws_routed(&rules, &elsewhere).is_empty());
+    for other in [
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectDeletedEvent.json",
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectExpiredEvent.json",
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectRestoreCompletedEvent.json",
+    ] {
+        let mut event = fixture(other);
+        event["detail"]["bucket"]["name"] = json!(BUCKET);
+        event["detail"]["object"]["key"] = json!("incoming/weekly-42.m4a");
+        assert!(aws_routed(&rules, &event).is_empty(), "{other} was routed");
+    }
+
+    // MediaConvert job state changes: final states of this stack's jobs only.
+    for (file, is_final) in [
+        (
+            "mediaconvert/awsdocs-mediaconvert_ev_status_error.ERROR.json",
+            true,
+        ),
+        (
+            "mediaconvert/awsdocs-mediaconvert_ev_status_canceled.CANCELED.json",
+            true,
+        ),
+        (
+            "mediaconvert/awsdocs-mediaconvert_ev_status_progressing.PROGRESSING.json",
+            false,
+        ),
+        (
+            "mediaconvert/awsdocs-mediaconvert_ev_status_status_update.STATUS_UPDATE.json",
+            false,
+        ),
+    ] {
+        let mut event = fixture(file);
+        assert!(
+            aws_routed(&rules, &event).is_empty(),
+            "{file}: a job without podflow's metadata was routed"
+        );
+        event["detail"]["userMetadata"] =
+            json!({"podflow_stack": STACK, "episode_id": "weekly-42-3f786850e387"});
+        let expected = if is_final {
+            to("transcode-watcher", "MediaConvertState")
+        } else {
+            vec![]
+        };
+        assert_eq!(aws_routed(&rules, &event), expected, "{file}");
+    }
+
+    // Transcribe job state changes: podflow's jobs only (their names start with podflow-).
+    let mut done = fixture(
+        "transcribe/awsdocs-transcribe_monitoring-events_TranscribeJobStateChange.doc-verbatim.jsonc",
+    );
+    assert!(
+        aws_routed(&rules, &done).is_empty(),
+        "someone else's transcription job was routed"
+    );
+    done["detail"]["TranscriptionJobName"] = json!("podflow-3f786850e387550f");
+    assert_eq!(
+        aws_routed(&rules, &done),
+        to("transcriber", "TranscribeState")
+    );
+    done["detail"]["TranscriptionJobStatus"] = json!("FAILED");
+    assert_eq!(
+        aws_routed(&rules, &done),
+        to("transcriber", "TranscribeState")
+    );
+    done["detail"]["TranscriptionJobStatus"] = json!("IN_PROGRESS");
+    assert!(aws_routed(&rules, &done).is_empty());
+}
+
+#[test]
+fn every_function_has_dead_letters_retries_logs_and_an_errors_alarm() {
+    let t = template();
+    let functions = template::resources(&t, "AWS::Serverless::Function");
+    assert_eq!(
+        functions.len(),
+        7,
+        "six services, the publisher twice (fan-in and notify)"
+    );
+    let log_groups = template::resources(&t, "AWS::Logs::LogGroup");
+    let alarms = template::resources(&t, "AWS::CloudWatch::Alarm");
+    for (id, function) in &functions {
+        let logged = log_groups.iter().any(|(_, g)| {
+            g["Properties"]["LogGroupName"]["Fn::Sub"] == json!(format!("/aws/lambda/${{{id}}}"))
+                && g["Properties"]["RetentionInDays"].is_object()
+        });
+        assert!(logged, "{id} has no log group with a retention");
+        let alarmed = alarms.iter().any(|(_, a)| {
+            a["Properties"]["MetricName"] == "Errors"
+                && a["Properties"]["Dimensions"][0]["Value"] == json!({"Ref": id})
+                && a["Properties"]["AlarmActions"][0] == json!({"Ref": "AlarmTopic"})
+        });
+        assert!(alarmed, "{id} has no Errors alarm to the alarm topic");
+        for (name, event) in function["Properties"]["Events"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            if event["Type"] == "EventBridgeRule" {
+                let p = &event["Properties"];
+                assert_eq!(
+                    p["DeadLetterConfig"]["Arn"],
+                    json!({"Fn::GetAtt": ["EventDlq", "Arn"]}),
+                    "{id}.{name}"
+                );
+                assert!(
+                    p["RetryPolicy"]["MaximumRetryAttempts"]
+                        .as_u64()
+                        .is_some_and(|n| n > 0),
+                    "{id}.{name}"
+                );
+            }
+        }
+    }
+    // Failed async invocations land in the same dead-letter queue as undeliverable events.
+    let on_failure =
+        &t["Globals"]["Function"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+    assert_eq!(
+        on_failure["Destination"],
+        json!({"Fn::GetAtt": ["EventDlq", "Arn"]})
+    );
+    for queue in ["PromptDlq", "EventDlq"] {
+        let alarmed = alarms.iter().any(|(_, a)| {
+            a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && a["Properties"]["Dimensions"][0]["Value"]
+                    == json!({"Fn::GetAtt": [queue, "QueueName"]})
+        });
+        assert!(alarmed, "no depth alarm on {queue}");
+    }
+}
+
+#[test]
+fn the_prompt_queue_is_fifo_with_a_dlq_and_the_invoker_reports_partial_failures() {
+    let t = template();
+    let res = &t["Resources"];
+    let queue = &res["PromptQueue"]["Properties"];
+    let dlq = &res["PromptDlq"]["Properties"];
+    for q in [queue, dlq] {
+        assert_eq!(q["FifoQueue"], true);
+        assert!(
+            q["QueueName"]["Fn::Sub"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(".fifo"))
+        );
+    }
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["PromptDlq", "Arn"]})
+    );
+    assert_eq!(
+        queue["RedrivePolicy"]["maxReceiveCount"],
+        json!({"Ref": "PromptMaxReceiveCount"})
+    );
+    let max_receive = &t["Parameters"]["PromptMaxReceiveCount"];
+    assert!(
+        max_receive["MinValue"].as_u64().is_some_and(|n| n >= 1)
+            && max_receive["MaxValue"].as_u64().is_some_and(|n| n <= 1000)
+    );
+
+    let invoker = &res["BedrockInvokerFunction"]["Properties"];
+    let source = &invoker["Events"]["PromptJobs"];
+    assert_eq!(source["Type"], "SQS");
+    assert_eq!(
+        source["Properties"]["Queue"],
+        json!({"Fn::GetAtt": ["PromptQueue", "Arn"]})
+    );
+    assert_eq!(
+        source["Properties"]["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert!(source["Properties"]["ScalingConfig"]["MaximumConcurrency"].is_object());
+    // Lambda's SQS guidance: visibility at least six times the function's timeout, or a
+    // batch still being worked on is delivered again.
+    let timeout = invoker["Timeout"].as_u64().expect("invoker timeout");
+    let visibility = queue["VisibilityTimeout"].as_u64().expect("visibility");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} < 6 × {timeout}"
+    );
+}
+
+#[test]
+fn iam_is_least_privilege() {
+    let t = template();
+    let statements = template::iam_statements(&t);
+    assert!(
+        statements.len() > 20,
+        "only {} statements found",
+        statements.len()
+    );
+    for (owner, s) in &statements {
+        let actions: Vec<&str> = match &s["Action"] {
+            Value::String(a) => vec![a.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            other => panic!("{owner}: Action {other}"),
+        };
+        for action in &actions {
+            assert!(
+                !action.contains('*'),
+                "{owner} grants the wildcard action {action}"
+            );
+        }
+        let resources = match &s["Resource"] {
+            Value::Array(r) => r.clone(),
+            other => vec![other.clone()],
+        };
+        for r in resources {
+            assert_ne!(
+                r,
+                json!("*"),
+                "{owner} grants {actions:?} on every resource"
+            );
+        }
+        if actions.contains(&"bedrock:InvokeModel") {
+            assert_eq!(
+                s["Resource"],
+                json!({"Ref": "BedrockModelArns"}),
+                "{owner}: Bedrock must be scoped to the configured models"
+            );
+        }
+    }
+    // Only the invoker may call Bedrock.
+    let callers: Vec<&String> = statements
+        .iter()
+        .filter(|(_, s)| s["Action"].to_string().contains("bedrock:"))
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(callers, ["BedrockInvokerFunction"]);
+}

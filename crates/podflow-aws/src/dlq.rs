@@ -1,0 +1,272 @@
+//! Operating an SQS dead-letter queue: read what is in it (with podflow's reasons) and move
+//! messages back to their queue, optionally rewritten (another model for a prompt job).
+//!
+//! Moving uses SQS's own `StartMessageMoveTask` when every message goes back unchanged; when
+//! the operator picks or rewrites messages — or SQS will not start a move task (moto has
+//! none) — messages are received, sent to the source queue with their FIFO group and
+//! deduplication ids, and only then deleted from the DLQ.
+
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::{
+    Client,
+    error::ProvideErrorMetadata,
+    types::{MessageSystemAttributeName, QueueAttributeName},
+};
+
+use crate::{
+    sdk_failure,
+    sqs::{REASON_ATTRIBUTE, sqs_id},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    #[error("{0}")]
+    Sqs(String),
+}
+
+/// One message waiting in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeadLetterMessage {
+    pub message_id: String,
+    pub body: String,
+    pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+    /// Receives before it was dead-lettered, plus any since.
+    pub receive_count: u32,
+    /// Why podflow dead-lettered it (absent when SQS moved it after maxReceiveCount).
+    pub reason: Option<String>,
+    /// When it was first sent (milliseconds since the epoch).
+    pub sent_at_ms: Option<u64>,
+    #[serde(skip)]
+    receipt_handle: String,
+}
+
+/// Picks the messages to replay.
+pub type Select<'a> = dyn Fn(&DeadLetterMessage) -> bool + 'a;
+/// The body a message goes back with; `Err` keeps it in the DLQ with that reason.
+pub type Rewrite<'a> = dyn Fn(&DeadLetterMessage) -> Result<String, String> + 'a;
+
+/// What a replay did.
+#[derive(Debug, Default, PartialEq)]
+pub struct ReplayReport {
+    /// SQS moves the messages itself: the move task's handle.
+    pub move_task: Option<String>,
+    /// Messages sent back to the source queue (by dead-letter message id).
+    pub moved: Vec<String>,
+    /// Messages left in the DLQ, with why (the rewrite refused them).
+    pub refused: Vec<(String, String)>,
+}
+
+pub struct SqsDeadLetterQueue {
+    client: Client,
+    dlq_url: String,
+    source_url: String,
+    /// SQS drops a FIFO message whose dedup id it saw in the last five minutes: a message
+    /// sent more recently than this goes back under a dedup id of its own instead.
+    pub dedup_window: Duration,
+}
+
+fn failed<E>(
+    what: &str,
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> DlqError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    DlqError::Sqs(sdk_failure(what, e).1)
+}
+
+impl SqsDeadLetterQueue {
+    pub fn new(config: &SdkConfig, dlq_url: &str, source_url: &str) -> Self {
+        Self {
+            client: Client::new(config),
+            dlq_url: dlq_url.to_owned(),
+            source_url: source_url.to_owned(),
+            dedup_window: Duration::from_secs(5 * 60),
+        }
+    }
+
+    /// Receives every message (hidden for `hold` while we work on them).
+    async fn receive_all(&self, hold: Duration) -> Result<Vec<DeadLetterMessage>, DlqError> {
+        let mut out: Vec<DeadLetterMessage> = Vec::new();
+        loop {
+            let got = self
+                .client
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(i32::try_from(hold.as_secs()).unwrap_or(i32::MAX))
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(|e| failed("ReceiveMessage from the dead-letter queue", &e))?;
+            let messages = got.messages();
+            if messages.is_empty() {
+                return Ok(out);
+            }
+            for m in messages {
+                let attr = |name: MessageSystemAttributeName| {
+                    m.attributes().and_then(|a| a.get(&name)).cloned()
+                };
+                let letter = DeadLetterMessage {
+                    message_id: m.message_id().unwrap_or_default().to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                    group_id: attr(MessageSystemAttributeName::MessageGroupId),
+                    dedup_id: attr(MessageSystemAttributeName::MessageDeduplicationId),
+                    receive_count: attr(MessageSystemAttributeName::ApproximateReceiveCount)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                    reason: m
+                        .message_attributes()
+                        .and_then(|a| a.get(REASON_ATTRIBUTE))
+                        .and_then(|v| v.string_value())
+                        .map(str::to_owned),
+                    sent_at_ms: attr(MessageSystemAttributeName::SentTimestamp)
+                        .and_then(|t| t.parse().ok()),
+                    receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                };
+                if out.iter().any(|l| l.message_id == letter.message_id) {
+                    return Ok(out);
+                }
+                out.push(letter);
+            }
+        }
+    }
+
+    async fn release(&self, letters: &[DeadLetterMessage]) -> Result<(), DlqError> {
+        for l in letters {
+            self.client
+                .change_message_visibility()
+                .queue_url(&self.dlq_url)
+                .receipt_handle(&l.receipt_handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(|e| failed("ChangeMessageVisibility", &e))?;
+        }
+        Ok(())
+    }
+
+    /// What is in the queue; nothing is removed.
+    pub async fn list(&self) -> Result<Vec<DeadLetterMessage>, DlqError> {
+        let letters = self.receive_all(Duration::from_secs(30)).await?;
+        self.release(&letters).await?;
+        Ok(letters)
+    }
+
+    async fn queue_arn(&self, url: &str) -> Result<String, DlqError> {
+        let attrs = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| failed("GetQueueAttributes", &e))?;
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| DlqError::Sqs(format!("{url} has no QueueArn")))
+    }
+
+    /// Asks SQS to move every message back; `None` when it will not (no move tasks on this
+    /// endpoint, as on moto; no permission; a failure) — moving one by one always works.
+    async fn start_move_task(&self) -> Result<Option<String>, DlqError> {
+        let source = self.queue_arn(&self.dlq_url).await?;
+        let destination = self.queue_arn(&self.source_url).await?;
+        match self
+            .client
+            .start_message_move_task()
+            .source_arn(source)
+            .destination_arn(destination)
+            .send()
+            .await
+        {
+            Ok(task) => Ok(task.task_handle().map(str::to_owned)),
+            Err(e) => {
+                let (_, said) = sdk_failure("StartMessageMoveTask", &e);
+                tracing::info!(reason = said, "no move task; moving messages one by one");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Moves the messages `select` picks back to the source queue, with the body `rewrite`
+    /// gives (an `Err` keeps that message in the DLQ with the reason). With no selection
+    /// and no rewrite, SQS's move task does the work when available.
+    pub async fn replay(
+        &self,
+        select: Option<&Select<'_>>,
+        rewrite: Option<&Rewrite<'_>>,
+    ) -> Result<ReplayReport, DlqError> {
+        if select.is_none()
+            && rewrite.is_none()
+            && let Some(handle) = self.start_move_task().await?
+        {
+            return Ok(ReplayReport {
+                move_task: Some(handle),
+                ..ReplayReport::default()
+            });
+        }
+        let letters = self.receive_all(Duration::from_secs(120)).await?;
+        let mut report = ReplayReport::default();
+        let mut untouched = Vec::new();
+        let fifo = self.source_url.ends_with(".fifo");
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        for letter in letters {
+            if select.is_some_and(|pick| !pick(&letter)) {
+                untouched.push(letter);
+                continue;
+            }
+            let body = match rewrite.map_or_else(|| Ok(letter.body.clone()), |r| r(&letter)) {
+                Ok(body) => body,
+                Err(why) => {
+                    report.refused.push((letter.message_id.clone(), why));
+                    untouched.push(letter);
+                    continue;
+                }
+            };
+            let mut send = self
+                .client
+                .send_message()
+                .queue_url(&self.source_url)
+                .message_body(body);
+            if fifo {
+                let recent = letter.sent_at_ms.is_none_or(|sent| {
+                    now_ms.saturating_sub(sent)
+                        < u64::try_from(self.dedup_window.as_millis()).unwrap_or(u64::MAX)
+                });
+                let dedup = match (&letter.dedup_id, recent) {
+                    (Some(original), false) => original.clone(),
+                    // Inside SQS's window the original id would be dropped as a duplicate;
+                    // this one is still stable, so replaying twice sends once.
+                    _ => sqs_id(&format!("replay:{}", letter.message_id)),
+                };
+                send = send
+                    .message_group_id(letter.group_id.clone().unwrap_or_else(|| "replayed".into()))
+                    .message_deduplication_id(dedup);
+            }
+            send.send()
+                .await
+                .map_err(|e| failed("SendMessage back to the source queue", &e))?;
+            // Deleted only once it is safely back: a crash in between sends it twice, and
+            // the dedup id absorbs that.
+            self.client
+                .delete_message()
+                .queue_url(&self.dlq_url)
+                .receipt_handle(&letter.receipt_handle)
+                .send()
+                .await
+                .map_err(|e| failed("DeleteMessage from the dead-letter queue", &e))?;
+            report.moved.push(letter.message_id);
+        }
+        self.release(&untouched).await?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,620 @@
+//! [`EpisodeStore`] over one DynamoDB table (`pk`, `sk` strings), the AWS twin of the
+//! SQLite store. Idempotency comes from conditional writes, counters are atomic `ADD`s,
+//! and the summary revision is claimed with a condition on the revision it read.
+//!
+//! Items (`EP#<episode>` partitions hold everything about one episode):
+//! | pk | sk | what |
+//! |---|---|---|
+//! | `EP#<id>` | `EPISODE` | the episode record |
+//! | `EP#<id>` | `STEP#<step>` | a step's status, attempts, times, note |
+//! | `EP#<id>` | `PROMPT#<prompt>` | a planned prompt and how it is going |
+//! | `EP#<id>` | `ARTIFACT#<name>` | a named output |
+//! | `EP#<id>` | `WORKLOG#<kind>` | how often work of a kind was executed (counter) |
+//! | `EP#<id>` | `REVISION` | the latest claimed summary revision and its fingerprint |
+//! | `EP#<id>` | `REVISION#<000001>` | a revision's summary envelope |
+//! | `WORK#<key>` | `RESULT` | the result of expensive work, by content key |
+
+use std::{collections::BTreeMap, collections::HashMap, time::SystemTime};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::{
+    Client,
+    error::SdkError,
+    types::{AttributeValue, Put, TransactWriteItem, Update},
+};
+use podflow_core::{
+    EpisodeRecord, EpisodeStore, PromptState, PromptStatus, PromptUpdate, StepState, StepStatus,
+    StoreError,
+};
+use podflow_events::{BlobRef, EventEnvelope};
+
+use crate::sdk_failure;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How often a claim is retried when another publisher claimed in between.
+const CLAIM_ATTEMPTS: u32 = 8;
+
+pub struct DynamoEpisodeStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoEpisodeStore {
+    pub fn new(config: &SdkConfig, table: &str) -> Self {
+        Self {
+            client: Client::new(config),
+            table: table.to_owned(),
+        }
+    }
+
+    fn failed<E>(
+        &self,
+        what: &str,
+        e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    ) -> StoreError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        StoreError::new(
+            format!("DynamoDB table {}", self.table),
+            sdk_failure(what, e).1,
+        )
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|o| o.item)
+            .map_err(|e| self.failed("GetItem", &e))
+    }
+
+    /// Every item of a partition whose sort key starts with `prefix`, in sort-key order.
+    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.failed("Query", &e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn ep(episode_id: &str) -> String {
+    format!("EP#{episode_id}")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::new("DynamoDB item", format!("stored {what} is unreadable: {e}"))
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    text(item, name)
+        .map(|t| serde_json::from_str(t).map_err(|e| corrupt(what, e)))
+        .transpose()
+}
+
+fn to_json(value: &impl serde::Serialize, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| corrupt(what, e))
+}
+
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    matches!(
+        e.code(),
+        Some("ConditionalCheckFailedException") | Some("TransactionCanceledException")
+    )
+}
+
+fn step_status(s: Option<&str>) -> StepStatus {
+    match s {
+        Some("done") => StepStatus::Done,
+        Some("failed") => StepStatus::Failed,
+        _ => StepStatus::Running,
+    }
+}
+
+fn prompt_status(s: Option<&str>) -> PromptStatus {
+    match s {
+        Some("running") => PromptStatus::Running,
+        Some("completed") => PromptStatus::Completed,
+        Some("failed") => PromptStatus::Failed,
+        _ => PromptStatus::Queued,
+    }
+}
+
+#[async_trait]
+impl EpisodeStore for DynamoEpisodeStore {
+    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&ep(&record.episode_id)))
+            .item("sk", s("EPISODE"))
+            .item("record", s(&to_json(record, "episode")?))
+            .item("created_at", n(record.created_at_ms))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(self.failed("PutItem episode", &e)),
+        }
+    }
+
+    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, StoreError> {
+        match self.get(&ep(episode_id), "EPISODE").await? {
+            Some(item) => json_of(&item, "record", "episode"),
+            None => Ok(None),
+        }
+    }
+
+    /// A scan: listing every episode is an operator's question (`podflow status`), asked
+    /// rarely, so no index is kept for it.
+    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, StoreError> {
+        let mut records: Vec<EpisodeRecord> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :episode")
+                .expression_attribute_values(":episode", s("EPISODE"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.failed("Scan", &e))?;
+            for item in page.items.unwrap_or_default() {
+                records.extend(json_of::<EpisodeRecord>(&item, "record", "episode")?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        records.sort_by(|a, b| {
+            (a.created_at_ms, &a.episode_id).cmp(&(b.created_at_ms, &b.episode_id))
+        });
+        Ok(records)
+    }
+
+    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&ep(episode_id)))
+            .key("sk", s(&format!("STEP#{step}")))
+            .update_expression(
+                "SET #status = :running, started_at = :now, step = :step REMOVE finished_at, note ADD attempts :one",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":step", s(step))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed("UpdateItem step", &e))
+    }
+
+    async fn step_finished(
+        &self,
+        episode_id: &str,
+        step: &str,
+        status: StepStatus,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&ep(episode_id)))
+            .key("sk", s(&format!("STEP#{step}")))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":step", s(step))
+            .expression_attribute_values(":one", n(1));
+        let set = "SET #status = :status, finished_at = :now, step = :step, \
+                   attempts = if_not_exists(attempts, :one), started_at = if_not_exists(started_at, :now)";
+        update = match note {
+            Some(note) => update
+                .update_expression(format!("{set}, note = :note"))
+                .expression_attribute_values(":note", s(note)),
+            None => update.update_expression(format!("{set} REMOVE note")),
+        };
+        update
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed("UpdateItem step", &e))
+    }
+
+    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, StoreError> {
+        let mut steps: Vec<StepState> = self
+            .query(&ep(episode_id), "STEP#")
+            .await?
+            .iter()
+            .map(|item| StepState {
+                step: text(item, "step").unwrap_or_default().to_owned(),
+                status: step_status(text(item, "status")),
+                attempts: number(item, "attempts").unwrap_or(0),
+                started_at_ms: number(item, "started_at").unwrap_or(0),
+                finished_at_ms: number(item, "finished_at"),
+                note: text(item, "note").map(str::to_owned),
+            })
+            .collect();
+        steps.sort_by_key(|s| s.started_at_ms);
+        Ok(steps)
+    }
+
+    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        match self.get(&format!("WORK#{key}"), "RESULT").await? {
+            Some(item) => json_of(&item, "result", "work result"),
+            None => Ok(None),
+        }
+    }
+
+    async fn record_work(
+        &self,
+        key: &str,
+        episode_id: &str,
+        result: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let kind = key.split(':').next().unwrap_or(key);
+        // The result and its log entry are written together or not at all.
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(&format!("WORK#{key}")))
+            .item("sk", s("RESULT"))
+            .item("result", s(&result.to_string()))
+            .item("episode_id", s(episode_id))
+            .item("created_at", n(now_ms()))
+            .build()
+            .map_err(|e| corrupt("work result", e))?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&ep(episode_id)))
+            .key("sk", s(&format!("WORKLOG#{kind}")))
+            .update_expression("ADD executions :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| corrupt("work log", e))?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed("TransactWriteItems work", &e))
+    }
+
+    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, StoreError> {
+        Ok(self
+            .get(&ep(episode_id), &format!("WORKLOG#{kind}"))
+            .await?
+            .and_then(|item| number(&item, "executions"))
+            .unwrap_or(0))
+    }
+
+    async fn plan_prompts(
+        &self,
+        episode_id: &str,
+        prompts: &[(String, u32, String)],
+    ) -> Result<(), StoreError> {
+        for (prompt_id, version, model) in prompts {
+            // A completed prompt at the same version keeps its state; anything else is
+            // (re)queued from scratch.
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(&ep(episode_id)))
+                .item("sk", s(&format!("PROMPT#{prompt_id}")))
+                .item("prompt_id", s(prompt_id))
+                .item("prompt_version", n(version))
+                .item("model", s(model))
+                .item("status", s("queued"))
+                .item("attempts", n(0))
+                .item("input_tokens", n(0))
+                .item("output_tokens", n(0))
+                .item("updated_at", n(now_ms()))
+                .condition_expression(
+                    "attribute_not_exists(pk) OR #status <> :completed OR prompt_version <> :version",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":completed", s("completed"))
+                .expression_attribute_values(":version", n(version))
+                .send()
+                .await;
+            match put {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(self.failed("PutItem prompt", &e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_prompt(
+        &self,
+        episode_id: &str,
+        prompt_id: &str,
+        update: &PromptUpdate,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&ep(episode_id)))
+            .key("sk", s(&format!("PROMPT#{prompt_id}")))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now_ms()));
+        let request = match update {
+            PromptUpdate::Running { attempt } => request
+                .update_expression("SET #status = :s, attempts = :a, updated_at = :now")
+                .expression_attribute_values(":s", s("running"))
+                .expression_attribute_values(":a", n(attempt)),
+            PromptUpdate::Retrying { attempt, error } => request
+                .update_expression("SET #status = :s, attempts = :a, last_error = :e, updated_at = :now")
+                .expression_attribute_values(":s", s("queued"))
+                .expression_attribute_values(":a", n(attempt))
+                .expression_attribute_values(":e", s(error)),
+            PromptUpdate::Completed {
+                attempt,
+                output,
+                input_tokens,
+                output_tokens,
+            } => request
+                .update_expression(
+                    "SET #status = :s, attempts = :a, #output = :o, input_tokens = :i, output_tokens = :t, updated_at = :now REMOVE last_error",
+                )
+                .expression_attribute_names("#output", "output")
+                .expression_attribute_values(":s", s("completed"))
+                .expression_attribute_values(":a", n(attempt))
+                .expression_attribute_values(":o", s(&to_json(output, "prompt output")?))
+                .expression_attribute_values(":i", n(input_tokens))
+                .expression_attribute_values(":t", n(output_tokens)),
+            PromptUpdate::Failed { attempt, error } => request
+                .update_expression("SET #status = :s, attempts = :a, last_error = :e, updated_at = :now")
+                .expression_attribute_values(":s", s("failed"))
+                .expression_attribute_values(":a", n(attempt))
+                .expression_attribute_values(":e", s(error)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // Like an SQL UPDATE of no rows: a prompt that was never planned stays absent.
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(self.failed("UpdateItem prompt", &e)),
+        }
+    }
+
+    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, StoreError> {
+        self.query(&ep(episode_id), "PROMPT#")
+            .await?
+            .iter()
+            .map(|item| {
+                Ok(PromptState {
+                    prompt_id: text(item, "prompt_id").unwrap_or_default().to_owned(),
+                    prompt_version: number(item, "prompt_version").unwrap_or(0),
+                    model: text(item, "model").unwrap_or_default().to_owned(),
+                    status: prompt_status(text(item, "status")),
+                    attempts: number(item, "attempts").unwrap_or(0),
+                    last_error: text(item, "last_error").map(str::to_owned),
+                    output: json_of::<BlobRef>(item, "output", "prompt output")?,
+                    input_tokens: number(item, "input_tokens").unwrap_or(0),
+                    output_tokens: number(item, "output_tokens").unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_artifact(
+        &self,
+        episode_id: &str,
+        name: &str,
+        blob: &BlobRef,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&ep(episode_id)))
+            .item("sk", s(&format!("ARTIFACT#{name}")))
+            .item("name", s(name))
+            .item("blob", s(&to_json(blob, "artifact")?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed("PutItem artifact", &e))
+    }
+
+    async fn artifacts(&self, episode_id: &str) -> Result<BTreeMap<String, BlobRef>, StoreError> {
+        let mut out = BTreeMap::new();
+        for item in self.query(&ep(episode_id), "ARTIFACT#").await? {
+            if let (Some(name), Some(blob)) = (
+                text(&item, "name"),
+                json_of::<BlobRef>(&item, "blob", "artifact")?,
+            ) {
+                out.insert(name.to_owned(), blob);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn claim_revision(
+        &self,
+        episode_id: &str,
+        fingerprint: &str,
+    ) -> Result<(u32, bool), StoreError> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            let head = self.get(&ep(episode_id), "REVISION").await?;
+            let latest: Option<(u32, String)> = head
+                .as_ref()
+                .and_then(|h| Some((number(h, "revision")?, text(h, "fingerprint")?.to_owned())));
+            if let Some((revision, fp)) = &latest
+                && fp == fingerprint
+            {
+                return Ok((*revision, false));
+            }
+            let next = latest.as_ref().map_or(1, |(r, _)| r + 1);
+            // The head moves only from the revision this claim read: of two publishers
+            // racing, one wins and the other reads again (and finds the same outcome).
+            let mut head_update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&ep(episode_id)))
+                .key("sk", s("REVISION"))
+                .update_expression("SET revision = :next, fingerprint = :fp")
+                .expression_attribute_values(":next", n(next))
+                .expression_attribute_values(":fp", s(fingerprint));
+            head_update = match &latest {
+                Some((revision, _)) => head_update
+                    .condition_expression("revision = :read")
+                    .expression_attribute_values(":read", n(revision)),
+                None => head_update.condition_expression("attribute_not_exists(pk)"),
+            };
+            let revision_item = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(&ep(episode_id)))
+                .item("sk", s(&format!("REVISION#{next:06}")))
+                .item("revision", n(next))
+                .item("fingerprint", s(fingerprint))
+                .item("claimed_at", n(now_ms()))
+                .build()
+                .map_err(|e| corrupt("revision", e))?;
+            let written = self
+                .client
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(head_update.build().map_err(|e| corrupt("revision", e))?)
+                        .build(),
+                )
+                .transact_items(TransactWriteItem::builder().put(revision_item).build())
+                .send()
+                .await;
+            match written {
+                Ok(_) => return Ok((next, true)),
+                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) => return Err(self.failed("TransactWriteItems revision", &e)),
+            }
+        }
+        Err(StoreError::new(
+            format!("DynamoDB table {}", self.table),
+            format!(
+                "could not claim a summary revision for {episode_id} after {CLAIM_ATTEMPTS} tries (too many publishers at once); the message will be retried"
+            ),
+        ))
+    }
+
+    async fn save_summary(
+        &self,
+        episode_id: &str,
+        revision: u32,
+        envelope: &EventEnvelope,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&ep(episode_id)))
+            .key("sk", s(&format!("REVISION#{revision:06}")))
+            .update_expression("SET envelope = :e")
+            .expression_attribute_values(":e", s(&to_json(envelope, "summary")?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed("UpdateItem summary", &e))
+    }
+
+    async fn summary(
+        &self,
+        episode_id: &str,
+        revision: Option<u32>,
+    ) -> Result<Option<EventEnvelope>, StoreError> {
+        let item = match revision {
+            Some(r) => {
+                self.get(&ep(episode_id), &format!("REVISION#{r:06}"))
+                    .await?
+            }
+            None => self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(&ep(episode_id)))
+                .expression_attribute_values(":prefix", s("REVISION#"))
+                .scan_index_forward(false)
+                .limit(1)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| self.failed("Query summary", &e))?
+                .items
+                .and_then(|items| items.into_iter().next()),
+        };
+        match item {
+            Some(item) => json_of(&item, "envelope", "summary"),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! S3 as podflow's blob store.
+
+use std::{path::PathBuf, time::Duration};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_s3::{Client, presigning::PresigningConfig, primitives::ByteStream};
+use podflow_core::{BlobStore, StoreError};
+use podflow_events::BlobRef;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+/// SigV4 pre-signed URLs live at most 7 days.
+const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Blobs as objects in one bucket.
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+    scratch: PathBuf,
+}
+
+impl S3BlobStore {
+    /// `path_style`: address the bucket in the path (emulators, some S3-compatible stores).
+    pub fn new(config: &SdkConfig, bucket: &str, path_style: bool) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .build();
+        Self {
+            client: Client::from_conf(s3),
+            bucket: bucket.to_owned(),
+            // Lambda's only writable place.
+            scratch: std::env::temp_dir().join("podflow-scratch"),
+        }
+    }
+
+    fn blob(&self, key: &str, size: u64, sha256: String) -> BlobRef {
+        BlobRef {
+            bucket: Some(self.bucket.clone()),
+            key: key.to_owned(),
+            size,
+            sha256,
+        }
+    }
+
+    fn bucket_of<'a>(&'a self, blob: &'a BlobRef) -> &'a str {
+        blob.bucket.as_deref().unwrap_or(&self.bucket)
+    }
+}
+
+fn s3_error(what: String, e: impl std::error::Error) -> StoreError {
+    // The SDK's Display is terse ("service error"); the source chain says what happened.
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    StoreError::new(what, message)
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, StoreError> {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| s3_error(format!("writing s3://{}/{key}", self.bucket), e))?;
+        Ok(self.blob(key, size, sha256))
+    }
+
+    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, StoreError> {
+        let reading = |e: std::io::Error| StoreError::new(format!("reading {}", file.display()), e);
+        // Hash while reading in chunks: episodes can be hundreds of megabytes.
+        let mut f = tokio::fs::File::open(file).await.map_err(reading)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).await.map_err(reading)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let body = ByteStream::from_path(file)
+            .await
+            .map_err(|e| s3_error(format!("reading {}", file.display()), e))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| s3_error(format!("writing s3://{}/{key}", self.bucket), e))?;
+        // Like the local store, the file is moved, not copied.
+        let _ = tokio::fs::remove_file(file).await;
+        Ok(self.blob(key, size, hex::encode(hasher.finalize())))
+    }
+
+    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError> {
+        let what = || format!("reading s3://{}/{}", self.bucket_of(blob), blob.key);
+        let object = self
+            .client
+            .get_object()
+            .bucket(self.bucket_of(blob))
+            .key(&blob.key)
+            .send()
+            .await
+            .map_err(|e| s3_error(what(), e))?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| s3_error(what(), e))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    fn local_path(&self, _blob: &BlobRef) -> Option<PathBuf> {
+        None
+    }
+
+    fn scratch_path(&self, name: &str) -> PathBuf {
+        self.scratch
+            .join(format!("{}-{name}", uuid::Uuid::new_v4()))
+    }
+
+    async fn share_url(&self, blob: &BlobRef, valid_for: Duration) -> Result<String, StoreError> {
+        let what = || format!("pre-signing s3://{}/{}", self.bucket_of(blob), blob.key);
+        let config = PresigningConfig::expires_in(valid_for.min(MAX_LINK_LIFETIME))
+            .map_err(|e| s3_error(what(), e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(self.bucket_of(blob))
+            .key(&blob.key)
+            .presigned(config)
+            .await
+            .map_err(|e| s3_error(what(), e))?;
+        Ok(request.uri().to_owned())
+    }
+}

@@ -1,0 +1,352 @@
+//! Runs a podflow service's [`MessageHandler`] under AWS Lambda — the same handler the
+//! local runner drives — and applies its [`Outcome`] with AWS adapters.
+//!
+//! # Layout
+//! - [`Effects`]: where outcomes go: events to the bus, jobs to their queue, and (for queue
+//!   consumers) backoff and dead-lettering of deliveries.
+//! - [`handle_sqs_payload`] / [`handle_sqs_batch`]: one SQS batch in, partial batch
+//!   failures out — every record is handled, FIFO groups in order and concurrently with each
+//!   other, and an unreadable record is dead-lettered alone.
+//! - [`handle_event`]: one EventBridge event in; an error makes Lambda retry it and then
+//!   hand it to the function's on-failure destination.
+//! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop a service's `main` calls.
+//! - [`wiring`]: the AWS adapters (DynamoDB, S3, EventBridge, SQS) from the environment
+//!   the template sets.
+
+use std::{sync::Arc, time::Duration};
+
+use aws_lambda_events::{
+    eventbridge::EventBridgeEvent,
+    sqs::{SqsBatchResponse, SqsEvent, SqsMessage},
+};
+use futures_util::future::join_all;
+use lambda_runtime::{LambdaEvent, service_fn};
+use podflow_core::{
+    DeadLetter, Delivery, DeliveryControl, EventPublisher, JobSender, MessageHandler, Outcome,
+    QueuedJob,
+};
+use podflow_events::EventEnvelope;
+use serde_json::Value;
+
+pub mod wiring;
+
+/// Where a handler's outcome goes.
+pub struct Effects {
+    pub events: Arc<dyn EventPublisher>,
+    pub jobs: Arc<dyn JobSender>,
+    /// For queue consumers: extends a delivery's visibility for backoff and moves hopeless
+    /// messages to the dead-letter queue at once. Without it a retry waits out the queue's
+    /// visibility timeout, and a dead letter fails until the redrive policy moves it.
+    pub control: Option<Arc<dyn DeliveryControl>>,
+}
+
+/// Why an invocation as a whole failed (Lambda retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error("event {id} will be retried: {reason}")]
+    Retry { id: String, reason: String },
+    #[error("event {id} cannot be handled and was not dead-lettered here: {reason}")]
+    DeadLettered { id: String, reason: String },
+    #[error("{0} record(s) without a messageId failed; the whole batch will be delivered again")]
+    UnidentifiedRecords(usize),
+    #[error("the payload has no `Records` list: this function is meant for an SQS event source")]
+    NotSqs,
+}
+
+/// What Lambda records for a failed invocation (the on-failure destination keeps it): the
+/// kind of failure and the reason in words.
+impl From<InvocationError> for lambda_runtime::Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        let error_type = match &e {
+            InvocationError::Retry { .. } => "podflow.Retry",
+            InvocationError::DeadLettered { .. } => "podflow.DeadLetter",
+            InvocationError::UnidentifiedRecords(_) => "podflow.UnidentifiedRecords",
+            InvocationError::NotSqs => "podflow.NotSqs",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// SQS's ceiling for a visibility change (12 hours).
+const MAX_DELAY: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// Hands on what a handler produced: jobs first, then events, so an event announcing work
+/// is never out before the work is queued.
+async fn apply(
+    effects: &Effects,
+    emit: &[EventEnvelope],
+    jobs: &[QueuedJob],
+) -> Result<(), String> {
+    if !jobs.is_empty() {
+        effects
+            .jobs
+            .send_jobs(jobs)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if !emit.is_empty() {
+        effects
+            .events
+            .publish(emit)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// One SQS record: `Ok` to delete it, `Err(reason)` to report it as a batch item failure.
+async fn handle_record(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    record: &SqsMessage,
+) -> Result<(), String> {
+    let message_id = record.message_id.clone().unwrap_or_default();
+    let delivery = Delivery {
+        message_id: message_id.clone(),
+        // A record without a body reaches the handler empty; it dead-letters it by name.
+        body: record.body.clone().unwrap_or_default(),
+        attempt: record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+    };
+    match handler.handle(&delivery).await {
+        Outcome::Done { emit, jobs } => apply(effects, &emit, &jobs).await,
+        Outcome::Retry { delay, reason } => {
+            if let (Some(control), Some(receipt)) = (&effects.control, &record.receipt_handle)
+                && let Err(e) = control.delay(receipt, delay.min(MAX_DELAY)).await
+            {
+                tracing::warn!(message_id, error = %e, "could not delay the retry; the queue's visibility timeout applies");
+            }
+            Err(reason)
+        }
+        Outcome::DeadLetter { emit, reason } => {
+            apply(effects, &emit, &[]).await?;
+            let Some(control) = &effects.control else {
+                return Err(reason);
+            };
+            let letter = DeadLetter {
+                message_id,
+                body: delivery.body,
+                reason: reason.clone(),
+                group_id: record.attributes.get("MessageGroupId").cloned(),
+            };
+            control
+                .dead_letter(&letter)
+                .await
+                .map_err(|e| format!("{reason} (and the dead-letter queue refused it: {e})"))?;
+            tracing::warn!(message_id = letter.message_id, reason, "dead-lettered");
+            Ok(())
+        }
+    }
+}
+
+/// Handles every record of a batch and reports the ones to deliver again. Records of one
+/// FIFO group run in order, and after a failure the rest of that group is reported without
+/// being run (so the group keeps its order); groups — and records of a standard queue — run
+/// concurrently.
+pub async fn handle_sqs_batch(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    event: SqsEvent,
+) -> Result<SqsBatchResponse, InvocationError> {
+    let mut groups: Vec<(Option<String>, Vec<&SqsMessage>)> = Vec::new();
+    for record in &event.records {
+        let group = record.attributes.get("MessageGroupId").cloned();
+        match groups
+            .iter_mut()
+            .find(|(g, _)| group.is_some() && g == &group)
+        {
+            Some((_, records)) => records.push(record),
+            None => groups.push((group, vec![record])),
+        }
+    }
+    let failed_per_group = join_all(groups.iter().map(|(_, records)| async move {
+        let mut failed: Vec<&SqsMessage> = Vec::new();
+        for record in records {
+            if !failed.is_empty() {
+                failed.push(record);
+                continue;
+            }
+            if let Err(reason) = handle_record(handler, effects, record).await {
+                tracing::info!(
+                    service = handler.name(),
+                    message_id = record.message_id.as_deref().unwrap_or(""),
+                    reason,
+                    "will be delivered again"
+                );
+                failed.push(record);
+            }
+        }
+        failed
+    }))
+    .await;
+    let mut response = SqsBatchResponse::default();
+    let mut unidentified = 0;
+    for record in failed_per_group.into_iter().flatten() {
+        match &record.message_id {
+            Some(id) => response.add_failure(id.clone()),
+            None => unidentified += 1,
+        }
+    }
+    if unidentified > 0 {
+        return Err(InvocationError::UnidentifiedRecords(unidentified));
+    }
+    Ok(response)
+}
+
+/// Handles a batch as Lambda delivers it, before typing: a record that does not read as an
+/// SQS message (say, a message attribute that is not valid base64) is dead-lettered with
+/// that reason — or, without a dead-letter queue of our own, reported failed until the
+/// redrive policy moves it — and never fails the other records.
+pub async fn handle_sqs_payload(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    payload: Value,
+) -> Result<SqsBatchResponse, InvocationError> {
+    let mut event = SqsEvent::default();
+    let mut unreadable: Vec<String> = Vec::new();
+    let mut unidentified = 0;
+    let records = match payload.get("Records") {
+        Some(Value::Array(records)) => records.clone(),
+        _ => return Err(InvocationError::NotSqs),
+    };
+    for raw in records {
+        match serde_json::from_value::<SqsMessage>(raw.clone()) {
+            Ok(record) => event.records.push(record),
+            Err(e) => {
+                let Some(id) = raw["messageId"].as_str() else {
+                    unidentified += 1;
+                    continue;
+                };
+                let reason = format!(
+                    "record {id} is not a valid SQS message ({e}); its body is kept as it came"
+                );
+                let letter = DeadLetter {
+                    message_id: id.to_owned(),
+                    body: raw["body"].as_str().unwrap_or_default().to_owned(),
+                    reason: reason.clone(),
+                    group_id: raw["attributes"]["MessageGroupId"]
+                        .as_str()
+                        .map(str::to_owned),
+                };
+                let moved = match &effects.control {
+                    Some(control) => control.dead_letter(&letter).await.is_ok(),
+                    None => false,
+                };
+                tracing::warn!(
+                    service = handler.name(),
+                    message_id = id,
+                    reason,
+                    moved,
+                    "unreadable record"
+                );
+                if !moved {
+                    unreadable.push(id.to_owned());
+                }
+            }
+        }
+    }
+    if unidentified > 0 {
+        return Err(InvocationError::UnidentifiedRecords(unidentified));
+    }
+    let mut response = handle_sqs_batch(handler, effects, event).await?;
+    for id in unreadable {
+        response.add_failure(id);
+    }
+    Ok(response)
+}
+
+/// Handles one EventBridge event. `raw` is passed to the handler exactly as delivered (the
+/// envelope podflow's handlers decode); it is first checked to be an EventBridge event.
+pub async fn handle_event(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    raw: Value,
+) -> Result<(), InvocationError> {
+    let id = raw["id"].as_str().unwrap_or("(no id)").to_owned();
+    let body = raw.to_string();
+    let outcome = match serde_json::from_value::<EventBridgeEvent<Value>>(raw) {
+        Ok(_) => {
+            handler
+                .handle(&Delivery {
+                    message_id: id.clone(),
+                    body: body.clone(),
+                    attempt: 1,
+                })
+                .await
+        }
+        Err(e) => Outcome::DeadLetter {
+            emit: Vec::new(),
+            reason: format!(
+                "not an EventBridge event ({e}); check the rule that targets this function"
+            ),
+        },
+    };
+    match outcome {
+        Outcome::Done { emit, jobs } => apply(effects, &emit, &jobs)
+            .await
+            .map_err(|reason| InvocationError::Retry { id, reason }),
+        Outcome::Retry { reason, .. } => Err(InvocationError::Retry { id, reason }),
+        Outcome::DeadLetter { emit, reason } => {
+            apply(effects, &emit, &[])
+                .await
+                .map_err(|reason| InvocationError::Retry {
+                    id: id.clone(),
+                    reason,
+                })?;
+            let Some(control) = &effects.control else {
+                return Err(InvocationError::DeadLettered { id, reason });
+            };
+            let letter = DeadLetter {
+                message_id: id.clone(),
+                body,
+                reason: reason.clone(),
+                group_id: None,
+            };
+            match control.dead_letter(&letter).await {
+                Ok(()) => {
+                    tracing::warn!(
+                        service = handler.name(),
+                        event_id = id,
+                        reason,
+                        "dead-lettered"
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(InvocationError::DeadLettered {
+                    id,
+                    reason: format!("{reason} (and the dead-letter queue refused it: {e})"),
+                }),
+            }
+        }
+    }
+}
+
+/// The Lambda loop of a queue consumer (SQS event source with `ReportBatchItemFailures`).
+pub async fn run_sqs(
+    handler: Arc<dyn MessageHandler>,
+    effects: Arc<Effects>,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (handler, effects) = (handler.clone(), effects.clone());
+        async move { handle_sqs_payload(handler.as_ref(), &effects, event.payload).await }
+    }))
+    .await
+}
+
+/// The Lambda loop of an EventBridge rule target.
+pub async fn run_eventbridge(
+    handler: Arc<dyn MessageHandler>,
+    effects: Arc<Effects>,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (handler, effects) = (handler.clone(), effects.clone());
+        async move { handle_event(handler.as_ref(), &effects, event.payload).await }
+    }))
+    .await
+}

@@ -1,0 +1,432 @@
+//! The Lambda wrappers on real AWS payloads (../shared/fixtures/aws): every record of a
+//! batch is handled, failures are reported per item (FIFO groups keep their order), retries
+//! are delayed, dead letters carry their reason, and nothing panics on odd event data.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsEvent;
+use podflow_core::{
+    DeadLetter, Delivery, DeliveryControl, DispatchError, EventPublisher, JobSender,
+    MessageHandler, Outcome, QueuedJob,
+};
+use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope};
+use podflow_fakes::fixtures::aws_json;
+use podflow_lambda::{
+    Effects, InvocationError, handle_event, handle_sqs_batch, handle_sqs_payload,
+};
+use serde_json::{Value, json};
+
+/// Decides by the body: `{"fail_attempts": n}` fails while the attempt is ≤ n (as in the
+/// recorded AWS run), "hello world"-style text is done, an empty body is a dead letter.
+#[derive(Default)]
+struct ScriptedHandler {
+    seen: Mutex<Vec<(String, u32)>>,
+}
+
+fn summary_event() -> EventEnvelope {
+    EventEnvelope::wrap(&EpisodeUploaded {
+        schema_version: "1.1".into(),
+        episode_id: "weekly-42-3f786850e387".into(),
+        correlation_id: "c-1".into(),
+        source: BlobRef {
+            bucket: Some("b".into()),
+            key: "incoming/weekly-42.m4a".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+        },
+        original_name: "weekly-42.m4a".into(),
+        duration_seconds: None,
+    })
+}
+
+#[async_trait]
+impl MessageHandler for ScriptedHandler {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        self.seen
+            .lock()
+            .expect("lock")
+            .push((delivery.message_id.clone(), delivery.attempt));
+        if delivery.body.is_empty() {
+            return Outcome::DeadLetter {
+                emit: vec![summary_event()],
+                reason: format!("message {} has no body", delivery.message_id),
+            };
+        }
+        let parsed: Value = serde_json::from_str(&delivery.body).unwrap_or(Value::Null);
+        match parsed["fail_attempts"].as_u64() {
+            Some(n) if u64::from(delivery.attempt) <= n => Outcome::Retry {
+                delay: Duration::from_secs(30),
+                reason: "throttled".into(),
+            },
+            _ => Outcome::Done {
+                emit: vec![summary_event()],
+                jobs: vec![QueuedJob {
+                    queue: "prompts".into(),
+                    group_id: "g".into(),
+                    dedup_id: delivery.message_id.clone(),
+                    body: "{}".into(),
+                }],
+            },
+        }
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    published: Mutex<Vec<String>>,
+    jobs: Mutex<Vec<String>>,
+    delayed: Mutex<Vec<(String, Duration)>>,
+    letters: Mutex<Vec<DeadLetter>>,
+    refuse_events: bool,
+}
+
+#[async_trait]
+impl EventPublisher for Recorder {
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), DispatchError> {
+        if self.refuse_events {
+            return Err(DispatchError::Transient(
+                "PutEvents: ThrottlingException".into(),
+            ));
+        }
+        let mut p = self.published.lock().expect("lock");
+        p.extend(events.iter().map(|e| e.detail_type.clone()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobSender for Recorder {
+    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), DispatchError> {
+        let mut j = self.jobs.lock().expect("lock");
+        j.extend(jobs.iter().map(|j| j.dedup_id.clone()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryControl for Recorder {
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), DispatchError> {
+        let mut d = self.delayed.lock().expect("lock");
+        d.push((receipt_handle.to_owned(), delay));
+        Ok(())
+    }
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), DispatchError> {
+        self.letters.lock().expect("lock").push(letter.clone());
+        Ok(())
+    }
+}
+
+fn effects(recorder: &Arc<Recorder>, with_control: bool) -> Effects {
+    Effects {
+        events: recorder.clone(),
+        jobs: recorder.clone(),
+        control: with_control.then(|| recorder.clone() as Arc<dyn DeliveryControl>),
+    }
+}
+
+/// The localstack recording stores bodies as parsed JSON; SQS delivers them as strings.
+fn recorded_fifo_event(invocation: &str) -> SqsEvent {
+    let recording =
+        aws_json("sqs/localstack_snapshot_lambda_sqs_fifo_test_report_batch_item_failures.json");
+    let mut event =
+        recording["recorded-content"][invocation]["Messages"][0]["Body"]["event"].clone();
+    for record in event["Records"].as_array_mut().expect("records") {
+        record["body"] = Value::String(record["body"].to_string());
+    }
+    serde_json::from_value(event).expect("a real SQS FIFO event")
+}
+
+fn failures(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn fifo_batches_report_partial_failures_like_the_recorded_aws_run() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    let fx = effects(&recorder, true);
+
+    // First delivery: message 1 succeeds, message 2 fails, and 3 and 4 (same group) are
+    // reported without being run so the group keeps its order.
+    let first = handle_sqs_batch(&handler, &fx, recorded_fifo_event("first_invocation"))
+        .await
+        .expect("batch handled");
+    assert_eq!(failures(&first), ["<uuid:2>", "<uuid:3>", "<uuid:4>"]);
+    assert_eq!(
+        *handler.seen.lock().expect("lock"),
+        [("<uuid:1>".to_owned(), 1), ("<uuid:2>".to_owned(), 1)]
+    );
+    // The retry was delayed by the handler's backoff, not left to the visibility timeout.
+    let delayed = recorder.delayed.lock().expect("lock").clone();
+    assert_eq!(delayed.len(), 1);
+    assert_eq!(delayed[0].1, Duration::from_secs(30));
+
+    // Second delivery (what AWS redelivered, receive count 2): 2 and 3 pass, 4 fails again;
+    // with maxReceiveCount 2 it is the one AWS moved to the DLQ.
+    let second = handle_sqs_batch(&handler, &fx, recorded_fifo_event("second_invocation"))
+        .await
+        .expect("batch handled");
+    assert_eq!(failures(&second), ["<uuid:4>"]);
+    let dlq =
+        aws_json("sqs/localstack_snapshot_lambda_sqs_fifo_test_report_batch_item_failures.json");
+    assert_eq!(
+        dlq["recorded-content"]["dlq_response"]["Messages"][0]["MessageId"],
+        json!("<uuid:4>")
+    );
+    // Jobs were sent and events published once per success: 1, then 2 and 3.
+    assert_eq!(
+        *recorder.jobs.lock().expect("lock"),
+        ["<uuid:1>", "<uuid:2>", "<uuid:3>"]
+    );
+    assert_eq!(recorder.published.lock().expect("lock").len(), 3);
+}
+
+#[tokio::test]
+async fn standard_batches_handle_every_record_not_only_the_first() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    for fixture in [
+        "sqs/rust-runtime_example-sqs-event.json",
+        "sqs/lambda-go_sqs-event.json",
+        "sqs/java-libs_sqs_event_product.json",
+    ] {
+        let event: SqsEvent = serde_json::from_value(aws_json(fixture)).expect(fixture);
+        let records = event.records.len();
+        handler.seen.lock().expect("lock").clear();
+        let response = handle_sqs_batch(&handler, &effects(&recorder, true), event)
+            .await
+            .expect(fixture);
+        assert!(response.batch_item_failures.is_empty(), "{fixture}");
+        assert_eq!(
+            handler.seen.lock().expect("lock").len(),
+            records,
+            "{fixture}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_carry_the_reason_and_leave_the_batch() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    let event: SqsEvent =
+        serde_json::from_value(aws_json("sqs/java-libs_sqs_event_nobody.json")).expect("event");
+    let response = handle_sqs_batch(&handler, &effects(&recorder, true), event.clone())
+        .await
+        .expect("handled");
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "dead-lettered, so deleted from the source"
+    );
+    let letters = recorder.letters.lock().expect("lock").clone();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].reason.contains("has no body"),
+        "{}",
+        letters[0].reason
+    );
+    // Its events (e.g. a PromptFailed) are still published.
+    assert_eq!(recorder.published.lock().expect("lock").len(), 1);
+
+    // Without a dead-letter queue of our own, the record fails and the queue's redrive
+    // policy moves it after maxReceiveCount.
+    let bare = Arc::new(Recorder::default());
+    let response = handle_sqs_batch(&handler, &effects(&bare, false), event)
+        .await
+        .expect("handled");
+    assert_eq!(
+        failures(&response),
+        ["d9144555-9a4f-4ec3-99a0-fc4e625a8db2"]
+    );
+}
+
+#[tokio::test]
+async fn records_from_a_dead_letter_queue_keep_their_receive_count() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    let event: SqsEvent =
+        serde_json::from_value(aws_json("sqs/powertools-python_sqsDlqTriggerEvent.json"))
+            .expect("event");
+    let response = handle_sqs_batch(&handler, &effects(&recorder, true), event)
+        .await
+        .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let seen = handler.seen.lock().expect("lock").clone();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|(_, attempt)| *attempt == 2),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_publish_fails_only_its_record() {
+    let recorder = Arc::new(Recorder {
+        refuse_events: true,
+        ..Recorder::default()
+    });
+    let handler = ScriptedHandler::default();
+    let event: SqsEvent =
+        serde_json::from_value(aws_json("sqs/rust-runtime_example-sqs-event.json")).expect("event");
+    let ids: Vec<String> = event
+        .records
+        .iter()
+        .filter_map(|r| r.message_id.clone())
+        .collect();
+    let response = handle_sqs_batch(&handler, &effects(&recorder, true), event)
+        .await
+        .expect("handled");
+    assert_eq!(
+        failures(&response),
+        ids,
+        "each record is redelivered, none lost"
+    );
+}
+
+#[tokio::test]
+async fn eventbridge_events_reach_the_handler_verbatim_and_bad_ones_are_dead_lettered() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    for fixture in [
+        "eventbridge/rust-runtime_example-eventbridge-event-obj.json",
+        "eventbridge/powertools-python_eventBridgeEvent.json",
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectCreatedEvent.json",
+    ] {
+        let raw = aws_json(fixture);
+        handle_event(&handler, &effects(&recorder, true), raw.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let seen = handler
+            .seen
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("handled");
+        assert_eq!(seen.0, raw["id"].as_str().expect("id"), "{fixture}");
+    }
+    // Not an EventBridge event at all: dead-lettered with what to check, never a panic.
+    let mut letters_before = recorder.letters.lock().expect("lock").len();
+    handle_event(
+        &handler,
+        &effects(&recorder, true),
+        json!({"hello": "world"}),
+    )
+    .await
+    .expect("dead-lettered");
+    let letters = recorder.letters.lock().expect("lock").clone();
+    assert_eq!(letters.len(), letters_before + 1);
+    assert!(
+        letters[letters_before]
+            .reason
+            .contains("not an EventBridge event")
+    );
+    letters_before += 1;
+    // Without a queue of our own, the error goes back to Lambda (retries, then the
+    // function's on-failure destination keeps the event and the reason).
+    match handle_event(&handler, &effects(&recorder, false), json!([1, 2])).await {
+        Err(InvocationError::DeadLettered { reason, .. }) => {
+            assert!(reason.contains("not an EventBridge event"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(recorder.letters.lock().expect("lock").len(), letters_before);
+}
+
+#[tokio::test]
+async fn eventbridge_retries_are_errors_lambda_retries() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    let mut raw = aws_json("eventbridge/powertools-python_eventBridgeEvent.json");
+    // The scripted handler retries a body with `fail_attempts` at its top level.
+    raw["fail_attempts"] = json!(3);
+    match handle_event(&handler, &effects(&recorder, true), raw).await {
+        Err(InvocationError::Retry { reason, .. }) => assert_eq!(reason, "throttled"),
+        other => panic!("{other:?}"),
+    }
+    let counts: BTreeMap<&str, usize> = BTreeMap::from([
+        ("published", recorder.published.lock().expect("lock").len()),
+        ("letters", recorder.letters.lock().expect("lock").len()),
+    ]);
+    assert_eq!(counts, BTreeMap::from([("published", 0), ("letters", 0)]));
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_dead_lettered_alone() {
+    // powertools' sample carries `"binaryValue": "base64Str"`, which is not base64: typed
+    // decoding of the whole batch fails on it.
+    let payload = aws_json("sqs/powertools-python_sqsEvent.json");
+    assert!(serde_json::from_value::<SqsEvent>(payload.clone()).is_err());
+    let mut mixed = payload.clone();
+    let good = aws_json("sqs/rust-runtime_example-sqs-event.json")["Records"][0].clone();
+    mixed["Records"]
+        .as_array_mut()
+        .expect("records")
+        .push(good.clone());
+
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    let response = handle_sqs_payload(&handler, &effects(&recorder, true), mixed.clone())
+        .await
+        .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let letters = recorder.letters.lock().expect("lock").clone();
+    let unreadable: Vec<&Value> = payload["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| {
+            serde_json::from_value::<aws_lambda_events::sqs::SqsMessage>((*r).clone()).is_err()
+        })
+        .collect();
+    assert!(!unreadable.is_empty());
+    assert_eq!(letters.len(), unreadable.len());
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.reason.contains("not a valid SQS message")),
+        "{letters:?}"
+    );
+    assert_eq!(
+        letters[0].body,
+        unreadable[0]["body"].as_str().expect("body"),
+        "the body is kept"
+    );
+    let seen: Vec<String> = handler
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        seen.contains(&good["messageId"].as_str().expect("id").to_owned()),
+        "the good record still ran"
+    );
+
+    // Without our own dead-letter queue they are reported failed (the redrive policy moves
+    // them), and the good one still succeeds.
+    let bare = Arc::new(Recorder::default());
+    let response = handle_sqs_payload(&handler, &effects(&bare, false), mixed)
+        .await
+        .expect("handled");
+    assert_eq!(failures(&response).len(), unreadable.len());
+    assert!(!failures(&response).contains(&good["messageId"].as_str().expect("id").to_owned()));
+
+    // Not an SQS payload at all: one clear error.
+    assert!(matches!(
+        handle_sqs_payload(&handler, &effects(&bare, false), json!({"detail": {}})).await,
+        Err(InvocationError::NotSqs)
+    ));
+}
