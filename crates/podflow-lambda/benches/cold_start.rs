@@ -4,7 +4,9 @@
 //! the Runtime API (the moment Lambda would hand it an event). Baseline in the same run:
 //! spawning `/bin/true`. Targets: ≤ 10 MB and ≤ 25 ms.
 //!
-//! Builds the binaries first (`cargo build --release`; long on 2 cores the first time).
+//! Builds the binaries first with the `lambda` profile (size-optimised, fat LTO; about
+//! 10 minutes per clean build on 2 cores), or the profile in `PODFLOW_BENCH_PROFILE`
+//! (`release` is what a plain `cargo lambda build --release` gives).
 
 use std::{
     io::Read,
@@ -98,8 +100,9 @@ fn start_to_ready(binary: &Path, service: &str) -> Option<Duration> {
 
 fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let profile = std::env::var("PODFLOW_BENCH_PROFILE").unwrap_or_else(|_| "lambda".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "--release", "--quiet"]);
+    build.args(["build", "--quiet", "--profile", &profile]);
     for (service, _) in SERVICES {
         build.args(["-p", service]);
     }
@@ -124,7 +127,9 @@ fn main() {
     );
     println!("|---|---:|:---:|---:|---:|:---:|");
     for (service, on_lambda) in SERVICES {
-        let binary = target_dir().join("release").join(service);
+        let binary = target_dir()
+            .join(if profile == "dev" { "debug" } else { &profile })
+            .join(service);
         let mb = std::fs::metadata(&binary)
             .map(|m| m.len() as f64 / 1e6)
             .unwrap_or(f64::NAN);

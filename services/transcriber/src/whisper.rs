@@ -215,6 +215,24 @@ fn words_from_tokens(tokens: &[(String, f64, f64)]) -> Vec<TimedWord> {
     words
 }
 
+/// Beam search (5 beams) unless `PODFLOW_WHISPER_BEAM` says otherwise; `1` is greedy
+/// decoding (whisper.cpp still falls back to sampling at higher temperatures when a window's
+/// text looks wrong).
+fn sampling() -> SamplingStrategy {
+    let beams = std::env::var("PODFLOW_WHISPER_BEAM")
+        .ok()
+        .and_then(|b| b.parse::<i32>().ok())
+        .unwrap_or(5);
+    if beams <= 1 {
+        SamplingStrategy::Greedy { best_of: 5 }
+    } else {
+        SamplingStrategy::BeamSearch {
+            beam_size: beams,
+            patience: -1.0,
+        }
+    }
+}
+
 fn run_whisper(
     ctx: &WhisperContext,
     samples: &[f32],
@@ -223,10 +241,7 @@ fn run_whisper(
 ) -> Result<Vec<TranscriptSegment>, SpeechError> {
     let engine = |e: whisper_rs::WhisperError| SpeechError::Engine(format!("whisper.cpp: {e}"));
     let mut state = ctx.create_state().map_err(engine)?;
-    let mut params = FullParams::new(SamplingStrategy::BeamSearch {
-        beam_size: 5,
-        patience: -1.0,
-    });
+    let mut params = FullParams::new(sampling());
     params.set_n_threads(threads as i32);
     params.set_language(Some("en"));
     params.set_token_timestamps(true);
