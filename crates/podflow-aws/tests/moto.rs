@@ -1,11 +1,7 @@
 //! The AWS adapters against moto server on loopback (`pip install 'moto[server]'`; the
 //! setup script installs it). Each test starts its own server on a free port.
 
-use std::{
-    net::TcpStream,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
@@ -24,54 +20,24 @@ use podflow_core::{
     NotifyError, QueuedJob,
 };
 use podflow_events::EventEnvelope;
+use podflow_fakes::moto::MotoServer;
 use serde_json::json;
 
-/// A moto server process, stopped when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
+/// moto server with an SDK configuration pointing at it.
+struct Moto(MotoServer);
 
 impl Moto {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs (pip install 'moto[server]'; scripts/setup.sh does)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        Self(MotoServer::start())
     }
 
     async fn config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(&self.url)
+            .endpoint_url(&self.0.url)
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
             .load()
             .await
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,10 +12,11 @@
 //! [`slack::FakeSlack`] is an incoming-webhook endpoint that answers like Slack does.
 //!
 //! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in
-//! `../shared/fixtures/aws`, and [`store_contract`] is the behaviour every episode store
-//! adapter must have.
+//! `../shared/fixtures/aws`, [`moto::MotoServer`] runs the AWS emulator on loopback, and
+//! [`store_contract`] is the behaviour every episode store adapter must have.
 
 pub mod fixtures;
+pub mod moto;
 pub mod slack;
 pub mod store_contract;
 

@@ -1,0 +1,50 @@
+//! moto server (`pip install 'moto[server]'`; `scripts/setup.sh --tests` installs it) on a
+//! free loopback port, for tests of the AWS adapters. Stopped when dropped.
+
+use std::{
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub struct MotoServer {
+    child: Child,
+    /// `http://127.0.0.1:<port>`: the endpoint URL for every AWS client.
+    pub url: String,
+}
+
+impl MotoServer {
+    /// Starts a server and waits until it accepts connections (panics after 30 s: a test
+    /// cannot run without it).
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server runs (pip install 'moto[server]'; scripts/setup.sh --tests does)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
