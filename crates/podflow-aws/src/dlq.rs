@@ -6,7 +6,7 @@
 //! none) — messages are received, sent to the source queue with their FIFO group and
 //! deduplication ids, and only then deleted from the DLQ.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::{
@@ -216,9 +216,7 @@ impl SqsDeadLetterQueue {
         let mut report = ReplayReport::default();
         let mut untouched = Vec::new();
         let fifo = self.source_url.ends_with(".fifo");
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now_ms = u64::try_from(podflow_core::now_ms()).unwrap_or(0);
         for letter in letters {
             if select.is_some_and(|pick| !pick(&letter)) {
                 untouched.push(letter);

@@ -14,7 +14,7 @@
 //! | `EP#<id>` | `REVISION#<000001>` | a revision's summary envelope |
 //! | `WORK#<key>` | `RESULT` | the result of expensive work, by content key |
 
-use std::{collections::BTreeMap, collections::HashMap, time::SystemTime};
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::{
 };
 use podflow_core::{
     EpisodeRecord, EpisodeStore, PromptState, PromptStatus, PromptUpdate, StepState, StepStatus,
-    StoreError,
+    StoreError, now_ms,
 };
 use podflow_events::{BlobRef, EventEnvelope};
 
@@ -114,12 +114,6 @@ fn ep(episode_id: &str) -> String {
     format!("EP#{episode_id}")
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::new("DynamoDB item", format!("stored {what} is unreadable: {e}"))
 }
@@ -158,23 +152,6 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
         e.code(),
         Some("ConditionalCheckFailedException") | Some("TransactionCanceledException")
     )
-}
-
-fn step_status(s: Option<&str>) -> StepStatus {
-    match s {
-        Some("done") => StepStatus::Done,
-        Some("failed") => StepStatus::Failed,
-        _ => StepStatus::Running,
-    }
-}
-
-fn prompt_status(s: Option<&str>) -> PromptStatus {
-    match s {
-        Some("running") => PromptStatus::Running,
-        Some("completed") => PromptStatus::Completed,
-        Some("failed") => PromptStatus::Failed,
-        _ => PromptStatus::Queued,
-    }
 }
 
 #[async_trait]
@@ -296,7 +273,7 @@ impl EpisodeStore for DynamoEpisodeStore {
             .iter()
             .map(|item| StepState {
                 step: text(item, "step").unwrap_or_default().to_owned(),
-                status: step_status(text(item, "status")),
+                status: StepStatus::parse(text(item, "status").unwrap_or_default()),
                 attempts: number(item, "attempts").unwrap_or(0),
                 started_at_ms: number(item, "started_at").unwrap_or(0),
                 finished_at_ms: number(item, "finished_at"),
@@ -459,7 +436,7 @@ impl EpisodeStore for DynamoEpisodeStore {
                     prompt_id: text(item, "prompt_id").unwrap_or_default().to_owned(),
                     prompt_version: number(item, "prompt_version").unwrap_or(0),
                     model: text(item, "model").unwrap_or_default().to_owned(),
-                    status: prompt_status(text(item, "status")),
+                    status: PromptStatus::parse(text(item, "status").unwrap_or_default()),
                     attempts: number(item, "attempts").unwrap_or(0),
                     last_error: text(item, "last_error").map(str::to_owned),
                     output: json_of::<BlobRef>(item, "output", "prompt output")?,

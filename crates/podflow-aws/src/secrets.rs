@@ -20,6 +20,11 @@ pub enum SecretError {
     Empty { reference: String },
 }
 
+/// Whether a setting names a secret (and so needs AWS to be read).
+pub fn is_reference(setting: &str) -> bool {
+    setting.starts_with("ssm:") || setting.starts_with("secretsmanager:")
+}
+
 /// The value a setting names.
 pub async fn resolve(config: &SdkConfig, setting: &str) -> Result<String, SecretError> {
     let unreadable = |code: Option<&str>, message: Option<&str>| SecretError::Unreadable {

@@ -12,8 +12,7 @@ use bedrock_invoker::{
     ratelimit::{LimitsConfig, Throttle},
 };
 use ingest::IngestService;
-use podflow_aws::{secrets, sns::SnsNotifier};
-use podflow_core::{MessageHandler, Notifier};
+use podflow_core::MessageHandler;
 use podflow_embedded::{
     Db, Ffmpeg, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE,
 };
@@ -21,7 +20,7 @@ use prompt_dispatcher::DispatchHandler;
 use publisher::{
     PublishHandler,
     cost::PriceTable,
-    notify::{NotifyHandler, notifier_from},
+    notify::{NotifyHandler, configured_notifier},
 };
 use tokio::{sync::watch, task::JoinHandle};
 use transcode_watcher::TranscodeHandler;
@@ -84,37 +83,6 @@ pub fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
     Ok(Db::open(data_dir)?)
 }
 
-/// The configured notification target: a Slack webhook or an SNS topic (or none).
-async fn notifier(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Notifier>>> {
-    let set = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    match (
-        set(&settings.slack_webhook_url),
-        set(&settings.sns_topic_arn),
-    ) {
-        (Some(_), Some(_)) => anyhow::bail!(
-            "both PODFLOW_SLACK_WEBHOOK_URL and PODFLOW_SNS_TOPIC_ARN are set; set one of them"
-        ),
-        (None, Some(topic)) => {
-            let config = podflow_aws::sdk_config().await;
-            Ok(Some(Arc::new(SnsNotifier::new(&config, &topic))))
-        }
-        (Some(webhook), None) => {
-            let url = if webhook.starts_with("ssm:") || webhook.starts_with("secretsmanager:") {
-                secrets::resolve(&podflow_aws::sdk_config().await, &webhook).await?
-            } else {
-                webhook
-            };
-            Ok(notifier_from(Some(&url))?)
-        }
-        (None, None) => Ok(None),
-    }
-}
-
 impl Pipeline {
     /// Takes the data directory's runner lock, recovers work a dead run left in flight, and
     /// starts one worker per service.
@@ -141,7 +109,11 @@ impl Pipeline {
         .await
         .map_err(anyhow::Error::msg)?;
         let prices = PriceTable::load(settings.prices.as_deref())?;
-        let notifier = notifier(settings).await?;
+        let notifier = configured_notifier(
+            settings.slack_webhook_url.as_deref(),
+            settings.sns_topic_arn.as_deref(),
+        )
+        .await?;
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;

@@ -135,6 +135,15 @@ mod tests {
 
     #[test]
     fn prompt_jobs_are_described_and_others_fall_back_to_their_group() {
+        let job = include_str!("../../../events-schema/examples/PromptJob/valid/01.json");
+        let parsed: PromptJob = serde_json::from_str(job).expect("example job");
+        assert_eq!(
+            describe(job, Some("g")),
+            format!(
+                "{} prompt {} v{} ({})",
+                parsed.episode_id, parsed.prompt_id, parsed.prompt_version, parsed.model
+            )
+        );
         assert_eq!(describe("not json", Some("ep-1")), "ep-1");
         assert_eq!(describe("{}", None), "event");
     }

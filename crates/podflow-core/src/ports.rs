@@ -26,6 +26,13 @@ impl StoreError {
     }
 }
 
+/// Milliseconds since the Unix epoch: the timestamps every store writes.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Stored bytes addressed by key (S3 objects, or files under the data directory).
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -66,6 +73,15 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
+    /// The status a store wrote with [`StepStatus::as_str`]; anything else reads as running.
+    pub fn parse(stored: &str) -> Self {
+        match stored {
+            "done" => StepStatus::Done,
+            "failed" => StepStatus::Failed,
+            _ => StepStatus::Running,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Running => "running",
@@ -97,6 +113,16 @@ pub enum PromptStatus {
 }
 
 impl PromptStatus {
+    /// The status a store wrote with [`PromptStatus::as_str`]; anything else reads as queued.
+    pub fn parse(stored: &str) -> Self {
+        match stored {
+            "running" => PromptStatus::Running,
+            "completed" => PromptStatus::Completed,
+            "failed" => PromptStatus::Failed,
+            _ => PromptStatus::Queued,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PromptStatus::Queued => "queued",

@@ -28,9 +28,4 @@ pub use ffmpeg::Ffmpeg;
 pub use queue::{QueueSpec, Received};
 pub use worker::Worker;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use podflow_core::now_ms;

@@ -23,23 +23,6 @@ fn sql(e: rusqlite::Error) -> StoreError {
     DbError::Sql(e).into()
 }
 
-fn parse_step_status(s: &str) -> StepStatus {
-    match s {
-        "done" => StepStatus::Done,
-        "failed" => StepStatus::Failed,
-        _ => StepStatus::Running,
-    }
-}
-
-fn parse_prompt_status(s: &str) -> PromptStatus {
-    match s {
-        "running" => PromptStatus::Running,
-        "completed" => PromptStatus::Completed,
-        "failed" => PromptStatus::Failed,
-        _ => PromptStatus::Queued,
-    }
-}
-
 #[async_trait]
 impl EpisodeStore for Db {
     async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, StoreError> {
@@ -124,7 +107,7 @@ impl EpisodeStore for Db {
             .query_map([episode_id], |r| {
                 Ok(StepState {
                     step: r.get(0)?,
-                    status: parse_step_status(&r.get::<_, String>(1)?),
+                    status: StepStatus::parse(&r.get::<_, String>(1)?),
                     attempts: r.get(2)?,
                     started_at_ms: r.get(3)?,
                     finished_at_ms: r.get(4)?,
@@ -259,7 +242,7 @@ impl EpisodeStore for Db {
                         prompt_id: r.get(0)?,
                         prompt_version: r.get(1)?,
                         model: r.get(2)?,
-                        status: parse_prompt_status(&r.get::<_, String>(3)?),
+                        status: PromptStatus::parse(&r.get::<_, String>(3)?),
                         attempts: r.get(4)?,
                         last_error: r.get(5)?,
                         output: None,

@@ -40,6 +40,31 @@ pub struct Effects {
     pub control: Option<Arc<dyn DeliveryControl>>,
 }
 
+impl Effects {
+    /// Moves a hopeless message to the dead-letter queue now. `Err` carries the reason
+    /// when that cannot be done here (no queue of our own, or it refused), so the caller
+    /// fails the delivery and SQS's redrive or Lambda's on-failure destination takes it.
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), String> {
+        let Some(control) = &self.control else {
+            return Err(letter.reason);
+        };
+        match control.dead_letter(&letter).await {
+            Ok(()) => {
+                tracing::warn!(
+                    message_id = letter.message_id,
+                    reason = letter.reason,
+                    "dead-lettered"
+                );
+                Ok(())
+            }
+            Err(e) => Err(format!(
+                "{} (and the dead-letter queue refused it: {e})",
+                letter.reason
+            )),
+        }
+    }
+}
+
 /// Why an invocation as a whole failed (Lambda retries it).
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
@@ -126,21 +151,14 @@ async fn handle_record(
         }
         Outcome::DeadLetter { emit, reason } => {
             apply(effects, &emit, &[]).await?;
-            let Some(control) = &effects.control else {
-                return Err(reason);
-            };
-            let letter = DeadLetter {
-                message_id,
-                body: delivery.body,
-                reason: reason.clone(),
-                group_id: record.attributes.get("MessageGroupId").cloned(),
-            };
-            control
-                .dead_letter(&letter)
+            effects
+                .dead_letter(DeadLetter {
+                    message_id,
+                    body: delivery.body,
+                    reason,
+                    group_id: record.attributes.get("MessageGroupId").cloned(),
+                })
                 .await
-                .map_err(|e| format!("{reason} (and the dead-letter queue refused it: {e})"))?;
-            tracing::warn!(message_id = letter.message_id, reason, "dead-lettered");
-            Ok(())
         }
     }
 }
@@ -223,29 +241,23 @@ pub async fn handle_sqs_payload(
                     unidentified += 1;
                     continue;
                 };
-                let reason = format!(
-                    "record {id} is not a valid SQS message ({e}); its body is kept as it came"
-                );
                 let letter = DeadLetter {
                     message_id: id.to_owned(),
                     body: raw["body"].as_str().unwrap_or_default().to_owned(),
-                    reason: reason.clone(),
+                    reason: format!(
+                        "record {id} is not a valid SQS message ({e}); its body is kept as it came"
+                    ),
                     group_id: raw["attributes"]["MessageGroupId"]
                         .as_str()
                         .map(str::to_owned),
                 };
-                let moved = match &effects.control {
-                    Some(control) => control.dead_letter(&letter).await.is_ok(),
-                    None => false,
-                };
-                tracing::warn!(
-                    service = handler.name(),
-                    message_id = id,
-                    reason,
-                    moved,
-                    "unreadable record"
-                );
-                if !moved {
+                if let Err(reason) = effects.dead_letter(letter).await {
+                    tracing::warn!(
+                        service = handler.name(),
+                        message_id = id,
+                        reason,
+                        "unreadable record will be delivered again"
+                    );
                     unreadable.push(id.to_owned());
                 }
             }
@@ -299,30 +311,15 @@ pub async fn handle_event(
                     id: id.clone(),
                     reason,
                 })?;
-            let Some(control) = &effects.control else {
-                return Err(InvocationError::DeadLettered { id, reason });
-            };
-            let letter = DeadLetter {
-                message_id: id.clone(),
-                body,
-                reason: reason.clone(),
-                group_id: None,
-            };
-            match control.dead_letter(&letter).await {
-                Ok(()) => {
-                    tracing::warn!(
-                        service = handler.name(),
-                        event_id = id,
-                        reason,
-                        "dead-lettered"
-                    );
-                    Ok(())
-                }
-                Err(e) => Err(InvocationError::DeadLettered {
-                    id,
-                    reason: format!("{reason} (and the dead-letter queue refused it: {e})"),
-                }),
-            }
+            effects
+                .dead_letter(DeadLetter {
+                    message_id: id.clone(),
+                    body,
+                    reason,
+                    group_id: None,
+                })
+                .await
+                .map_err(|reason| InvocationError::DeadLettered { id, reason })
         }
     }
 }

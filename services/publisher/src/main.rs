@@ -14,8 +14,15 @@ struct Args {
     /// A TOML price table that replaces bundled prices by name.
     #[arg(long, env = "PODFLOW_PRICES")]
     prices: Option<std::path::PathBuf>,
+    /// A webhook URL, or `ssm:NAME` / `secretsmanager:ID` naming one.
     #[arg(long, env = "PODFLOW_SLACK_WEBHOOK_URL", hide_env_values = true)]
     slack_webhook_url: Option<String>,
+    /// Notify an SNS topic instead of Slack.
+    #[arg(long, env = "PODFLOW_SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
+    /// How long links in notifications stay valid (pre-signed URLs on S3: at most 7 days).
+    #[arg(long, env = "PODFLOW_LINK_LIFETIME_SECONDS", default_value_t = 7 * 24 * 3600)]
+    link_lifetime_seconds: u64,
 }
 
 #[tokio::main]
@@ -37,8 +44,12 @@ async fn main() -> anyhow::Result<()> {
     let notifier = notify::NotifyHandler {
         store: Arc::new(db.clone()),
         blobs,
-        notifier: notify::notifier_from(args.slack_webhook_url.as_deref())?,
-        link_lifetime: Duration::from_secs(7 * 24 * 3600),
+        notifier: notify::configured_notifier(
+            args.slack_webhook_url.as_deref(),
+            args.sns_topic_arn.as_deref(),
+        )
+        .await?,
+        link_lifetime: Duration::from_secs(args.link_lifetime_seconds),
     };
     podflow_embedded::worker::run_until_ctrl_c(vec![
         Worker::new(db.clone(), publish, Arc::new(handler), 1),

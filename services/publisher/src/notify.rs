@@ -107,6 +107,38 @@ pub fn notifier_from(webhook_url: Option<&str>) -> Result<Option<Arc<dyn Notifie
     }
 }
 
+/// The notification target from the settings: a Slack webhook (a URL, or `ssm:NAME` /
+/// `secretsmanager:ID` naming one, read once here) or an SNS topic — not both — or none.
+pub async fn configured_notifier(
+    slack_webhook: Option<&str>,
+    sns_topic_arn: Option<&str>,
+) -> Result<Option<Arc<dyn Notifier>>, NotifyError> {
+    fn set(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    match (set(slack_webhook), set(sns_topic_arn)) {
+        (Some(_), Some(_)) => Err(NotifyError::Permanent(
+            "both PODFLOW_SLACK_WEBHOOK_URL and PODFLOW_SNS_TOPIC_ARN are set; set one of them"
+                .into(),
+        )),
+        (None, Some(topic)) => Ok(Some(Arc::new(podflow_aws::sns::SnsNotifier::new(
+            &podflow_aws::sdk_config().await,
+            topic,
+        )))),
+        (Some(webhook), None) => {
+            let url = if podflow_aws::secrets::is_reference(webhook) {
+                podflow_aws::secrets::resolve(&podflow_aws::sdk_config().await, webhook)
+                    .await
+                    .map_err(|e| NotifyError::Permanent(e.to_string()))?
+            } else {
+                webhook.to_owned()
+            };
+            notifier_from(Some(&url))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// The notifier service's handler.
 pub struct NotifyHandler {
     pub store: Arc<dyn EpisodeStore>,

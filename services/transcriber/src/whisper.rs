@@ -27,7 +27,7 @@ const SAMPLE_RATE: usize = 16_000;
 pub struct WhisperEngine {
     source: Option<PathBuf>,
     cache_dir: PathBuf,
-    threads: usize,
+    decoding: Decoding,
     loaded: OnceLock<Result<(ResolvedModel, Arc<WhisperContext>), String>>,
 }
 
@@ -35,11 +35,10 @@ impl WhisperEngine {
     /// `source`: a model directory or ggml file (default: [`model::locate`]);
     /// `cache_dir`: where converted models are kept.
     pub fn new(source: Option<PathBuf>, cache_dir: PathBuf) -> Self {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             source,
             cache_dir,
-            threads,
+            decoding: Decoding::from_env(),
             loaded: OnceLock::new(),
         }
     }
@@ -215,20 +214,35 @@ fn words_from_tokens(tokens: &[(String, f64, f64)]) -> Vec<TimedWord> {
     words
 }
 
-/// Beam search (5 beams) unless `PODFLOW_WHISPER_BEAM` says otherwise; `1` is greedy
-/// decoding (whisper.cpp still falls back to sampling at higher temperatures when a window's
-/// text looks wrong).
-fn sampling() -> SamplingStrategy {
-    let beams = std::env::var("PODFLOW_WHISPER_BEAM")
-        .ok()
-        .and_then(|b| b.parse::<i32>().ok())
-        .unwrap_or(5);
-    if beams <= 1 {
-        SamplingStrategy::Greedy { best_of: 5 }
-    } else {
-        SamplingStrategy::BeamSearch {
-            beam_size: beams,
-            patience: -1.0,
+/// How whisper.cpp decodes, settled once per engine.
+#[derive(Debug, Clone, Copy)]
+struct Decoding {
+    threads: usize,
+    /// Beam search width; 1 is greedy decoding (whisper.cpp still falls back to sampling
+    /// at higher temperatures when a window's text looks wrong).
+    beams: i32,
+}
+
+impl Decoding {
+    /// All cores, and 5 beams unless `PODFLOW_WHISPER_BEAM` says otherwise.
+    fn from_env() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            beams: std::env::var("PODFLOW_WHISPER_BEAM")
+                .ok()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(5),
+        }
+    }
+
+    fn sampling(self) -> SamplingStrategy {
+        if self.beams <= 1 {
+            SamplingStrategy::Greedy { best_of: 5 }
+        } else {
+            SamplingStrategy::BeamSearch {
+                beam_size: self.beams,
+                patience: -1.0,
+            }
         }
     }
 }
@@ -236,13 +250,13 @@ fn sampling() -> SamplingStrategy {
 fn run_whisper(
     ctx: &WhisperContext,
     samples: &[f32],
-    threads: usize,
+    decoding: Decoding,
     prompt: &str,
 ) -> Result<Vec<TranscriptSegment>, SpeechError> {
     let engine = |e: whisper_rs::WhisperError| SpeechError::Engine(format!("whisper.cpp: {e}"));
     let mut state = ctx.create_state().map_err(engine)?;
-    let mut params = FullParams::new(sampling());
-    params.set_n_threads(threads as i32);
+    let mut params = FullParams::new(decoding.sampling());
+    params.set_n_threads(decoding.threads as i32);
     params.set_language(Some("en"));
     params.set_token_timestamps(true);
     params.set_print_progress(false);
@@ -323,10 +337,10 @@ impl WhisperEngine {
     ) -> Result<Transcript, SpeechError> {
         let (resolved, ctx) = self.load()?;
         let ctx = ctx.clone();
-        let threads = self.threads;
+        let decoding = self.decoding;
         let path = audio.to_owned();
         let (segments, duration) = tokio::task::spawn_blocking(move || {
-            transcribe_stream(&ctx, &path, threads, windowing, &progress)
+            transcribe_stream(&ctx, &path, decoding, windowing, &progress)
         })
         .await
         .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
@@ -354,7 +368,7 @@ const PROMPT_CHARS: usize = 200;
 fn transcribe_stream(
     ctx: &WhisperContext,
     path: &Path,
-    threads: usize,
+    decoding: Decoding,
     windowing: Windowing,
     progress: &dyn Fn(f64),
 ) -> Result<(Vec<TranscriptSegment>, f64), SpeechError> {
@@ -383,7 +397,7 @@ fn transcribe_stream(
         let found = if silent {
             Vec::new()
         } else {
-            run_whisper(ctx, &buffer, threads, &prompt)?
+            run_whisper(ctx, &buffer, decoding, &prompt)?
         };
         let ends: Vec<f64> = found.iter().map(|s| s.end).collect();
         let (kept, cut) = keep_until(&ends, seconds, windowing, last);
