@@ -7,11 +7,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 lines=(
   "en-us|Welcome back to the show. Today we are talking about building reliable pipelines for podcasts."
-  "en-gb|Thanks for having me. I have been running a weekly show for three years, and the tooling still hurts."
+  "en-us+Annie|Thanks for having me. I have been running a weekly show for three years, and the tooling still hurts."
   "en-us|What hurts the most? Is it the transcription, or everything that comes after it?"
-  "en-gb|Mostly the retries. One failed prompt and nothing comes out, so we run the whole thing again."
+  "en-us+Annie|Mostly the retries. One failed prompt and nothing comes out, so we run the whole thing again."
   "en-us|That is exactly what we want to fix. Every step should run on its own and retry when something goes wrong."
-  "en-gb|And the expensive work, like transcription, should never be done twice."
+  "en-us+Annie|And the expensive work, like transcription, should never be done twice."
 )
 i=0
 : > "$tmp/list.txt"

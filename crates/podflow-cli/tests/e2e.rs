@@ -146,6 +146,23 @@ async fn whole_pipeline_on_a_two_voice_episode() {
             .expect("json");
     let wer = word_error_rate(SPOKEN, &transcript.full_text());
     assert!(wer < 0.20, "WER {wer:.3}: {}", transcript.full_text());
+    // Speakers: the host (en-us) and the guest (en-us+Annie) take turns, host first.
+    let turns: Vec<&str> = transcript
+        .segments
+        .iter()
+        .map(|s| s.speaker.as_deref().unwrap_or("none"))
+        .fold(Vec::new(), |mut turns, s| {
+            if turns.last() != Some(&s) {
+                turns.push(s);
+            }
+            turns
+        });
+    assert_eq!(
+        turns,
+        ["spk_0", "spk_1", "spk_0", "spk_1", "spk_0", "spk_1"],
+        "{:#?}",
+        transcript.segments
+    );
 
     // Subtitles parse, follow the rules and move forward in time.
     let srt =

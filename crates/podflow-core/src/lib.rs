@@ -6,12 +6,13 @@
 //! - [`transcript`]: the normalized transcript and its prompt views.
 //! - [`subtitles`]: SRT/WebVTT cue building under captioning rules.
 //! - [`handling`]: decoding deliveries and mapping failures to outcomes (DLQ or retry).
-//! - [`wer`]: word error rate for quality checks.
+//! - [`wer`], [`diarization`]: word error rate and speaker accuracy for quality checks.
 //! - [`aws_transcribe`]: Amazon Transcribe's output JSON as a [`transcript::Transcript`].
 //! - [`content`]: content hashing and keys for work that must never be done twice.
 
 pub mod aws_transcribe;
 pub mod content;
+pub mod diarization;
 pub mod handling;
 pub mod ports;
 pub mod subtitles;

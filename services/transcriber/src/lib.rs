@@ -3,6 +3,7 @@
 //! hash and the model's, so the same audio is never transcribed twice.
 
 pub mod model;
+pub mod speakers;
 pub mod whisper;
 
 use std::sync::Arc;

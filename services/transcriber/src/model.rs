@@ -97,7 +97,11 @@ pub fn prepare(source: &Path, cache_dir: &Path) -> Result<ResolvedModel, ModelEr
         std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
         let vocab = std::fs::read_to_string(source.join("vocabulary.txt"))
             .map_err(io(&source.join("vocabulary.txt")))?;
-        let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
+        // Unique per conversion, so engines converting at once (tests, two workers) never
+        // write into each other's file; the rename makes the finished one appear whole.
+        static CONVERSIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CONVERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = target.with_extension(format!("tmp-{}-{n}", std::process::id()));
         let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         let mut out = std::io::BufWriter::new(file);
         write_ggml(&ct2, &vocab, &mut out)

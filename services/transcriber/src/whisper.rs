@@ -18,7 +18,10 @@ use podflow_core::{
 };
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
-use crate::model::{self, ResolvedModel};
+use crate::{
+    model::{self, ResolvedModel},
+    speakers::{SegmentVoice, VoicePrinter, assign_speakers},
+};
 
 const SAMPLE_RATE: usize = 16_000;
 
@@ -377,6 +380,9 @@ fn transcribe_stream(
     let mut buffer: Vec<f32> = Vec::with_capacity(window);
     let mut offset = 0.0; // seconds of audio before the buffer
     let mut segments: Vec<TranscriptSegment> = Vec::new();
+    // One voice print per kept segment, made while its samples are at hand.
+    let printer = VoicePrinter::new();
+    let mut voices: Vec<SegmentVoice> = Vec::new();
     loop {
         let wanted = window.saturating_sub(buffer.len());
         let got = stream.read_into(&mut buffer, wanted)?;
@@ -401,6 +407,14 @@ fn transcribe_stream(
         };
         let ends: Vec<f64> = found.iter().map(|s| s.end).collect();
         let (kept, cut) = keep_until(&ends, seconds, windowing, last);
+        voices.extend(found.iter().take(kept).map(|s| {
+            let at = |t: f64| ((t.max(0.0) * SAMPLE_RATE as f64) as usize).min(buffer.len());
+            let samples = &buffer[at(s.start)..at(s.end).max(at(s.start))];
+            SegmentVoice {
+                print: printer.print(samples),
+                seconds: s.end - s.start,
+            }
+        }));
         segments.extend(found.into_iter().take(kept).map(|mut s| {
             s.start += offset;
             s.end += offset;
@@ -420,6 +434,11 @@ fn transcribe_stream(
         }
     }
     stream.finish()?;
+    if let Some(labels) = assign_speakers(&voices) {
+        for (segment, label) in segments.iter_mut().zip(labels) {
+            segment.speaker = Some(format!("spk_{label}"));
+        }
+    }
     Ok((segments, offset))
 }
 
