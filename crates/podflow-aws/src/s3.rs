@@ -124,6 +124,26 @@ impl BlobStore for S3BlobStore {
         Ok(bytes.into_bytes().to_vec())
     }
 
+    async fn digest(&self, key: &str) -> Result<BlobRef, StoreError> {
+        let what = || format!("reading s3://{}/{key}", self.bucket);
+        let mut object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error(what(), e))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = object.body.next().await {
+            let chunk = chunk.map_err(|e| s3_error(what(), e))?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        Ok(self.blob(key, size, hex::encode(hasher.finalize())))
+    }
+
     fn local_path(&self, _blob: &BlobRef) -> Option<PathBuf> {
         None
     }

@@ -82,6 +82,19 @@ async fn s3_round_trip_files_and_pre_signed_links() {
     assert!(!file.exists(), "moved into the store");
     assert_eq!(store.get(&audio).await.expect("get"), bytes);
     assert!(store.local_path(&audio).is_none());
+    // An object that is already there (an upload) is hashed as it streams in.
+    assert_eq!(
+        store
+            .digest("episodes/ep-1/audio.mp3")
+            .await
+            .expect("digest"),
+        audio
+    );
+    let missing = store
+        .digest("incoming/none.m4a")
+        .await
+        .expect_err("no such key");
+    assert!(missing.to_string().contains("s3://"), "{missing}");
 
     // A pre-signed GET is a working link (moto does not check signatures or expiry; the
     // query names the expiry we asked for, capped at SigV4's 7 days).

@@ -40,6 +40,9 @@ pub trait BlobStore: Send + Sync {
     /// Moves a finished file (written by ffmpeg, say) into the store under `key`.
     async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, StoreError>;
     async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError>;
+    /// An object already in the store (an upload) with its size and SHA-256, read as a
+    /// stream: episodes can be gigabytes.
+    async fn digest(&self, key: &str) -> Result<BlobRef, StoreError>;
     /// A path on this machine for tools that need one (ffmpeg, whisper); `None` for remote
     /// stores, whose adapters download first.
     fn local_path(&self, blob: &BlobRef) -> Option<PathBuf>;

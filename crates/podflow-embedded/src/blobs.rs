@@ -102,6 +102,19 @@ impl BlobStore for FileBlobStore {
         })
     }
 
+    async fn digest(&self, key: &str) -> Result<BlobRef, StoreError> {
+        let path = self.path_for(key)?;
+        let (sha256, size) = hash_file(&path)
+            .await
+            .map_err(|e| StoreError::new(format!("reading {}", path.display()), e))?;
+        Ok(BlobRef {
+            bucket: None,
+            key: key.to_owned(),
+            size,
+            sha256,
+        })
+    }
+
     async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError> {
         let path = self.path_for(&blob.key)?;
         tokio::fs::read(&path)

@@ -4,12 +4,14 @@
 //! Validation happens before anything is stored, so a rejected file leaves nothing behind
 //! that could block a later run.
 
+pub mod upload;
+
 use std::{path::Path, sync::Arc};
 
 use podflow_core::{
     BlobStore, EpisodeRecord, EpisodeStore, MediaError, MediaProbe, StepStatus, StoreError, content,
 };
-use podflow_events::{EpisodeUploaded, EventEnvelope, SCHEMA_VERSION};
+use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION};
 use thiserror::Error;
 
 pub const STEP: &str = "ingest";
@@ -119,8 +121,7 @@ impl IngestService {
         );
         let episode_id = content::episode_id(&original_name, &sha256);
 
-        let existing = self.store.episode(&episode_id).await?;
-        let record = match existing {
+        let record = match self.store.episode(&episode_id).await? {
             Some(record) => record,
             None => {
                 // Keep our own copy: later steps must not depend on the user's file staying put.
@@ -143,17 +144,58 @@ impl IngestService {
                     .blobs
                     .put_file(&format!("incoming/{sha256}.{ext}"), &scratch)
                     .await?;
-                let record = EpisodeRecord {
-                    episode_id: episode_id.clone(),
-                    correlation_id: uuid_like(&sha256),
-                    original_name: original_name.clone(),
-                    source,
-                    created_at_ms: podflow_embedded::now_ms(),
-                };
-                self.store.upsert_episode(&record).await?;
-                record
+                self.record(&episode_id, &original_name, source).await?
             }
         };
+        self.announce(record, Some(info.duration_seconds)).await
+    }
+
+    /// Ingests an object uploaded to the bucket (on AWS), where it stays: it is checked by
+    /// its key and size, then hashed as a stream to derive the episode id.
+    pub async fn ingest_object(
+        &self,
+        upload: &upload::S3Upload,
+    ) -> Result<EventEnvelope, IngestError> {
+        upload::check(upload)?;
+        let source = self.blobs.digest(&upload.key).await?;
+        if source.size == 0 {
+            return Err(IngestError::Empty(upload.to_string()));
+        }
+        let original_name = upload.file_name().to_owned();
+        let episode_id = content::episode_id(&original_name, &source.sha256);
+        let record = match self.store.episode(&episode_id).await? {
+            Some(record) => record,
+            None => self.record(&episode_id, &original_name, source).await?,
+        };
+        // No ffprobe on Lambda: the transcoder and transcriber learn the duration.
+        self.announce(record, None).await
+    }
+
+    async fn record(
+        &self,
+        episode_id: &str,
+        original_name: &str,
+        source: BlobRef,
+    ) -> Result<EpisodeRecord, IngestError> {
+        let record = EpisodeRecord {
+            episode_id: episode_id.to_owned(),
+            correlation_id: uuid_like(&source.sha256),
+            original_name: original_name.to_owned(),
+            source,
+            created_at_ms: podflow_core::now_ms(),
+        };
+        self.store.upsert_episode(&record).await?;
+        Ok(record)
+    }
+
+    /// Marks the step done and builds the `EpisodeUploaded` to publish (again, on a re-run:
+    /// every consumer is idempotent).
+    async fn announce(
+        &self,
+        record: EpisodeRecord,
+        duration_seconds: Option<f64>,
+    ) -> Result<EventEnvelope, IngestError> {
+        let episode_id = record.episode_id;
         self.store.step_started(&episode_id, STEP).await?;
         self.store
             .step_finished(&episode_id, STEP, StepStatus::Done, None)
@@ -164,7 +206,7 @@ impl IngestService {
             correlation_id: record.correlation_id,
             source: record.source,
             original_name: record.original_name,
-            duration_seconds: Some(info.duration_seconds),
+            duration_seconds,
         }))
     }
 }

@@ -188,7 +188,8 @@ pub fn assign_speakers(voices: &[SegmentVoice]) -> Option<Vec<usize>> {
     if n < 4 {
         return None;
     }
-    let (mean, scale) = standardisation(clustered.iter().filter_map(|&i| voices[i].print.as_deref()));
+    let (mean, scale) =
+        standardisation(clustered.iter().filter_map(|&i| voices[i].print.as_deref()));
     let z = |p: &[f64]| -> Vec<f64> {
         p.iter()
             .zip(mean.iter().zip(&scale))
@@ -221,7 +222,12 @@ pub fn assign_speakers(voices: &[SegmentVoice]) -> Option<Vec<usize>> {
             (labels, score)
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
-    tracing::debug!(segments = n, speakers = labels.iter().max().map_or(0, |m| m + 1), silhouette = score, "speaker clustering");
+    tracing::debug!(
+        segments = n,
+        speakers = labels.iter().max().map_or(0, |m| m + 1),
+        silhouette = score,
+        "speaker clustering"
+    );
     if score < MIN_SILHOUETTE {
         return None;
     }
@@ -287,7 +293,11 @@ fn standardisation<'a>(prints: impl Iterator<Item = &'a [f64]>) -> (Vec<f64>, Ve
 }
 
 fn distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// The clusters left after all but the last `k - 1` merges, numbered 0..k.
@@ -381,7 +391,10 @@ mod tests {
             (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
         let f0 = f0 * (1.0 + 0.08 * random());
-        let formants = [formant * (1.0 + 0.15 * random()), 2.5 * formant * (1.0 + 0.15 * random())];
+        let formants = [
+            formant * (1.0 + 0.15 * random()),
+            2.5 * formant * (1.0 + 0.15 * random()),
+        ];
         let n = (seconds * SAMPLE_RATE) as usize;
         (0..n)
             .map(|i| {

@@ -33,7 +33,14 @@ fn run(cmd: &mut Command) {
 
 fn seconds(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe");
@@ -84,7 +91,16 @@ fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
     std::fs::write(dir.join("list.txt"), list).expect("list");
     let out = dir.join("episode.wav");
     run(Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i"])
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+        ])
         .arg(dir.join("list.txt"))
         .arg(&out));
     (out, truth)
@@ -134,9 +150,16 @@ async fn two_distinct_generated_voices_are_labelled_by_turn() {
     eprintln!("generated voices: {score:?}");
     // Whisper's segments follow the pauses between turns here, so nearly all speech
     // should be attributed right; 0.9 leaves room for a segment that spans a turn.
-    assert!(score.accuracy >= 0.9, "{score:?}: {:#?}", transcript.segments);
+    assert!(
+        score.accuracy >= 0.9,
+        "{score:?}: {:#?}",
+        transcript.segments
+    );
     assert_eq!(
-        transcript.segments.first().and_then(|s| s.speaker.as_deref()),
+        transcript
+            .segments
+            .first()
+            .and_then(|s| s.speaker.as_deref()),
         Some("spk_0"),
         "the first voice is spk_0"
     );
