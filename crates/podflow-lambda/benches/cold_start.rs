@@ -17,7 +17,7 @@ use std::{
 };
 
 const SERVICES: &[(&str, bool)] = &[
-    ("ingest", false),
+    ("ingest", true),
     ("transcode-watcher", false),
     ("transcriber", false),
     ("prompt-dispatcher", true),
