@@ -29,6 +29,27 @@ fn accepted_list() -> String {
         .join(", ")
 }
 
+/// The lower-cased extension of `name` if podflow accepts it; `shown` names the input in
+/// the error.
+fn accepted_extension(shown: &str, name: &str) -> Result<String, IngestError> {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_lowercase())
+        .unwrap_or_default();
+    if ACCEPTED.contains(&ext.as_str()) {
+        return Ok(ext);
+    }
+    let ext = if ext.is_empty() {
+        "(none)".to_owned()
+    } else {
+        format!(".{ext}")
+    };
+    Err(IngestError::Unsupported {
+        path: shown.to_owned(),
+        ext,
+    })
+}
+
 /// Why a file was not accepted. Each message names the file and says what to do.
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -87,18 +108,10 @@ impl IngestService {
         if !meta.is_file() {
             return Err(IngestError::NotAFile(shown));
         }
-        let ext = file
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        if !ACCEPTED.contains(&ext.as_str()) {
-            let ext = if ext.is_empty() {
-                "(none)".to_owned()
-            } else {
-                format!(".{ext}")
-            };
-            return Err(IngestError::Unsupported { path: shown, ext });
-        }
+        let ext = accepted_extension(
+            &shown,
+            &file.file_name().unwrap_or_default().to_string_lossy(),
+        )?;
         if meta.len() == 0 {
             return Err(IngestError::Empty(shown));
         }

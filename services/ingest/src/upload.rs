@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use podflow_core::{Delivery, MessageHandler, Outcome};
 use serde_json::Value;
 
-use crate::{ACCEPTED, IngestError, IngestService, accepted_list};
+use crate::{IngestError, IngestService, accepted_extension, accepted_list};
 
 /// Where uploads go. Everything podflow writes lives under `episodes/`, so an output can
 /// never start a new episode.
@@ -129,19 +129,7 @@ pub fn check(upload: &S3Upload) -> Result<(), IngestError> {
             why: format!("uploads belong under `{UPLOAD_PREFIX}` in the bucket"),
         });
     }
-    let ext = upload
-        .file_name()
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_lowercase())
-        .unwrap_or_default();
-    if !ACCEPTED.contains(&ext.as_str()) {
-        let ext = if ext.is_empty() {
-            "(none)".to_owned()
-        } else {
-            format!(".{ext}")
-        };
-        return Err(IngestError::Unsupported { path: shown, ext });
-    }
+    accepted_extension(&shown, upload.file_name())?;
     match upload.size {
         Some(0) => Err(IngestError::Empty(shown)),
         Some(n) if n > MAX_UPLOAD_BYTES => Err(IngestError::Unreadable {

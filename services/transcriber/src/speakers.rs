@@ -319,17 +319,7 @@ fn cut(dendrogram: &kodama::Dendrogram<f64>, n: usize, k: usize) -> Vec<usize> {
         representative.push(a);
     }
     let roots: Vec<usize> = (0..n).map(|i| root(&mut parent, i)).collect();
-    let mut numbering: Vec<usize> = Vec::new();
-    roots
-        .iter()
-        .map(|r| match numbering.iter().position(|x| x == r) {
-            Some(p) => p,
-            None => {
-                numbering.push(*r);
-                numbering.len() - 1
-            }
-        })
-        .collect()
+    by_first_appearance(&roots)
 }
 
 /// Mean silhouette (Rousseeuw 1987) over all points; a point alone in its cluster scores 0.
