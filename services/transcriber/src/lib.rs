@@ -22,6 +22,9 @@ use podflow_events::{
 use serde::{Deserialize, Serialize};
 
 pub const STEP: &str = "transcribe";
+/// Part of the work key: bumped when what a transcription produces changes (2: speaker
+/// labels), so transcripts cached by an older podflow are made again once, not reused.
+const TRANSCRIPT_REVISION: u32 = 2;
 
 /// What a transcription produced, as cached under its work key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,7 +105,8 @@ impl TranscriberHandler {
         self.engine
             .prepare()
             .map_err(|e| StepFailure::Final(e.to_string()))?;
-        let key = content::work_key(STEP, &up.source.sha256, self.engine.model_fingerprint());
+        let params = format!("{}:r{TRANSCRIPT_REVISION}", self.engine.model_fingerprint());
+        let key = content::work_key(STEP, &up.source.sha256, &params);
         if let Some(cached) = self.store.work_result(&key).await?
             && let Ok(result) = serde_json::from_value::<TranscriptionResult>(cached)
         {
