@@ -3,7 +3,8 @@
 //! [`eventbridge::EventBridgePublisher`] (events, PutEvents in batches),
 //! [`sqs::SqsQueue`] (FIFO jobs, backoff by visibility, dead letters),
 //! [`dlq::SqsDeadLetterQueue`] (listing and replaying a dead-letter queue),
-//! [`sns::SnsNotifier`] (notifications to an SNS topic) and [`secrets`] (a setting read
+//! [`sns::SnsNotifier`] (notifications to an SNS topic), [`transcribe::TranscribeJobs`]
+//! (Amazon Transcribe jobs with speaker labels) and [`secrets`] (a setting read
 //! from SSM Parameter Store or Secrets Manager). Tested against moto server on loopback
 //! (`tests/moto.rs`).
 //!
@@ -17,6 +18,7 @@ pub mod s3;
 pub mod secrets;
 pub mod sns;
 pub mod sqs;
+pub mod transcribe;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
@@ -50,7 +52,11 @@ where
 /// The error code and HTTP status of a failed AWS call, for classifying it.
 fn failure_kind(code: Option<&str>, status: Option<u16>) -> Transience {
     let throttled = code.is_some_and(|c| {
-        c.contains("Throttl") || c == "TooManyRequestsException" || c == "RequestLimitExceeded"
+        c.contains("Throttl")
+            || c == "TooManyRequestsException"
+            || c == "RequestLimitExceeded"
+            // Transcribe's "too many jobs at once".
+            || c == "LimitExceededException"
     });
     match status {
         _ if throttled => Transience::Transient,

@@ -25,6 +25,9 @@ struct Measured {
     wer: f64,
 }
 
+/// podflow's weight types, each timed against the same faster-whisper run.
+const PODFLOW_WEIGHTS: [&str; 2] = ["f16", "q8_0"];
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -87,9 +90,11 @@ fn timed(cmd: Command, scratch: &Path) -> (String, f64, f64) {
     )
 }
 
-fn podflow(data: &Path, file: &Path) -> Command {
+/// podflow with its weight matrices stored as `weights` (`f16` or `q8_0`).
+fn podflow(data: &Path, file: &Path, weights: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_podflow"));
     cmd.env("PODFLOW_DATA_DIR", data)
+        .env("PODFLOW_WHISPER_WEIGHTS", weights)
         .arg("transcribe")
         .arg(file)
         .args(["--format", "txt"]);
@@ -190,9 +195,11 @@ fn main() {
     std::fs::create_dir_all(&scratch).expect("scratch");
     let data = scratch.join("data");
     let inputs = inputs(&scratch);
-    // Warm up both: podflow converts the model once, Python fills the page cache.
+    // Warm up: podflow converts the model once per weight type, Python fills the page cache.
     let warm = &inputs[inputs.len() - 1].path;
-    let _ = timed(podflow(&data, warm), &scratch);
+    for weights in PODFLOW_WEIGHTS {
+        let _ = timed(podflow(&data, warm, weights), &scratch);
+    }
     let _ = timed(faster_whisper(warm), &scratch);
 
     println!("\n| input | audio | engine | wall | × real time | peak memory | WER |");
@@ -200,10 +207,17 @@ fn main() {
     let mut ratios = Vec::new();
     for input in &inputs {
         let mut rows = Vec::new();
-        for (engine, cmd) in [
-            ("podflow (whisper.cpp)", podflow(&data, &input.path)),
-            ("faster-whisper int8", faster_whisper(&input.path)),
-        ] {
+        let mut runs: Vec<(String, Command)> = PODFLOW_WEIGHTS
+            .iter()
+            .map(|w| {
+                (
+                    format!("podflow (whisper.cpp, {w})"),
+                    podflow(&data, &input.path, w),
+                )
+            })
+            .collect();
+        runs.push(("faster-whisper int8".into(), faster_whisper(&input.path)));
+        for (engine, cmd) in runs {
             let (text, wall, peak_mb) = timed(cmd, &scratch);
             let m = Measured {
                 wall,
@@ -221,14 +235,24 @@ fn main() {
             );
             rows.push(m);
         }
-        let ratio = rows[1].wall / rows[0].wall;
-        ratios.push((input.name.clone(), ratio, rows[0].wer - rows[1].wer));
+        let anchor = &rows[rows.len() - 1];
+        for (w, run) in PODFLOW_WEIGHTS.iter().zip(&rows) {
+            ratios.push((
+                input.name.clone(),
+                *w,
+                anchor.wall / run.wall,
+                run.wer - anchor.wer,
+            ));
+        }
     }
     println!(
-        "\n| input | speed vs faster-whisper (>1: podflow faster) | WER difference (points) |"
+        "\n| input | podflow weights | speed vs faster-whisper (>1: podflow faster) | WER difference (points) |"
     );
-    println!("|---|---:|---:|");
-    for (name, ratio, wer_diff) in ratios {
-        println!("| {name} | {ratio:.2}× | {:+.2} |", wer_diff * 100.0);
+    println!("|---|---|---:|---:|");
+    for (name, weights, ratio, wer_diff) in ratios {
+        println!(
+            "| {name} | {weights} | {ratio:.2}× | {:+.2} |",
+            wer_diff * 100.0
+        );
     }
 }

@@ -500,3 +500,40 @@ impl PromptInput {
         self.user.replace(TRANSCRIPT_MARKER, transcript)
     }
 }
+
+/// A batch transcription job (Amazon Transcribe): started once per audio, finished by the
+/// service later, which announces it with a state-change event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptionJobSpec {
+    /// Derived from the audio's hash, so starting the same audio twice is a no-op.
+    pub name: String,
+    pub media: BlobRef,
+    /// Where the service writes its transcript JSON, in the blob store's bucket.
+    pub output_key: String,
+    pub max_speakers: u32,
+}
+
+/// Where a transcription job is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    Running,
+    Completed,
+    Failed(String),
+}
+
+/// Why a job call failed: worth a retry (throttled, service trouble) or not (refused).
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Starts transcription jobs and reads their state (Amazon Transcribe).
+#[async_trait]
+pub trait TranscriptionJobs: Send + Sync {
+    /// Starts `job`; `Ok(false)` when a job of that name already exists.
+    async fn start(&self, job: &TranscriptionJobSpec) -> Result<bool, JobError>;
+    async fn state(&self, name: &str) -> Result<JobState, JobError>;
+}

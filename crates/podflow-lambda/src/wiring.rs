@@ -34,6 +34,8 @@ pub struct AwsWiring {
     pub config: SdkConfig,
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// `PODFLOW_BUCKET`: where uploads and outputs live.
+    pub bucket: String,
     bus: String,
 }
 
@@ -47,6 +49,7 @@ impl AwsWiring {
         Ok(Self {
             store: Arc::new(DynamoEpisodeStore::new(&config, &table)),
             blobs: Arc::new(S3BlobStore::new(&config, &bucket, false)),
+            bucket,
             config,
             bus,
         })

@@ -2,6 +2,7 @@
 //! EpisodeTranscribed (or TranscriptionFailed). The transcription is keyed by the audio's
 //! hash and the model's, so the same audio is never transcribed twice.
 
+pub mod batch;
 pub mod model;
 pub mod speakers;
 pub mod whisper;
@@ -105,12 +106,15 @@ impl TranscriberHandler {
         self.engine
             .prepare()
             .map_err(|e| StepFailure::Final(e.to_string()))?;
-        let params = format!("{}:r{TRANSCRIPT_REVISION}", self.engine.model_fingerprint());
-        let key = content::work_key(STEP, &up.source.sha256, &params);
-        if let Some(cached) = self.store.work_result(&key).await?
-            && let Ok(result) = serde_json::from_value::<TranscriptionResult>(cached)
+        let key = work_key(&up.source.sha256, self.engine.model_fingerprint());
+        if let Some(result) = cached(
+            self.store.as_ref(),
+            self.blobs.as_ref(),
+            &key,
+            &up.episode_id,
+        )
+        .await?
         {
-            let result = self.relocate(result, &up.episode_id).await?;
             return Ok((result, true));
         }
         let path = self.blobs.local_path(&up.source).ok_or_else(|| {
@@ -121,45 +125,146 @@ impl TranscriberHandler {
             .transcribe(&path)
             .await
             .map_err(|e| StepFailure::Final(e.to_string()))?;
-        if transcript.segments.is_empty() {
-            return Err(StepFailure::Final(format!(
-                "no speech was recognised in {} ({:.1} s of audio)",
-                up.original_name, transcript.duration_seconds
-            )));
-        }
-        let (t, srt, vtt) =
-            store_transcript(self.blobs.as_ref(), &up.episode_id, &transcript).await?;
-        let result = TranscriptionResult {
-            transcript: t,
-            srt,
-            vtt,
-            duration_seconds: transcript.duration_seconds,
-            language: transcript.language.clone(),
-            engine: transcript.engine.clone(),
-            model: transcript.model.clone(),
-            segment_count: transcript.segments.len() as u32,
-        };
-        let value = serde_json::to_value(&result).map_err(|e| StoreError::new("caching", e))?;
-        self.store.record_work(&key, &up.episode_id, &value).await?;
+        let result = keep(
+            self.store.as_ref(),
+            self.blobs.as_ref(),
+            &key,
+            up,
+            &transcript,
+        )
+        .await?;
         Ok((result, false))
     }
+}
 
-    /// Cached results may live under another episode's folder (same audio, other name):
-    /// copy them so every episode's folder is complete.
-    async fn relocate(
-        &self,
-        mut r: TranscriptionResult,
-        episode_id: &str,
-    ) -> Result<TranscriptionResult, StoreError> {
-        let dir = format!("episodes/{episode_id}/");
-        for blob in [&mut r.transcript, &mut r.srt, &mut r.vtt] {
-            if !blob.key.starts_with(&dir) {
-                let name = blob.key.rsplit('/').next().unwrap_or("file").to_owned();
-                let bytes = self.blobs.get(blob).await?;
-                *blob = self.blobs.put(&format!("{dir}{name}"), bytes).await?;
-            }
+/// The cache key of a transcription: the audio, the engine's fingerprint and the revision.
+fn work_key(audio_sha256: &str, engine_fingerprint: &str) -> String {
+    let params = format!("{engine_fingerprint}:r{TRANSCRIPT_REVISION}");
+    content::work_key(STEP, audio_sha256, &params)
+}
+
+/// A finished transcription of the same audio, copied into this episode's folder.
+async fn cached(
+    store: &dyn EpisodeStore,
+    blobs: &dyn BlobStore,
+    key: &str,
+    episode_id: &str,
+) -> Result<Option<TranscriptionResult>, StoreError> {
+    match store.work_result(key).await? {
+        Some(value) => match serde_json::from_value::<TranscriptionResult>(value) {
+            Ok(result) => Ok(Some(relocate(blobs, result, episode_id).await?)),
+            Err(_) => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Stores a new transcript and its subtitles for `up`'s episode and caches the result
+/// under `key`. A transcript without speech is the audio's fault.
+async fn keep(
+    store: &dyn EpisodeStore,
+    blobs: &dyn BlobStore,
+    key: &str,
+    up: &EpisodeUploaded,
+    transcript: &Transcript,
+) -> Result<TranscriptionResult, StepFailure> {
+    if transcript.segments.is_empty() {
+        return Err(StepFailure::Final(format!(
+            "no speech was recognised in {} ({:.1} s of audio)",
+            up.original_name, transcript.duration_seconds
+        )));
+    }
+    let (t, srt, vtt) = store_transcript(blobs, &up.episode_id, transcript).await?;
+    let result = TranscriptionResult {
+        transcript: t,
+        srt,
+        vtt,
+        duration_seconds: transcript.duration_seconds,
+        language: transcript.language.clone(),
+        engine: transcript.engine.clone(),
+        model: transcript.model.clone(),
+        segment_count: transcript.segments.len() as u32,
+    };
+    let value = serde_json::to_value(&result).map_err(|e| StoreError::new("caching", e))?;
+    store.record_work(key, &up.episode_id, &value).await?;
+    Ok(result)
+}
+
+/// Cached results may live under another episode's folder (same audio, other name):
+/// copy them so every episode's folder is complete.
+async fn relocate(
+    blobs: &dyn BlobStore,
+    mut r: TranscriptionResult,
+    episode_id: &str,
+) -> Result<TranscriptionResult, StoreError> {
+    let dir = format!("episodes/{episode_id}/");
+    for blob in [&mut r.transcript, &mut r.srt, &mut r.vtt] {
+        if !blob.key.starts_with(&dir) {
+            let name = blob.key.rsplit('/').next().unwrap_or("file").to_owned();
+            let bytes = blobs.get(blob).await?;
+            *blob = blobs.put(&format!("{dir}{name}"), bytes).await?;
         }
-        Ok(r)
+    }
+    Ok(r)
+}
+
+/// Ends the step for one episode: `EpisodeTranscribed` or `TranscriptionFailed`.
+async fn finish(
+    store: &dyn EpisodeStore,
+    up: &EpisodeUploaded,
+    result: Result<(TranscriptionResult, bool), StepFailure>,
+    attempt: u32,
+) -> Outcome {
+    match result {
+        Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
+        Err(StepFailure::Final(reason)) => {
+            let event = EventEnvelope::wrap(&TranscriptionFailed {
+                schema_version: SCHEMA_VERSION.into(),
+                episode_id: up.episode_id.clone(),
+                correlation_id: up.correlation_id.clone(),
+                reason: reason.clone(),
+            });
+            end_step(
+                store,
+                &up.episode_id,
+                STEP,
+                StepEnd::Failed { reason: &reason },
+                event,
+                attempt,
+            )
+            .await
+        }
+        Ok((r, reused)) => {
+            let event = EventEnvelope::wrap(&EpisodeTranscribed {
+                schema_version: SCHEMA_VERSION.into(),
+                episode_id: up.episode_id.clone(),
+                correlation_id: up.correlation_id.clone(),
+                transcript: r.transcript.clone(),
+                subtitles_srt: r.srt.clone(),
+                subtitles_vtt: r.vtt.clone(),
+                duration_seconds: r.duration_seconds,
+                language: r.language.clone(),
+                engine: r.engine.clone(),
+                model: r.model.clone(),
+                segment_count: r.segment_count,
+                reused,
+            });
+            let artifacts = vec![
+                ("transcript", &r.transcript),
+                ("subtitles_srt", &r.srt),
+                ("subtitles_vtt", &r.vtt),
+            ];
+            let note = reused.then_some("reused an earlier transcription of the same audio");
+            end_step(
+                store,
+                &up.episode_id,
+                STEP,
+                StepEnd::Done { artifacts, note },
+                event,
+                attempt,
+            )
+            .await
+        }
     }
 }
 
@@ -177,57 +282,7 @@ impl MessageHandler for TranscriberHandler {
         if let Err(e) = self.store.step_started(&up.episode_id, STEP).await {
             return retry_on_store_error(delivery.attempt, &e);
         }
-        let attempt = delivery.attempt;
-        match self.transcribe(&up).await {
-            Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
-            Err(StepFailure::Final(reason)) => {
-                let event = EventEnvelope::wrap(&TranscriptionFailed {
-                    schema_version: SCHEMA_VERSION.into(),
-                    episode_id: up.episode_id.clone(),
-                    correlation_id: up.correlation_id.clone(),
-                    reason: reason.clone(),
-                });
-                end_step(
-                    self.store.as_ref(),
-                    &up.episode_id,
-                    STEP,
-                    StepEnd::Failed { reason: &reason },
-                    event,
-                    attempt,
-                )
-                .await
-            }
-            Ok((r, reused)) => {
-                let event = EventEnvelope::wrap(&EpisodeTranscribed {
-                    schema_version: SCHEMA_VERSION.into(),
-                    episode_id: up.episode_id.clone(),
-                    correlation_id: up.correlation_id.clone(),
-                    transcript: r.transcript.clone(),
-                    subtitles_srt: r.srt.clone(),
-                    subtitles_vtt: r.vtt.clone(),
-                    duration_seconds: r.duration_seconds,
-                    language: r.language.clone(),
-                    engine: r.engine.clone(),
-                    model: r.model.clone(),
-                    segment_count: r.segment_count,
-                    reused,
-                });
-                let artifacts = vec![
-                    ("transcript", &r.transcript),
-                    ("subtitles_srt", &r.srt),
-                    ("subtitles_vtt", &r.vtt),
-                ];
-                let note = reused.then_some("reused an earlier transcription of the same audio");
-                end_step(
-                    self.store.as_ref(),
-                    &up.episode_id,
-                    STEP,
-                    StepEnd::Done { artifacts, note },
-                    event,
-                    attempt,
-                )
-                .await
-            }
-        }
+        let result = self.transcribe(&up).await;
+        finish(self.store.as_ref(), &up, result, delivery.attempt).await
     }
 }

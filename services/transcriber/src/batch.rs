@@ -1,0 +1,270 @@
+//! The transcriber on AWS: Amazon Transcribe does the work, and this handler reacts to two
+//! events — `EpisodeUploaded` starts a job (named from the audio's hash, so a duplicate
+//! delivery or a re-upload under another name starts nothing new), and Transcribe's own
+//! "Transcribe Job State Change" finishes every episode waiting for that job. No polling.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use podflow_core::{
+    BlobStore, Delivery, EpisodeStore, JobError, JobState, MessageHandler, Outcome, StoreError,
+    TranscriptionJobSpec, TranscriptionJobs, aws_transcribe,
+    handling::{StepFailure, decode_delivery, retry_on_store_error},
+};
+use podflow_events::{BlobRef, EpisodeUploaded};
+use serde_json::Value;
+
+use crate::{STEP, TranscriptionResult, cached, finish, keep, work_key};
+
+/// What Transcribe's events call themselves.
+pub const STATE_CHANGE: &str = "Transcribe Job State Change";
+/// Every job podflow starts is named `podflow-<audio sha256>` (the template's rule and IAM
+/// policy match this prefix).
+pub const JOB_PREFIX: &str = "podflow-";
+/// The engine's part of the cache key and of the transcript's `engine` field.
+const ENGINE: &str = "amazon-transcribe";
+/// Most speakers Transcribe is asked to tell apart (its limit is 30; a podcast has few).
+const MAX_SPEAKERS: u32 = 10;
+
+/// The job for an audio file.
+pub fn job_name(audio_sha256: &str) -> String {
+    format!("{JOB_PREFIX}{audio_sha256}")
+}
+
+/// Where Transcribe writes a job's output: under `episodes/`, so it never looks like an
+/// upload.
+pub fn output_key(job: &str) -> String {
+    format!("episodes/_transcribe/{job}.json")
+}
+
+/// Episodes waiting for a job, kept in the work store under this key.
+fn waiters_key(job: &str) -> String {
+    format!("transcribe-job:{job}")
+}
+
+/// Why a job's state is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Transcribe said it ended.
+    StateChange,
+    /// An episode joined a job that already existed.
+    Upload,
+}
+
+pub struct BatchTranscriberHandler {
+    pub store: Arc<dyn EpisodeStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub jobs: Arc<dyn TranscriptionJobs>,
+}
+
+fn job_failure(e: JobError, attempt: u32) -> Result<Outcome, StepFailure> {
+    match e {
+        JobError::Transient(reason) => Ok(Outcome::Retry {
+            delay: podflow_core::handling::backoff(
+                attempt,
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                0.5,
+            ),
+            reason,
+        }),
+        JobError::Permanent(reason) => Err(StepFailure::Final(reason)),
+    }
+}
+
+/// All outcomes together: their events if every one is done, else the first retry.
+fn merged(outcomes: Vec<Outcome>) -> Outcome {
+    let mut emit = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Done { emit: e, .. } => emit.extend(e),
+            other => return other,
+        }
+    }
+    Outcome::done(emit)
+}
+
+impl BatchTranscriberHandler {
+    async fn waiters(&self, job: &str) -> Result<Vec<EpisodeUploaded>, StoreError> {
+        Ok(self
+            .store
+            .work_result(&waiters_key(job))
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default())
+    }
+
+    async fn on_upload(&self, up: &EpisodeUploaded, attempt: u32) -> Outcome {
+        let key = work_key(&up.source.sha256, ENGINE);
+        let started = async {
+            self.store.step_started(&up.episode_id, STEP).await?;
+            if let Some(result) = cached(
+                self.store.as_ref(),
+                self.blobs.as_ref(),
+                &key,
+                &up.episode_id,
+            )
+            .await?
+            {
+                return Ok(Err((result, true)));
+            }
+            let job = job_name(&up.source.sha256);
+            let mut waiting = self.waiters(&job).await?;
+            if !waiting.iter().any(|w| w.episode_id == up.episode_id) {
+                waiting.push(up.clone());
+                let value = serde_json::to_value(&waiting)
+                    .map_err(|e| StoreError::new("waiting episodes", e))?;
+                self.store
+                    .record_work(&waiters_key(&job), &up.episode_id, &value)
+                    .await?;
+            }
+            Ok::<_, StoreError>(Ok(job))
+        };
+        let job = match started.await {
+            Ok(Ok(job)) => job,
+            Ok(Err(reused)) => return finish(self.store.as_ref(), up, Ok(reused), attempt).await,
+            Err(e) => return retry_on_store_error(attempt, &e),
+        };
+        let spec = TranscriptionJobSpec {
+            name: job.clone(),
+            media: up.source.clone(),
+            output_key: output_key(&job),
+            max_speakers: MAX_SPEAKERS,
+        };
+        match self.jobs.start(&spec).await {
+            Ok(true) => {
+                tracing::info!(episode_id = %up.episode_id, job = %job, "transcription job started");
+                Outcome::nothing()
+            }
+            // Already running for this audio: its state change finishes this episode too —
+            // unless it ended before this episode joined, then finish now.
+            Ok(false) => self.on_job_state(&job, Wake::Upload, attempt).await,
+            Err(e) => match job_failure(e, attempt) {
+                Ok(retry) => retry,
+                Err(failure) => finish(self.store.as_ref(), up, Err(failure), attempt).await,
+            },
+        }
+    }
+
+    /// Finishes the episodes waiting for `job` if it has ended (asking Transcribe, not
+    /// trusting the event alone).
+    async fn on_job_state(&self, job: &str, wake: Wake, attempt: u32) -> Outcome {
+        let waiting = match self.waiters(job).await {
+            Ok(w) => w,
+            Err(e) => return retry_on_store_error(attempt, &e),
+        };
+        let Some(first) = waiting.first() else {
+            return Outcome::DeadLetter {
+                emit: Vec::new(),
+                reason: format!("no episode waits for transcription job {job}"),
+            };
+        };
+        let result: Result<(TranscriptionResult, bool), StepFailure> =
+            match self.jobs.state(job).await {
+                // Its state change will come.
+                Ok(JobState::Running) if wake == Wake::Upload => return Outcome::nothing(),
+                // The event came before the job reads as ended: ask again shortly.
+                Ok(JobState::Running) => {
+                    return Outcome::Retry {
+                        delay: Duration::from_secs(30),
+                        reason: format!("transcription job {job} has not ended yet"),
+                    };
+                }
+                Ok(JobState::Failed(reason)) => Err(StepFailure::Final(format!(
+                    "Amazon Transcribe failed on {}: {reason}",
+                    first.original_name
+                ))),
+                Ok(JobState::Completed) => self.read_output(job, first).await.map(|r| (r, false)),
+                Err(e) => match job_failure(e, attempt) {
+                    Ok(retry) => return retry,
+                    Err(failure) => Err(failure),
+                },
+            };
+        let mut outcomes = Vec::new();
+        for (i, up) in waiting.iter().enumerate() {
+            let mine = match &result {
+                Ok((r, _)) if i == 0 => Ok((r.clone(), false)),
+                Ok((r, _)) => crate::relocate(self.blobs.as_ref(), r.clone(), &up.episode_id)
+                    .await
+                    .map(|r| (r, true))
+                    .map_err(StepFailure::Store),
+                Err(StepFailure::Final(reason)) => Err(StepFailure::Final(reason.clone())),
+                Err(StepFailure::Store(e)) => return retry_on_store_error(attempt, e),
+            };
+            outcomes.push(finish(self.store.as_ref(), up, mine, attempt).await);
+        }
+        merged(outcomes)
+    }
+
+    /// Reads Transcribe's output JSON, normalises it and keeps it for the first episode.
+    async fn read_output(
+        &self,
+        job: &str,
+        first: &EpisodeUploaded,
+    ) -> Result<TranscriptionResult, StepFailure> {
+        let key = work_key(&first.source.sha256, ENGINE);
+        // A finished result (an earlier delivery of this event) is not made again.
+        if let Some(result) = cached(
+            self.store.as_ref(),
+            self.blobs.as_ref(),
+            &key,
+            &first.episode_id,
+        )
+        .await?
+        {
+            return Ok(result);
+        }
+        let output = BlobRef {
+            bucket: first.source.bucket.clone(),
+            key: output_key(job),
+            // Not known before reading; the store reads by bucket and key alone.
+            size: 0,
+            sha256: String::new(),
+        };
+        let bytes = self.blobs.get(&output).await?;
+        let json = String::from_utf8_lossy(&bytes);
+        let transcript = aws_transcribe::parse(&json).map_err(|e| {
+            StepFailure::Final(format!("Amazon Transcribe's output for {job}: {e}"))
+        })?;
+        keep(
+            self.store.as_ref(),
+            self.blobs.as_ref(),
+            &key,
+            first,
+            &transcript,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageHandler for BatchTranscriberHandler {
+    fn name(&self) -> &'static str {
+        "transcriber"
+    }
+
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let raw: Option<Value> = serde_json::from_str(&delivery.body).ok();
+        let state_change = raw
+            .as_ref()
+            .filter(|v| v["detail-type"].as_str() == Some(STATE_CHANGE));
+        if let Some(event) = state_change {
+            return match event["detail"]["TranscriptionJobName"].as_str() {
+                Some(job) if job.starts_with(JOB_PREFIX) => {
+                    self.on_job_state(job, Wake::StateChange, delivery.attempt)
+                        .await
+                }
+                other => Outcome::DeadLetter {
+                    emit: Vec::new(),
+                    reason: format!(
+                        "a {STATE_CHANGE} event for job {other:?}, which podflow did not start"
+                    ),
+                },
+            };
+        }
+        match decode_delivery::<EpisodeUploaded>(delivery) {
+            Ok((_, up)) => self.on_upload(&up, delivery.attempt).await,
+            Err(outcome) => outcome,
+        }
+    }
+}
