@@ -3,7 +3,8 @@
 //! [`eventbridge::EventBridgePublisher`] (events, PutEvents in batches),
 //! [`sqs::SqsQueue`] (FIFO jobs, backoff by visibility, dead letters),
 //! [`dlq::SqsDeadLetterQueue`] (listing and replaying a dead-letter queue),
-//! [`sns::SnsNotifier`] (notifications to an SNS topic), [`transcribe::TranscribeJobs`]
+//! [`sns::SnsNotifier`] (notifications to an SNS topic), [`mediaconvert::MediaConvertJobs`]
+//! (audio-only MP3 jobs), [`transcribe::TranscribeJobs`]
 //! (Amazon Transcribe jobs with speaker labels) and [`secrets`] (a setting read
 //! from SSM Parameter Store or Secrets Manager). Tested against moto server on loopback
 //! (`tests/moto.rs`).
@@ -14,6 +15,7 @@
 pub mod dlq;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod mediaconvert;
 pub mod s3;
 pub mod secrets;
 pub mod sns;

@@ -537,3 +537,24 @@ pub trait TranscriptionJobs: Send + Sync {
     async fn start(&self, job: &TranscriptionJobSpec) -> Result<bool, JobError>;
     async fn state(&self, name: &str) -> Result<JobState, JobError>;
 }
+
+/// A transcode job (AWS Elemental MediaConvert): the podcast MP3 of one audio file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscodeJobSpec {
+    pub media: BlobRef,
+    /// The output's key without its extension (the service adds `.mp3`).
+    pub output_base: String,
+    pub bitrate_kbps: u32,
+    /// The same for the same audio and options, so a repeated create returns the job that
+    /// already exists instead of transcoding again.
+    pub idempotency_token: String,
+    /// Carried by the job into its state-change events.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Creates transcode jobs (MediaConvert); their ends arrive as events.
+#[async_trait]
+pub trait TranscodeJobs: Send + Sync {
+    /// The job's id.
+    async fn create(&self, job: &TranscodeJobSpec) -> Result<String, JobError>;
+}

@@ -9,13 +9,15 @@
 //! seeded random source: throttling, 5xx, answers slower than the client's timeout, and
 //! malformed bodies. It records what it served so tests can prove nothing ran twice.
 //!
-//! [`slack::FakeSlack`] is an incoming-webhook endpoint that answers like Slack does.
+//! [`slack::FakeSlack`] is an incoming-webhook endpoint that answers like Slack does, and
+//! [`mediaconvert::FakeMediaConvert`] serves MediaConvert's CreateJob (moto does not).
 //!
 //! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in
 //! `../shared/fixtures/aws`, [`moto::MotoServer`] runs the AWS emulator on loopback, and
 //! [`store_contract`] is the behaviour every episode store adapter must have.
 
 pub mod fixtures;
+pub mod mediaconvert;
 pub mod moto;
 pub mod slack;
 pub mod store_contract;

@@ -18,8 +18,8 @@ use std::{
 
 const SERVICES: &[(&str, bool)] = &[
     ("ingest", true),
-    ("transcode-watcher", false),
-    ("transcriber", false),
+    ("transcode-watcher", true),
+    ("transcriber", true),
     ("prompt-dispatcher", true),
     ("bedrock-invoker", true),
     ("publisher", false),
@@ -72,6 +72,11 @@ fn start_to_ready(binary: &Path, service: &str) -> Option<Duration> {
             "PODFLOW_PROMPT_DLQ_URL",
             "https://sqs.us-east-1.amazonaws.com/1/prompts-dlq.fifo",
         )
+        .env(
+            "PODFLOW_MEDIACONVERT_ROLE_ARN",
+            "arn:aws:iam::1:role/bench-mediaconvert",
+        )
+        .env("PODFLOW_STACK", "bench")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -2,6 +2,8 @@
 //! TranscodeFailed). The MP3 is keyed by the audio's hash and the encoding options, so the
 //! same audio is never transcoded twice.
 
+pub mod mediaconvert;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -43,13 +45,14 @@ impl TranscodeHandler {
             &format!("mp3-{}k-loudnorm", self.bitrate_kbps),
         );
         let target = format!("episodes/{}/audio.mp3", up.episode_id);
-        if let Some(cached) = self.store.work_result(&key).await?
-            && let Ok(mut r) = serde_json::from_value::<TranscodeResult>(cached)
+        if let Some(r) = cached(
+            self.store.as_ref(),
+            self.blobs.as_ref(),
+            &key,
+            &up.episode_id,
+        )
+        .await?
         {
-            if r.audio.key != target {
-                let bytes = self.blobs.get(&r.audio).await?;
-                r.audio = self.blobs.put(&target, bytes).await?;
-            }
             return Ok((r, true));
         }
         let input = self.blobs.local_path(&up.source).ok_or_else(|| {
@@ -87,6 +90,89 @@ impl TranscodeHandler {
     }
 }
 
+/// Ends the step for one episode: `EpisodeTranscoded` or `TranscodeFailed`.
+async fn finish(
+    store: &dyn EpisodeStore,
+    up: &EpisodeUploaded,
+    result: Result<(TranscodeResult, bool), StepFailure>,
+    attempt: u32,
+) -> Outcome {
+    match result {
+        Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
+        Err(StepFailure::Final(reason)) => {
+            let event = EventEnvelope::wrap(&TranscodeFailed {
+                schema_version: SCHEMA_VERSION.into(),
+                episode_id: up.episode_id.clone(),
+                correlation_id: up.correlation_id.clone(),
+                reason: reason.clone(),
+            });
+            end_step(
+                store,
+                &up.episode_id,
+                STEP,
+                StepEnd::Failed { reason: &reason },
+                event,
+                attempt,
+            )
+            .await
+        }
+        Ok((r, reused)) => {
+            let event = EventEnvelope::wrap(&EpisodeTranscoded {
+                schema_version: SCHEMA_VERSION.into(),
+                episode_id: up.episode_id.clone(),
+                correlation_id: up.correlation_id.clone(),
+                audio: r.audio.clone(),
+                duration_seconds: r.duration_seconds,
+                bitrate_kbps: r.bitrate_kbps,
+                reused,
+            });
+            let note = reused.then_some("reused an earlier transcode of the same audio");
+            end_step(
+                store,
+                &up.episode_id,
+                STEP,
+                StepEnd::Done {
+                    artifacts: vec![("audio", &r.audio)],
+                    note,
+                },
+                event,
+                attempt,
+            )
+            .await
+        }
+    }
+}
+
+/// A finished transcode of the same audio, copied to `episodes/<id>/audio.mp3` if it lives
+/// elsewhere (another episode's folder, or where MediaConvert wrote it).
+async fn cached(
+    store: &dyn EpisodeStore,
+    blobs: &dyn BlobStore,
+    key: &str,
+    episode_id: &str,
+) -> Result<Option<TranscodeResult>, StoreError> {
+    let Some(value) = store.work_result(key).await? else {
+        return Ok(None);
+    };
+    let Ok(result) = serde_json::from_value::<TranscodeResult>(value) else {
+        return Ok(None);
+    };
+    Ok(Some(placed(blobs, result, episode_id).await?))
+}
+
+async fn placed(
+    blobs: &dyn BlobStore,
+    mut r: TranscodeResult,
+    episode_id: &str,
+) -> Result<TranscodeResult, StoreError> {
+    let target = format!("episodes/{episode_id}/audio.mp3");
+    if r.audio.key != target {
+        let bytes = blobs.get(&r.audio).await?;
+        r.audio = blobs.put(&target, bytes).await?;
+    }
+    Ok(r)
+}
+
 #[async_trait]
 impl MessageHandler for TranscodeHandler {
     fn name(&self) -> &'static str {
@@ -101,50 +187,7 @@ impl MessageHandler for TranscodeHandler {
         if let Err(e) = self.store.step_started(&up.episode_id, STEP).await {
             return retry_on_store_error(delivery.attempt, &e);
         }
-        let attempt = delivery.attempt;
-        match self.transcode(&up).await {
-            Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
-            Err(StepFailure::Final(reason)) => {
-                let event = EventEnvelope::wrap(&TranscodeFailed {
-                    schema_version: SCHEMA_VERSION.into(),
-                    episode_id: up.episode_id.clone(),
-                    correlation_id: up.correlation_id.clone(),
-                    reason: reason.clone(),
-                });
-                end_step(
-                    self.store.as_ref(),
-                    &up.episode_id,
-                    STEP,
-                    StepEnd::Failed { reason: &reason },
-                    event,
-                    attempt,
-                )
-                .await
-            }
-            Ok((r, reused)) => {
-                let event = EventEnvelope::wrap(&EpisodeTranscoded {
-                    schema_version: SCHEMA_VERSION.into(),
-                    episode_id: up.episode_id.clone(),
-                    correlation_id: up.correlation_id.clone(),
-                    audio: r.audio.clone(),
-                    duration_seconds: r.duration_seconds,
-                    bitrate_kbps: r.bitrate_kbps,
-                    reused,
-                });
-                let note = reused.then_some("reused an earlier transcode of the same audio");
-                end_step(
-                    self.store.as_ref(),
-                    &up.episode_id,
-                    STEP,
-                    StepEnd::Done {
-                        artifacts: vec![("audio", &r.audio)],
-                        note,
-                    },
-                    event,
-                    attempt,
-                )
-                .await
-            }
-        }
+        let result = self.transcode(&up).await;
+        finish(self.store.as_ref(), &up, result, delivery.attempt).await
     }
 }

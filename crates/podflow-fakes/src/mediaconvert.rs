@@ -1,0 +1,134 @@
+//! AWS Elemental MediaConvert's CreateJob on loopback (moto does not serve MediaConvert).
+//! It speaks the REST-JSON wire format the SDK uses: `POST /2017-08-29/jobs` with the job
+//! in camelCase, `201 {"job": {...}}` back. Like the service it returns the same job for a
+//! repeated `clientRequestToken`, answers `400 BadRequestException` for a job without a
+//! role, an `s3://` input or an output group, and `429 TooManyRequestsException` for as
+//! many requests as it was told to throttle. It records every job it created.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Shared {
+    throttle: Mutex<u32>,
+    /// (token, job) in creation order.
+    jobs: Mutex<Vec<(String, Value)>>,
+}
+
+pub struct FakeMediaConvert {
+    /// The endpoint URL for the SDK.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let mut response = (status, Json(json!({ "message": message }))).into_response();
+    if let Ok(v) = kind.parse() {
+        response.headers_mut().insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+async fn create_job(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    {
+        let Ok(mut throttle) = shared.throttle.lock() else {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+                "lock",
+            );
+        };
+        if *throttle > 0 {
+            *throttle -= 1;
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                "Too many requests have been sent in too short of a time. The service limits the rate at which it will accept requests.",
+            );
+        }
+    }
+    let settings = &body["settings"];
+    let input_ok = settings["inputs"][0]["fileInput"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("s3://"));
+    if body["role"].as_str().is_none_or(str::is_empty) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "You must specify an IAM role.",
+        );
+    }
+    if !input_ok
+        || settings["outputGroups"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "/settings: a job needs an s3:// input and at least one output group",
+        );
+    }
+    let token = body["clientRequestToken"].as_str().unwrap_or("").to_owned();
+    let Ok(mut jobs) = shared.jobs.lock() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerErrorException",
+            "lock",
+        );
+    };
+    if let Some((_, job)) = jobs.iter().find(|(t, _)| !token.is_empty() && *t == token) {
+        return (StatusCode::CREATED, Json(json!({ "job": job }))).into_response();
+    }
+    let id = format!("1671476818694-{:06}", jobs.len());
+    let job = json!({
+        "id": id,
+        "arn": format!("arn:aws:mediaconvert:us-east-1:123456789012:jobs/{id}"),
+        "status": "SUBMITTED",
+        "role": body["role"],
+        "settings": settings,
+        "userMetadata": body.get("userMetadata").cloned().unwrap_or(json!({})),
+        "createdAt": 1_671_476_818,
+    });
+    jobs.push((token, job.clone()));
+    (StatusCode::CREATED, Json(json!({ "job": job }))).into_response()
+}
+
+impl FakeMediaConvert {
+    /// Throttles the first `throttle` requests, then serves.
+    pub async fn start(throttle: u32) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            throttle: Mutex::new(throttle),
+            ..Shared::default()
+        });
+        let app = Router::new()
+            .route("/2017-08-29/jobs", post(create_job))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            url: format!("http://{addr}"),
+            shared,
+        })
+    }
+
+    /// The jobs created so far, as the service would show them.
+    pub fn jobs(&self) -> Vec<Value> {
+        self.shared
+            .jobs
+            .lock()
+            .map(|j| j.iter().map(|(_, job)| job.clone()).collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,266 @@
+//! The transcode-watcher on AWS: jobs created through the SDK on the MediaConvert fake
+//! (moto does not serve MediaConvert), the upload and the MP3 in moto's S3, and the
+//! recorded "MediaConvert Job State Change" events delivered by the test.
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+use podflow_aws::{mediaconvert::MediaConvertJobs, s3::S3BlobStore};
+use podflow_core::{BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome};
+use podflow_embedded::Db;
+use podflow_events::{
+    BlobRef, EpisodeTranscoded, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION, TranscodeFailed,
+};
+use podflow_fakes::{mediaconvert::FakeMediaConvert, moto::MotoServer};
+use serde_json::{Value, json};
+use transcode_watcher::mediaconvert::MediaConvertHandler;
+
+const BUCKET: &str = "podflow-test";
+const ROLE: &str = "arn:aws:iam::123456789012:role/podflow-mediaconvert";
+
+async fn config(url: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await
+}
+
+fn uploaded(episode_id: &str, source: &BlobRef) -> Delivery {
+    let event = EventEnvelope::wrap(&EpisodeUploaded {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: episode_id.into(),
+        correlation_id: format!("corr-{episode_id}"),
+        source: source.clone(),
+        original_name: format!("{episode_id}.m4a"),
+        duration_seconds: None,
+    });
+    Delivery {
+        message_id: format!("up-{episode_id}"),
+        body: serde_json::to_string(&event).expect("json"),
+        attempt: 1,
+    }
+}
+
+/// A recorded state-change event for `job` (the documentation's `000000` codes made JSON).
+fn state_change(file: &str, job: &Value, output: Option<&str>) -> Delivery {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/aws/mediaconvert")
+        .join(file);
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let mut event: Value = serde_json::from_str(&text.replace("000000", "0")).expect("json");
+    event["detail"]["jobId"] = job["id"].clone();
+    event["detail"]["userMetadata"] = job["userMetadata"].clone();
+    if let Some(output) = output {
+        event["detail"]["outputGroupDetails"][0]["outputDetails"][0]["outputFilePaths"] =
+            json!([output]);
+    }
+    Delivery {
+        message_id: "state-1".into(),
+        body: event.to_string(),
+        attempt: 1,
+    }
+}
+
+fn events(outcome: Outcome) -> Vec<EventEnvelope> {
+    match outcome {
+        Outcome::Done { emit, .. } => emit,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn mp3(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("tone.mp3");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:d=2",
+            "-b:a",
+            "128k",
+        ])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg")
+        .success();
+    assert!(ok);
+    std::fs::read(path).expect("mp3")
+}
+
+#[tokio::test]
+async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
+    let moto = MotoServer::start();
+    let s3_config = config(&moto.url).await;
+    aws_sdk_s3::Client::new(&s3_config)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    // The SDK retries a 429 itself (3 attempts); three throttled answers in a row must come
+    // back as a retry of the event, not a failure.
+    let fake = FakeMediaConvert::start(3).await.expect("fake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("db");
+    let blobs = Arc::new(S3BlobStore::new(&s3_config, BUCKET, true));
+    let handler = MediaConvertHandler {
+        store: Arc::new(db.clone()),
+        blobs: blobs.clone(),
+        jobs: Arc::new(MediaConvertJobs::new(
+            &config(&fake.url).await,
+            ROLE,
+            BUCKET,
+        )),
+        bucket: BUCKET.into(),
+        bitrate_kbps: 128,
+        stack: "podflow-test-stack".into(),
+    };
+    let source = blobs
+        .put("incoming/ep-a.m4a", b"m4a bytes".repeat(50))
+        .await
+        .expect("upload");
+
+    match handler.handle(&uploaded("ep-a", &source)).await {
+        Outcome::Retry { reason, .. } => {
+            assert!(reason.contains("TooManyRequestsException"), "{reason}")
+        }
+        other => panic!("throttled: {other:?}"),
+    }
+    for episode in ["ep-a", "ep-a", "ep-b"] {
+        assert!(events(handler.handle(&uploaded(episode, &source)).await).is_empty());
+    }
+    let jobs = fake.jobs();
+    assert_eq!(jobs.len(), 1, "one job for one audio: {jobs:#?}");
+    let job = &jobs[0];
+    // What the SDK sent, as MediaConvert reads it.
+    let settings = &job["settings"];
+    assert_eq!(job["role"], ROLE);
+    assert_eq!(
+        settings["inputs"][0]["fileInput"],
+        format!("s3://{BUCKET}/incoming/ep-a.m4a")
+    );
+    let group = &settings["outputGroups"][0];
+    assert_eq!(group["outputGroupSettings"]["type"], "FILE_GROUP_SETTINGS");
+    let destination = group["outputGroupSettings"]["fileGroupSettings"]["destination"]
+        .as_str()
+        .expect("destination");
+    assert!(destination.starts_with(&format!("s3://{BUCKET}/episodes/_transcode/")));
+    let output = &group["outputs"][0];
+    assert_eq!(output["containerSettings"]["container"], "RAW");
+    assert_eq!(output["extension"], "mp3");
+    let audio = &output["audioDescriptions"][0];
+    assert_eq!(audio["codecSettings"]["codec"], "MP3");
+    assert_eq!(audio["codecSettings"]["mp3Settings"]["bitrate"], 128_000);
+    assert_eq!(
+        audio["codecSettings"]["mp3Settings"]["rateControlMode"],
+        "CBR"
+    );
+    assert_eq!(audio["audioNormalizationSettings"]["targetLkfs"], -16.0);
+    assert_eq!(job["userMetadata"]["podflow_stack"], "podflow-test-stack");
+    assert_eq!(job["userMetadata"]["podflow_audio"], source.sha256.as_str());
+
+    // Progress is not an end; completion delivers both episodes.
+    let progressing = state_change(
+        "awsdocs-mediaconvert_ev_status_progressing.PROGRESSING.json",
+        job,
+        None,
+    );
+    assert!(events(handler.handle(&progressing).await).is_empty());
+    let written = format!("{destination}.mp3");
+    let key = written
+        .strip_prefix(&format!("s3://{BUCKET}/"))
+        .expect("our bucket");
+    let mp3 = mp3(dir.path());
+    blobs
+        .put(key, mp3.clone())
+        .await
+        .expect("MediaConvert's output");
+    let complete = state_change(
+        "awsdocs-mediaconvert_ev_status_complete.COMPLETE.doc-verbatim.jsonc",
+        job,
+        Some(&written),
+    );
+    let done: Vec<EpisodeTranscoded> = events(handler.handle(&complete).await)
+        .iter()
+        .map(|e| e.decode::<EpisodeTranscoded>().expect("EpisodeTranscoded"))
+        .collect();
+    let ids: Vec<&str> = done.iter().map(|d| d.episode_id.as_str()).collect();
+    assert_eq!(ids, ["ep-a", "ep-b"]);
+    for d in &done {
+        assert_eq!(d.audio.key, format!("episodes/{}/audio.mp3", d.episode_id));
+        assert_eq!(blobs.get(&d.audio).await.expect("mp3"), mp3);
+        assert!((d.duration_seconds - 30.041).abs() < 1e-6, "from the event");
+        assert_eq!(d.bitrate_kbps, 128);
+    }
+    assert!(!done[0].reused && done[1].reused);
+    // A later upload of the same audio reuses the MP3 without a job.
+    assert_eq!(
+        events(handler.handle(&uploaded("ep-c", &source)).await).len(),
+        1
+    );
+    assert_eq!(fake.jobs().len(), 1);
+    assert_eq!(db.work_count("transcode", "ep-a").await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn a_failed_job_fails_its_episodes_and_foreign_jobs_are_refused() {
+    let moto = MotoServer::start();
+    let s3_config = config(&moto.url).await;
+    aws_sdk_s3::Client::new(&s3_config)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let fake = FakeMediaConvert::start(0).await.expect("fake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("db");
+    let blobs = Arc::new(S3BlobStore::new(&s3_config, BUCKET, true));
+    let handler = MediaConvertHandler {
+        store: Arc::new(db.clone()),
+        blobs: blobs.clone(),
+        jobs: Arc::new(MediaConvertJobs::new(
+            &config(&fake.url).await,
+            ROLE,
+            BUCKET,
+        )),
+        bucket: BUCKET.into(),
+        bitrate_kbps: 96,
+        stack: "s".into(),
+    };
+    let source = blobs
+        .put("incoming/bad.m4a", b"x".to_vec())
+        .await
+        .expect("put");
+    assert!(events(handler.handle(&uploaded("ep-x", &source)).await).is_empty());
+    let job = &fake.jobs()[0];
+    let error = state_change("awsdocs-mediaconvert_ev_status_error.ERROR.json", job, None);
+    let failed = events(handler.handle(&error).await)[0]
+        .decode::<TranscodeFailed>()
+        .expect("TranscodeFailed");
+    assert_eq!(
+        failed.reason,
+        "MediaConvert error 1040: Example error message"
+    );
+    assert_eq!(
+        db.steps("ep-x").await.expect("steps")[0].status,
+        podflow_core::StepStatus::Failed
+    );
+    let mut foreign = job.clone();
+    foreign["userMetadata"] = json!({});
+    assert!(matches!(
+        handler
+            .handle(&state_change(
+                "awsdocs-mediaconvert_ev_status_error.ERROR.json",
+                &foreign,
+                None
+            ))
+            .await,
+        Outcome::DeadLetter { .. }
+    ));
+}
