@@ -249,17 +249,11 @@ async fn main() {
                 model,
                 prompt_version,
             };
+            let settings = settings(cli.data_dir, llm);
             if let Some(queues) = sqs.queues() {
-                exit(sqs_dlq::replay(&queues, &message_ids, all, &replay).await);
+                exit(sqs_dlq::replay(&queues, &message_ids, all, &replay, &settings).await);
             }
-            commands::dlq_replay(
-                &settings(cli.data_dir, llm),
-                &message_ids,
-                all,
-                &replay,
-                json,
-            )
-            .await
+            commands::dlq_replay(&settings, &message_ids, all, &replay, json).await
         }
     };
     exit(result);
