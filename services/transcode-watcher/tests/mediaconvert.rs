@@ -92,8 +92,18 @@ fn mp3(dir: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).expect("mp3")
 }
 
-#[tokio::test]
-async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
+/// moto's S3 with the bucket, the MediaConvert fake throttling its first `throttle`
+/// requests, a local state store, and the handler over them.
+struct Stack {
+    _moto: MotoServer,
+    dir: tempfile::TempDir,
+    fake: FakeMediaConvert,
+    db: Db,
+    blobs: Arc<S3BlobStore>,
+    handler: MediaConvertHandler,
+}
+
+async fn stack(throttle: u32, bitrate_kbps: u32) -> Stack {
     let moto = MotoServer::start();
     let s3_config = config(&moto.url).await;
     aws_sdk_s3::Client::new(&s3_config)
@@ -102,9 +112,7 @@ async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
         .send()
         .await
         .expect("bucket");
-    // The SDK retries a 429 itself (3 attempts); three throttled answers in a row must come
-    // back as a retry of the event, not a failure.
-    let fake = FakeMediaConvert::start(3).await.expect("fake");
+    let fake = FakeMediaConvert::start(throttle).await.expect("fake");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path()).expect("db");
     let blobs = Arc::new(S3BlobStore::new(&s3_config, BUCKET, true));
@@ -117,9 +125,31 @@ async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
             BUCKET,
         )),
         bucket: BUCKET.into(),
-        bitrate_kbps: 128,
+        bitrate_kbps,
         stack: "podflow-test-stack".into(),
     };
+    Stack {
+        _moto: moto,
+        dir,
+        fake,
+        db,
+        blobs,
+        handler,
+    }
+}
+
+#[tokio::test]
+async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
+    // The SDK retries a 429 itself (3 attempts); three throttled answers in a row must come
+    // back as a retry of the event, not a failure.
+    let Stack {
+        _moto,
+        dir,
+        fake,
+        db,
+        blobs,
+        handler,
+    } = stack(3, 128).await;
     let source = blobs
         .put("incoming/ep-a.m4a", b"m4a bytes".repeat(50))
         .await
@@ -209,30 +239,14 @@ async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
 
 #[tokio::test]
 async fn a_failed_job_fails_its_episodes_and_foreign_jobs_are_refused() {
-    let moto = MotoServer::start();
-    let s3_config = config(&moto.url).await;
-    aws_sdk_s3::Client::new(&s3_config)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
-    let fake = FakeMediaConvert::start(0).await.expect("fake");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path()).expect("db");
-    let blobs = Arc::new(S3BlobStore::new(&s3_config, BUCKET, true));
-    let handler = MediaConvertHandler {
-        store: Arc::new(db.clone()),
-        blobs: blobs.clone(),
-        jobs: Arc::new(MediaConvertJobs::new(
-            &config(&fake.url).await,
-            ROLE,
-            BUCKET,
-        )),
-        bucket: BUCKET.into(),
-        bitrate_kbps: 96,
-        stack: "s".into(),
-    };
+    let Stack {
+        _moto,
+        fake,
+        db,
+        blobs,
+        handler,
+        ..
+    } = stack(0, 96).await;
     let source = blobs
         .put("incoming/bad.m4a", b"x".to_vec())
         .await
