@@ -31,8 +31,16 @@ fn text(out: &Output) -> String {
     )
 }
 
-#[tokio::test]
-async fn operators_list_and_replay_the_sqs_prompt_dlq() {
+/// moto server with the stack's FIFO prompt queue and its DLQ.
+struct Stack {
+    moto: MotoServer,
+    config: aws_config::SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    dlq: String,
+    queue: String,
+}
+
+async fn stack() -> Stack {
     let moto = MotoServer::start();
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -54,7 +62,24 @@ async fn operators_list_and_replay_the_sqs_prompt_dlq() {
             .expect("queue");
         urls.push(q.queue_url().expect("url").to_owned());
     }
-    let (dlq, queue) = (urls[0].clone(), urls[1].clone());
+    Stack {
+        moto,
+        config,
+        sqs,
+        dlq: urls[0].clone(),
+        queue: urls[1].clone(),
+    }
+}
+
+#[tokio::test]
+async fn operators_list_and_replay_the_sqs_prompt_dlq() {
+    let Stack {
+        moto,
+        config,
+        sqs,
+        dlq,
+        queue,
+    } = stack().await;
     let job = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events-schema/examples/PromptJob/valid/01.json"
@@ -142,28 +167,13 @@ async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
     };
     use podflow_core::{BlobStore, EpisodeRecord, EpisodeStore};
 
-    let moto = MotoServer::start();
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
-        .load()
-        .await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let mut urls = Vec::new();
-    for name in ["prompts-dlq.fifo", "prompts.fifo"] {
-        let q = sqs
-            .create_queue()
-            .queue_name(name)
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .send()
-            .await
-            .expect("queue");
-        urls.push(q.queue_url().expect("url").to_owned());
-    }
-    let (dlq, queue) = (urls[0].clone(), urls[1].clone());
+    let Stack {
+        moto,
+        config,
+        sqs,
+        dlq,
+        queue,
+    } = stack().await;
     // The stack's table (as the template declares it) and bucket, holding one episode
     // with its transcript.
     let attribute = |name: &str| {

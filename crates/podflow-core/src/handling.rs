@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use podflow_events::{BlobRef, EventEnvelope, PodflowEvent};
+use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope, PodflowEvent};
 use serde::de::DeserializeOwned;
 
 use crate::{Delivery, EpisodeStore, Outcome, StepStatus, StoreError};
@@ -70,6 +70,48 @@ pub async fn end_step(
     }
 }
 
+/// The episodes waiting for one service job (a Transcribe or MediaConvert job shared by
+/// every episode of the same audio), kept in the work store under `key`.
+pub async fn waiting_episodes(
+    store: &dyn EpisodeStore,
+    key: &str,
+) -> Result<Vec<EpisodeUploaded>, StoreError> {
+    Ok(store
+        .work_result(key)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// Adds `up` to the episodes waiting under `key` (once, however often it is delivered).
+pub async fn wait_for_job(
+    store: &dyn EpisodeStore,
+    key: &str,
+    up: &EpisodeUploaded,
+) -> Result<(), StoreError> {
+    let mut waiting = waiting_episodes(store, key).await?;
+    if waiting.iter().any(|w| w.episode_id == up.episode_id) {
+        return Ok(());
+    }
+    waiting.push(up.clone());
+    let value =
+        serde_json::to_value(&waiting).map_err(|e| StoreError::new("waiting episodes", e))?;
+    store.record_work(key, &up.episode_id, &value).await
+}
+
+/// One outcome for several episodes finished by one delivery: all their events when each
+/// is done, else the first that is not (a retry redoes them all; each is idempotent).
+pub fn merge_outcomes(outcomes: Vec<Outcome>) -> Outcome {
+    let mut emit = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Done { emit: e, .. } => emit.extend(e),
+            other => return other,
+        }
+    }
+    Outcome::done(emit)
+}
+
 /// Decodes a delivery's envelope and detail. A message that cannot be decoded (not JSON, a
 /// wrong type, an unknown major version) goes to the dead-letter queue with the reason —
 /// retrying the same bytes cannot help, and dropping it silently would lose it.
@@ -107,6 +149,33 @@ pub fn retry_on_store_error(attempt: u32, error: &StoreError) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_outcomes_carry_every_event_or_the_first_retry() {
+        let event = || {
+            EventEnvelope::wrap(&podflow_events::TranscodeFailed {
+                schema_version: "1.0".into(),
+                episode_id: "ep".into(),
+                correlation_id: "c".into(),
+                reason: "r".into(),
+            })
+        };
+        match merge_outcomes(vec![
+            Outcome::done(vec![event()]),
+            Outcome::done(vec![event()]),
+        ]) {
+            Outcome::Done { emit, .. } => assert_eq!(emit.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        let retry = Outcome::Retry {
+            delay: Duration::from_secs(1),
+            reason: "store down".into(),
+        };
+        assert!(matches!(
+            merge_outcomes(vec![Outcome::done(vec![event()]), retry]),
+            Outcome::Retry { .. }
+        ));
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, JobError, MessageHandler, Outcome, StoreError,
     TranscodeJobSpec, TranscodeJobs, content,
-    handling::{StepFailure, backoff, decode_delivery, retry_on_store_error},
+    handling::{
+        StepFailure, backoff, decode_delivery, merge_outcomes, retry_on_store_error, wait_for_job,
+        waiting_episodes,
+    },
 };
 use podflow_events::EpisodeUploaded;
 use serde_json::Value;
@@ -112,15 +115,6 @@ fn waiters_key(audio: &str, bitrate_kbps: u32) -> String {
 }
 
 impl MediaConvertHandler {
-    async fn waiters(&self, key: &str) -> Result<Vec<EpisodeUploaded>, StoreError> {
-        Ok(self
-            .store
-            .work_result(key)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default())
-    }
-
     async fn on_upload(&self, up: &EpisodeUploaded, attempt: u32) -> Outcome {
         let (sha, k) = (&up.source.sha256, self.bitrate_kbps);
         let joined = async {
@@ -135,14 +129,7 @@ impl MediaConvertHandler {
             {
                 return Ok(Some(r));
             }
-            let key = waiters_key(sha, k);
-            let mut waiting = self.waiters(&key).await?;
-            if !waiting.iter().any(|w| w.episode_id == up.episode_id) {
-                waiting.push(up.clone());
-                let value = serde_json::to_value(&waiting)
-                    .map_err(|e| StoreError::new("waiting episodes", e))?;
-                self.store.record_work(&key, &up.episode_id, &value).await?;
-            }
+            wait_for_job(self.store.as_ref(), &waiters_key(sha, k), up).await?;
             Ok::<_, StoreError>(None)
         };
         match joined.await {
@@ -192,7 +179,7 @@ impl MediaConvertHandler {
             return Outcome::nothing();
         };
         let (sha, k) = (&change.audio_sha256, change.bitrate_kbps);
-        let waiting = match self.waiters(&waiters_key(sha, k)).await {
+        let waiting = match waiting_episodes(self.store.as_ref(), &waiters_key(sha, k)).await {
             Ok(w) => w,
             Err(e) => return retry_on_store_error(attempt, &e),
         };
@@ -216,7 +203,7 @@ impl MediaConvertHandler {
                 change.job_id
             ))),
         };
-        let mut emit = Vec::new();
+        let mut outcomes = Vec::new();
         for up in &waiting {
             let mine = match &result {
                 Ok(r) => placed(self.blobs.as_ref(), r.clone(), &up.episode_id)
@@ -226,12 +213,9 @@ impl MediaConvertHandler {
                 Err(StepFailure::Final(reason)) => Err(StepFailure::Final(reason.clone())),
                 Err(StepFailure::Store(e)) => return retry_on_store_error(attempt, e),
             };
-            match finish(self.store.as_ref(), up, mine, attempt).await {
-                Outcome::Done { emit: e, .. } => emit.extend(e),
-                other => return other,
-            }
+            outcomes.push(finish(self.store.as_ref(), up, mine, attempt).await);
         }
-        Outcome::done(emit)
+        merge_outcomes(outcomes)
     }
 
     /// Records MediaConvert's MP3 as the transcode of this audio (hashing it as it streams).

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, JobError, JobState, MessageHandler, Outcome, StoreError,
     TranscriptionJobSpec, TranscriptionJobs, aws_transcribe,
-    handling::{StepFailure, decode_delivery, retry_on_store_error},
+    handling::{
+        StepFailure, decode_delivery, merge_outcomes, retry_on_store_error, wait_for_job,
+        waiting_episodes,
+    },
 };
 use podflow_events::{BlobRef, EpisodeUploaded};
 use serde_json::Value;
@@ -72,28 +75,7 @@ fn job_failure(e: JobError, attempt: u32) -> Result<Outcome, StepFailure> {
     }
 }
 
-/// All outcomes together: their events if every one is done, else the first retry.
-fn merged(outcomes: Vec<Outcome>) -> Outcome {
-    let mut emit = Vec::new();
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Done { emit: e, .. } => emit.extend(e),
-            other => return other,
-        }
-    }
-    Outcome::done(emit)
-}
-
 impl BatchTranscriberHandler {
-    async fn waiters(&self, job: &str) -> Result<Vec<EpisodeUploaded>, StoreError> {
-        Ok(self
-            .store
-            .work_result(&waiters_key(job))
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default())
-    }
-
     async fn on_upload(&self, up: &EpisodeUploaded, attempt: u32) -> Outcome {
         let key = work_key(&up.source.sha256, ENGINE);
         let started = async {
@@ -109,15 +91,7 @@ impl BatchTranscriberHandler {
                 return Ok(Err((result, true)));
             }
             let job = job_name(&up.source.sha256);
-            let mut waiting = self.waiters(&job).await?;
-            if !waiting.iter().any(|w| w.episode_id == up.episode_id) {
-                waiting.push(up.clone());
-                let value = serde_json::to_value(&waiting)
-                    .map_err(|e| StoreError::new("waiting episodes", e))?;
-                self.store
-                    .record_work(&waiters_key(&job), &up.episode_id, &value)
-                    .await?;
-            }
+            wait_for_job(self.store.as_ref(), &waiters_key(&job), up).await?;
             Ok::<_, StoreError>(Ok(job))
         };
         let job = match started.await {
@@ -149,7 +123,7 @@ impl BatchTranscriberHandler {
     /// Finishes the episodes waiting for `job` if it has ended (asking Transcribe, not
     /// trusting the event alone).
     async fn on_job_state(&self, job: &str, wake: Wake, attempt: u32) -> Outcome {
-        let waiting = match self.waiters(job).await {
+        let waiting = match waiting_episodes(self.store.as_ref(), &waiters_key(job)).await {
             Ok(w) => w,
             Err(e) => return retry_on_store_error(attempt, &e),
         };
@@ -193,7 +167,7 @@ impl BatchTranscriberHandler {
             };
             outcomes.push(finish(self.store.as_ref(), up, mine, attempt).await);
         }
-        merged(outcomes)
+        merge_outcomes(outcomes)
     }
 
     /// Reads Transcribe's output JSON, normalises it and keeps it for the first episode.
