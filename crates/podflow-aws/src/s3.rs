@@ -149,6 +149,9 @@ impl BlobStore for S3BlobStore {
     }
 
     fn scratch_path(&self, name: &str) -> PathBuf {
+        // A fresh Lambda sandbox's /tmp is empty. If this fails, writing the file will
+        // fail too, with the path in its message.
+        let _ = std::fs::create_dir_all(&self.scratch);
         self.scratch
             .join(format!("{}-{name}", uuid::Uuid::new_v4()))
     }

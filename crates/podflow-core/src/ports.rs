@@ -441,13 +441,9 @@ pub trait ClipCutter: Send + Sync {
         end: f64,
         fade: f64,
         output: &std::path::Path,
-    ) -> Result<MediaInfo, MediaError>;
+    ) -> Result<(), MediaError>;
     /// The parts played one after another as one MP3.
-    async fn join(
-        &self,
-        parts: &[PathBuf],
-        output: &std::path::Path,
-    ) -> Result<MediaInfo, MediaError>;
+    async fn join(&self, parts: &[PathBuf], output: &std::path::Path) -> Result<(), MediaError>;
 }
 
 /// Why speech-to-text failed: the audio (permanent) or the engine/setup (fix, then retry).

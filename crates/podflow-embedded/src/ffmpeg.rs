@@ -34,7 +34,8 @@ struct ProbeFormat {
 
 fn tool_missing(tool: &str, e: std::io::Error) -> MediaError {
     MediaError::Tool(format!(
-        "cannot run {tool} ({e}); install ffmpeg (Debian: apt-get install ffmpeg)"
+        "cannot run {tool} ({e}); install ffmpeg (Debian: apt-get install ffmpeg; on Lambda: \
+         the FfmpegLayerArn layer, see docs/deploy.md)"
     ))
 }
 
@@ -135,18 +136,20 @@ impl Transcoder for Ffmpeg {
             "-f".into(),
             "mp3".into(),
         ];
-        self.run(args, output, "the MP3").await
+        self.run(args, output, "the MP3").await?;
+        self.probe(output).await
     }
 }
 
 impl Ffmpeg {
     /// Runs ffmpeg quietly; a failure names what was being made and ffmpeg's complaint.
+    /// Needs only `ffmpeg`, not `ffprobe`: a Lambda layer may carry ffmpeg alone.
     async fn run(
         &self,
         args: Vec<std::ffi::OsString>,
         output: &Path,
         what: &str,
-    ) -> Result<MediaInfo, MediaError> {
+    ) -> Result<(), MediaError> {
         if let Some(parent) = output.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| {
                 MediaError::Tool(format!("cannot create {}: {e}", parent.display()))
@@ -166,7 +169,12 @@ impl Ffmpeg {
                 last_error_line(&out.stderr)
             )));
         }
-        self.probe(output).await
+        match tokio::fs::metadata(output).await {
+            Ok(meta) if meta.len() > 0 => Ok(()),
+            _ => Err(MediaError::Unreadable(format!(
+                "ffmpeg made no {what} (the output is empty)"
+            ))),
+        }
     }
 }
 
@@ -179,7 +187,7 @@ impl ClipCutter for Ffmpeg {
         end: f64,
         fade: f64,
         output: &Path,
-    ) -> Result<MediaInfo, MediaError> {
+    ) -> Result<(), MediaError> {
         let length = end - start;
         let fade = fade.min(length / 4.0);
         // Seeking after -i decodes from the start: exact to the sample, and an episode's
@@ -207,7 +215,7 @@ impl ClipCutter for Ffmpeg {
         self.run(args, output, "the clip").await
     }
 
-    async fn join(&self, parts: &[PathBuf], output: &Path) -> Result<MediaInfo, MediaError> {
+    async fn join(&self, parts: &[PathBuf], output: &Path) -> Result<(), MediaError> {
         let mut args: Vec<std::ffi::OsString> = Vec::new();
         for part in parts {
             args.push("-i".into());

@@ -22,7 +22,7 @@ const SERVICES: &[(&str, bool)] = &[
     ("transcriber", true),
     ("prompt-dispatcher", true),
     ("bedrock-invoker", true),
-    ("publisher", false),
+    ("publisher", true),
 ];
 const RUNS: usize = 15;
 
@@ -77,6 +77,8 @@ fn start_to_ready(binary: &Path, service: &str) -> Option<Duration> {
             "arn:aws:iam::1:role/bench-mediaconvert",
         )
         .env("PODFLOW_STACK", "bench")
+        // The publisher's role (its fan-in; the notifier is the same binary).
+        .env("PODFLOW_SERVICE", service)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use podflow_core::{
-    BlobStore, StoreError,
+    BlobStore, MediaError, StoreError,
     content::{sha256_hex, work_key},
     subtitles,
     transcript::Transcript,
@@ -231,7 +231,9 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Cuts each clip (with its subtitle slice) and the trailer, or reuses an earlier cut of
-/// the same audio and plan. A clip ffmpeg cannot cut is noted and left out.
+/// the same audio and plan. A clip ffmpeg cannot cut is noted and left out. A cut that
+/// failed for want of ffmpeg (not for the audio) is not remembered, so the next revision
+/// after ffmpeg is installed cuts the clips.
 async fn cut_media(
     handler: &PublishHandler,
     episode_id: &str,
@@ -262,6 +264,11 @@ async fn cut_media(
         }
     };
     let mut media = CutMedia::default();
+    let mut setup_failed = false;
+    let mut note = |problems: &mut Vec<String>, what: String, e: MediaError| {
+        setup_failed |= matches!(e, MediaError::Tool(_));
+        problems.push(format!("{what}: {e}"));
+    };
     let mut trailer_parts = Vec::new();
     for clip in clips {
         let name = format!("clips/{}.mp3", clip.n);
@@ -278,7 +285,7 @@ async fn cut_media(
                 media.files.insert(name, blob);
             }
             Err(e) => {
-                media.problems.push(format!("clip {} not cut: {e}", clip.n));
+                note(&mut media.problems, format!("clip {} not cut", clip.n), e);
                 continue;
             }
         }
@@ -300,9 +307,11 @@ async fn cut_media(
                 .await
             {
                 Ok(_) => trailer_parts.push(part),
-                Err(e) => media
-                    .problems
-                    .push(format!("trailer part {} not cut: {e}", clip.n)),
+                Err(e) => note(
+                    &mut media.problems,
+                    format!("trailer part {} not cut", clip.n),
+                    e,
+                ),
             }
         }
     }
@@ -315,7 +324,7 @@ async fn cut_media(
                     .await?;
                 media.files.insert("trailer.mp3".into(), blob);
             }
-            Err(e) => media.problems.push(format!("trailer not made: {e}")),
+            Err(e) => note(&mut media.problems, "trailer not made".into(), e),
         }
         for part in trailer_parts {
             let _ = tokio::fs::remove_file(part).await;
@@ -324,7 +333,9 @@ async fn cut_media(
     if downloaded {
         let _ = tokio::fs::remove_file(&source).await;
     }
-    let value = serde_json::to_value(&media).map_err(|e| StoreError::new("clip cache", e))?;
-    handler.store.record_work(&key, episode_id, &value).await?;
+    if !setup_failed {
+        let value = serde_json::to_value(&media).map_err(|e| StoreError::new("clip cache", e))?;
+        handler.store.record_work(&key, episode_id, &value).await?;
+    }
     Ok(media)
 }

@@ -1,0 +1,231 @@
+//! The publisher as it runs on Lambda: the episode's files in S3 (moto server), so the MP3
+//! is downloaded to scratch space before clips are cut. First without ffmpeg (a function
+//! deployed without the ffmpeg layer): everything else is published, clips are listed but
+//! not cut, and nothing is remembered; then with ffmpeg the next delivery cuts them once.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::Credentials;
+use podflow_aws::s3::S3BlobStore;
+use podflow_core::{
+    BlobStore, ClipCutter, Delivery, EpisodeRecord, EpisodeStore, MediaError, MediaProbe,
+    MessageHandler, Outcome, PromptUpdate, StepStatus,
+    transcript::{Transcript, TranscriptSegment},
+};
+use podflow_embedded::{Db, Ffmpeg};
+use podflow_events::{EpisodeSummarized, EventEnvelope, PromptCompleted, SCHEMA_VERSION};
+use podflow_fakes::moto::MotoServer;
+use publisher::{PublishHandler, cost::PriceTable};
+use serde_json::Value;
+
+const BUCKET: &str = "podflow-publish";
+const EPISODE: &str = "weekly-43-0123456789ab";
+const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+/// What the Ffmpeg adapter says on a function without the layer.
+struct NoFfmpeg;
+
+#[async_trait]
+impl ClipCutter for NoFfmpeg {
+    async fn cut(
+        &self,
+        _: &std::path::Path,
+        _: f64,
+        _: f64,
+        _: f64,
+        _: &std::path::Path,
+    ) -> Result<(), MediaError> {
+        Err(MediaError::Tool(
+            "cannot run ffmpeg (No such file or directory (os error 2))".into(),
+        ))
+    }
+    async fn join(&self, _: &[std::path::PathBuf], _: &std::path::Path) -> Result<(), MediaError> {
+        Err(MediaError::Tool(
+            "cannot run ffmpeg (No such file or directory (os error 2))".into(),
+        ))
+    }
+}
+
+fn summary_of(outcome: Outcome) -> EpisodeSummarized {
+    let Outcome::Done { emit, .. } = outcome else {
+        panic!("expected Done, got {outcome:?}");
+    };
+    assert_eq!(emit.len(), 1, "one EpisodeSummarized");
+    serde_json::from_value(emit[0].detail.clone()).expect("EpisodeSummarized")
+}
+
+async fn clips_json(blobs: &S3BlobStore, summary: &EpisodeSummarized) -> Value {
+    let file = summary
+        .files
+        .iter()
+        .find(|f| f.name == "clips.json")
+        .expect("clips.json published");
+    serde_json::from_slice(&blobs.get(&file.file).await.expect("get")).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
+    let moto = MotoServer::start();
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await;
+    aws_sdk_s3::Client::new(&config)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let blobs = Arc::new(S3BlobStore::new(&config, BUCKET, true));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("db");
+
+    let tone = dir.path().join("tone.mp3");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=330:duration=60")
+        .args(["-codec:a", "libmp3lame", "-b:a", "128k"])
+        .arg(&tone)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    let audio = blobs
+        .put_file(&format!("episodes/{EPISODE}/audio.mp3"), &tone)
+        .await
+        .expect("audio");
+    assert!(blobs.local_path(&audio).is_none(), "S3 audio is not local");
+    let segments = (0..6)
+        .map(|i| TranscriptSegment {
+            start: f64::from(i) * 10.0,
+            end: f64::from(i) * 10.0 + 8.0,
+            speaker: None,
+            text: format!("Sentence number {i} of the show."),
+            words: Vec::new(),
+        })
+        .collect();
+    let transcript = Transcript {
+        language: "en".into(),
+        duration_seconds: 60.0,
+        engine: "amazon-transcribe".into(),
+        model: "en-US".into(),
+        segments,
+    };
+    let transcript = blobs
+        .put(
+            &format!("episodes/{EPISODE}/transcript.json"),
+            serde_json::to_vec(&transcript).expect("json"),
+        )
+        .await
+        .expect("transcript");
+    db.upsert_episode(&EpisodeRecord {
+        episode_id: EPISODE.into(),
+        correlation_id: "corr-43".into(),
+        original_name: "weekly-43.m4a".into(),
+        source: audio.clone(),
+        created_at_ms: 0,
+    })
+    .await
+    .expect("episode");
+    for step in ["transcode", "transcribe", "dispatch"] {
+        db.step_started(EPISODE, step).await.expect("step");
+        db.step_finished(EPISODE, step, StepStatus::Done, None)
+            .await
+            .expect("step");
+    }
+    db.put_artifact(EPISODE, "audio", &audio).await.expect("a");
+    db.put_artifact(EPISODE, "transcript", &transcript)
+        .await
+        .expect("t");
+    db.plan_prompts(EPISODE, &[("clips".into(), 1, MODEL.into())])
+        .await
+        .expect("plan");
+    let answer = r#"{"clips": [{"start": 10, "end": 30, "hook": "First"},
+                                {"start": 35, "end": 50, "hook": "Second"}]}"#;
+    let output = blobs
+        .put(
+            &format!("episodes/{EPISODE}/prompts/clips.md"),
+            answer.as_bytes().to_vec(),
+        )
+        .await
+        .expect("output");
+    db.update_prompt(
+        EPISODE,
+        "clips",
+        &PromptUpdate::Completed {
+            attempt: 1,
+            output: output.clone(),
+            input_tokens: 1500,
+            output_tokens: 120,
+        },
+    )
+    .await
+    .expect("completed");
+    let completed = EventEnvelope::wrap(&PromptCompleted {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: EPISODE.into(),
+        correlation_id: "corr-43".into(),
+        prompt_id: "clips".into(),
+        prompt_version: 1,
+        model: MODEL.into(),
+        output,
+        input_tokens: 1500,
+        output_tokens: 120,
+        attempts: 1,
+    });
+    let delivery = Delivery {
+        message_id: completed.id.clone(),
+        body: serde_json::to_string(&completed).expect("json"),
+        attempt: 1,
+    };
+    let handler = |clips: Arc<dyn ClipCutter>| PublishHandler {
+        store: Arc::new(db.clone()),
+        blobs: blobs.clone(),
+        clips,
+        prices: PriceTable::load(None).expect("prices"),
+    };
+
+    // Without ffmpeg: published, clips listed without audio, the reason noted, not cached.
+    let first = summary_of(handler(Arc::new(NoFfmpeg)).handle(&delivery).await);
+    assert_eq!(first.revision, 1);
+    let doc = clips_json(&blobs, &first).await;
+    let listed = doc["clips"].as_array().expect("clips");
+    assert_eq!(listed.len(), 2, "{doc}");
+    assert!(listed.iter().all(|c| c.get("audio").is_none()), "{doc}");
+    assert!(!first.files.iter().any(|f| f.name.ends_with(".mp3")));
+    let steps = db.steps(EPISODE).await.expect("steps");
+    let note = steps
+        .iter()
+        .find(|s| s.step == "publish")
+        .and_then(|s| s.note.clone())
+        .expect("publish note");
+    assert!(note.contains("clip 1 not cut: cannot run ffmpeg"), "{note}");
+    assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 0);
+
+    // With ffmpeg: the same event again cuts the clips from the downloaded MP3: revision 2.
+    let second = summary_of(handler(Arc::new(Ffmpeg)).handle(&delivery).await);
+    assert_eq!(second.revision, 2);
+    let doc = clips_json(&blobs, &second).await;
+    assert_eq!(doc["clips"][0]["audio"], "clips/1.mp3", "{doc}");
+    assert_eq!(doc["trailer"], "trailer.mp3", "{doc}");
+    for (name, seconds) in [("clips/1.mp3", 20.0), ("clips/2.mp3", 15.0)] {
+        let file = second
+            .files
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("{name} published"));
+        assert_eq!(file.file.key, format!("episodes/{EPISODE}/{name}"));
+        let local = dir.path().join("fetched.mp3");
+        std::fs::write(&local, blobs.get(&file.file).await.expect("get")).expect("write");
+        let got = Ffmpeg.probe(&local).await.expect("probe").duration_seconds;
+        assert!((got - seconds).abs() < 0.2, "{name}: {got} s");
+    }
+    assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 1);
+
+    // Delivered once more: the same revision, nothing cut again.
+    let third = summary_of(handler(Arc::new(NoFfmpeg)).handle(&delivery).await);
+    assert_eq!(third.revision, 2);
+    assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 1);
+}
