@@ -10,7 +10,7 @@ use aws_sdk_s3::config::Credentials;
 use podflow_aws::s3::S3BlobStore;
 use podflow_core::{
     BlobStore, ClipCutter, Delivery, EpisodeRecord, EpisodeStore, MediaError, MediaProbe,
-    MessageHandler, Outcome, PromptUpdate, StepStatus,
+    MessageHandler, Outcome, PromptUpdate,
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::{Db, Ffmpeg};
@@ -18,6 +18,8 @@ use podflow_events::{EpisodeSummarized, EventEnvelope, PromptCompleted, SCHEMA_V
 use podflow_fakes::moto::MotoServer;
 use publisher::{PublishHandler, cost::PriceTable};
 use serde_json::Value;
+
+mod support;
 
 const BUCKET: &str = "podflow-publish";
 const EPISODE: &str = "weekly-43-0123456789ab";
@@ -120,28 +122,20 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
         )
         .await
         .expect("transcript");
-    db.upsert_episode(&EpisodeRecord {
-        episode_id: EPISODE.into(),
-        correlation_id: "corr-43".into(),
-        original_name: "weekly-43.m4a".into(),
-        source: audio.clone(),
-        created_at_ms: 0,
-    })
-    .await
-    .expect("episode");
-    for step in ["transcode", "transcribe", "dispatch"] {
-        db.step_started(EPISODE, step).await.expect("step");
-        db.step_finished(EPISODE, step, StepStatus::Done, None)
-            .await
-            .expect("step");
-    }
-    db.put_artifact(EPISODE, "audio", &audio).await.expect("a");
-    db.put_artifact(EPISODE, "transcript", &transcript)
-        .await
-        .expect("t");
-    db.plan_prompts(EPISODE, &[("clips".into(), 1, MODEL.into())])
-        .await
-        .expect("plan");
+    support::ready_for_prompts(
+        &db,
+        EpisodeRecord {
+            episode_id: EPISODE.into(),
+            correlation_id: "corr-43".into(),
+            original_name: "weekly-43.m4a".into(),
+            source: audio,
+            created_at_ms: 0,
+        },
+        &transcript,
+        &["clips"],
+        MODEL,
+    )
+    .await;
     let answer = r#"{"clips": [{"start": 10, "end": 30, "hook": "First"},
                                 {"start": 35, "end": 50, "hook": "Second"}]}"#;
     let output = blobs

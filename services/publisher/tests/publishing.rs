@@ -23,6 +23,8 @@ use publisher::{
 };
 use serde_json::Value;
 
+mod support;
+
 const EPISODE: &str = "weekly-42-0123456789ab";
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const AUDIO_SECONDS: f64 = 60.0;
@@ -82,30 +84,20 @@ impl Episode {
             )
             .await
             .expect("transcript");
-        db.upsert_episode(&EpisodeRecord {
-            episode_id: EPISODE.into(),
-            correlation_id: "corr-1".into(),
-            original_name: "weekly-42.m4a".into(),
-            source: audio.clone(),
-            created_at_ms: 0,
-        })
-        .await
-        .expect("episode");
-        for step in ["transcode", "transcribe", "dispatch"] {
-            db.step_started(EPISODE, step).await.expect("step");
-            db.step_finished(EPISODE, step, StepStatus::Done, None)
-                .await
-                .expect("step");
-        }
-        db.put_artifact(EPISODE, "audio", &audio).await.expect("a");
-        db.put_artifact(EPISODE, "transcript", &transcript)
-            .await
-            .expect("t");
-        let plan: Vec<(String, u32, String)> = prompts
-            .iter()
-            .map(|p| ((*p).to_owned(), 1, MODEL.to_owned()))
-            .collect();
-        db.plan_prompts(EPISODE, &plan).await.expect("plan");
+        support::ready_for_prompts(
+            &db,
+            EpisodeRecord {
+                episode_id: EPISODE.into(),
+                correlation_id: "corr-1".into(),
+                original_name: "weekly-42.m4a".into(),
+                source: audio,
+                created_at_ms: 0,
+            },
+            &transcript,
+            prompts,
+            MODEL,
+        )
+        .await;
         Self {
             _dir: dir,
             data,
