@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use podflow_aws::{
     dlq::SqsDeadLetterQueue,
@@ -23,28 +21,10 @@ use podflow_events::EventEnvelope;
 use podflow_fakes::moto::MotoServer;
 use serde_json::json;
 
-/// moto server with an SDK configuration pointing at it.
-struct Moto(MotoServer);
-
-impl Moto {
-    fn start() -> Self {
-        Self(MotoServer::start())
-    }
-
-    async fn config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.0.url)
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-            .load()
-            .await
-    }
-}
-
 #[tokio::test]
 async fn s3_round_trip_files_and_pre_signed_links() {
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
@@ -128,8 +108,8 @@ fn hex_sha(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn sns_delivers_text_to_people_and_the_whole_message_to_queues() {
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     let sns = aws_sdk_sns::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
     let topic = sns
@@ -190,8 +170,8 @@ async fn sns_delivers_text_to_people_and_the_whole_message_to_queues() {
 
 #[tokio::test]
 async fn secrets_come_from_ssm_or_secrets_manager_and_plain_values_pass_through() {
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     aws_sdk_ssm::Client::new(&config)
         .put_parameter()
         .name("/podflow/slack-webhook")
@@ -288,8 +268,8 @@ fn event(detail_type: &str, source: &str, n: usize) -> EventEnvelope {
 
 #[tokio::test]
 async fn eventbridge_publishes_in_batches_and_rules_deliver_to_sqs() {
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
     events
@@ -383,8 +363,8 @@ async fn eventbridge_publishes_in_batches_and_rules_deliver_to_sqs() {
 
 #[tokio::test]
 async fn sqs_fifo_jobs_keep_group_order_back_off_and_dead_letter() {
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let dlq = sqs
         .create_queue()
@@ -523,8 +503,8 @@ async fn dynamodb_store_meets_the_episode_store_contract() {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     // The table as infra/template.yaml declares it.
     let attribute = |name: &str| {
         AttributeDefinition::builder()
@@ -583,8 +563,8 @@ async fn fifo_pair(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
 
 #[tokio::test]
 async fn dead_letters_are_listed_with_reasons_and_replayed_with_their_fifo_ids() {
-    let moto = Moto::start();
-    let config = moto.config().await;
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let (url, dlq_url) = fifo_pair(&sqs, "prompts").await;
     let jobs = SqsQueue::new(&config)

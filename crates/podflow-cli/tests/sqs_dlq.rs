@@ -3,7 +3,6 @@
 
 use std::process::{Command, Output};
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use podflow_aws::sqs::SqsQueue;
 use podflow_core::{DeadLetter, DeliveryControl};
@@ -42,14 +41,7 @@ struct Stack {
 
 async fn stack() -> Stack {
     let moto = MotoServer::start();
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
-        .load()
-        .await;
+    let config = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let mut urls = Vec::new();
     for name in ["prompts-dlq.fifo", "prompts.fifo"] {

@@ -13,7 +13,29 @@ pub struct MotoServer {
     pub url: String,
 }
 
+/// An SDK config for a client of a local emulator or fake at `endpoint` (moto, or a fake of
+/// a service moto lacks): fixed region and test credentials, nothing read from the machine.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "podflow-test",
+        ))
+        .load()
+        .await
+}
+
 impl MotoServer {
+    /// [`sdk_config`] for this server.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config(&self.url).await
+    }
+
     /// Starts a server and waits until it accepts connections (panics after 30 s: a test
     /// cannot run without it).
     pub fn start() -> Self {

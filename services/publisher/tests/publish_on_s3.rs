@@ -5,8 +5,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::config::Credentials;
 use podflow_aws::s3::S3BlobStore;
 use podflow_core::{
     BlobStore, ClipCutter, Delivery, EpisodeRecord, EpisodeStore, MediaError, MediaProbe,
@@ -69,12 +67,7 @@ async fn clips_json(blobs: &S3BlobStore, summary: &EpisodeSummarized) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     let moto = MotoServer::start();
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await;
+    let config = moto.sdk_config().await;
     aws_sdk_s3::Client::new(&config)
         .create_bucket()
         .bucket(BUCKET)
@@ -86,14 +79,7 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     let db = Db::open(dir.path()).expect("db");
 
     let tone = dir.path().join("tone.mp3");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg("sine=frequency=330:duration=60")
-        .args(["-codec:a", "libmp3lame", "-b:a", "128k"])
-        .arg(&tone)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success());
+    support::tone_mp3(&tone, 60.0);
     let audio = blobs
         .put_file(&format!("episodes/{EPISODE}/audio.mp3"), &tone)
         .await

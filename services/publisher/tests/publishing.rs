@@ -44,14 +44,7 @@ impl Episode {
         let db = Db::open(&data).expect("db");
         let blobs = Arc::new(FileBlobStore::new(&data));
         let mp3 = data.join("tone.mp3");
-        let status = std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
-            .arg(format!("sine=frequency=330:duration={AUDIO_SECONDS}"))
-            .args(["-codec:a", "libmp3lame", "-b:a", "128k"])
-            .arg(&mp3)
-            .status()
-            .expect("ffmpeg runs");
-        assert!(status.success());
+        support::tone_mp3(&mp3, AUDIO_SECONDS);
         let audio = blobs
             .put_file(&format!("episodes/{EPISODE}/audio.mp3"), &mp3)
             .await

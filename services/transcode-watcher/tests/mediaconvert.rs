@@ -3,8 +3,6 @@
 //! recorded "MediaConvert Job State Change" events delivered by the test.
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
 use podflow_aws::{mediaconvert::MediaConvertJobs, s3::S3BlobStore};
 use podflow_core::{BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome};
 use podflow_embedded::Db;
@@ -17,15 +15,6 @@ use transcode_watcher::mediaconvert::MediaConvertHandler;
 
 const BUCKET: &str = "podflow-test";
 const ROLE: &str = "arn:aws:iam::123456789012:role/podflow-mediaconvert";
-
-async fn config(url: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await
-}
 
 fn uploaded(episode_id: &str, source: &BlobRef) -> Delivery {
     let event = EventEnvelope::wrap(&EpisodeUploaded {
@@ -105,7 +94,7 @@ struct Stack {
 
 async fn stack(throttle: u32, bitrate_kbps: u32) -> Stack {
     let moto = MotoServer::start();
-    let s3_config = config(&moto.url).await;
+    let s3_config = moto.sdk_config().await;
     aws_sdk_s3::Client::new(&s3_config)
         .create_bucket()
         .bucket(BUCKET)
@@ -120,7 +109,7 @@ async fn stack(throttle: u32, bitrate_kbps: u32) -> Stack {
         store: Arc::new(db.clone()),
         blobs: blobs.clone(),
         jobs: Arc::new(MediaConvertJobs::new(
-            &config(&fake.url).await,
+            &podflow_fakes::moto::sdk_config(&fake.url).await,
             ROLE,
             BUCKET,
         )),

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_transcribe::config::Credentials;
 use podflow_aws::{s3::S3BlobStore, transcribe::TranscribeJobs};
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, JobError, JobState, MessageHandler, Outcome,
@@ -21,15 +19,6 @@ use serde_json::json;
 use transcriber::batch::{BatchTranscriberHandler, job_name, output_key};
 
 const BUCKET: &str = "podflow-test";
-
-async fn config(moto: &MotoServer) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await
-}
 
 fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -88,7 +77,7 @@ fn events(outcome: Outcome) -> Vec<EventEnvelope> {
 #[tokio::test]
 async fn one_job_per_audio_and_its_state_change_finishes_every_waiting_episode() {
     let moto = MotoServer::start();
-    let config = config(&moto).await;
+    let config = moto.sdk_config().await;
     aws_sdk_s3::Client::new(&config)
         .create_bucket()
         .bucket(BUCKET)
