@@ -393,3 +393,34 @@ fn iam_is_least_privilege() {
         .collect();
     assert_eq!(callers, ["BedrockInvokerFunction"]);
 }
+
+/// `sam build` runs `make build-<LogicalId>` in infra/Makefile for every function: each must
+/// have that target, and the entry point it builds must exist in the service it names.
+#[test]
+fn every_function_is_built_by_the_makefile_from_an_existing_lambda_entry_point() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let makefile = std::fs::read_to_string(root.join("infra/Makefile")).expect("infra/Makefile");
+    let t = template();
+    for (id, function) in template::resources(&t, "AWS::Serverless::Function") {
+        assert_eq!(function["Metadata"]["BuildMethod"], "makefile", "{id}");
+        assert_eq!(function["Metadata"]["ContextPath"], ".", "{id}: infra/");
+        let target = format!("build-{id}:");
+        let recipe = makefile
+            .split("\n\n")
+            .find(|block| block.lines().any(|l| l.starts_with(&target)))
+            .unwrap_or_else(|| panic!("infra/Makefile has no target {target}"));
+        let call = recipe
+            .split("$(call build_lambda,")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("{target} does not call build_lambda"));
+        let mut args = call.split(',');
+        let (package, bin) = (args.next().unwrap_or(""), args.next().unwrap_or(""));
+        let entry = root.join(format!("services/{package}/src/bin/{bin}.rs"));
+        assert!(
+            entry.is_file(),
+            "{target} builds {}, which is missing",
+            entry.display()
+        );
+    }
+}

@@ -22,7 +22,8 @@ pub mod sns;
 pub mod sqs;
 pub mod transcribe;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 /// The SDK configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL` when set).

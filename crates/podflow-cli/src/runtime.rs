@@ -112,6 +112,7 @@ impl Pipeline {
         let notifier = configured_notifier(
             settings.slack_webhook_url.as_deref(),
             settings.sns_topic_arn.as_deref(),
+            podflow_aws::sdk_config,
         )
         .await?;
         let prompts = QueueSpec::prompts();

@@ -1,12 +1,13 @@
-//! `cargo bench -p podflow-lambda --bench cold_start`: release binary size of every service
-//! and, for the services that run on Lambda, start-to-ready time: from spawning the binary
-//! with a Lambda environment to its first `GET .../invocation/next` on a local stand-in for
-//! the Runtime API (the moment Lambda would hand it an event). Baseline in the same run:
-//! spawning `/bin/true`. Targets: ≤ 10 MB and ≤ 25 ms.
+//! `cargo bench -p podflow-lambda --bench cold_start`: the size of every Lambda function's
+//! `bootstrap` and its start-to-ready time: from spawning it with a Lambda environment to its
+//! first `GET .../invocation/next` on a local stand-in for the Runtime API (the moment Lambda
+//! would hand it an event). Baseline in the same run: spawning `/bin/true`. Targets: ≤ 10 MB
+//! and ≤ 25 ms.
 //!
-//! Builds the binaries first with the `lambda` profile (size-optimised, fat LTO; about
-//! 10 minutes per clean build on 2 cores), or the profile in `PODFLOW_BENCH_PROFILE`
-//! (`release` is what a plain `cargo lambda build --release` gives).
+//! Each function is built exactly as `sam build` builds it, by `infra/Makefile` (cargo-lambda,
+//! the `deploy` profile), but for this machine's architecture (`LAMBDA_ARCH=--x86-64`, or
+//! `PODFLOW_BENCH_ARCH`) so it can be started here. Needs `cargo lambda` (`pip install
+//! cargo-lambda`); a clean build takes about 15 minutes on 2 cores.
 
 use std::{
     io::Read,
@@ -16,22 +17,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-const SERVICES: &[(&str, bool)] = &[
-    ("ingest", true),
-    ("transcode-watcher", true),
-    ("transcriber", true),
-    ("prompt-dispatcher", true),
-    ("bedrock-invoker", true),
-    ("publisher", true),
+/// (the template's function, the `PODFLOW_SERVICE` it sets)
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("IngestFunction", "ingest"),
+    ("TranscodeWatcherFunction", "transcode-watcher"),
+    ("TranscriberFunction", "transcriber"),
+    ("PromptDispatcherFunction", "prompt-dispatcher"),
+    ("BedrockInvokerFunction", "bedrock-invoker"),
+    ("PublisherFunction", "publisher"),
+    ("PublisherNotifyFunction", "publisher-notify"),
 ];
 const RUNS: usize = 15;
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    )
-}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -77,7 +73,12 @@ fn start_to_ready(binary: &Path, service: &str) -> Option<Duration> {
             "arn:aws:iam::1:role/bench-mediaconvert",
         )
         .env("PODFLOW_STACK", "bench")
-        // The publisher's role (its fan-in; the notifier is the same binary).
+        .env(
+            "PODFLOW_LLM_MODEL",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+        )
+        // The publisher's notifier needs somewhere to post.
+        .env("PODFLOW_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:bench")
         .env("PODFLOW_SERVICE", service)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -105,16 +106,37 @@ fn start_to_ready(binary: &Path, service: &str) -> Option<Duration> {
     ready
 }
 
-fn main() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let profile = std::env::var("PODFLOW_BENCH_PROFILE").unwrap_or_else(|_| "lambda".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--profile", &profile]);
-    for (service, _) in SERVICES {
-        build.args(["-p", service]);
+/// Builds `function` with `infra/Makefile` into `out/bootstrap`.
+fn build(root: &Path, function: &str, arch: &str, out: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let status = Command::new("make")
+        .current_dir(root)
+        .args(["--quiet", "-f", "infra/Makefile"])
+        .arg(format!("build-{function}"))
+        .arg(format!("LAMBDA_ARCH={arch}"))
+        .env("ARTIFACTS_DIR", out)
+        .status()
+        .map_err(|e| format!("make: {e}"))?;
+    if !status.success() {
+        return Err(format!("make build-{function} failed ({status})"));
     }
-    let status = build.status().expect("cargo runs");
-    assert!(status.success(), "release build failed");
+    Ok(out.join("bootstrap"))
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let arch = std::env::var("PODFLOW_BENCH_ARCH").unwrap_or_else(|_| "--x86-64".into());
+    let out = std::env::temp_dir().join(format!("podflow-cold-start-{}", std::process::id()));
+    let mut built = Vec::new();
+    for (function, service) in FUNCTIONS {
+        match build(&root, function, &arch, &out.join(function)) {
+            Ok(bootstrap) => built.push((*function, *service, bootstrap)),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    }
 
     let baseline = median(
         (0..RUNS)
@@ -130,38 +152,32 @@ fn main() {
         baseline.as_secs_f64() * 1e3
     );
     println!(
-        "| service | binary | ≤ 10 MB | start-to-ready (median) | ratio to baseline | ≤ 25 ms |"
+        "| function | bootstrap | ≤ 10 MB | start-to-ready (median) | ratio to baseline | ≤ 25 ms |"
     );
     println!("|---|---:|:---:|---:|---:|:---:|");
-    for (service, on_lambda) in SERVICES {
-        let binary = target_dir()
-            .join(if profile == "dev" { "debug" } else { &profile })
-            .join(service);
-        let mb = std::fs::metadata(&binary)
+    for (function, service, bootstrap) in &built {
+        let mb = std::fs::metadata(bootstrap)
             .map(|m| m.len() as f64 / 1e6)
             .unwrap_or(f64::NAN);
         let size_ok = if mb <= 10.0 { "yes" } else { "no" };
-        let (ready, ratio, ready_ok) = if *on_lambda {
-            let samples: Vec<Duration> = (0..RUNS)
-                .filter_map(|_| start_to_ready(&binary, service))
-                .collect();
-            if samples.len() == RUNS {
-                let m = median(samples);
-                (
-                    format!("{:.1} ms", m.as_secs_f64() * 1e3),
-                    format!("{:.1}×", m.as_secs_f64() / baseline.as_secs_f64()),
-                    if m <= Duration::from_millis(25) {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                )
-            } else {
-                ("did not become ready".into(), "–".into(), "no")
-            }
+        let samples: Vec<Duration> = (0..RUNS)
+            .filter_map(|_| start_to_ready(bootstrap, service))
+            .collect();
+        let (ready, ratio, ready_ok) = if samples.len() == RUNS {
+            let m = median(samples);
+            (
+                format!("{:.1} ms", m.as_secs_f64() * 1e3),
+                format!("{:.1}×", m.as_secs_f64() / baseline.as_secs_f64()),
+                if m <= Duration::from_millis(25) {
+                    "yes"
+                } else {
+                    "no"
+                },
+            )
         } else {
-            ("not on Lambda yet".into(), "–".into(), "–")
+            ("did not become ready".into(), "–".into(), "no")
         };
-        println!("| {service} | {mb:.1} MB | {size_ok} | {ready} | {ratio} | {ready_ok} |");
+        println!("| {function} | {mb:.2} MB | {size_ok} | {ready} | {ratio} | {ready_ok} |");
     }
+    let _ = std::fs::remove_dir_all(&out);
 }

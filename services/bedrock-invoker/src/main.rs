@@ -1,5 +1,6 @@
-//! The bedrock-invoker service: a local worker on the prompt FIFO queue, or on Lambda the
-//! consumer of the SQS FIFO prompt queue (partial batch failures).
+//! The bedrock-invoker service locally: a worker on the embedded prompt FIFO queue calling an
+//! OpenAI-compatible server or Bedrock. On Lambda, `bedrock-invoker-lambda` drains the SQS
+//! FIFO prompt queue with the same handler.
 use std::{sync::Arc, time::Duration};
 
 use bedrock_invoker::{
@@ -30,19 +31,12 @@ struct Args {
     model_limits: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// On Lambda: how many instances drain the queue at once (the event source's maximum
-    /// concurrency); each gets this share of every rate limit.
-    #[arg(long, env = "PODFLOW_INVOKER_INSTANCES", default_value_t = 1)]
-    instances: u32,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     podflow_embedded::telemetry::init("info");
     let args = Args::parse();
-    if podflow_lambda::wiring::on_lambda() {
-        return lambda(args).await;
-    }
     let db = Db::open(&args.data_dir)?;
     let spec = QueueSpec::prompts();
     db.declare_queue(&spec)?;
@@ -67,26 +61,4 @@ async fn main() -> anyhow::Result<()> {
     )])
     .await;
     Ok(())
-}
-
-/// On Lambda: the prompt queue's SQS batches, state in DynamoDB, outputs in S3, Bedrock.
-async fn lambda(args: Args) -> anyhow::Result<()> {
-    let aws = podflow_lambda::wiring::AwsWiring::from_env().await?;
-    let limits = LimitsConfig::load_or_default(args.model_limits.as_deref())
-        .map_err(|e| anyhow::anyhow!("model limits: {e}"))?
-        .shared_by(args.instances);
-    let llm = llm_backend("bedrock", "", None, Duration::from_secs(120))
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let handler = InvokeHandler {
-        throttle: Arc::new(Throttle::new(limits, Duration::from_secs(60))),
-        store: aws.store.clone(),
-        blobs: aws.blobs.clone(),
-        llm,
-        retry: RetryPolicy::default(),
-    };
-    let effects = aws.queue_effects(podflow_embedded::queue::PROMPT_QUEUE)?;
-    podflow_lambda::run_sqs(Arc::new(handler), Arc::new(effects))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
 }

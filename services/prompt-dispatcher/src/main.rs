@@ -1,5 +1,6 @@
-//! The prompt-dispatcher service: a local worker over the embedded bus, or on Lambda a
-//! target of the EventBridge rule for EpisodeTranscribed.
+//! The prompt-dispatcher service locally: a worker over the embedded bus turning
+//! EpisodeTranscribed into prompt jobs. On Lambda, `prompt-dispatcher-lambda` runs the same
+//! handler.
 use std::sync::Arc;
 
 use clap::Parser;
@@ -21,9 +22,6 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     podflow_embedded::telemetry::init("info");
     let args = Args::parse();
-    if podflow_lambda::wiring::on_lambda() {
-        return lambda(args).await;
-    }
     let db = Db::open(&args.data_dir)?;
     let spec = QueueSpec::inbox("prompt-dispatcher");
     db.declare_queue(&spec)?;
@@ -38,20 +36,4 @@ async fn main() -> anyhow::Result<()> {
     podflow_embedded::worker::run_until_ctrl_c(vec![Worker::new(db, spec, Arc::new(handler), 2)])
         .await;
     Ok(())
-}
-
-/// On Lambda: EpisodeTranscribed from the podflow bus; jobs to the SQS FIFO prompt queue.
-async fn lambda(args: Args) -> anyhow::Result<()> {
-    let aws = podflow_lambda::wiring::AwsWiring::from_env().await?;
-    let handler = DispatchHandler {
-        store: aws.store.clone(),
-        blobs: aws.blobs.clone(),
-        override_dir: args.prompts_dir,
-        default_model: args.default_model,
-        queue: PROMPT_QUEUE.into(),
-    };
-    let effects = aws.event_effects(PROMPT_QUEUE)?;
-    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
 }

@@ -1,6 +1,6 @@
-//! The publisher service (fan-in and notifier): a local worker over the embedded bus, or
-//! on Lambda one of its two roles, chosen by `PODFLOW_SERVICE` (`publisher`, the target of
-//! the episode-progress rule, or `publisher-notify`, of the announce rule).
+//! The publisher service locally: two workers over the embedded bus, the fan-in (the show's
+//! files, EpisodeSummarized) and the notifier (Slack or SNS). On Lambda,
+//! `publisher-lambda` runs one of the two per function.
 use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
@@ -30,9 +30,6 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     podflow_embedded::telemetry::init("info");
     let args = Args::parse();
-    if podflow_lambda::wiring::on_lambda() {
-        return lambda(args).await;
-    }
     let db = Db::open(&args.data_dir)?;
     let blobs = Arc::new(FileBlobStore::new(&args.data_dir));
     let publish = QueueSpec::inbox("publisher");
@@ -51,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         notifier: notify::configured_notifier(
             args.slack_webhook_url.as_deref(),
             args.sns_topic_arn.as_deref(),
+            podflow_aws::sdk_config,
         )
         .await?,
         link_lifetime: Duration::from_secs(args.link_lifetime_seconds),
@@ -61,38 +59,4 @@ async fn main() -> anyhow::Result<()> {
     ])
     .await;
     Ok(())
-}
-
-/// On Lambda: the store is DynamoDB, files are in S3, and clips are cut by the `ffmpeg` on
-/// `PATH` (the FfmpegLayerArn layer puts it in /opt/bin; without it clips are listed in
-/// clips.json but not cut, and the reason is in the summary's notes).
-async fn lambda(args: Args) -> anyhow::Result<()> {
-    let aws = podflow_lambda::wiring::AwsWiring::from_env().await?;
-    let effects = Arc::new(aws.event_effects(podflow_embedded::queue::PROMPT_QUEUE)?);
-    let role = std::env::var("PODFLOW_SERVICE").unwrap_or_default();
-    let handler: Arc<dyn podflow_core::MessageHandler> = match role.as_str() {
-        "publisher" => Arc::new(PublishHandler {
-            store: aws.store.clone(),
-            blobs: aws.blobs.clone(),
-            clips: Arc::new(Ffmpeg),
-            prices: PriceTable::load(args.prices.as_deref())?,
-        }),
-        "publisher-notify" => Arc::new(notify::NotifyHandler {
-            store: aws.store.clone(),
-            blobs: aws.blobs.clone(),
-            notifier: notify::configured_notifier(
-                args.slack_webhook_url.as_deref(),
-                args.sns_topic_arn.as_deref(),
-            )
-            .await?,
-            link_lifetime: Duration::from_secs(args.link_lifetime_seconds),
-        }),
-        other => anyhow::bail!(
-            "PODFLOW_SERVICE is {other:?}; the publisher runs as `publisher` or \
-             `publisher-notify` (infra/template.yaml sets it)"
-        ),
-    };
-    podflow_lambda::run_eventbridge(handler, effects)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
 }

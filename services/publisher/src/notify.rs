@@ -109,9 +109,11 @@ pub fn notifier_from(webhook_url: Option<&str>) -> Result<Option<Arc<dyn Notifie
 
 /// The notification target from the settings: a Slack webhook (a URL, or `ssm:NAME` /
 /// `secretsmanager:ID` naming one, read once here) or an SNS topic — not both — or none.
+/// `aws` gives the AWS configuration, asked for only when SNS or a secret needs it.
 pub async fn configured_notifier(
     slack_webhook: Option<&str>,
     sns_topic_arn: Option<&str>,
+    aws: impl AsyncFnOnce() -> podflow_aws::SdkConfig,
 ) -> Result<Option<Arc<dyn Notifier>>, NotifyError> {
     fn set(v: Option<&str>) -> Option<&str> {
         v.map(str::trim).filter(|v| !v.is_empty())
@@ -122,12 +124,12 @@ pub async fn configured_notifier(
                 .into(),
         )),
         (None, Some(topic)) => Ok(Some(Arc::new(podflow_aws::sns::SnsNotifier::new(
-            &podflow_aws::sdk_config().await,
+            &aws().await,
             topic,
         )))),
         (Some(webhook), None) => {
             let url = if podflow_aws::secrets::is_reference(webhook) {
-                podflow_aws::secrets::resolve(&podflow_aws::sdk_config().await, webhook)
+                podflow_aws::secrets::resolve(&aws().await, webhook)
                     .await
                     .map_err(|e| NotifyError::Permanent(e.to_string()))?
             } else {

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod model;
 pub mod speakers;
+#[cfg(feature = "whisper")]
 pub mod whisper;
 
 use std::sync::Arc;

@@ -1,11 +1,10 @@
-//! The transcriber service: a local worker over the embedded bus (whisper.cpp), or on
-//! Lambda the target of the EpisodeUploaded and Transcribe state-change rules (Amazon
-//! Transcribe does the work).
+//! The transcriber service locally: a worker over the embedded bus transcribing with
+//! whisper.cpp. On Lambda, `transcriber-lambda` hands the work to Amazon Transcribe.
 use std::sync::Arc;
 
 use clap::Parser;
 use podflow_embedded::{Db, FileBlobStore, QueueSpec, Worker};
-use transcriber::{TranscriberHandler, batch::BatchTranscriberHandler, whisper::WhisperEngine};
+use transcriber::{TranscriberHandler, whisper::WhisperEngine};
 
 #[derive(Parser)]
 #[command(about = "podflow transcriber: EpisodeUploaded → transcript and subtitles")]
@@ -17,9 +16,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     podflow_embedded::telemetry::init("info");
-    if podflow_lambda::wiring::on_lambda() {
-        return lambda().await;
-    }
     let args = Args::parse();
     let db = Db::open(&args.data_dir)?;
     let spec = QueueSpec::inbox("transcriber");
@@ -35,25 +31,4 @@ async fn main() -> anyhow::Result<()> {
     podflow_embedded::worker::run_until_ctrl_c(vec![Worker::new(db, spec, Arc::new(handler), 1)])
         .await;
     Ok(())
-}
-
-/// On Lambda: Amazon Transcribe (`PODFLOW_TRANSCRIBE_LANGUAGE`, default en-US) with speaker
-/// labels, outputs in the episode bucket.
-async fn lambda() -> anyhow::Result<()> {
-    let aws = podflow_lambda::wiring::AwsWiring::from_env().await?;
-    let language =
-        std::env::var("PODFLOW_TRANSCRIBE_LANGUAGE").unwrap_or_else(|_| "en-US".to_owned());
-    let handler = BatchTranscriberHandler {
-        store: aws.store.clone(),
-        blobs: aws.blobs.clone(),
-        jobs: Arc::new(podflow_aws::transcribe::TranscribeJobs::new(
-            &aws.config,
-            &aws.bucket,
-            &language,
-        )),
-    };
-    let effects = aws.event_effects(podflow_embedded::queue::PROMPT_QUEUE)?;
-    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
 }

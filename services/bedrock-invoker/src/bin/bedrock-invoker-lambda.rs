@@ -1,0 +1,41 @@
+//! bedrock-invoker on Lambda: the consumer of the SQS FIFO prompt queue (partial batch
+//! failures), state in DynamoDB, outputs in S3, prompts run by Bedrock Converse.
+//! `PODFLOW_INVOKER_INSTANCES` is the event source's maximum concurrency: each instance
+//! takes that share of every rate limit in `PODFLOW_MODEL_LIMITS` (or the defaults).
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use bedrock_invoker::{
+    InvokeHandler, RetryPolicy,
+    bedrock::BedrockConverse,
+    ratelimit::{LimitsConfig, Throttle},
+};
+use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_lambda::wiring::{AwsWiring, optional_env, parsed_env};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    podflow_embedded::telemetry::init("info");
+    let aws = AwsWiring::from_env()?;
+    let limits_file = optional_env("PODFLOW_MODEL_LIMITS").map(PathBuf::from);
+    let limits = LimitsConfig::load_or_default(limits_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("model limits: {e}"))?
+        .shared_by(parsed_env(
+            "PODFLOW_INVOKER_INSTANCES",
+            1,
+            "a whole number",
+        )?);
+    let handler = InvokeHandler {
+        throttle: Arc::new(Throttle::new(limits, Duration::from_secs(60))),
+        store: aws.store.clone(),
+        blobs: aws.blobs.clone(),
+        llm: Arc::new(BedrockConverse::from_conf(
+            aws_sdk_bedrockruntime::config::Builder::from(&aws.config),
+            Duration::from_secs(120),
+        )),
+        retry: RetryPolicy::default(),
+    };
+    let effects = aws.queue_effects(PROMPT_QUEUE)?;
+    podflow_lambda::run_sqs(Arc::new(handler), Arc::new(effects))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}

@@ -1,0 +1,28 @@
+//! The publisher's fan-in on Lambda: the target of the episode-progress rule. State is read
+//! from DynamoDB, the show's files go to S3 and EpisodeSummarized to the bus. Clips are cut
+//! by the `ffmpeg` on `PATH` (the FfmpegLayerArn layer puts it in /opt/bin; without it clips
+//! are listed in clips.json but not cut, and the reason is in the summary's notes). The
+//! notifier is `publisher-notify-lambda`, its own function so that a Slack outage never
+//! holds back EpisodeSummarized.
+use std::{path::PathBuf, sync::Arc};
+
+use podflow_embedded::{Ffmpeg, queue::PROMPT_QUEUE};
+use podflow_lambda::wiring::{AwsWiring, optional_env};
+use publisher::{PublishHandler, cost::PriceTable};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    podflow_embedded::telemetry::init("info");
+    let aws = AwsWiring::from_env()?;
+    let prices = optional_env("PODFLOW_PRICES").map(PathBuf::from);
+    let handler = PublishHandler {
+        store: aws.store.clone(),
+        blobs: aws.blobs.clone(),
+        clips: Arc::new(Ffmpeg),
+        prices: PriceTable::load(prices.as_deref())?,
+    };
+    let effects = aws.event_effects(PROMPT_QUEUE)?;
+    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}

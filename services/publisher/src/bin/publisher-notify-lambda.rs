@@ -1,0 +1,35 @@
+//! The publisher's notifier on Lambda: the target of the announce rule (EpisodeTranscoded,
+//! EpisodeSummarized). Posts to the Slack webhook in `PODFLOW_SLACK_WEBHOOK_URL` (a URL, or
+//! `ssm:NAME` / `secretsmanager:ID`, read once at start) or to `PODFLOW_SNS_TOPIC_ARN`, with
+//! pre-signed links valid for `PODFLOW_LINK_LIFETIME_SECONDS`.
+use std::{sync::Arc, time::Duration};
+
+use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_lambda::wiring::{AwsWiring, optional_env, parsed_env};
+use publisher::notify::{NotifyHandler, configured_notifier};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    podflow_embedded::telemetry::init("info");
+    let aws = AwsWiring::from_env()?;
+    let notifier = configured_notifier(
+        optional_env("PODFLOW_SLACK_WEBHOOK_URL").as_deref(),
+        optional_env("PODFLOW_SNS_TOPIC_ARN").as_deref(),
+        async || aws.config.clone(),
+    )
+    .await?;
+    let handler = NotifyHandler {
+        store: aws.store.clone(),
+        blobs: aws.blobs.clone(),
+        notifier,
+        link_lifetime: Duration::from_secs(parsed_env(
+            "PODFLOW_LINK_LIFETIME_SECONDS",
+            7 * 24 * 3600,
+            "a number of seconds",
+        )?),
+    };
+    let effects = aws.event_effects(PROMPT_QUEUE)?;
+    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}

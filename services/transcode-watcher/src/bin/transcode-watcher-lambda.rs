@@ -1,0 +1,31 @@
+//! transcode-watcher on Lambda: the target of the EpisodeUploaded and MediaConvert
+//! state-change rules. MediaConvert jobs run with `PODFLOW_MEDIACONVERT_ROLE_ARN` and are
+//! tagged with `PODFLOW_STACK`, so the stack's rule sees only its own jobs' events.
+use std::sync::Arc;
+
+use podflow_aws::mediaconvert::MediaConvertJobs;
+use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_lambda::wiring::{AwsWiring, env, parsed_env};
+use transcode_watcher::mediaconvert::MediaConvertHandler;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    podflow_embedded::telemetry::init("info");
+    let aws = AwsWiring::from_env()?;
+    let handler = MediaConvertHandler {
+        store: aws.store.clone(),
+        blobs: aws.blobs.clone(),
+        jobs: Arc::new(MediaConvertJobs::new(
+            &aws.config,
+            &env("PODFLOW_MEDIACONVERT_ROLE_ARN")?,
+            &aws.bucket,
+        )),
+        bucket: aws.bucket.clone(),
+        bitrate_kbps: parsed_env("PODFLOW_MP3_BITRATE", 128, "a bitrate in kbit/s")?,
+        stack: env("PODFLOW_STACK")?,
+    };
+    let effects = aws.event_effects(PROMPT_QUEUE)?;
+    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
