@@ -4,7 +4,7 @@
 //! [`sqs::SqsQueue`] (FIFO jobs, backoff by visibility, dead letters),
 //! [`dlq::SqsDeadLetterQueue`] (listing and replaying a dead-letter queue),
 //! [`sns::SnsNotifier`] (notifications to an SNS topic), [`mediaconvert::MediaConvertJobs`]
-//! (audio-only MP3 jobs), [`transcribe::TranscribeJobs`]
+//! (audio-only MP3 jobs, over MediaConvert's REST API), [`transcribe::TranscribeJobs`]
 //! (Amazon Transcribe jobs with speaker labels) and [`secrets`] (a setting read
 //! from SSM Parameter Store or Secrets Manager). Tested against moto server on loopback
 //! (`tests/moto.rs`).

@@ -3,14 +3,16 @@
 //! in camelCase, `201 {"job": {...}}` back. Like the service it returns the same job for a
 //! repeated `clientRequestToken`, answers `400 BadRequestException` for a job without a
 //! role, an `s3://` input or an output group, and `429 TooManyRequestsException` for as
-//! many requests as it was told to throttle. It records every job it created.
+//! many requests as it was told to throttle. A request without a SigV4 signature for the
+//! `mediaconvert` service is refused with 403, as the service refuses it. It records every
+//! job it created.
 
 use std::sync::{Arc, Mutex};
 
 use axum::{
     Json, Router,
     extract::State,
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -37,7 +39,27 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     response
 }
 
-async fn create_job(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+async fn create_job(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let signed = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.starts_with("AWS4-HMAC-SHA256 Credential=")
+                && a.contains("/mediaconvert/aws4_request")
+                && a.contains("Signature=")
+        })
+        && headers.contains_key("x-amz-date");
+    if !signed {
+        return error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        );
+    }
     {
         let Ok(mut throttle) = shared.throttle.lock() else {
             return error(
