@@ -79,13 +79,19 @@ fn parse_setting<T: std::str::FromStr>(
 /// of ingest's deployment package, measured. Clients fill in the rest (HTTPS client,
 /// retries, sleep).
 pub fn lambda_sdk_config() -> Result<SdkConfig, WiringError> {
-    Ok(SdkConfig::builder()
+    Ok(sdk_config_with(
+        Region::new(env("AWS_REGION")?),
+        SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()),
+    ))
+}
+
+/// [`lambda_sdk_config`]'s configuration from given parts (a test gives its own).
+pub fn sdk_config_with(region: Region, credentials: SharedCredentialsProvider) -> SdkConfig {
+    SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(env("AWS_REGION")?))
-        .credentials_provider(SharedCredentialsProvider::new(
-            EnvironmentVariableCredentialsProvider::new(),
-        ))
-        .build())
+        .region(region)
+        .credentials_provider(credentials)
+        .build()
 }
 
 /// Clients and adapters shared by every invocation of one function instance.
