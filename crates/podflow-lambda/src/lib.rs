@@ -9,9 +9,10 @@
 //!   other, and an unreadable record is dead-lettered alone.
 //! - [`handle_event`]: one EventBridge event in; an error makes Lambda retry it and then
 //!   hand it to the function's on-failure destination.
-//! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop a service's `main` calls.
+//! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop.
 //! - [`wiring`]: the AWS adapters (DynamoDB, S3, EventBridge, SQS) from the environment
-//!   the template sets.
+//!   the template sets; a function's `main` builds its handler on them and calls
+//!   [`wiring::AwsWiring::serve_events`] or [`wiring::AwsWiring::serve_queue`].
 
 use std::{sync::Arc, time::Duration};
 

@@ -10,7 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use podflow_aws::{
     dynamodb::DynamoEpisodeStore, eventbridge::EventBridgePublisher, s3::S3BlobStore, sqs::SqsQueue,
 };
-use podflow_core::{BlobStore, EpisodeStore};
+use podflow_core::{BlobStore, EpisodeStore, MessageHandler};
 
 use crate::Effects;
 
@@ -34,6 +34,15 @@ pub enum WiringError {
         value: String,
         expected: &'static str,
     },
+}
+
+/// Why a function stopped: its settings, or the Lambda runtime itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Wiring(#[from] WiringError),
+    #[error("the Lambda runtime stopped: {0}")]
+    Runtime(String),
 }
 
 /// A setting the template always gives the function.
@@ -126,7 +135,7 @@ impl AwsWiring {
     /// For an EventBridge rule target: events to the bus, jobs named `job_queue` to
     /// `PODFLOW_PROMPT_QUEUE_URL` (when the function has one), hopeless events to
     /// `PODFLOW_EVENT_DLQ_URL`.
-    pub fn event_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
+    fn event_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
         let mut queue = SqsQueue::new(&self.config).dead_letters_to(&env("PODFLOW_EVENT_DLQ_URL")?);
         if let Ok(url) = env("PODFLOW_PROMPT_QUEUE_URL") {
             queue = queue.with_queue(job_queue, &url);
@@ -141,7 +150,7 @@ impl AwsWiring {
 
     /// For the prompt queue's consumer: retries delayed on `PODFLOW_PROMPT_QUEUE_URL`,
     /// hopeless jobs to `PODFLOW_PROMPT_DLQ_URL`.
-    pub fn queue_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
+    fn queue_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
         let url = env("PODFLOW_PROMPT_QUEUE_URL")?;
         let queue = Arc::new(
             SqsQueue::new(&self.config)
@@ -154,6 +163,32 @@ impl AwsWiring {
             jobs: queue.clone(),
             control: Some(queue),
         })
+    }
+
+    /// Runs `handler` as an EventBridge rule target (see [`AwsWiring::event_effects`]) until
+    /// Lambda ends the process.
+    pub async fn serve_events(
+        &self,
+        job_queue: &str,
+        handler: Arc<dyn MessageHandler>,
+    ) -> Result<(), ServeError> {
+        let effects = Arc::new(self.event_effects(job_queue)?);
+        crate::run_eventbridge(handler, effects)
+            .await
+            .map_err(|e| ServeError::Runtime(e.to_string()))
+    }
+
+    /// Runs `handler` as the consumer of the SQS queue `job_queue` (see
+    /// [`AwsWiring::queue_effects`]) until Lambda ends the process.
+    pub async fn serve_queue(
+        &self,
+        job_queue: &str,
+        handler: Arc<dyn MessageHandler>,
+    ) -> Result<(), ServeError> {
+        let effects = Arc::new(self.queue_effects(job_queue)?);
+        crate::run_sqs(handler, effects)
+            .await
+            .map_err(|e| ServeError::Runtime(e.to_string()))
     }
 }
 

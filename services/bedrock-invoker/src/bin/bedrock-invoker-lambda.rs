@@ -34,8 +34,5 @@ async fn main() -> anyhow::Result<()> {
         )),
         retry: RetryPolicy::default(),
     };
-    let effects = aws.queue_effects(PROMPT_QUEUE)?;
-    podflow_lambda::run_sqs(Arc::new(handler), Arc::new(effects))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    Ok(aws.serve_queue(PROMPT_QUEUE, Arc::new(handler)).await?)
 }

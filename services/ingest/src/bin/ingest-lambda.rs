@@ -20,8 +20,5 @@ async fn main() -> anyhow::Result<()> {
     let handler = UploadHandler {
         service: Arc::new(service),
     };
-    let effects = aws.event_effects(PROMPT_QUEUE)?;
-    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
 }

@@ -24,8 +24,5 @@ async fn main() -> anyhow::Result<()> {
         bitrate_kbps: parsed_env("PODFLOW_MP3_BITRATE", 128, "a bitrate in kbit/s")?,
         stack: env("PODFLOW_STACK")?,
     };
-    let effects = aws.event_effects(PROMPT_QUEUE)?;
-    podflow_lambda::run_eventbridge(Arc::new(handler), Arc::new(effects))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
 }
