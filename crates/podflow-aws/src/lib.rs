@@ -10,7 +10,9 @@
 //! (`tests/moto.rs`).
 //!
 //! Each adapter takes an `aws_config::SdkConfig`, so Lambda functions load it once from
-//! the environment and tests point it at the emulator.
+//! the environment and tests point it at the emulator. MediaConvert, SNS, SSM and Secrets
+//! Manager are called through signed HTTPS requests of podflow's own ([`signed`]: one
+//! operation each, where an SDK client would add its whole API to the function's size).
 
 pub mod dlq;
 pub mod dynamodb;
@@ -18,6 +20,7 @@ pub mod eventbridge;
 pub mod mediaconvert;
 pub mod s3;
 pub mod secrets;
+mod signed;
 pub mod sns;
 pub mod sqs;
 pub mod transcribe;

@@ -5,7 +5,9 @@
 //! or `secretsmanager:` (a secret id or ARN); anything else is the value itself.
 
 use aws_config::SdkConfig;
-use aws_sdk_secretsmanager::error::ProvideErrorMetadata as _;
+use serde_json::json;
+
+use crate::signed::{CallError, SignedHttp};
 
 /// Why a secret could not be read. Names the reference, never the value.
 #[derive(Debug, thiserror::Error)]
@@ -25,30 +27,34 @@ pub fn is_reference(setting: &str) -> bool {
     setting.starts_with("ssm:") || setting.starts_with("secretsmanager:")
 }
 
-/// The value a setting names.
+/// The value a setting names. (GetParameter and GetSecretValue are called over their
+/// awsJson1.1 APIs, see [`crate::signed`].)
 pub async fn resolve(config: &SdkConfig, setting: &str) -> Result<String, SecretError> {
-    let unreadable = |code: Option<&str>, message: Option<&str>| SecretError::Unreadable {
+    let unreadable = |e: CallError| SecretError::Unreadable {
         reference: setting.to_owned(),
-        code: code.unwrap_or("no answer").to_owned(),
-        message: message.unwrap_or("the service did not answer").to_owned(),
+        code: e.code.unwrap_or_else(|| "no answer".to_owned()),
+        message: e.message,
     };
     let value = if let Some(name) = setting.strip_prefix("ssm:") {
-        let out = aws_sdk_ssm::Client::new(config)
-            .get_parameter()
-            .name(name)
-            .with_decryption(true)
-            .send()
+        let out = SignedHttp::new(config)
+            .json_rpc(
+                "ssm",
+                "AmazonSSM.GetParameter",
+                &json!({"Name": name, "WithDecryption": true}),
+            )
             .await
-            .map_err(|e| unreadable(e.code(), e.message()))?;
-        out.parameter.and_then(|p| p.value)
+            .map_err(unreadable)?;
+        out["Parameter"]["Value"].as_str().map(str::to_owned)
     } else if let Some(id) = setting.strip_prefix("secretsmanager:") {
-        let out = aws_sdk_secretsmanager::Client::new(config)
-            .get_secret_value()
-            .secret_id(id)
-            .send()
+        let out = SignedHttp::new(config)
+            .json_rpc(
+                "secretsmanager",
+                "secretsmanager.GetSecretValue",
+                &json!({"SecretId": id}),
+            )
             .await
-            .map_err(|e| unreadable(e.code(), e.message()))?;
-        out.secret_string
+            .map_err(unreadable)?;
+        out["SecretString"].as_str().map(str::to_owned)
     } else {
         return Ok(setting.to_owned());
     };

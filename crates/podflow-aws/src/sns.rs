@@ -1,12 +1,12 @@
-//! An SNS topic as a notification target (the alternative to a Slack webhook).
+//! An SNS topic as a notification target (the alternative to a Slack webhook). Publish is
+//! called over SNS's Query API (see [`crate::signed`]).
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_sns::Client;
 use podflow_core::{Notifier, NotifyError};
 use serde_json::{Value, json};
 
-use crate::{Transience, sdk_failure};
+use crate::{Transience, signed::SignedHttp};
 
 /// SNS caps a subject at 100 characters.
 const SUBJECT_CHARS: usize = 100;
@@ -15,14 +15,14 @@ const SUBJECT_CHARS: usize = 100;
 /// text; SQS, Lambda and HTTP subscribers get the whole message (Block Kit JSON included),
 /// using SNS's per-protocol message structure.
 pub struct SnsNotifier {
-    client: Client,
+    http: SignedHttp,
     topic_arn: String,
 }
 
 impl SnsNotifier {
     pub fn new(config: &SdkConfig, topic_arn: &str) -> Self {
         Self {
-            client: Client::new(config),
+            http: SignedHttp::new(config),
             topic_arn: topic_arn.to_owned(),
         }
     }
@@ -114,20 +114,22 @@ impl Notifier for SnsNotifier {
 
     async fn send(&self, message: &Value) -> Result<(), NotifyError> {
         let (body, subject) = sns_message(message);
-        let result = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message_structure("json")
-            .message(body)
-            .subject(subject)
-            .send()
-            .await;
-        match result {
+        let mut params = vec![
+            ("Action", "Publish"),
+            ("Version", "2010-03-31"),
+            ("TopicArn", self.topic_arn.as_str()),
+            ("MessageStructure", "json"),
+            ("Message", body.as_str()),
+        ];
+        // SNS refuses an empty subject.
+        if !subject.is_empty() {
+            params.push(("Subject", subject.as_str()));
+        }
+        match self.http.query("sns", &params).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let (kind, said) = sdk_failure(&self.describe(), &e);
-                match kind {
+                let said = format!("{}: {e}", self.describe());
+                match e.kind {
                     Transience::Transient => Err(NotifyError::Transient {
                         message: said,
                         retry_after: None,
