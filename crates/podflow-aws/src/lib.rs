@@ -11,7 +11,7 @@
 //!
 //! Each adapter takes an `aws_config::SdkConfig`, so Lambda functions load it once from
 //! the environment and tests point it at the emulator. MediaConvert, SNS, SSM and Secrets
-//! Manager are called through signed HTTPS requests of podflow's own ([`signed`]: one
+//! Manager are called through signed HTTPS requests of podflow's own (`signed`: one
 //! operation each, where an SDK client would add its whole API to the function's size).
 
 pub mod dlq;

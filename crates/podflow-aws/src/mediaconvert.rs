@@ -2,7 +2,7 @@
 //! audio, m4a (or any input MediaConvert reads) → a loudness-normalised CBR MP3.
 //!
 //! Written against MediaConvert's REST-JSON API (`POST /2017-08-29/jobs`, SigV4-signed, see
-//! [`crate::signed`]) rather than with `aws-sdk-mediaconvert`: podflow sends one fixed job
+//! `crate::signed`) rather than with `aws-sdk-mediaconvert`: podflow sends one fixed job
 //! shape and reads back only its id.
 
 use async_trait::async_trait;

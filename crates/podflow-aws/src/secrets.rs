@@ -28,7 +28,7 @@ pub fn is_reference(setting: &str) -> bool {
 }
 
 /// The value a setting names. (GetParameter and GetSecretValue are called over their
-/// awsJson1.1 APIs, see [`crate::signed`].)
+/// awsJson1.1 APIs, see `crate::signed`.)
 pub async fn resolve(config: &SdkConfig, setting: &str) -> Result<String, SecretError> {
     let unreadable = |e: CallError| SecretError::Unreadable {
         reference: setting.to_owned(),

@@ -1,5 +1,5 @@
 //! An SNS topic as a notification target (the alternative to a Slack webhook). Publish is
-//! called over SNS's Query API (see [`crate::signed`]).
+//! called over SNS's Query API (see `crate::signed`).
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
