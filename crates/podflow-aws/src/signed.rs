@@ -274,6 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_are_the_regional_ones_unless_the_configuration_names_one() {
+        let aws = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        assert_eq!(
+            SignedHttp::new(&aws).endpoint("sns"),
+            "https://sns.eu-west-1.amazonaws.com"
+        );
+        let emulator = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:5000/")
+            .build();
+        assert_eq!(
+            SignedHttp::new(&emulator).endpoint("ssm"),
+            "http://127.0.0.1:5000"
+        );
+    }
+
+    #[test]
     fn query_errors_are_read_from_the_xml_answer() {
         // SNS's answer to a Publish to a missing topic.
         let xml = r#"<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">
