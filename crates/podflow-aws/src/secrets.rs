@@ -35,8 +35,9 @@ pub async fn resolve(config: &SdkConfig, setting: &str) -> Result<String, Secret
         code: e.code.unwrap_or_else(|| "no answer".to_owned()),
         message: e.message,
     };
+    let aws = || SignedHttp::new(config);
     let value = if let Some(name) = setting.strip_prefix("ssm:") {
-        let out = SignedHttp::new(config)
+        let out = aws()
             .json_rpc(
                 "ssm",
                 "AmazonSSM.GetParameter",
@@ -46,7 +47,7 @@ pub async fn resolve(config: &SdkConfig, setting: &str) -> Result<String, Secret
             .map_err(unreadable)?;
         out["Parameter"]["Value"].as_str().map(str::to_owned)
     } else if let Some(id) = setting.strip_prefix("secretsmanager:") {
-        let out = SignedHttp::new(config)
+        let out = aws()
             .json_rpc(
                 "secretsmanager",
                 "secretsmanager.GetSecretValue",

@@ -121,7 +121,7 @@ impl Notifier for SnsNotifier {
             ("MessageStructure", "json"),
             ("Message", body.as_str()),
         ];
-        // SNS refuses an empty subject.
+        // A message without a first line goes without a subject rather than an empty one.
         if !subject.is_empty() {
             params.push(("Subject", subject.as_str()));
         }
