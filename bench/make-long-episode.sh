@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A long two-voice episode for the transcription benchmark: MINUTES of espeak-ng speech
-# cycling through a script in a different order each round. Prints the spoken text to
-# OUT.txt beside OUT.
+# cycling through a script in a different order each round, the two voices taking turns.
+# Writes the spoken text to OUT.txt and who spoke when to OUT.turns ("start end voice" in
+# seconds, a line per turn) beside OUT.
 # Usage: bench/make-long-episode.sh MINUTES OUT.m4a
 set -euo pipefail
 minutes=${1:?minutes}
@@ -36,10 +37,13 @@ sentences=(
   "Keep the workflow boring and automatic, and spend your energy on the conversation."
   "Thank you for joining us, and thanks to everyone listening this week."
 )
-voices=(en-us en-gb)
+# Two voices that differ in timbre (en-us and en-gb are one voice with two accents).
+voices=(en-us en-us+Annie)
 : > "$tmp/list.txt"
 : > "$out.txt"
+: > "$out.turns"
 seconds=0
+at=0
 round=0
 i=0
 while [ "$seconds" -lt $((minutes * 60)) ]; do
@@ -52,7 +56,10 @@ while [ "$seconds" -lt $((minutes * 60)) ]; do
     printf "file '%s'\n" "$tmp/$i.wav" >> "$tmp/list.txt"
     printf "%s " "$text" >> "$out.txt"
     len=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$tmp/$i.wav")
-    seconds=$(python3 -c "print(int($seconds + $len + 0.5))")
+    end=$(python3 -c "print(round($at + $len, 3))")
+    printf "%s %s %s\n" "$at" "$end" "$voice" >> "$out.turns"
+    at=$end
+    seconds=$(python3 -c "print(int($end + 0.5))")
     i=$((i + 1))
     [ "$seconds" -ge $((minutes * 60)) ] && break
   done

@@ -9,7 +9,7 @@ use podflow_events::PromptJob;
 use prompt_dispatcher::{ReplayVersion, RerenderError};
 use transcriber::{
     TranscriptFormat,
-    whisper::{WhisperEngine, Windowing},
+    engine::{EngineKind, LocalEngine},
 };
 
 use crate::{
@@ -328,6 +328,7 @@ pub struct TranscribeRequest {
     pub format: TranscriptFormat,
     pub output: Option<PathBuf>,
     pub whisper_model: Option<PathBuf>,
+    pub engine: EngineKind,
     pub window_seconds: f64,
 }
 
@@ -345,7 +346,17 @@ pub async fn transcribe(
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let engine = WhisperEngine::new(request.whisper_model.clone(), data_dir.join("models"));
+    let engine = match LocalEngine::new(
+        request.engine,
+        request.whisper_model.clone(),
+        data_dir.join("models"),
+    ) {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
     let bar = ProgressBar::new(info.duration_seconds.ceil().max(1.0) as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -354,16 +365,12 @@ pub async fn transcribe(
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("transcribing {}", file.display()));
-    let windowing = Windowing {
-        window_seconds: request.window_seconds.max(30.0),
-        ..Windowing::default()
-    };
     let progress = {
         let bar = bar.clone();
         move |done: f64| bar.set_position(done as u64)
     };
     let result = engine
-        .transcribe_with_progress(file, windowing, progress)
+        .transcribe_with_progress(file, request.window_seconds, progress)
         .await;
     bar.finish_and_clear();
     let transcript = match result {

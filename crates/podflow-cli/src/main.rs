@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use prompt_dispatcher::ReplayVersion;
-use transcriber::TranscriptFormat;
+use transcriber::{TranscriptFormat, engine::EngineKind};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,9 @@ struct LlmArgs {
     /// A Whisper model directory (CTranslate2) or ggml file; default: the bundled tiny.en.
     #[arg(long, env = "PODFLOW_WHISPER_MODEL")]
     whisper_model: Option<PathBuf>,
+    /// The local speech engine (default: ctranslate2 where built in, else whisper.cpp).
+    #[arg(long, env = "PODFLOW_WHISPER_ENGINE", value_enum)]
+    engine: Option<EngineKind>,
     #[arg(long, env = "PODFLOW_MP3_BITRATE", default_value_t = 128)]
     mp3_bitrate_kbps: u32,
     /// How many times a prompt is tried before it goes to the dead-letter queue.
@@ -102,6 +105,9 @@ enum Command {
         /// A Whisper model directory (CTranslate2) or ggml file; default: the bundled tiny.en.
         #[arg(long, env = "PODFLOW_WHISPER_MODEL")]
         whisper_model: Option<PathBuf>,
+        /// The local speech engine (default: ctranslate2 where built in, else whisper.cpp).
+        #[arg(long, env = "PODFLOW_WHISPER_ENGINE", value_enum)]
+        engine: Option<EngineKind>,
         /// Seconds of audio decoded at a time (memory stays flat for long episodes).
         #[arg(long, default_value_t = 300.0, hide = true)]
         window_seconds: f64,
@@ -190,6 +196,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         llm_api_key: llm.llm_api_key,
         prompts_dir: llm.prompts_dir,
         whisper_model: llm.whisper_model,
+        engine: llm.engine.unwrap_or_else(EngineKind::default_kind),
         mp3_bitrate_kbps: llm.mp3_bitrate_kbps,
         prompt_attempts: llm.prompt_attempts.max(1),
         model_limits: llm.model_limits,
@@ -213,6 +220,7 @@ async fn main() {
             format,
             output,
             whisper_model,
+            engine,
             window_seconds,
         } => {
             let request = commands::TranscribeRequest {
@@ -220,6 +228,7 @@ async fn main() {
                 format,
                 output,
                 whisper_model,
+                engine: engine.unwrap_or_else(EngineKind::default_kind),
                 window_seconds,
             };
             commands::transcribe(&cli.data_dir, &request).await

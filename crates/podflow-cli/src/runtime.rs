@@ -24,7 +24,10 @@ use publisher::{
 };
 use tokio::{sync::watch, task::JoinHandle};
 use transcode_watcher::TranscodeHandler;
-use transcriber::{TranscriberHandler, whisper::WhisperEngine};
+use transcriber::{
+    TranscriberHandler,
+    engine::{EngineKind, LocalEngine},
+};
 
 /// Settings from flags and environment.
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ pub struct Settings {
     pub llm_api_key: Option<String>,
     pub prompts_dir: Option<PathBuf>,
     pub whisper_model: Option<PathBuf>,
+    pub engine: EngineKind,
     pub mp3_bitrate_kbps: u32,
     pub prompt_attempts: u32,
     /// Per-model rate limits and context sizes (TOML); conservative defaults without it.
@@ -144,10 +148,11 @@ impl Pipeline {
                 Arc::new(TranscriberHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    engine: Arc::new(WhisperEngine::new(
+                    engine: Arc::new(LocalEngine::new(
+                        settings.engine,
                         settings.whisper_model.clone(),
                         settings.data_dir.join("models"),
-                    )),
+                    )?),
                 }),
                 1,
             ),

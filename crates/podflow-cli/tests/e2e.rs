@@ -214,7 +214,12 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     assert_eq!(clips["clips"].as_array().map(Vec::len), Some(2));
     assert_eq!(clips["skipped"][0]["suggestion"], 3);
     assert!(report["outputs"]["files"]["trailer.mp3"].is_string());
-    assert_eq!(report["cost"]["transcription_engine"], "whisper.cpp");
+    let local_engine = if cfg!(feature = "ctranslate2") {
+        "ctranslate2"
+    } else {
+        "whisper.cpp"
+    };
+    assert_eq!(report["cost"]["transcription_engine"], local_engine);
     assert!(
         report["cost"]["models"][0]["input_tokens"]
             .as_u64()

@@ -2,7 +2,14 @@
 //! EpisodeTranscribed (or TranscriptionFailed). The transcription is keyed by the audio's
 //! hash and the model's, so the same audio is never transcribed twice.
 
+pub mod audio;
 pub mod batch;
+#[cfg(feature = "whisper")]
+pub mod engine;
+#[cfg(feature = "ctranslate2")]
+pub mod ct2;
+#[cfg(feature = "ctranslate2")]
+pub mod mel;
 pub mod model;
 pub mod speakers;
 #[cfg(feature = "whisper")]

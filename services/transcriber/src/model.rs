@@ -171,6 +171,23 @@ pub fn prepare(
     })
 }
 
+/// Name (`tiny.en`) and fingerprint (SHA-256 of `model.bin`) of a CTranslate2 model
+/// directory, for an engine that loads the directory as it is.
+pub fn identify(dir: &Path) -> Result<(String, String), ModelError> {
+    let model_bin = dir.join("model.bin");
+    if !model_bin.is_file() {
+        return Err(ModelError::Invalid {
+            path: dir.to_owned(),
+            message: "is not a CTranslate2 model directory (no model.bin)".into(),
+        });
+    }
+    let fingerprint = sha256_file(&model_bin).map_err(|source| ModelError::Io {
+        path: model_bin.clone(),
+        source,
+    })?;
+    Ok((Ct2Model::read(&model_bin)?.model_name(), fingerprint))
+}
+
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
@@ -434,7 +451,7 @@ fn write_tensor(out: &mut impl Write, t: &Tensor<'_>) -> std::io::Result<()> {
 
 /// GPT-2's reversible byte ↔ printable-character table, inverted: the vocabulary file
 /// spells token bytes as characters; ggml wants the raw bytes.
-fn unicode_to_byte() -> HashMap<char, u8> {
+pub(crate) fn unicode_to_byte() -> HashMap<char, u8> {
     let mut printable: Vec<u32> = (u32::from('!')..=u32::from('~'))
         .chain(u32::from('¡')..=u32::from('¬'))
         .chain(u32::from('®')..=u32::from('ÿ'))

@@ -11,7 +11,7 @@ use podflow_core::{
     diarization::{TrueTurn, speaker_accuracy},
     transcript::Transcript,
 };
-use transcriber::whisper::WhisperEngine;
+use transcriber::engine::{EngineKind, LocalEngine};
 
 const TESTDATA: &str = "/usr/share/pocketsphinx/test/data";
 
@@ -109,7 +109,9 @@ fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
 async fn transcribe(dir: &Path, audio: &Path) -> Transcript {
     // One converted model for all tests of this binary.
     let models = std::env::temp_dir().join("podflow-test-models");
-    WhisperEngine::new(None, models)
+    // The default engine: what users get.
+    LocalEngine::new(EngineKind::default_kind(), None, models)
+        .expect("default engine is built in")
         .transcribe(audio)
         .await
         .unwrap_or_else(|e| panic!("transcribing {}: {e}", dir.display()))

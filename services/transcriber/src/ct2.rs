@@ -1,0 +1,615 @@
+//! Local speech-to-text with CTranslate2 (through `ct2rs`), the engine faster-whisper runs
+//! on, with the CTranslate2 model directory loaded as it is (int8 at load time).
+//!
+//! The long-form loop is ours and follows faster-whisper's: 30-second windows over a
+//! stream of samples, each decoded once with beam search and again at rising temperatures
+//! when its text looks wrong (compression ratio, mean log-probability); the next window
+//! starts at the last timestamp the model closed, so no sentence is cut; the previous
+//! windows' tokens condition the next; windows the model calls non-speech are skipped.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, OnceLock},
+};
+
+use async_trait::async_trait;
+use ct2rs::sys::{ComputeType, Config, Device, StorageView, Whisper, WhisperOptions};
+use podflow_core::{
+    SpeechError, SpeechToText,
+    transcript::{TimedWord, Transcript, TranscriptSegment},
+};
+
+use crate::{
+    audio::{AudioStream, SAMPLE_RATE, SILENCE_PEAK, is_non_speech},
+    mel::LogMel,
+    model,
+    speakers::{SegmentVoice, VoicePrinter, assign_speakers},
+};
+
+/// Mel frames per window (30 s) and samples per frame.
+const WINDOW_FRAMES: usize = 3000;
+const HOP: usize = 160;
+/// Seconds per timestamp token, and mel frames per timestamp step.
+const TIME_PRECISION: f64 = 0.02;
+const FRAMES_PER_TIMESTAMP: usize = 2;
+/// faster-whisper's defaults, which its word error rates were measured with.
+const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+const COMPRESSION_RATIO_LIMIT: f64 = 2.4;
+const LOG_PROB_LIMIT: f64 = -1.0;
+const NO_SPEECH_LIMIT: f32 = 0.6;
+const MAX_LENGTH: usize = 448;
+/// At most this many previous tokens condition a window (half the decoder's context).
+const PROMPT_TOKENS: usize = MAX_LENGTH / 2 - 1;
+
+/// Token ids and spellings of the model's vocabulary (`vocabulary.txt`).
+struct Vocabulary {
+    tokens: Vec<String>,
+    eot: usize,
+    sot: usize,
+    timestamp_begin: usize,
+    byte_of: std::collections::HashMap<char, u8>,
+}
+
+impl Vocabulary {
+    fn read(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("vocabulary.txt");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let tokens: Vec<String> = text.lines().map(str::to_owned).collect();
+        let find = |t: &str| {
+            tokens
+                .iter()
+                .position(|x| x == t)
+                .ok_or_else(|| format!("{} lacks the token {t}", path.display()))
+        };
+        Ok(Self {
+            eot: find("<|endoftext|>")?,
+            sot: find("<|startoftranscript|>")?,
+            timestamp_begin: find("<|0.00|>")?,
+            byte_of: model::unicode_to_byte(),
+            tokens,
+        })
+    }
+
+    /// The text of `ids`, special and timestamp tokens left out.
+    fn text(&self, ids: &[usize]) -> String {
+        let bytes: Vec<u8> = ids
+            .iter()
+            .filter(|&&id| id < self.eot)
+            .filter_map(|&id| self.tokens.get(id))
+            .flat_map(|t| t.chars().filter_map(|c| self.byte_of.get(&c).copied()))
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Does the token start a new word (its spelling begins with a space, `Ġ`)?
+    fn starts_word(&self, id: usize) -> bool {
+        self.spelling(id).starts_with('Ġ')
+    }
+
+    fn spelling(&self, id: usize) -> &str {
+        self.tokens.get(id).map_or("", String::as_str)
+    }
+}
+
+struct LoadedModel {
+    whisper: Whisper,
+    vocabulary: Vocabulary,
+    mel: LogMel,
+    name: String,
+    fingerprint: String,
+}
+
+/// Whisper through CTranslate2. The model is loaded on first use, as for whisper.cpp.
+pub struct Ct2Engine {
+    source: Option<PathBuf>,
+    beams: usize,
+    loaded: OnceLock<Result<Arc<LoadedModel>, String>>,
+}
+
+impl Ct2Engine {
+    /// `source`: a CTranslate2 model directory (default: [`model::locate`]).
+    pub fn new(source: Option<PathBuf>) -> Self {
+        Self {
+            source,
+            beams: std::env::var("PODFLOW_WHISPER_BEAM")
+                .ok()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(5),
+            loaded: OnceLock::new(),
+        }
+    }
+
+    fn load(&self) -> Result<&Arc<LoadedModel>, SpeechError> {
+        self.loaded
+            .get_or_init(|| {
+                let dir = match &self.source {
+                    Some(p) => p.clone(),
+                    None => model::locate().map_err(|e| e.to_string())?,
+                };
+                let (name, fingerprint) = model::identify(&dir).map_err(|e| e.to_string())?;
+                let vocabulary = Vocabulary::read(&dir)?;
+                let config = Config {
+                    device: Device::CPU,
+                    compute_type: ComputeType::INT8,
+                    // One thread. This CTranslate2 is built without OpenMP (MKL's sequential
+                    // kernels), and its fallback thread pool synchronises on every small
+                    // operation: on 2 cores, two threads made 446,000 futex calls for
+                    // 2 minutes of audio and took 21 s against 13.5 s on one.
+                    num_threads_per_replica: 1,
+                    ..Config::default()
+                };
+                let whisper = Whisper::new(&dir, config).map_err(|e| {
+                    format!(
+                        "CTranslate2 could not load {} ({e}); point PODFLOW_WHISPER_MODEL at a CTranslate2 Whisper directory",
+                        dir.display()
+                    )
+                })?;
+                let mel = LogMel::new(whisper.n_mels());
+                Ok(Arc::new(LoadedModel {
+                    whisper,
+                    vocabulary,
+                    mel,
+                    name,
+                    fingerprint: format!("{fingerprint}-ct2-int8"),
+                }))
+            })
+            .as_ref()
+            .map_err(|e| SpeechError::Engine(e.clone()))
+    }
+
+    /// Transcribes a window at a time; `progress` hears the seconds of audio done so far.
+    pub async fn transcribe_with_progress(
+        &self,
+        audio: &Path,
+        progress: impl Fn(f64) + Send + 'static,
+    ) -> Result<Transcript, SpeechError> {
+        let loaded = self.load()?.clone();
+        let model = loaded.name.clone();
+        let beams = self.beams;
+        let path = audio.to_owned();
+        let (segments, duration) = tokio::task::spawn_blocking(move || {
+            transcribe_stream(&loaded, &path, beams, &progress)
+        })
+        .await
+        .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
+        if duration < 0.1 {
+            return Err(SpeechError::Audio(format!(
+                "{} holds no audio to transcribe",
+                audio.display()
+            )));
+        }
+        Ok(Transcript {
+            language: "en".into(),
+            duration_seconds: duration,
+            engine: self.engine().into(),
+            model,
+            segments,
+        })
+    }
+}
+
+#[async_trait]
+impl SpeechToText for Ct2Engine {
+    fn engine(&self) -> &str {
+        "ctranslate2"
+    }
+
+    fn model(&self) -> &str {
+        self.load().map_or("unavailable", |m| m.name.as_str())
+    }
+
+    fn model_fingerprint(&self) -> &str {
+        self.load().map_or("unavailable", |m| m.fingerprint.as_str())
+    }
+
+    fn prepare(&self) -> Result<(), SpeechError> {
+        self.load().map(|_| ())
+    }
+
+    async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
+        let name = audio.display().to_string();
+        self.transcribe_with_progress(audio, move |done| {
+            tracing::info!(audio = %name, seconds_done = done, "transcribing");
+        })
+        .await
+    }
+}
+
+/// One decoding of a window.
+struct Decoded {
+    tokens: Vec<usize>,
+    avg_log_prob: f64,
+    compression_ratio: f64,
+    no_speech_prob: f32,
+    temperature: f32,
+}
+
+/// zlib's compression ratio of the text: high for the loops Whisper falls into.
+fn compression_ratio(text: &str) -> f64 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let compressed = miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 6);
+    text.len() as f64 / compressed.len().max(1) as f64
+}
+
+/// Decodes one window's encoder output: beam search, then sampling at rising temperatures
+/// while the text looks wrong; the best attempt wins if none passes.
+fn decode_with_fallback(
+    model: &LoadedModel,
+    encoded: &StorageView,
+    prompt: &[String],
+    beams: usize,
+) -> Result<Decoded, SpeechError> {
+    let mut attempts: Vec<Decoded> = Vec::new();
+    for temperature in TEMPERATURES {
+        let options = if temperature > 0.0 {
+            WhisperOptions {
+                beam_size: 1,
+                num_hypotheses: 5,
+                sampling_topk: 0,
+                sampling_temperature: temperature,
+                ..options()
+            }
+        } else {
+            WhisperOptions {
+                beam_size: beams.max(1),
+                patience: 1.0,
+                num_hypotheses: 1,
+                ..options()
+            }
+        };
+        let results = model
+            .whisper
+            .generate(encoded, &[prompt.to_vec()], &options)
+            .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
+        let Some(result) = results.into_iter().next() else {
+            return Err(SpeechError::Engine("CTranslate2 returned no result".into()));
+        };
+        let Some(tokens) = result.sequences_ids.into_iter().next() else {
+            return Err(SpeechError::Engine("CTranslate2 returned no sequence".into()));
+        };
+        let score = result.scores.first().copied().unwrap_or(f32::NEG_INFINITY) as f64;
+        // CTranslate2 returns the log-probability divided by length (length penalty 1);
+        // faster-whisper averages over length + 1 (the end token).
+        let cumulative = score * tokens.len() as f64;
+        let attempt = Decoded {
+            avg_log_prob: cumulative / (tokens.len() + 1) as f64,
+            compression_ratio: compression_ratio(&model.vocabulary.text(&tokens)),
+            no_speech_prob: result.no_speech_prob,
+            temperature,
+            tokens,
+        };
+        let silent =
+            attempt.no_speech_prob > NO_SPEECH_LIMIT && attempt.avg_log_prob < LOG_PROB_LIMIT;
+        let looks_right = attempt.compression_ratio <= COMPRESSION_RATIO_LIMIT
+            && attempt.avg_log_prob >= LOG_PROB_LIMIT;
+        if silent || looks_right {
+            return Ok(attempt);
+        }
+        attempts.push(attempt);
+    }
+    // Prefer attempts that are not loops, then the most probable.
+    let best = attempts
+        .into_iter()
+        .max_by(|a, b| {
+            let key = |d: &Decoded| (d.compression_ratio <= COMPRESSION_RATIO_LIMIT, d.avg_log_prob);
+            let (ka, kb) = (key(a), key(b));
+            ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+        })
+        .ok_or_else(|| SpeechError::Engine("no decoding attempt".into()))?;
+    Ok(best)
+}
+
+fn options() -> WhisperOptions {
+    WhisperOptions {
+        length_penalty: 1.0,
+        repetition_penalty: 1.0,
+        no_repeat_ngram_size: 0,
+        max_length: MAX_LENGTH,
+        return_scores: true,
+        return_no_speech_prob: true,
+        max_initial_timestamp_index: 50,
+        suppress_blank: true,
+        suppress_tokens: vec![-1],
+        ..WhisperOptions::default()
+    }
+}
+
+/// A piece of a window's tokens between two timestamps, times in seconds from the window's
+/// start.
+#[derive(Debug, PartialEq)]
+pub struct TokenSpan {
+    pub start: f64,
+    pub end: f64,
+    pub tokens: Vec<usize>,
+}
+
+/// Splits a window's tokens on its timestamp pairs and says how many mel frames the next
+/// window starts after: the last closed timestamp, or the whole window when the text ended
+/// cleanly (a single timestamp) or carried none.
+pub fn split_on_timestamps(
+    tokens: &[usize],
+    timestamp_begin: usize,
+    window_frames: usize,
+) -> (Vec<TokenSpan>, usize) {
+    let is_ts = |t: usize| t >= timestamp_begin;
+    let time = |t: usize| (t - timestamp_begin) as f64 * TIME_PRECISION;
+    let single_ending = tokens.len() >= 2
+        && !is_ts(tokens[tokens.len() - 2])
+        && is_ts(tokens[tokens.len() - 1]);
+    let pairs: Vec<usize> = (1..tokens.len())
+        .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
+        .collect();
+    if pairs.is_empty() {
+        let window_seconds = window_frames as f64 * HOP as f64 / SAMPLE_RATE as f64;
+        let end = match tokens.iter().rev().find(|&&t| is_ts(t)) {
+            Some(&t) if t != timestamp_begin => time(t),
+            _ => window_seconds,
+        };
+        return (
+            vec![TokenSpan {
+                start: 0.0,
+                end,
+                tokens: tokens.to_vec(),
+            }],
+            window_frames,
+        );
+    }
+    let mut cuts = pairs;
+    if single_ending {
+        cuts.push(tokens.len());
+    }
+    let mut spans = Vec::new();
+    let mut from = 0;
+    for &to in &cuts {
+        let piece = &tokens[from..to];
+        if let (Some(&first), Some(&last)) = (piece.first(), piece.last()) {
+            if is_ts(first) && is_ts(last) {
+                spans.push(TokenSpan {
+                    start: time(first),
+                    end: time(last),
+                    tokens: piece.to_vec(),
+                });
+            }
+        }
+        from = to;
+    }
+    let advance = if single_ending {
+        window_frames
+    } else {
+        (tokens[from - 1] - timestamp_begin) * FRAMES_PER_TIMESTAMP
+    };
+    (spans, advance.clamp(1, window_frames))
+}
+
+/// Encoder frames per second (the cross-attention's time axis).
+const ALIGNMENT_FRAMES_PER_SECOND: f64 = 50.0;
+
+/// Word times for each span, from CTranslate2's alignment of the text tokens to the audio
+/// (dynamic time warping over the cross-attention heads the model lists): a word starts
+/// where its first token starts and ends where the next word starts.
+fn word_times(
+    model: &LoadedModel,
+    encoded: &StorageView,
+    spans: &[TokenSpan],
+    frames: usize,
+    sot_sequence: &[usize],
+) -> Result<Vec<Vec<TimedWord>>, SpeechError> {
+    let vocabulary = &model.vocabulary;
+    let per_span: Vec<Vec<usize>> = spans
+        .iter()
+        .map(|s| s.tokens.iter().copied().filter(|&t| t < vocabulary.eot).collect())
+        .collect();
+    let text: Vec<usize> = per_span.iter().flatten().copied().collect();
+    if text.is_empty() {
+        return Ok(vec![Vec::new(); spans.len()]);
+    }
+    let aligned = model
+        .whisper
+        .align(encoded, sot_sequence, std::slice::from_ref(&text), &[frames], 7)
+        .map_err(|e| SpeechError::Engine(format!("CTranslate2 alignment: {e}")))?;
+    // The time each token starts: the first frame the path reaches it.
+    let mut token_start: Vec<f64> = Vec::with_capacity(text.len() + 1);
+    let mut last = None;
+    for step in aligned.first().map(|a| a.alignments.as_slice()).unwrap_or(&[]) {
+        if last != Some(step.token_x) {
+            token_start.push(step.frame_x as f64 / ALIGNMENT_FRAMES_PER_SECOND);
+            last = Some(step.token_x);
+        }
+    }
+    let time = |i: usize| token_start.get(i).or(token_start.last()).copied();
+    let mut out = Vec::with_capacity(spans.len());
+    let mut at = 0; // index of the span's first token in `text`
+    for tokens in &per_span {
+        let mut words: Vec<(usize, usize)> = Vec::new(); // token ranges
+        for (i, &t) in tokens.iter().enumerate() {
+            match words.last_mut() {
+                Some(w) if !vocabulary.starts_word(t) => w.1 = i + 1,
+                _ => words.push((i, i + 1)),
+            }
+        }
+        let timed = words
+            .into_iter()
+            .filter_map(|(from, to)| {
+                let text = vocabulary.text(&tokens[from..to]).trim().to_owned();
+                let (start, end) = (time(at + from)?, time(at + to)?);
+                (!text.is_empty()).then_some(TimedWord {
+                    start,
+                    end: end.max(start),
+                    text,
+                })
+            })
+            .collect();
+        out.push(timed);
+        at += tokens.len();
+    }
+    Ok(out)
+}
+
+fn transcribe_stream(
+    model: &LoadedModel,
+    path: &Path,
+    beams: usize,
+    progress: &dyn Fn(f64),
+) -> Result<(Vec<TranscriptSegment>, f64), SpeechError> {
+    let window_samples = WINDOW_FRAMES * HOP;
+    let mut stream = AudioStream::open(path)?;
+    // Samples from `buffer_start` on; only the current window is kept.
+    let mut buffer: Vec<f32> = Vec::with_capacity(window_samples * 2);
+    let mut buffer_start = 0usize;
+    let mut ended = false;
+    let mut seek = 0usize; // in mel frames
+    let mut segments: Vec<TranscriptSegment> = Vec::new();
+    let printer = VoicePrinter::new();
+    let mut voices: Vec<SegmentVoice> = Vec::new();
+    // Tokens that may condition the next window.
+    let mut context: Vec<usize> = Vec::new();
+    // English-only models start with <|startoftranscript|> alone; multilingual ones are
+    // told the language and the task.
+    let mut sot_sequence = vec![model.vocabulary.sot];
+    if model.whisper.is_multilingual() {
+        sot_sequence.extend(["<|en|>", "<|transcribe|>"].iter().filter_map(|t| {
+            model.vocabulary.tokens.iter().position(|x| x == t)
+        }));
+    }
+    loop {
+        let from = seek * HOP;
+        buffer.drain(..from.saturating_sub(buffer_start).min(buffer.len()));
+        buffer_start = buffer_start.max(from);
+        if !ended {
+            let wanted = window_samples.saturating_sub(buffer.len());
+            ended = stream.read_into(&mut buffer, wanted)? < wanted;
+        }
+        let frames = (buffer.len() / HOP).min(WINDOW_FRAMES);
+        if frames == 0 {
+            break;
+        }
+        let window = &buffer[..frames * HOP];
+        let offset = buffer_start as f64 / SAMPLE_RATE as f64;
+        if window.iter().all(|x| x.abs() < SILENCE_PEAK) {
+            seek += frames;
+            progress(seek as f64 * HOP as f64 / SAMPLE_RATE as f64);
+            continue;
+        }
+        let mut features = model.mel.window(window, WINDOW_FRAMES);
+        let shape = [1, model.mel.n_mels(), WINDOW_FRAMES];
+        let view = StorageView::new(&shape, &mut features, Device::CPU)
+            .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
+        let encoded = model
+            .whisper
+            .encode(&view, false)
+            .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
+        let mut prompt: Vec<String> = Vec::new();
+        if !context.is_empty() {
+            prompt.push("<|startofprev|>".into());
+            let skip = context.len().saturating_sub(PROMPT_TOKENS);
+            prompt.extend(
+                context[skip..]
+                    .iter()
+                    .map(|&t| model.vocabulary.spelling(t).to_owned()),
+            );
+        }
+        prompt.extend(sot_sequence.iter().map(|&t| model.vocabulary.spelling(t).to_owned()));
+        let decoded = decode_with_fallback(model, &encoded, &prompt, beams)?;
+        if decoded.no_speech_prob > NO_SPEECH_LIMIT && decoded.avg_log_prob < LOG_PROB_LIMIT {
+            seek += frames;
+            progress(seek as f64 * HOP as f64 / SAMPLE_RATE as f64);
+            continue;
+        }
+        let (spans, advance) =
+            split_on_timestamps(&decoded.tokens, model.vocabulary.timestamp_begin, frames);
+        let window_end = frames as f64 * HOP as f64 / SAMPLE_RATE as f64;
+        let words = word_times(model, &encoded, &spans, frames, &sot_sequence)?;
+        for (span, words) in spans.iter().zip(words) {
+            let text = model.vocabulary.text(&span.tokens).trim().to_owned();
+            let end = span.end.min(window_end);
+            if span.start >= end || is_non_speech(&text) {
+                continue;
+            }
+            let at = |t: f64| ((t * SAMPLE_RATE as f64) as usize).min(window.len());
+            voices.push(SegmentVoice {
+                print: printer.print(&window[at(span.start)..at(end)]),
+                seconds: end - span.start,
+            });
+            segments.push(TranscriptSegment {
+                start: offset + span.start,
+                end: offset + end,
+                speaker: None,
+                text,
+                words: words
+                    .into_iter()
+                    .map(|w| TimedWord {
+                        start: offset + w.start.min(end),
+                        end: offset + w.end.min(end),
+                        text: w.text,
+                    })
+                    .collect(),
+            });
+        }
+        if decoded.temperature > 0.5 {
+            // A window decoded at a high temperature is a poor guide for the next.
+            context.clear();
+        } else {
+            context.extend(spans.iter().flat_map(|s| s.tokens.iter().copied()));
+        }
+        seek += advance;
+        progress(seek as f64 * HOP as f64 / SAMPLE_RATE as f64);
+    }
+    stream.finish()?;
+    if let Some(labels) = assign_speakers(&voices) {
+        for (segment, label) in segments.iter_mut().zip(labels) {
+            segment.speaker = Some(format!("spk_{label}"));
+        }
+    }
+    let duration = (buffer_start + buffer.len()) as f64 / SAMPLE_RATE as f64;
+    Ok((segments, duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TS: usize = 50363; // <|0.00|> in tiny.en
+
+    #[test]
+    fn tokens_split_on_timestamp_pairs_and_seek_to_the_last_closed_one() {
+        // <|0.00|> a b <|1.00|><|1.20|> c <|2.40|><|2.60|> d   (unfinished last sentence)
+        let tokens = [TS, 1, 2, TS + 50, TS + 60, 3, TS + 120, TS + 130, 4];
+        let (spans, advance) = split_on_timestamps(&tokens, TS, 3000);
+        let times: Vec<_> = spans.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(times, [(0.0, 1.0), (1.2, 2.4)]);
+        assert_eq!(spans[1].tokens, [TS + 60, 3, TS + 120]);
+        // The unfinished "d" is decoded again from 2.40 s (frame 240).
+        assert_eq!(advance, 240);
+    }
+
+    #[test]
+    fn a_clean_ending_moves_on_a_whole_window() {
+        // <|0.00|> a <|1.00|><|1.20|> b <|3.00|>   (single timestamp at the end)
+        let tokens = [TS, 1, TS + 50, TS + 60, 2, TS + 150];
+        let (spans, advance) = split_on_timestamps(&tokens, TS, 3000);
+        let times: Vec<_> = spans.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(times, [(0.0, 1.0), (1.2, 3.0)]);
+        assert_eq!(advance, 3000);
+    }
+
+    #[test]
+    fn text_without_pairs_is_one_span_to_its_last_timestamp() {
+        let (spans, advance) = split_on_timestamps(&[TS, 1, 2, TS + 100], TS, 1500);
+        assert_eq!(spans.len(), 1);
+        assert_eq!((spans[0].start, spans[0].end), (0.0, 2.0));
+        assert_eq!(advance, 1500);
+        let (spans, _) = split_on_timestamps(&[1, 2], TS, 1500);
+        assert_eq!((spans[0].start, spans[0].end), (0.0, 15.0));
+    }
+
+    #[test]
+    fn repetitive_text_compresses_well() {
+        let normal = "So today we talk about how podcasts get made, from the first idea to the upload.";
+        let looped = "the the the the the the the the the the the the the the the the the the the";
+        assert!(compression_ratio(normal) < COMPRESSION_RATIO_LIMIT);
+        assert!(compression_ratio(looped) > COMPRESSION_RATIO_LIMIT);
+    }
+}
