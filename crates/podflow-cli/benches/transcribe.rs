@@ -280,7 +280,11 @@ fn main() {
             let (text, speakers) = if is_podflow {
                 let transcript: Transcript =
                     serde_json::from_str(&out).expect("podflow prints transcript.json");
-                let text: Vec<&str> = transcript.segments.iter().map(|s| s.text.as_str()).collect();
+                let text: Vec<&str> = transcript
+                    .segments
+                    .iter()
+                    .map(|s| s.text.as_str())
+                    .collect();
                 let speakers = (!input.turns.is_empty())
                     .then(|| speaker_accuracy(&transcript.segments, &input.turns));
                 (text.join(" "), speakers)
@@ -322,6 +326,9 @@ fn main() {
     );
     println!("|---|---|---:|---:|");
     for (name, engine, ratio, wer_diff) in ratios {
-        println!("| {name} | {engine} | {ratio:.2}× | {:+.2} |", wer_diff * 100.0);
+        println!(
+            "| {name} | {engine} | {ratio:.2}× | {:+.2} |",
+            wer_diff * 100.0
+        );
     }
 }

@@ -1,12 +1,12 @@
-//! Audio in for both engines: ffmpeg's 16 kHz mono samples as a stream, and what counts as
-//! no speech.
+//! Audio in for both engines: ffmpeg's 16 kHz mono samples as a stream, what counts as
+//! no speech, and fitting segment times to the speech they hold.
 
 use std::{
     io::Read,
     path::{Path, PathBuf},
 };
 
-use podflow_core::SpeechError;
+use podflow_core::{SpeechError, transcript::TranscriptSegment};
 
 pub const SAMPLE_RATE: usize = 16_000;
 
@@ -95,9 +95,146 @@ pub fn is_non_speech(text: &str) -> bool {
             && !t[1..t.len() - 1].contains(['[', '('])
 }
 
+/// 20 ms loudness frames for [`fit_to_speech`].
+const LOUDNESS_FRAME: usize = SAMPLE_RATE / 50;
+/// A frame 30 dB below the segment's loudest is quiet.
+const QUIET_RATIO: f32 = 0.03;
+/// Quiet shorter than this is a gap between words, not a pause (frames).
+const PAUSE_FRAMES: usize = 15;
+/// Margin kept around the speech, in seconds: captions should not clip a word's edge.
+const SPEECH_PAD: f64 = 0.1;
+
+/// Moves a segment's edges in to where its speech is. Whisper's timestamps often run on
+/// through the pause after a sentence into the next one's first syllable (2 s after a
+/// LibriVox clip, both engines), or start in the pause before; a caption or clip cut on
+/// them hangs over silence. The segment's audio is split into stretches of speech at
+/// pauses (0.3 s of frames 30 dB below its loudest); the segment then ends with the
+/// stretch in which its last word starts and begins with the one in which its first word
+/// ends (the first and last stretch when it has no words), keeping `SPEECH_PAD`, and its
+/// words are kept inside. `samples` start at `samples_start` seconds; a segment without
+/// sound is left as it is.
+pub fn fit_to_speech(segment: &mut TranscriptSegment, samples: &[f32], samples_start: f64) {
+    let at =
+        |t: f64| (((t - samples_start).max(0.0) * SAMPLE_RATE as f64) as usize).min(samples.len());
+    let (from, to) = (at(segment.start), at(segment.end));
+    if from >= to {
+        return;
+    }
+    let loudness: Vec<f32> = samples[from..to]
+        .chunks(LOUDNESS_FRAME)
+        .map(|f| (f.iter().map(|x| x * x).sum::<f32>() / f.len() as f32).sqrt())
+        .collect();
+    let loudest = loudness.iter().copied().fold(0.0, f32::max);
+    if loudest < SILENCE_PEAK {
+        return;
+    }
+    // Stretches of speech as frame ranges, bridging gaps shorter than a pause.
+    let mut stretches: Vec<(usize, usize)> = Vec::new();
+    for (i, r) in loudness.iter().enumerate() {
+        if *r < loudest * QUIET_RATIO {
+            continue;
+        }
+        match stretches.last_mut() {
+            Some(last) if i - last.1 < PAUSE_FRAMES => last.1 = i + 1,
+            _ => stretches.push((i, i + 1)),
+        }
+    }
+    let frame_time = |frame: usize| {
+        samples_start + (from + (frame * LOUDNESS_FRAME).min(to - from)) as f64 / SAMPLE_RATE as f64
+    };
+    let first_word_end = segment.words.first().map(|w| w.end);
+    let last_word_start = segment.words.last().map(|w| w.start);
+    let (Some(&head), Some(&tail)) = (stretches.first(), stretches.last()) else {
+        return;
+    };
+    // A word's time may be a frame or two off its audio: 0.1 s of slack.
+    let opening = first_word_end
+        .and_then(|t| stretches.iter().find(|s| frame_time(s.1) >= t - 0.1))
+        .unwrap_or(&head);
+    let closing = last_word_start
+        .and_then(|t| stretches.iter().rev().find(|s| frame_time(s.0) <= t + 0.1))
+        .unwrap_or(&tail);
+    let start = frame_time(opening.0) - SPEECH_PAD;
+    let end = frame_time(closing.1.max(opening.1)) + SPEECH_PAD;
+    segment.start = segment.start.max(start);
+    segment.end = segment.end.min(end).max(segment.start);
+    for word in &mut segment.words {
+        word.start = word.start.clamp(segment.start, segment.end);
+        word.end = word.end.clamp(word.start, segment.end);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use podflow_core::transcript::TimedWord;
+
     use super::*;
+
+    fn noise(n: usize) -> impl Iterator<Item = f32> {
+        (0..n).map(|i| if i % 2 == 0 { 0.001 } else { -0.001 })
+    }
+
+    fn tone(n: usize) -> impl Iterator<Item = f32> {
+        (0..n).map(|i| (i as f32 * 0.2).sin() * 0.5)
+    }
+
+    fn word(start: f64, end: f64) -> TimedWord {
+        TimedWord {
+            start,
+            end,
+            text: "word".into(),
+        }
+    }
+
+    fn segment(start: f64, end: f64, words: Vec<TimedWord>) -> TranscriptSegment {
+        TranscriptSegment {
+            start,
+            end,
+            speaker: None,
+            text: "some words".into(),
+            words,
+        }
+    }
+
+    #[test]
+    fn segment_edges_move_in_to_the_speech_and_words_follow() {
+        // From 10 s: 0.5 s of faint noise, 1 s of speech (a tone), 2 s of faint noise.
+        let samples: Vec<f32> = noise(SAMPLE_RATE / 2)
+            .chain(tone(SAMPLE_RATE))
+            .chain(noise(2 * SAMPLE_RATE))
+            .collect();
+        let mut fitted = segment(10.0, 13.5, vec![word(10.0, 10.9), word(10.9, 13.4)]);
+        fit_to_speech(&mut fitted, &samples, 10.0);
+        assert!((fitted.start - 10.4).abs() < 0.03, "{fitted:?}");
+        assert!((fitted.end - 11.6).abs() < 0.03, "{fitted:?}");
+        assert!((fitted.words[0].start - fitted.start).abs() < 1e-9);
+        assert!((fitted.words[1].end - fitted.end).abs() < 1e-9);
+        // Speech to the edges, or no sound at all: nothing moves.
+        let mut whole = fitted.clone();
+        let (start, end) = (whole.start, whole.end);
+        fit_to_speech(&mut whole, &vec![0.5; 4 * SAMPLE_RATE], 10.0);
+        assert_eq!((whole.start, whole.end), (start, end));
+        fit_to_speech(&mut whole, &vec![0.0; 4 * SAMPLE_RATE], 10.0);
+        assert_eq!((whole.start, whole.end), (start, end));
+    }
+
+    #[test]
+    fn a_segment_running_into_the_next_sentence_ends_with_its_last_word() {
+        // 1 s of speech, a 1.5 s pause, then the next sentence's first 0.3 s; the last word
+        // starts in the first stretch, its time stretched over the pause.
+        let samples: Vec<f32> = tone(SAMPLE_RATE)
+            .chain(noise(SAMPLE_RATE * 3 / 2))
+            .chain(tone(SAMPLE_RATE * 3 / 10))
+            .collect();
+        let mut fitted = segment(0.0, 2.8, vec![word(0.0, 0.6), word(0.6, 2.75)]);
+        fit_to_speech(&mut fitted, &samples, 0.0);
+        assert!((fitted.end - 1.1).abs() < 0.03, "{fitted:?}");
+        assert_eq!(fitted.start, 0.0);
+        // Without words, the segment keeps every stretch it holds.
+        let mut unworded = segment(0.0, 2.8, Vec::new());
+        fit_to_speech(&mut unworded, &samples, 0.0);
+        assert!((unworded.end - 2.8).abs() < 0.03, "{unworded:?}");
+    }
 
     #[test]
     fn non_speech_markers_are_recognised() {

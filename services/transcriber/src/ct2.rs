@@ -20,7 +20,7 @@ use podflow_core::{
 };
 
 use crate::{
-    audio::{AudioStream, SAMPLE_RATE, SILENCE_PEAK, is_non_speech},
+    audio::{AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech},
     mel::LogMel,
     model,
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
@@ -200,7 +200,8 @@ impl SpeechToText for Ct2Engine {
     }
 
     fn model_fingerprint(&self) -> &str {
-        self.load().map_or("unavailable", |m| m.fingerprint.as_str())
+        self.load()
+            .map_or("unavailable", |m| m.fingerprint.as_str())
     }
 
     fn prepare(&self) -> Result<(), SpeechError> {
@@ -268,7 +269,9 @@ fn decode_with_fallback(
             return Err(SpeechError::Engine("CTranslate2 returned no result".into()));
         };
         let Some(tokens) = result.sequences_ids.into_iter().next() else {
-            return Err(SpeechError::Engine("CTranslate2 returned no sequence".into()));
+            return Err(SpeechError::Engine(
+                "CTranslate2 returned no sequence".into(),
+            ));
         };
         let score = result.scores.first().copied().unwrap_or(f32::NEG_INFINITY) as f64;
         // CTranslate2 returns the log-probability divided by length (length penalty 1);
@@ -294,7 +297,12 @@ fn decode_with_fallback(
     let best = attempts
         .into_iter()
         .max_by(|a, b| {
-            let key = |d: &Decoded| (d.compression_ratio <= COMPRESSION_RATIO_LIMIT, d.avg_log_prob);
+            let key = |d: &Decoded| {
+                (
+                    d.compression_ratio <= COMPRESSION_RATIO_LIMIT,
+                    d.avg_log_prob,
+                )
+            };
             let (ka, kb) = (key(a), key(b));
             ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
         })
@@ -336,9 +344,8 @@ pub fn split_on_timestamps(
 ) -> (Vec<TokenSpan>, usize) {
     let is_ts = |t: usize| t >= timestamp_begin;
     let time = |t: usize| (t - timestamp_begin) as f64 * TIME_PRECISION;
-    let single_ending = tokens.len() >= 2
-        && !is_ts(tokens[tokens.len() - 2])
-        && is_ts(tokens[tokens.len() - 1]);
+    let single_ending =
+        tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
     let pairs: Vec<usize> = (1..tokens.len())
         .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
         .collect();
@@ -365,14 +372,15 @@ pub fn split_on_timestamps(
     let mut from = 0;
     for &to in &cuts {
         let piece = &tokens[from..to];
-        if let (Some(&first), Some(&last)) = (piece.first(), piece.last()) {
-            if is_ts(first) && is_ts(last) {
-                spans.push(TokenSpan {
-                    start: time(first),
-                    end: time(last),
-                    tokens: piece.to_vec(),
-                });
-            }
+        if let (Some(&first), Some(&last)) = (piece.first(), piece.last())
+            && is_ts(first)
+            && is_ts(last)
+        {
+            spans.push(TokenSpan {
+                start: time(first),
+                end: time(last),
+                tokens: piece.to_vec(),
+            });
         }
         from = to;
     }
@@ -400,7 +408,13 @@ fn word_times(
     let vocabulary = &model.vocabulary;
     let per_span: Vec<Vec<usize>> = spans
         .iter()
-        .map(|s| s.tokens.iter().copied().filter(|&t| t < vocabulary.eot).collect())
+        .map(|s| {
+            s.tokens
+                .iter()
+                .copied()
+                .filter(|&t| t < vocabulary.eot)
+                .collect()
+        })
         .collect();
     let text: Vec<usize> = per_span.iter().flatten().copied().collect();
     if text.is_empty() {
@@ -408,12 +422,22 @@ fn word_times(
     }
     let aligned = model
         .whisper
-        .align(encoded, sot_sequence, std::slice::from_ref(&text), &[frames], 7)
+        .align(
+            encoded,
+            sot_sequence,
+            std::slice::from_ref(&text),
+            &[frames],
+            7,
+        )
         .map_err(|e| SpeechError::Engine(format!("CTranslate2 alignment: {e}")))?;
     // The time each token starts: the first frame the path reaches it.
     let mut token_start: Vec<f64> = Vec::with_capacity(text.len() + 1);
     let mut last = None;
-    for step in aligned.first().map(|a| a.alignments.as_slice()).unwrap_or(&[]) {
+    for step in aligned
+        .first()
+        .map(|a| a.alignments.as_slice())
+        .unwrap_or(&[])
+    {
         if last != Some(step.token_x) {
             token_start.push(step.frame_x as f64 / ALIGNMENT_FRAMES_PER_SECOND);
             last = Some(step.token_x);
@@ -470,9 +494,11 @@ fn transcribe_stream(
     // told the language and the task.
     let mut sot_sequence = vec![model.vocabulary.sot];
     if model.whisper.is_multilingual() {
-        sot_sequence.extend(["<|en|>", "<|transcribe|>"].iter().filter_map(|t| {
-            model.vocabulary.tokens.iter().position(|x| x == t)
-        }));
+        sot_sequence.extend(
+            ["<|en|>", "<|transcribe|>"]
+                .iter()
+                .filter_map(|t| model.vocabulary.tokens.iter().position(|x| x == t)),
+        );
     }
     loop {
         let from = seek * HOP;
@@ -511,7 +537,11 @@ fn transcribe_stream(
                     .map(|&t| model.vocabulary.spelling(t).to_owned()),
             );
         }
-        prompt.extend(sot_sequence.iter().map(|&t| model.vocabulary.spelling(t).to_owned()));
+        prompt.extend(
+            sot_sequence
+                .iter()
+                .map(|&t| model.vocabulary.spelling(t).to_owned()),
+        );
         let decoded = decode_with_fallback(model, &encoded, &prompt, beams)?;
         if decoded.no_speech_prob > NO_SPEECH_LIMIT && decoded.avg_log_prob < LOG_PROB_LIMIT {
             seek += frames;
@@ -528,12 +558,7 @@ fn transcribe_stream(
             if span.start >= end || is_non_speech(&text) {
                 continue;
             }
-            let at = |t: f64| ((t * SAMPLE_RATE as f64) as usize).min(window.len());
-            voices.push(SegmentVoice {
-                print: printer.print(&window[at(span.start)..at(end)]),
-                seconds: end - span.start,
-            });
-            segments.push(TranscriptSegment {
+            let mut segment = TranscriptSegment {
                 start: offset + span.start,
                 end: offset + end,
                 speaker: None,
@@ -546,7 +571,14 @@ fn transcribe_stream(
                         text: w.text,
                     })
                     .collect(),
+            };
+            fit_to_speech(&mut segment, window, offset);
+            let at = |t: f64| (((t - offset) * SAMPLE_RATE as f64) as usize).min(window.len());
+            voices.push(SegmentVoice {
+                print: printer.print(&window[at(segment.start)..at(segment.end)]),
+                seconds: segment.end - segment.start,
             });
+            segments.push(segment);
         }
         if decoded.temperature > 0.5 {
             // A window decoded at a high temperature is a poor guide for the next.
@@ -607,7 +639,8 @@ mod tests {
 
     #[test]
     fn repetitive_text_compresses_well() {
-        let normal = "So today we talk about how podcasts get made, from the first idea to the upload.";
+        let normal =
+            "So today we talk about how podcasts get made, from the first idea to the upload.";
         let looped = "the the the the the the the the the the the the the the the the the the the";
         assert!(compression_ratio(normal) < COMPRESSION_RATIO_LIMIT);
         assert!(compression_ratio(looped) > COMPRESSION_RATIO_LIMIT);

@@ -4,10 +4,10 @@
 
 pub mod audio;
 pub mod batch;
-#[cfg(feature = "whisper")]
-pub mod engine;
 #[cfg(feature = "ctranslate2")]
 pub mod ct2;
+#[cfg(feature = "whisper")]
+pub mod engine;
 #[cfg(feature = "ctranslate2")]
 pub mod mel;
 pub mod model;

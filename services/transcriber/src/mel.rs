@@ -49,8 +49,17 @@ impl LogMel {
         // Reflect at the edges, as a centred STFT pads.
         let len = samples.len() as isize;
         let sample = |i: isize| {
-            let j = if i < 0 { -i } else if i >= len { 2 * (len - 1) - i } else { i };
-            samples.get(j.clamp(0, len - 1) as usize).copied().unwrap_or(0.0)
+            let j = if i < 0 {
+                -i
+            } else if i >= len {
+                2 * (len - 1) - i
+            } else {
+                i
+            };
+            samples
+                .get(j.clamp(0, len - 1) as usize)
+                .copied()
+                .unwrap_or(0.0)
         };
         let mut buf = vec![Complex::new(0f32, 0f32); N_FFT];
         let mut power = [0f32; BINS];
@@ -96,12 +105,18 @@ mod tests {
         let features = mel.window(&tone, 200);
         let frame = 50;
         let band = |m: usize| features[m * 200 + frame];
-        let loudest = (0..80).max_by(|&a, &b| band(a).total_cmp(&band(b))).unwrap_or(0);
+        let loudest = (0..80)
+            .max_by(|&a, &b| band(a).total_cmp(&band(b)))
+            .unwrap_or(0);
         // Slaney mel: 1 kHz sits at mel 15, band index 15 × 80 / (mel(8 kHz) ≈ 45.2) ≈ 26.
         assert!((24..=28).contains(&loudest), "loudest band {loudest}");
         // The peak maps to (peak + 4) / 4 and everything is within 8 (2 after scaling).
         let max = features[..].iter().cloned().fold(f32::MIN, f32::max);
-        assert!(features[..80 * 200].iter().all(|&v| v >= max - 2.0 - 1e-4 || v == 0.0));
+        assert!(
+            features[..80 * 200]
+                .iter()
+                .all(|&v| v >= max - 2.0 - 1e-4 || v == 0.0)
+        );
         assert!((100..200).all(|f| (0..80).all(|m| features[m * 200 + f] == 0.0)));
     }
 }

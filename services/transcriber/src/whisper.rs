@@ -18,7 +18,7 @@ use podflow_core::{
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
 use crate::{
-    audio::{AudioStream, SAMPLE_RATE, SILENCE_PEAK, is_non_speech},
+    audio::{AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech},
     model::{self, ResolvedModel},
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
 };
@@ -316,13 +316,16 @@ fn transcribe_stream(
             .join(" ");
         let skip = text.chars().count().saturating_sub(PROMPT_CHARS);
         let prompt: String = text.chars().skip(skip).collect();
-        let found = if silent {
+        let mut found = if silent {
             Vec::new()
         } else {
             run_whisper(ctx, &buffer, decoding, &prompt)?
         };
         let ends: Vec<f64> = found.iter().map(|s| s.end).collect();
         let (kept, cut) = keep_until(&ends, seconds, windowing, last);
+        for segment in found.iter_mut().take(kept) {
+            fit_to_speech(segment, &buffer, 0.0);
+        }
         voices.extend(found.iter().take(kept).map(|s| {
             let at = |t: f64| ((t.max(0.0) * SAMPLE_RATE as f64) as usize).min(buffer.len());
             let samples = &buffer[at(s.start)..at(s.end).max(at(s.start))];
