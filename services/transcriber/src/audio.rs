@@ -6,7 +6,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use podflow_core::{SpeechError, transcript::TranscriptSegment};
+use podflow_core::{
+    SpeechError,
+    transcript::{Transcript, TranscriptSegment},
+};
 
 pub const SAMPLE_RATE: usize = 16_000;
 
@@ -85,6 +88,39 @@ impl AudioStream {
             )))
         }
     }
+}
+
+/// Runs an engine's blocking loop over `audio` off the async runtime, and makes its
+/// segments and the seconds of audio it read a transcript; audio that held nothing is an
+/// error that names the file.
+pub async fn transcribe_blocking(
+    audio: &Path,
+    engine: &str,
+    model: String,
+    work: impl FnOnce() -> Result<(Vec<TranscriptSegment>, f64), SpeechError> + Send + 'static,
+) -> Result<Transcript, SpeechError> {
+    let (segments, duration) = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
+    if duration < 0.1 {
+        return Err(SpeechError::Audio(format!(
+            "{} holds no audio to transcribe",
+            audio.display()
+        )));
+    }
+    Ok(Transcript {
+        language: "en".into(),
+        duration_seconds: duration,
+        engine: engine.into(),
+        model,
+        segments,
+    })
+}
+
+/// Progress as log lines, for runs without a terminal to draw on.
+pub fn log_progress(audio: &Path) -> impl Fn(f64) + Send + 'static {
+    let name = audio.display().to_string();
+    move |done| tracing::info!(audio = %name, seconds_done = done, "transcribing")
 }
 
 /// Non-speech markers whisper emits for silence or music.

@@ -20,7 +20,10 @@ use podflow_core::{
 };
 
 use crate::{
-    audio::{AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech},
+    audio::{
+        AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech, log_progress,
+        transcribe_blocking,
+    },
     mel::LogMel,
     model,
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
@@ -168,24 +171,10 @@ impl Ct2Engine {
         let model = loaded.name.clone();
         let beams = self.beams;
         let path = audio.to_owned();
-        let (segments, duration) = tokio::task::spawn_blocking(move || {
+        transcribe_blocking(audio, self.engine(), model, move || {
             transcribe_stream(&loaded, &path, beams, &progress)
         })
         .await
-        .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
-        if duration < 0.1 {
-            return Err(SpeechError::Audio(format!(
-                "{} holds no audio to transcribe",
-                audio.display()
-            )));
-        }
-        Ok(Transcript {
-            language: "en".into(),
-            duration_seconds: duration,
-            engine: self.engine().into(),
-            model,
-            segments,
-        })
     }
 }
 
@@ -209,11 +198,8 @@ impl SpeechToText for Ct2Engine {
     }
 
     async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
-        let name = audio.display().to_string();
-        self.transcribe_with_progress(audio, move |done| {
-            tracing::info!(audio = %name, seconds_done = done, "transcribing");
-        })
-        .await
+        self.transcribe_with_progress(audio, log_progress(audio))
+            .await
     }
 }
 

@@ -18,7 +18,10 @@ use podflow_core::{
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
 use crate::{
-    audio::{AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech},
+    audio::{
+        AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech, log_progress,
+        transcribe_blocking,
+    },
     model::{self, ResolvedModel},
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
 };
@@ -240,11 +243,8 @@ impl SpeechToText for WhisperEngine {
     }
 
     async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
-        let name = audio.display().to_string();
-        self.transcribe_with_progress(audio, Windowing::default(), move |done| {
-            tracing::info!(audio = %name, seconds_done = done, "transcribing");
-        })
-        .await
+        self.transcribe_with_progress(audio, Windowing::default(), log_progress(audio))
+            .await
     }
 }
 
@@ -260,24 +260,10 @@ impl WhisperEngine {
         let ctx = ctx.clone();
         let decoding = self.decoding;
         let path = audio.to_owned();
-        let (segments, duration) = tokio::task::spawn_blocking(move || {
+        transcribe_blocking(audio, self.engine(), resolved.name.clone(), move || {
             transcribe_stream(&ctx, &path, decoding, windowing, &progress)
         })
         .await
-        .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
-        if duration < 0.1 {
-            return Err(SpeechError::Audio(format!(
-                "{} holds no audio to transcribe",
-                audio.display()
-            )));
-        }
-        Ok(Transcript {
-            language: "en".into(),
-            duration_seconds: duration,
-            engine: self.engine().into(),
-            model: resolved.name.clone(),
-            segments,
-        })
     }
 }
 
