@@ -718,6 +718,42 @@ async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
         // 8 kHz μ-law loses the high band tiny.en relies on: measured ~25% WER.
         assert!(wer < max_wer, "{name}: WER {wer:.3}: {text}");
     }
+    // Two hours: a long quiet lead-in (FLAC keeps it small), then the sample. The stream
+    // is read to its end and the times stay right two hours in. (Two hours of speech, for
+    // memory and speed, is measured in docs/transcription.md: 12 minutes of CPU.)
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-t",
+        "7160",
+        "-i",
+        "anullsrc=r=16000:cl=mono",
+        "-i",
+        sample,
+        "-filter_complex",
+        "[1:a]aformat=sample_rates=16000:channel_layouts=mono[s];[0:a][s]concat=n=2:v=0:a=1",
+        &s(&at("two-hours.flac")),
+    ]);
+    let out = tokio::task::block_in_place(|| {
+        transcribe(&data, &at("two-hours.flac"), &["--format", "json"])
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let long: podflow_core::transcript::Transcript =
+        serde_json::from_slice(&out.stdout).expect("json transcript");
+    assert!((long.duration_seconds - 7200.0).abs() < 2.0, "{long:?}");
+    let wer = word_error_rate(SPOKEN, &long.full_text());
+    assert!(wer < 0.20, "two hours: WER {wer:.3}: {}", long.full_text());
+    assert!(
+        long.segments.iter().all(|s| s.start >= 7159.0),
+        "speech only after the lead-in: {:?}",
+        long.segments
+    );
+
     let out = tokio::task::block_in_place(|| transcribe(&data, &at("short.wav"), &[]));
     assert_eq!(
         out.status.code(),
