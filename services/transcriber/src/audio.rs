@@ -8,7 +8,7 @@ use std::{
 
 use podflow_core::{
     SpeechError,
-    transcript::{Transcript, TranscriptSegment},
+    transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 
 pub const SAMPLE_RATE: usize = 16_000;
@@ -178,8 +178,9 @@ pub fn fit_to_speech(segment: &mut TranscriptSegment, samples: &[f32], samples_s
     let frame_time = |frame: usize| {
         samples_start + (from + (frame * LOUDNESS_FRAME).min(to - from)) as f64 / SAMPLE_RATE as f64
     };
-    let first_word_end = segment.words.first().map(|w| w.end);
-    let last_word_start = segment.words.last().map(|w| w.start);
+    let aligned = words_are_aligned(segment);
+    let first_word_end = segment.words.first().filter(|_| aligned).map(|w| w.end);
+    let last_word_start = segment.words.last().filter(|_| aligned).map(|w| w.start);
     let (Some(&head), Some(&tail)) = (stretches.first(), stretches.last()) else {
         return;
     };
@@ -194,16 +195,41 @@ pub fn fit_to_speech(segment: &mut TranscriptSegment, samples: &[f32], samples_s
     let end = frame_time(closing.1.max(opening.1)) + SPEECH_PAD;
     segment.start = segment.start.max(start);
     segment.end = segment.end.min(end).max(segment.start);
+    if aligned {
+        for word in &mut segment.words {
+            word.start = word.start.clamp(segment.start, segment.end);
+            word.end = word.end.clamp(word.start, segment.end);
+        }
+    } else {
+        spread_words(segment);
+    }
+}
+
+/// Whether a segment's word times came from a working alignment. When the alignment of
+/// text to audio fails (seen around 70 minutes into a 2-hour episode, where the decoded
+/// text had also lost sentences), most words pile up at one instant. A word or two held
+/// at the segment's end is normal: whisper's closing timestamp is often early.
+fn words_are_aligned(segment: &TranscriptSegment) -> bool {
+    let instants = segment.words.iter().filter(|w| w.end <= w.start).count();
+    !segment.words.is_empty() && instants * 2 <= segment.words.len()
+}
+
+/// Stand-in word times for a failed alignment: the segment's time shared out by the
+/// words' lengths, so captions and clips still follow the text roughly.
+fn spread_words(segment: &mut TranscriptSegment) {
+    let weight = |w: &TimedWord| w.text.chars().count() as f64 + 1.0;
+    let total: f64 = segment.words.iter().map(weight).sum();
+    let per = (segment.end - segment.start) / total.max(1.0);
+    let mut at = segment.start;
     for word in &mut segment.words {
-        word.start = word.start.clamp(segment.start, segment.end);
-        word.end = word.end.clamp(word.start, segment.end);
+        word.start = at;
+        at += weight(word) * per;
+        word.end = at.min(segment.end);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use podflow_core::transcript::TimedWord;
-
     use super::*;
 
     fn noise(n: usize) -> impl Iterator<Item = f32> {
@@ -270,6 +296,32 @@ mod tests {
         let mut unworded = segment(0.0, 2.8, Vec::new());
         fit_to_speech(&mut unworded, &samples, 0.0);
         assert!((unworded.end - 2.8).abs() < 0.03, "{unworded:?}");
+    }
+
+    #[test]
+    fn words_piled_at_the_end_are_shared_out_over_the_fitted_segment() {
+        // 1 s of quiet, 2 s of speech, 1 s of quiet; the alignment put every word at 4 s.
+        let samples: Vec<f32> = noise(SAMPLE_RATE)
+            .chain(tone(2 * SAMPLE_RATE))
+            .chain(noise(SAMPLE_RATE))
+            .collect();
+        let words = ["one", "two", "three"].map(|t| TimedWord {
+            start: 4.0,
+            end: 4.0,
+            text: t.into(),
+        });
+        let mut fitted = segment(0.0, 4.0, words.to_vec());
+        fit_to_speech(&mut fitted, &samples, 0.0);
+        assert!((fitted.start - 0.9).abs() < 0.03, "{fitted:?}");
+        assert!((fitted.end - 3.1).abs() < 0.03, "{fitted:?}");
+        let w = &fitted.words;
+        assert!((w[0].start - fitted.start).abs() < 1e-9 && (w[2].end - fitted.end).abs() < 1e-9);
+        assert!(
+            w.windows(2)
+                .all(|p| p[0].end <= p[1].start + 1e-9 && p[0].start < p[1].start)
+        );
+        // "three" is the longest word: the longest share.
+        assert!(w[2].end - w[2].start > w[0].end - w[0].start, "{w:?}");
     }
 
     #[test]
