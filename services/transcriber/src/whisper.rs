@@ -1,9 +1,8 @@
-//! Local speech-to-text with whisper.cpp (through `whisper-rs`).
-//!
-//! whisper.cpp was chosen by measurement (see `docs/transcription.md`): it builds in about
-//! 1.5 minutes on 2 cores (CTranslate2's C++ build takes about 18), and its long-form loop
-//! already seeks on timestamps, conditions on the previous window and falls back on
-//! temperature — the parts that decide word error rate on long episodes.
+//! Local speech-to-text with whisper.cpp (through `whisper-rs`): the engine for builds
+//! without CTranslate2 (no MKL, other CPUs). It builds in about 1.5 minutes on 2 cores and
+//! its own long-form loop seeks on timestamps, conditions on the previous window and falls
+//! back on temperature; podflow hands it five-minute windows of the stream. Half as fast as
+//! the CTranslate2 engine on AVX-512 machines (`docs/transcription.md`).
 
 use std::{
     path::{Path, PathBuf},
