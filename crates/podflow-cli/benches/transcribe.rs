@@ -7,7 +7,8 @@
 //! Needs `pip install faster-whisper` (not part of the test setup: it is only the anchor).
 //! PODFLOW_BENCH_MINUTES sets the long episode's length (default 10); PODFLOW_BENCH_RUNS how
 //! many times each engine runs on each input, in turn (default 3): the fastest run is
-//! reported, as a shared machine only ever slows a run down.
+//! reported, as a shared machine only ever slows a run down. PODFLOW_BENCH_ENGINES picks
+//! podflow's engines (default: all built).
 
 use std::{
     path::{Path, PathBuf},
@@ -37,13 +38,18 @@ struct Measured {
 }
 
 /// podflow's engines (`PODFLOW_WHISPER_ENGINE`), each timed against the same
-/// faster-whisper run.
+/// faster-whisper run; `PODFLOW_BENCH_ENGINES` (comma-separated names) keeps only some,
+/// e.g. to spare whisper.cpp's slow runs on a 2-hour episode.
 fn podflow_engines() -> Vec<(&'static str, &'static str)> {
     let mut engines = Vec::new();
     if cfg!(feature = "ctranslate2") {
         engines.push(("ctranslate2", "CTranslate2 int8"));
     }
     engines.push(("whisper.cpp", "whisper.cpp f16"));
+    if let Ok(wanted) = std::env::var("PODFLOW_BENCH_ENGINES") {
+        let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+        engines.retain(|(name, _)| wanted.contains(name));
+    }
     engines
 }
 

@@ -33,6 +33,7 @@ impl EngineKind {
     }
 }
 
+/// One of the built-in engines, behind the one `SpeechToText` port the handlers use.
 pub enum LocalEngine {
     WhisperCpp(WhisperEngine),
     #[cfg(feature = "ctranslate2")]
