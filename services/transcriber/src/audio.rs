@@ -146,9 +146,9 @@ const SPEECH_PAD: f64 = 0.1;
 /// them hangs over silence. The segment's audio is split into stretches of speech at
 /// pauses (0.3 s of frames 30 dB below its loudest); the segment then ends with the
 /// stretch in which its last word starts and begins with the one in which its first word
-/// ends (the first and last stretch when it has no words), keeping `SPEECH_PAD`, and its
-/// words are kept inside. `samples` start at `samples_start` seconds; a segment without
-/// sound is left as it is.
+/// ends (the first and last stretch when it has no aligned words), keeping `SPEECH_PAD`;
+/// its words are kept inside, or shared out when their alignment failed. `samples` start
+/// at `samples_start` seconds; a segment without sound is left as it is.
 pub fn fit_to_speech(segment: &mut TranscriptSegment, samples: &[f32], samples_start: f64) {
     let at =
         |t: f64| (((t - samples_start).max(0.0) * SAMPLE_RATE as f64) as usize).min(samples.len());
