@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podflow_core::{EpisodeStore, PromptStatus, subtitles, wer::word_error_rate};
+use podflow_core::{
+    EpisodeStore, PromptStatus, subtitles, transcript::Transcript, wer::word_error_rate,
+};
 use podflow_embedded::Db;
 use podflow_fakes::{FakeLlm, FakeLlmConfig, slack::FakeSlack};
 use serde_json::Value;
@@ -141,7 +143,7 @@ async fn whole_pipeline_on_a_two_voice_episode() {
 
     // Transcript content. 40 s of espeak-ng through tiny.en: measured ~5-10% WER; 20%
     // catches a broken front end or decode loop without flaking on one odd word.
-    let transcript: podflow_core::transcript::Transcript =
+    let transcript: Transcript =
         serde_json::from_slice(&std::fs::read(dir.join("transcript.json")).expect("transcript"))
             .expect("json");
     let wer = word_error_rate(SPOKEN, &transcript.full_text());
@@ -593,6 +595,20 @@ fn transcribe(data: &Path, file: &Path, extra: &[&str]) -> Output {
     cmd.output().expect("podflow runs")
 }
 
+/// `podflow transcribe --format json`, which must succeed, and its transcript.
+fn transcribe_json(data: &Path, file: &Path, extra: &[&str]) -> Transcript {
+    let args: Vec<&str> = ["--format", "json"].iter().chain(extra).copied().collect();
+    let out = tokio::task::block_in_place(|| transcribe(data, file, &args));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json transcript")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -602,21 +618,7 @@ async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
     let s = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
 
     // Small windows force several window boundaries in 40 s: no words lost or doubled.
-    let out = tokio::task::block_in_place(|| {
-        transcribe(
-            &data,
-            Path::new(sample),
-            &["--format", "json", "--window-seconds", "30"],
-        )
-    });
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let t: podflow_core::transcript::Transcript =
-        serde_json::from_slice(&out.stdout).expect("json transcript");
+    let t = transcribe_json(&data, Path::new(sample), &["--window-seconds", "30"]);
     let wer = word_error_rate(SPOKEN, &t.full_text());
     assert!(wer < 0.20, "windowed WER {wer:.3}: {}", t.full_text());
     assert!(t.segments.windows(2).all(|w| w[1].start >= w[0].start));
@@ -734,17 +736,7 @@ async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
         "[1:a]aformat=sample_rates=16000:channel_layouts=mono[s];[0:a][s]concat=n=2:v=0:a=1",
         &s(&at("two-hours.flac")),
     ]);
-    let out = tokio::task::block_in_place(|| {
-        transcribe(&data, &at("two-hours.flac"), &["--format", "json"])
-    });
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let long: podflow_core::transcript::Transcript =
-        serde_json::from_slice(&out.stdout).expect("json transcript");
+    let long = transcribe_json(&data, &at("two-hours.flac"), &[]);
     assert!((long.duration_seconds - 7200.0).abs() < 2.0, "{long:?}");
     let wer = word_error_rate(SPOKEN, &long.full_text());
     assert!(wer < 0.20, "two hours: WER {wer:.3}: {}", long.full_text());
