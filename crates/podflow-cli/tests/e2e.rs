@@ -722,7 +722,7 @@ async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
     }
     // Two hours: a long quiet lead-in (FLAC keeps it small), then the sample. The stream
     // is read to its end and the times stay right two hours in. (Two hours of speech, for
-    // memory and speed, is measured in docs/transcription.md: 12 minutes of CPU.)
+    // memory and speed, is measured in docs/transcription.md: 10 to 14 minutes of CPU.)
     ffmpeg(&[
         "-f",
         "lavfi",

@@ -16,6 +16,23 @@ pub const SAMPLE_RATE: usize = 16_000;
 /// Digital silence: whisper would only hallucinate on it.
 pub const SILENCE_PEAK: f32 = 1e-4;
 
+/// Beams of the local decoders: 5 (what the WER figures were measured with) unless
+/// `PODFLOW_WHISPER_BEAM` says otherwise; 1 is greedy.
+pub fn beams_from_env() -> usize {
+    std::env::var("PODFLOW_WHISPER_BEAM")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(5)
+}
+
+/// A periodic Hann window of `n` points, for the STFTs of the mel front end and the voice
+/// prints.
+pub fn hann(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|k| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * k as f32 / n as f32).cos())
+        .collect()
+}
+
 /// Audio decoded by ffmpeg to 16 kHz mono f32, read a window at a time so memory stays
 /// flat however long the episode is.
 pub struct AudioStream {

@@ -21,8 +21,8 @@ use podflow_core::{
 
 use crate::{
     audio::{
-        AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech, log_progress,
-        transcribe_blocking,
+        AudioStream, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
+        log_progress, transcribe_blocking,
     },
     mel::LogMel,
     model,
@@ -115,10 +115,7 @@ impl Ct2Engine {
     pub fn new(source: Option<PathBuf>) -> Self {
         Self {
             source,
-            beams: std::env::var("PODFLOW_WHISPER_BEAM")
-                .ok()
-                .and_then(|b| b.parse().ok())
-                .unwrap_or(5),
+            beams: beams_from_env(),
             loaded: OnceLock::new(),
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustfft::{Fft, FftPlanner, num_complex::Complex};
 
-use crate::model::mel_filters;
+use crate::{audio::hann, model::mel_filters};
 
 const N_FFT: usize = 400;
 const HOP: usize = 160;
@@ -23,13 +23,10 @@ pub struct LogMel {
 
 impl LogMel {
     pub fn new(n_mels: usize) -> Self {
-        let window = (0..N_FFT)
-            .map(|k| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * k as f32 / N_FFT as f32).cos())
-            .collect();
         Self {
             n_mels,
             filters: mel_filters(n_mels),
-            window,
+            window: hann(N_FFT),
             fft: FftPlanner::new().plan_fft_forward(N_FFT),
         }
     }

@@ -58,9 +58,7 @@ impl Default for VoicePrinter {
 impl VoicePrinter {
     pub fn new() -> Self {
         let fft = FftPlanner::new().plan_fft_forward(FFT_SIZE);
-        let window = (0..FRAME)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / FRAME as f32).cos())
-            .collect();
+        let window = crate::audio::hann(FRAME);
         let mel = |hz: f32| 2595.0 * (1.0 + hz / 700.0).log10();
         let hz = |mel: f32| 700.0 * (10f32.powf(mel / 2595.0) - 1.0);
         let (lo, hi) = (mel(60.0), mel(7600.0));

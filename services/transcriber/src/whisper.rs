@@ -18,8 +18,8 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 
 use crate::{
     audio::{
-        AudioStream, SAMPLE_RATE, SILENCE_PEAK, fit_to_speech, is_non_speech, log_progress,
-        transcribe_blocking,
+        AudioStream, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
+        log_progress, transcribe_blocking,
     },
     model::{self, ResolvedModel},
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
@@ -151,10 +151,7 @@ impl Decoding {
     fn from_env() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            beams: std::env::var("PODFLOW_WHISPER_BEAM")
-                .ok()
-                .and_then(|b| b.parse().ok())
-                .unwrap_or(5),
+            beams: i32::try_from(beams_from_env()).unwrap_or(5),
         }
     }
 
