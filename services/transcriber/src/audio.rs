@@ -25,6 +25,15 @@ pub fn beams_from_env() -> usize {
         .unwrap_or(5)
 }
 
+/// Cores one transcription uses: all unless `PODFLOW_WHISPER_THREADS` says otherwise.
+pub fn threads_from_env() -> usize {
+    std::env::var("PODFLOW_WHISPER_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
 /// A periodic Hann window of `n` points, for the STFTs of the mel front end and the voice
 /// prints.
 pub fn hann(n: usize) -> Vec<f32> {
@@ -107,6 +116,111 @@ impl AudioStream {
     }
 }
 
+/// The audio's length in seconds as ffprobe reads it from the container, if it can.
+pub fn probe_seconds(path: &Path) -> Option<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (seconds.is_finite() && seconds > 0.0).then_some(seconds)
+}
+
+/// How long the pieces of an episode of `duration` seconds are when `workers` transcribe
+/// one each at a time: equal pieces, a multiple of `workers` of them so that none waits at
+/// the end, each at most `max` seconds (and `max` when the duration is unknown) and at
+/// least `min` (shorter audio is one piece).
+pub fn piece_seconds(duration: Option<f64>, workers: usize, min: f64, max: f64) -> f64 {
+    let Some(duration) = duration else {
+        return max;
+    };
+    let workers = workers.max(1) as f64;
+    let rounds = (duration / (workers * max)).ceil().max(1.0);
+    (duration / (workers * rounds)).clamp(min, max)
+}
+
+/// Where to cut between samples `from` and `to`: the middle of the quietest 100-ms stretch,
+/// so that a piece ends in a pause rather than in a word.
+pub fn quietest_cut(samples: &[f32], from: usize, to: usize) -> usize {
+    const FRAME: usize = SAMPLE_RATE / 10;
+    let to = to.min(samples.len());
+    let from = from.min(to);
+    if to - from < FRAME {
+        return to;
+    }
+    let energy = |at: usize| samples[at..at + FRAME].iter().map(|x| x * x).sum::<f32>();
+    let quietest = (from..=to - FRAME)
+        .step_by(FRAME / 4)
+        .min_by(|&a, &b| energy(a).total_cmp(&energy(b)))
+        .unwrap_or(from);
+    quietest + FRAME / 2
+}
+
+/// The audio in pieces of about `target` samples, each cut in a pause found in its last
+/// quarter (at most its last 10 s), read from the stream as they are asked for so that only
+/// the pieces being transcribed are in memory.
+pub struct Pieces {
+    stream: AudioStream,
+    pending: Vec<f32>,
+    /// Sample at which `pending` starts.
+    start: usize,
+    target: usize,
+    ended: bool,
+}
+
+impl Pieces {
+    pub fn open(path: &Path, piece_seconds: f64) -> Result<Self, SpeechError> {
+        Ok(Self {
+            stream: AudioStream::open(path)?,
+            pending: Vec::new(),
+            start: 0,
+            target: ((piece_seconds * SAMPLE_RATE as f64) as usize).max(SAMPLE_RATE),
+            ended: false,
+        })
+    }
+
+    /// The next piece and the sample it starts at; `None` after the last.
+    pub fn next_piece(&mut self) -> Result<Option<(usize, Vec<f32>)>, SpeechError> {
+        if !self.ended {
+            let wanted = self.target.saturating_sub(self.pending.len());
+            self.ended = self.stream.read_into(&mut self.pending, wanted)? < wanted;
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.ended {
+            self.pending.len()
+        } else {
+            let search = (self.target / 4).min(10 * SAMPLE_RATE);
+            quietest_cut(&self.pending, self.target - search, self.target)
+        };
+        let rest = self.pending.split_off(cut);
+        let piece = std::mem::replace(&mut self.pending, rest);
+        let start = self.start;
+        self.start += piece.len();
+        Ok(Some((start, piece)))
+    }
+
+    /// Samples read so far; after the last piece, the audio's length.
+    pub fn samples_read(&self) -> usize {
+        self.start + self.pending.len()
+    }
+
+    /// Waits for ffmpeg (see [`AudioStream::finish`]).
+    pub fn finish(self) -> Result<(), SpeechError> {
+        self.stream.finish()
+    }
+}
+
 /// Runs an engine's blocking loop over `audio` off the async runtime, and makes its
 /// segments and the seconds of audio it read a transcript; audio that held nothing is an
 /// error that names the file.
@@ -135,7 +249,7 @@ pub async fn transcribe_blocking(
 }
 
 /// Progress as log lines, for runs without a terminal to draw on.
-pub fn log_progress(audio: &Path) -> impl Fn(f64) + Send + 'static {
+pub fn log_progress(audio: &Path) -> impl Fn(f64) + Send + Sync + 'static {
     let name = audio.display().to_string();
     move |done| tracing::info!(audio = %name, seconds_done = done, "transcribing")
 }
@@ -255,6 +369,34 @@ mod tests {
 
     fn tone(n: usize) -> impl Iterator<Item = f32> {
         (0..n).map(|i| (i as f32 * 0.2).sin() * 0.5)
+    }
+
+    #[test]
+    fn pieces_keep_every_worker_busy_and_stay_within_bounds() {
+        // 30 min on 2 workers, at most 5 min: 6 pieces of 5 min (3 rounds).
+        assert_eq!(piece_seconds(Some(1800.0), 2, 10.0, 300.0), 300.0);
+        // 31 min: 8 pieces, not 7 (7 would leave one worker idle for the last round).
+        assert!((piece_seconds(Some(1860.0), 2, 10.0, 300.0) - 232.5).abs() < 1e-9);
+        // 3 min: one piece per worker.
+        assert_eq!(piece_seconds(Some(180.0), 2, 10.0, 300.0), 90.0);
+        // A short clip is not cut below the minimum, and an unknown length takes the maximum.
+        assert_eq!(piece_seconds(Some(12.0), 2, 10.0, 300.0), 10.0);
+        assert_eq!(piece_seconds(None, 2, 10.0, 300.0), 300.0);
+        assert_eq!(piece_seconds(Some(180.0), 1, 10.0, 300.0), 180.0);
+    }
+
+    #[test]
+    fn a_cut_falls_in_the_pause() {
+        // Sound, a 0.4-s pause from 1.3 s, sound again; the search starts before the pause.
+        let rate = SAMPLE_RATE;
+        let mut samples: Vec<f32> = tone(rate * 13 / 10).collect();
+        samples.extend(noise(rate * 4 / 10));
+        samples.extend(tone(rate));
+        let cut = quietest_cut(&samples, rate, samples.len());
+        let seconds = cut as f64 / rate as f64;
+        assert!((1.3..=1.7).contains(&seconds), "cut at {seconds} s");
+        // Too little room to search: cut at the end of the range.
+        assert_eq!(quietest_cut(&samples, 100, 200), 200);
     }
 
     fn word(start: f64, end: f64) -> TimedWord {

@@ -9,7 +9,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        mpsc,
+    },
 };
 
 use async_trait::async_trait;
@@ -21,8 +25,8 @@ use podflow_core::{
 
 use crate::{
     audio::{
-        AudioStream, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
-        log_progress, transcribe_blocking,
+        Pieces, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
+        log_progress, piece_seconds, probe_seconds, threads_from_env, transcribe_blocking,
     },
     mel::LogMel,
     model,
@@ -96,11 +100,51 @@ impl Vocabulary {
 }
 
 struct LoadedModel {
-    whisper: Whisper,
+    /// One model per worker, each on one thread: the pieces transcribed at once. The first
+    /// is loaded up front; the others by their worker when it first gets a piece, beside
+    /// the first one's work (audio of one piece never loads them).
+    replicas: Vec<OnceLock<Result<Whisper, String>>>,
+    dir: PathBuf,
     vocabulary: Vocabulary,
+    /// The tokens each window's decoding starts with.
+    sot_sequence: Vec<usize>,
     mel: LogMel,
     name: String,
     fingerprint: String,
+}
+
+/// Loads one single-threaded copy of the model.
+fn load_whisper(dir: &Path) -> Result<Whisper, String> {
+    let config = Config {
+        device: Device::CPU,
+        compute_type: ComputeType::INT8,
+        // One thread per model and one model per core. This CTranslate2 is built without
+        // OpenMP (MKL's sequential kernels), and its fallback thread pool synchronises on
+        // every small operation: on 2 cores, two threads in one model made 446,000 futex
+        // calls for 2 minutes of audio and took 21 s against 13.5 s on one. Two models on
+        // two pieces of the audio share nothing and do use both cores. (Two replicas in
+        // one CTranslate2 pool, `device_indices: [0, 0]`, hung in `generate`.)
+        num_threads_per_replica: 1,
+        ..Config::default()
+    };
+    Whisper::new(dir, config).map_err(|e| {
+        format!(
+            "CTranslate2 could not load {} ({e}); point PODFLOW_WHISPER_MODEL at a CTranslate2 Whisper directory",
+            dir.display()
+        )
+    })
+}
+
+impl LoadedModel {
+    /// Worker `index`'s model, loaded on first use.
+    fn replica(&self, index: usize) -> Result<&Whisper, SpeechError> {
+        self.replicas
+            .get(index)
+            .ok_or_else(|| SpeechError::Engine(format!("no model for worker {index}")))?
+            .get_or_init(|| load_whisper(&self.dir))
+            .as_ref()
+            .map_err(|e| SpeechError::Engine(e.clone()))
+    }
 }
 
 /// Whisper through CTranslate2. The model is loaded on first use, as for whisper.cpp.
@@ -129,26 +173,27 @@ impl Ct2Engine {
                 };
                 let (name, fingerprint) = model::identify(&dir).map_err(|e| e.to_string())?;
                 let vocabulary = Vocabulary::read(&dir)?;
-                let config = Config {
-                    device: Device::CPU,
-                    compute_type: ComputeType::INT8,
-                    // One thread. This CTranslate2 is built without OpenMP (MKL's sequential
-                    // kernels), and its fallback thread pool synchronises on every small
-                    // operation: on 2 cores, two threads made 446,000 futex calls for
-                    // 2 minutes of audio and took 21 s against 13.5 s on one.
-                    num_threads_per_replica: 1,
-                    ..Config::default()
-                };
-                let whisper = Whisper::new(&dir, config).map_err(|e| {
-                    format!(
-                        "CTranslate2 could not load {} ({e}); point PODFLOW_WHISPER_MODEL at a CTranslate2 Whisper directory",
-                        dir.display()
-                    )
-                })?;
+                let workers = threads_from_env();
+                let whisper = load_whisper(&dir)?;
                 let mel = LogMel::new(whisper.n_mels());
+                // English-only models start with <|startoftranscript|> alone; multilingual
+                // ones are told the language and the task.
+                let mut sot_sequence = vec![vocabulary.sot];
+                if whisper.is_multilingual() {
+                    sot_sequence.extend(
+                        ["<|en|>", "<|transcribe|>"]
+                            .iter()
+                            .filter_map(|t| vocabulary.tokens.iter().position(|x| x == t)),
+                    );
+                }
+                let replicas = std::iter::once(OnceLock::from(Ok(whisper)))
+                    .chain((1..workers).map(|_| OnceLock::new()))
+                    .collect();
                 Ok(Arc::new(LoadedModel {
-                    whisper,
+                    replicas,
+                    dir,
                     vocabulary,
+                    sot_sequence,
                     mel,
                     name,
                     fingerprint: format!("{fingerprint}-ct2-int8"),
@@ -162,7 +207,7 @@ impl Ct2Engine {
     pub async fn transcribe_with_progress(
         &self,
         audio: &Path,
-        progress: impl Fn(f64) + Send + 'static,
+        progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> Result<Transcript, SpeechError> {
         let loaded = self.load()?.clone();
         let model = loaded.name.clone();
@@ -222,6 +267,7 @@ fn compression_ratio(text: &str) -> f64 {
 /// while the text looks wrong; the best attempt wins if none passes.
 fn decode_with_fallback(
     model: &LoadedModel,
+    whisper: &Whisper,
     encoded: &StorageView,
     prompt: &[String],
     beams: usize,
@@ -244,8 +290,7 @@ fn decode_with_fallback(
                 ..options()
             }
         };
-        let results = model
-            .whisper
+        let results = whisper
             .generate(encoded, &[prompt.to_vec()], &options)
             .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
         let Some(result) = results.into_iter().next() else {
@@ -383,6 +428,7 @@ const ALIGNMENT_FRAMES_PER_SECOND: f64 = 50.0;
 /// where its first token starts and ends where the next word starts.
 fn word_times(
     model: &LoadedModel,
+    whisper: &Whisper,
     encoded: &StorageView,
     spans: &[TokenSpan],
     frames: usize,
@@ -403,8 +449,7 @@ fn word_times(
     if text.is_empty() {
         return Ok(vec![Vec::new(); spans.len()]);
     }
-    let aligned = model
-        .whisper
+    let aligned = whisper
         .align(
             encoded,
             sot_sequence,
@@ -455,58 +500,184 @@ fn word_times(
     Ok(out)
 }
 
+/// Longest piece of an episode one worker transcribes on its own. A piece starts without
+/// the text before it as a prompt (as after a high-temperature window), so pieces are
+/// long: minutes, cut in pauses. Shorter episodes get one piece per worker, but none
+/// shorter than a window: a shorter piece still pays a whole window's encoder (25 s of
+/// LibriVox in two pieces took 4.5 s against 3.9 s in one, one run each).
+const MAX_PIECE_SECONDS: f64 = 300.0;
+const MIN_PIECE_SECONDS: f64 = 30.0;
+
+/// What one piece gave: its segments and their voice prints, in order.
+type PieceTranscript = (Vec<TranscriptSegment>, Vec<SegmentVoice>);
+
+/// Transcribes the file in pieces cut at pauses, one per worker at a time, each worker
+/// with its own single-threaded model, and joins their segments in order. Memory holds
+/// only the pieces being worked on, however long the episode.
 fn transcribe_stream(
     model: &LoadedModel,
     path: &Path,
     beams: usize,
-    progress: &dyn Fn(f64),
+    progress: &(dyn Fn(f64) + Sync),
 ) -> Result<(Vec<TranscriptSegment>, f64), SpeechError> {
-    let window_samples = WINDOW_FRAMES * HOP;
-    let mut stream = AudioStream::open(path)?;
-    // Samples from `buffer_start` on; only the current window is kept.
-    let mut buffer: Vec<f32> = Vec::with_capacity(window_samples * 2);
-    let mut buffer_start = 0usize;
-    let mut ended = false;
-    let mut seek = 0usize; // in mel frames
-    let mut segments: Vec<TranscriptSegment> = Vec::new();
-    let printer = VoicePrinter::new();
-    let mut voices: Vec<SegmentVoice> = Vec::new();
-    // Tokens that may condition the next window.
-    let mut context: Vec<usize> = Vec::new();
-    // English-only models start with <|startoftranscript|> alone; multilingual ones are
-    // told the language and the task.
-    let mut sot_sequence = vec![model.vocabulary.sot];
-    if model.whisper.is_multilingual() {
-        sot_sequence.extend(
-            ["<|en|>", "<|transcribe|>"]
-                .iter()
-                .filter_map(|t| model.vocabulary.tokens.iter().position(|x| x == t)),
-        );
+    let piece_seconds = piece_seconds(
+        probe_seconds(path),
+        model.replicas.len(),
+        MIN_PIECE_SECONDS,
+        MAX_PIECE_SECONDS,
+    );
+    let mut pieces = Pieces::open(path, piece_seconds)?;
+    let samples_done = AtomicUsize::new(0);
+    let report = |samples: usize| {
+        let done = samples_done.fetch_add(samples, Ordering::Relaxed) + samples;
+        progress(done as f64 / SAMPLE_RATE as f64);
+    };
+    let failed = AtomicBool::new(false);
+    // A rendezvous channel: a piece is read only when a worker is free to take it. (std's
+    // receiver is single-consumer, hence the mutex the workers take turns on.)
+    let (send, receive) = mpsc::sync_channel::<(usize, usize, Vec<f32>)>(0);
+    let receive = Mutex::new(receive);
+    let (read, transcribed) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..model.replicas.len())
+            .map(|worker| {
+                let (receive, report, failed) = (&receive, &report, &failed);
+                scope.spawn(move || {
+                    let mut done: Vec<(usize, PieceTranscript)> = Vec::new();
+                    loop {
+                        let next = match receive.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok((index, start, samples)) = next else {
+                            break;
+                        };
+                        let piece = model.replica(worker).and_then(|whisper| {
+                            transcribe_piece(model, whisper, &samples, start, beams, &report)
+                        });
+                        match piece {
+                            Ok(piece) => done.push((index, piece)),
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        let mut read = || -> Result<(), SpeechError> {
+            let mut index = 0;
+            while !failed.load(Ordering::Relaxed)
+                && let Some((start, samples)) = pieces.next_piece()?
+            {
+                if send.send((index, start, samples)).is_err() {
+                    break;
+                }
+                index += 1;
+            }
+            Ok(())
+        };
+        let read = read();
+        drop(send);
+        let transcribed: Vec<_> = workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(SpeechError::Engine(
+                        "a transcription worker panicked".into(),
+                    ))
+                })
+            })
+            .collect();
+        (read, transcribed)
+    });
+    let mut done: Vec<(usize, PieceTranscript)> = Vec::new();
+    for worker in transcribed {
+        done.extend(worker?);
     }
-    loop {
-        let from = seek * HOP;
-        buffer.drain(..from.saturating_sub(buffer_start).min(buffer.len()));
-        buffer_start = buffer_start.max(from);
-        if !ended {
-            let wanted = window_samples.saturating_sub(buffer.len());
-            ended = stream.read_into(&mut buffer, wanted)? < wanted;
+    read?;
+    let duration = pieces.samples_read() as f64 / SAMPLE_RATE as f64;
+    pieces.finish()?;
+    done.sort_by_key(|(index, _)| *index);
+    let (mut segments, mut voices) = (Vec::new(), Vec::new());
+    for (_, (s, v)) in done {
+        segments.extend(s);
+        voices.extend(v);
+    }
+    if let Some(labels) = assign_speakers(&voices) {
+        for (segment, label) in segments.iter_mut().zip(labels) {
+            segment.speaker = Some(format!("spk_{label}"));
         }
-        let frames = (buffer.len() / HOP).min(WINDOW_FRAMES);
-        if frames == 0 {
-            break;
-        }
-        let window = &buffer[..frames * HOP];
-        let offset = buffer_start as f64 / SAMPLE_RATE as f64;
-        if window.iter().all(|x| x.abs() < SILENCE_PEAK) {
-            seek += frames;
-            progress(seek as f64 * HOP as f64 / SAMPLE_RATE as f64);
-            continue;
-        }
+    }
+    Ok((segments, duration))
+}
+
+/// Transcribes one piece (`samples`, starting at sample `start` of the file) window by
+/// window; `report` hears how many samples each window moved on.
+fn transcribe_piece(
+    model: &LoadedModel,
+    whisper: &Whisper,
+    samples: &[f32],
+    start: usize,
+    beams: usize,
+    report: &dyn Fn(usize),
+) -> Result<PieceTranscript, SpeechError> {
+    let mut piece = PieceDecoder {
+        model,
+        whisper,
+        beams,
+        printer: VoicePrinter::new(),
+        context: Vec::new(),
+        segments: Vec::new(),
+        voices: Vec::new(),
+    };
+    let mut seek = 0usize; // in mel frames
+    let total_frames = samples.len() / HOP;
+    while seek < total_frames {
+        let frames = (total_frames - seek).min(WINDOW_FRAMES);
+        let window = &samples[seek * HOP..(seek + frames) * HOP];
+        let offset = (start + seek * HOP) as f64 / SAMPLE_RATE as f64;
+        let advance = if window.iter().all(|x| x.abs() < SILENCE_PEAK) {
+            frames
+        } else {
+            piece.window(window, offset)?
+        };
+        let advance = advance.min(total_frames - seek);
+        seek += advance;
+        report(advance * HOP);
+    }
+    // The samples after the last whole frame.
+    report(samples.len() - total_frames * HOP);
+    Ok((piece.segments, piece.voices))
+}
+
+/// One piece's decoding so far.
+struct PieceDecoder<'a> {
+    model: &'a LoadedModel,
+    /// This worker's own model.
+    whisper: &'a Whisper,
+    beams: usize,
+    printer: VoicePrinter,
+    /// Tokens that may condition the next window.
+    context: Vec<usize>,
+    segments: Vec<TranscriptSegment>,
+    voices: Vec<SegmentVoice>,
+}
+
+impl PieceDecoder<'_> {
+    /// Decodes one window (`offset` seconds into the file) into segments and voice
+    /// prints; returns how many mel frames the next window starts after.
+    fn window(&mut self, window: &[f32], offset: f64) -> Result<usize, SpeechError> {
+        let model = self.model;
+        let context = &mut self.context;
+        let frames = window.len() / HOP;
+        let sot_sequence = &model.sot_sequence;
         let mut features = model.mel.window(window, WINDOW_FRAMES);
         let shape = [1, model.mel.n_mels(), WINDOW_FRAMES];
         let view = StorageView::new(&shape, &mut features, Device::CPU)
             .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
-        let encoded = model
+        let encoded = self
             .whisper
             .encode(&view, false)
             .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
@@ -525,16 +696,14 @@ fn transcribe_stream(
                 .iter()
                 .map(|&t| model.vocabulary.spelling(t).to_owned()),
         );
-        let decoded = decode_with_fallback(model, &encoded, &prompt, beams)?;
+        let decoded = decode_with_fallback(model, self.whisper, &encoded, &prompt, self.beams)?;
         if decoded.no_speech_prob > NO_SPEECH_LIMIT && decoded.avg_log_prob < LOG_PROB_LIMIT {
-            seek += frames;
-            progress(seek as f64 * HOP as f64 / SAMPLE_RATE as f64);
-            continue;
+            return Ok(frames);
         }
         let (spans, advance) =
             split_on_timestamps(&decoded.tokens, model.vocabulary.timestamp_begin, frames);
         let window_end = frames as f64 * HOP as f64 / SAMPLE_RATE as f64;
-        let words = word_times(model, &encoded, &spans, frames, &sot_sequence)?;
+        let words = word_times(model, self.whisper, &encoded, &spans, frames, sot_sequence)?;
         for (span, words) in spans.iter().zip(words) {
             let text = model.vocabulary.text(&span.tokens).trim().to_owned();
             let end = span.end.min(window_end);
@@ -557,11 +726,13 @@ fn transcribe_stream(
             };
             fit_to_speech(&mut segment, window, offset);
             let at = |t: f64| (((t - offset) * SAMPLE_RATE as f64) as usize).min(window.len());
-            voices.push(SegmentVoice {
-                print: printer.print(&window[at(segment.start)..at(segment.end)]),
+            self.voices.push(SegmentVoice {
+                print: self
+                    .printer
+                    .print(&window[at(segment.start)..at(segment.end)]),
                 seconds: segment.end - segment.start,
             });
-            segments.push(segment);
+            self.segments.push(segment);
         }
         if decoded.temperature > 0.5 {
             // A window decoded at a high temperature is a poor guide for the next.
@@ -569,17 +740,8 @@ fn transcribe_stream(
         } else {
             context.extend(spans.iter().flat_map(|s| s.tokens.iter().copied()));
         }
-        seek += advance;
-        progress(seek as f64 * HOP as f64 / SAMPLE_RATE as f64);
+        Ok(advance)
     }
-    stream.finish()?;
-    if let Some(labels) = assign_speakers(&voices) {
-        for (segment, label) in segments.iter_mut().zip(labels) {
-            segment.speaker = Some(format!("spk_{label}"));
-        }
-    }
-    let duration = (buffer_start + buffer.len()) as f64 / SAMPLE_RATE as f64;
-    Ok((segments, duration))
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl LocalEngine {
         &self,
         audio: &Path,
         window_seconds: f64,
-        progress: impl Fn(f64) + Send + 'static,
+        progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> Result<Transcript, SpeechError> {
         match self {
             Self::WhisperCpp(e) => {

@@ -150,7 +150,7 @@ impl Decoding {
     /// All cores, and 5 beams unless `PODFLOW_WHISPER_BEAM` says otherwise.
     fn from_env() -> Self {
         Self {
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            threads: crate::audio::threads_from_env(),
             beams: i32::try_from(beams_from_env()).unwrap_or(5),
         }
     }
