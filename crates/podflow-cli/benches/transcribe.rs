@@ -57,25 +57,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn duration(path: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0.0)
-}
-
 /// Runs a command under /usr/bin/time: its stdout, wall seconds and peak RSS in MB.
 fn timed(cmd: &Command, scratch: &Path) -> (String, f64, f64) {
     let report = scratch.join("time.txt");
@@ -164,7 +145,7 @@ fn inputs(scratch: &Path) -> Vec<Input> {
         .collect();
     inputs.push(Input {
         name: format!("espeak-ng two voices, {minutes} min"),
-        seconds: duration(&long),
+        seconds: transcriber::audio::probe_seconds(&long).expect("the episode's length"),
         path: long,
         reference,
         turns,
@@ -213,7 +194,7 @@ fn inputs(scratch: &Path) -> Vec<Input> {
         assert!(ok);
         inputs.push(Input {
             name: "LibriVox (real speech), 5 clips".into(),
-            seconds: duration(&joined),
+            seconds: transcriber::audio::probe_seconds(&joined).expect("the clips' length"),
             path: joined,
             reference: refs.join(" "),
             turns: Vec::new(),

@@ -31,25 +31,6 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn seconds(path: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a duration")
-}
-
 /// The turns one after another with 0.5 s pauses, as 16 kHz WAV, and when each was spoken.
 fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
     let gap = dir.join("gap.wav");
@@ -83,7 +64,7 @@ fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
             .arg(&source)
             .args(["-ar", "16000", "-ac", "1"])
             .arg(&part));
-        let len = seconds(&part);
+        let len = transcriber::audio::probe_seconds(&part).expect("a duration");
         truth.push((at, at + len, who.to_owned()));
         at += len + 0.5;
         list += &format!("file '{}'\nfile '{}'\n", part.display(), gap.display());
