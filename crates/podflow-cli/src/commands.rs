@@ -339,13 +339,6 @@ pub async fn transcribe(
     request: &TranscribeRequest,
 ) -> anyhow::Result<i32> {
     let file = &request.file;
-    let info = match Ffmpeg.probe(file).await {
-        Ok(info) => info,
-        Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
-            return Ok(EXIT_BAD_INPUT);
-        }
-    };
     let engine = match LocalEngine::new(
         request.engine,
         request.whisper_model.clone(),
@@ -357,7 +350,8 @@ pub async fn transcribe(
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let bar = ProgressBar::new(info.duration_seconds.ceil().max(1.0) as u64);
+    // The bar learns its length from ffprobe, which runs while the model loads.
+    let bar = ProgressBar::new(1);
     bar.set_style(
         ProgressStyle::with_template(
             "{msg} [{bar:30}] {pos}/{len} s of audio, {elapsed} elapsed, ~{eta} left",
@@ -369,17 +363,38 @@ pub async fn transcribe(
         let bar = bar.clone();
         move |done: f64| bar.set_position(done as u64)
     };
-    let result = engine
-        .transcribe_with_progress(file, request.window_seconds, progress)
-        .await;
+    enum Stop {
+        BadInput(String),
+        Engine(SpeechError),
+    }
+    let probe = async {
+        let info = Ffmpeg
+            .probe(file)
+            .await
+            .map_err(|e| Stop::BadInput(format!("{}: {e}", file.display())))?;
+        bar.set_length(info.duration_seconds.ceil().max(1.0) as u64);
+        Ok(info)
+    };
+    let transcription = async {
+        engine
+            .transcribe_with_progress(file, request.window_seconds, progress)
+            .await
+            .map_err(|e| match e {
+                SpeechError::Audio(reason) => Stop::BadInput(reason),
+                other => Stop::Engine(other),
+            })
+    };
+    // A file ffprobe rejects stops the run with ffprobe's reason, long before the model
+    // would have finished loading.
+    let result = tokio::try_join!(probe, transcription);
     bar.finish_and_clear();
     let transcript = match result {
-        Ok(t) => t,
-        Err(SpeechError::Audio(reason)) => {
+        Ok((_, t)) => t,
+        Err(Stop::BadInput(reason)) => {
             eprintln!("error: {reason}");
             return Ok(EXIT_BAD_INPUT);
         }
-        Err(e) => return Err(e.into()),
+        Err(Stop::Engine(e)) => return Err(e.into()),
     };
     if transcript.segments.is_empty() {
         eprintln!(

@@ -100,9 +100,9 @@ impl Vocabulary {
 }
 
 struct LoadedModel {
-    /// One model per worker, each on one thread: the pieces transcribed at once. The first
-    /// is loaded up front; the others by their worker when it first gets a piece, beside
-    /// the first one's work (audio of one piece never loads them).
+    /// One model per worker, each on one thread: the pieces transcribed at once. Loaded
+    /// side by side when a run knows how many pieces it has (audio of one piece never loads
+    /// a second), else by a worker when it first gets a piece.
     replicas: Vec<OnceLock<Result<Whisper, String>>>,
     dir: PathBuf,
     vocabulary: Vocabulary,
@@ -110,7 +110,21 @@ struct LoadedModel {
     sot_sequence: Vec<usize>,
     mel: LogMel,
     name: String,
-    fingerprint: String,
+    /// `<sha256 of model.bin>-ct2-int8`, hashed when `prepare` first asks for it.
+    fingerprint: OnceLock<Result<String, String>>,
+}
+
+impl LoadedModel {
+    fn fingerprint(&self) -> Result<&str, SpeechError> {
+        self.fingerprint
+            .get_or_init(|| {
+                model::ct2_fingerprint(&self.dir)
+                    .map(|f| format!("{f}-ct2-int8"))
+                    .map_err(|e| e.to_string())
+            })
+            .as_deref()
+            .map_err(|e| SpeechError::Engine(e.clone()))
+    }
 }
 
 /// Loads one single-threaded copy of the model.
@@ -145,12 +159,27 @@ impl LoadedModel {
             .as_ref()
             .map_err(|e| SpeechError::Engine(e.clone()))
     }
+
+    /// Starts loading the first `count` models, each on its own thread, so that they load
+    /// at once; a worker asking for one still loading waits for it.
+    fn warm(self: &Arc<Self>, count: usize) {
+        for index in 0..count.min(self.replicas.len()) {
+            if self.replicas[index].get().is_none() {
+                let model = Arc::clone(self);
+                std::thread::spawn(move || {
+                    let _ = model.replica(index);
+                });
+            }
+        }
+    }
 }
 
 /// Whisper through CTranslate2. The model is loaded on first use, as for whisper.cpp.
 pub struct Ct2Engine {
     source: Option<PathBuf>,
     beams: usize,
+    /// Pieces transcribed at once, one model each (`PODFLOW_WHISPER_THREADS`).
+    workers: usize,
     loaded: OnceLock<Result<Arc<LoadedModel>, String>>,
 }
 
@@ -160,6 +189,7 @@ impl Ct2Engine {
         Self {
             source,
             beams: beams_from_env(),
+            workers: threads_from_env(),
             loaded: OnceLock::new(),
         }
     }
@@ -171,32 +201,27 @@ impl Ct2Engine {
                     Some(p) => p.clone(),
                     None => model::locate().map_err(|e| e.to_string())?,
                 };
-                let (name, fingerprint) = model::identify(&dir).map_err(|e| e.to_string())?;
+                let shape = model::ct2_shape(&dir).map_err(|e| e.to_string())?;
                 let vocabulary = Vocabulary::read(&dir)?;
-                let workers = threads_from_env();
-                let whisper = load_whisper(&dir)?;
-                let mel = LogMel::new(whisper.n_mels());
                 // English-only models start with <|startoftranscript|> alone; multilingual
                 // ones are told the language and the task.
                 let mut sot_sequence = vec![vocabulary.sot];
-                if whisper.is_multilingual() {
+                if shape.multilingual {
                     sot_sequence.extend(
                         ["<|en|>", "<|transcribe|>"]
                             .iter()
                             .filter_map(|t| vocabulary.tokens.iter().position(|x| x == t)),
                     );
                 }
-                let replicas = std::iter::once(OnceLock::from(Ok(whisper)))
-                    .chain((1..workers).map(|_| OnceLock::new()))
-                    .collect();
+                let replicas = (0..self.workers).map(|_| OnceLock::new()).collect();
                 Ok(Arc::new(LoadedModel {
                     replicas,
                     dir,
                     vocabulary,
                     sot_sequence,
-                    mel,
-                    name,
-                    fingerprint: format!("{fingerprint}-ct2-int8"),
+                    mel: LogMel::new(shape.n_mels),
+                    name: shape.name,
+                    fingerprint: OnceLock::new(),
                 }))
             })
             .as_ref()
@@ -209,12 +234,26 @@ impl Ct2Engine {
         audio: &Path,
         progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> Result<Transcript, SpeechError> {
-        let loaded = self.load()?.clone();
+        // ffprobe (for the piece length) and ffmpeg's start run while the model loads: on a
+        // short clip, start-up is a good part of the time.
+        let (path, workers) = (audio.to_owned(), self.workers);
+        let opening = tokio::task::spawn_blocking(move || {
+            let probe = probe_seconds(&path);
+            let seconds = piece_seconds(probe, workers, MIN_PIECE_SECONDS, MAX_PIECE_SECONDS);
+            let count = probe.map_or(workers, |d| (d / seconds).ceil() as usize);
+            Pieces::open(&path, seconds).map(|pieces| (pieces, count))
+        });
+        let loaded = self.load().cloned();
+        let opened = opening
+            .await
+            .map_err(|e| SpeechError::Engine(format!("opening the audio failed: {e}")))?;
+        let loaded = loaded?;
+        let (pieces, count) = opened?;
+        loaded.warm(count);
         let model = loaded.name.clone();
         let beams = self.beams;
-        let path = audio.to_owned();
         transcribe_blocking(audio, self.engine(), model, move || {
-            transcribe_stream(&loaded, &path, beams, &progress)
+            transcribe_stream(&loaded, pieces, beams, &progress)
         })
         .await
     }
@@ -232,11 +271,16 @@ impl SpeechToText for Ct2Engine {
 
     fn model_fingerprint(&self) -> &str {
         self.load()
-            .map_or("unavailable", |m| m.fingerprint.as_str())
+            .ok()
+            .and_then(|m| m.fingerprint().ok())
+            .unwrap_or("unavailable")
     }
 
+    /// Loads the model and hashes it: the pipeline keys its cache on the fingerprint.
     fn prepare(&self) -> Result<(), SpeechError> {
-        self.load().map(|_| ())
+        let loaded = self.load()?;
+        loaded.replica(0)?;
+        loaded.fingerprint().map(|_| ())
     }
 
     async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
@@ -502,11 +546,11 @@ fn word_times(
 
 /// Longest piece of an episode one worker transcribes on its own. A piece starts without
 /// the text before it as a prompt (as after a high-temperature window), so pieces are
-/// long: minutes, cut in pauses. Shorter episodes get one piece per worker, but none
-/// shorter than a window: a shorter piece still pays a whole window's encoder (25 s of
-/// LibriVox in two pieces took 4.5 s against 3.9 s in one, one run each).
+/// long: minutes, cut in pauses. Shorter episodes get one piece per worker, down to 10 s:
+/// a shorter piece still pays a whole window's encoder, but a core left idle costs more
+/// (25 s of LibriVox on 2 cores: 2.5–3.0 s in two pieces against 3.3–3.7 s in one).
 const MAX_PIECE_SECONDS: f64 = 300.0;
-const MIN_PIECE_SECONDS: f64 = 30.0;
+const MIN_PIECE_SECONDS: f64 = 10.0;
 
 /// What one piece gave: its segments and their voice prints, in order.
 type PieceTranscript = (Vec<TranscriptSegment>, Vec<SegmentVoice>);
@@ -516,17 +560,10 @@ type PieceTranscript = (Vec<TranscriptSegment>, Vec<SegmentVoice>);
 /// only the pieces being worked on, however long the episode.
 fn transcribe_stream(
     model: &LoadedModel,
-    path: &Path,
+    mut pieces: Pieces,
     beams: usize,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<(Vec<TranscriptSegment>, f64), SpeechError> {
-    let piece_seconds = piece_seconds(
-        probe_seconds(path),
-        model.replicas.len(),
-        MIN_PIECE_SECONDS,
-        MAX_PIECE_SECONDS,
-    );
-    let mut pieces = Pieces::open(path, piece_seconds)?;
     let samples_done = AtomicUsize::new(0);
     let report = |samples: usize| {
         let done = samples_done.fetch_add(samples, Ordering::Relaxed) + samples;

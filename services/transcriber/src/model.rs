@@ -141,9 +141,9 @@ pub fn prepare(
         &fingerprint[..16],
         weights.suffix()
     ));
-    let ct2 = Ct2Model::read(&model_bin)?;
-    let name = ct2.model_name();
+    let name = Ct2Model::read(&model_bin, Tensors::Skip)?.model_name();
     if !target.is_file() {
+        let ct2 = Ct2Model::read(&model_bin, Tensors::Keep)?;
         std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
         let vocab = std::fs::read_to_string(source.join("vocabulary.txt"))
             .map_err(io(&source.join("vocabulary.txt")))?;
@@ -171,21 +171,59 @@ pub fn prepare(
     })
 }
 
-/// Name (`tiny.en`) and fingerprint (SHA-256 of `model.bin`) of a CTranslate2 model
-/// directory, for an engine that loads the directory as it is.
-pub fn identify(dir: &Path) -> Result<(String, String), ModelError> {
+/// `model.bin` of a CTranslate2 model directory, or an error naming the directory.
+fn ct2_model_bin(dir: &Path) -> Result<PathBuf, ModelError> {
     let model_bin = dir.join("model.bin");
-    if !model_bin.is_file() {
-        return Err(ModelError::Invalid {
+    if model_bin.is_file() {
+        Ok(model_bin)
+    } else {
+        Err(ModelError::Invalid {
             path: dir.to_owned(),
             message: "is not a CTranslate2 model directory (no model.bin)".into(),
-        });
+        })
     }
-    let fingerprint = sha256_file(&model_bin).map_err(|source| ModelError::Io {
-        path: model_bin.clone(),
+}
+
+/// What the header of a CTranslate2 Whisper `model.bin` says of the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ct2Shape {
+    /// A short name (`tiny.en`).
+    pub name: String,
+    /// Mel bands the encoder takes (80, or 128 for large-v3).
+    pub n_mels: usize,
+    /// Whether decoding is told the language and task (not an `.en` model).
+    pub multilingual: bool,
+}
+
+/// Reads the shapes in a CTranslate2 model directory's `model.bin` header (not its
+/// weights: that is CTranslate2's job, and can happen on another thread meanwhile).
+pub fn ct2_shape(dir: &Path) -> Result<Ct2Shape, ModelError> {
+    let model_bin = ct2_model_bin(dir)?;
+    let model = Ct2Model::read(&model_bin, Tensors::Skip)?;
+    let n_mels = model
+        .vars
+        .get("encoder/conv1/weight")
+        .and_then(|v| v.dims.get(1).copied())
+        .ok_or_else(|| ModelError::Invalid {
+            path: model_bin.clone(),
+            message: "no encoder/conv1/weight of rank 3: not a Whisper model".into(),
+        })?;
+    Ok(Ct2Shape {
+        name: model.model_name(),
+        n_mels,
+        multilingual: model.vocab_size() > ENGLISH_VOCAB,
+    })
+}
+
+/// SHA-256 of a CTranslate2 directory's `model.bin`: what makes its transcripts different
+/// work from another model's. Hashing takes a moment, so only the pipeline (which keys its
+/// cache on it) asks.
+pub fn ct2_fingerprint(dir: &Path) -> Result<String, ModelError> {
+    let model_bin = ct2_model_bin(dir)?;
+    sha256_file(&model_bin).map_err(|source| ModelError::Io {
+        path: model_bin,
         source,
-    })?;
-    Ok((Ct2Model::read(&model_bin)?.model_name(), fingerprint))
+    })
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -209,6 +247,9 @@ struct Ct2Var {
     bytes: Vec<u8>,
 }
 
+/// Tokens of the English-only models; multilingual ones have more.
+const ENGLISH_VOCAB: usize = 51864;
+
 const DT_F32: u8 = 0;
 const DT_I8: u8 = 1;
 const DT_I16: u8 = 2;
@@ -221,41 +262,64 @@ struct Ct2Model {
 }
 
 impl Ct2Model {
-    fn read(path: &Path) -> Result<Self, ModelError> {
-        let data = std::fs::read(path).map_err(|source| ModelError::Io {
+    /// Reads `model.bin`; with `Tensors::Skip` only names and shapes are kept and the
+    /// weights are seeked over (naming the model must not read 75 MB or more).
+    fn read(path: &Path, tensors: Tensors) -> Result<Self, ModelError> {
+        let io = |source| ModelError::Io {
             path: path.to_owned(),
             source,
-        })?;
-        let invalid = |message: String| ModelError::Invalid {
-            path: path.to_owned(),
-            message,
         };
-        let mut r = Reader { data: &data, at: 0 };
-        let parse = |r: &mut Reader<'_>| -> Option<HashMap<String, Ct2Var>> {
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut r = Reader {
+            file: std::io::BufReader::new(file),
+            at: 0,
+            len,
+        };
+        let mut parse = || -> std::io::Result<Option<HashMap<String, Ct2Var>>> {
             let _version = r.u32()?;
-            let spec = r.string()?;
-            if !spec.starts_with("WhisperSpec") {
-                return None;
+            if !r.string()?.starts_with("WhisperSpec") {
+                return Ok(None);
             }
             let _revision = r.u32()?;
             let n = r.u32()? as usize;
-            let mut vars = HashMap::with_capacity(n);
+            // Capacity from the file is bounded: a corrupt count must not allocate wildly.
+            let mut vars = HashMap::with_capacity(n.min(4096));
             for _ in 0..n {
                 let name = r.string()?;
                 let rank = r.u8()? as usize;
                 let dims = (0..rank)
                     .map(|_| r.u32().map(|d| d as usize))
-                    .collect::<Option<Vec<_>>>()?;
+                    .collect::<std::io::Result<Vec<_>>>()?;
                 let dtype = r.u8()?;
                 let nbytes = r.u32()? as usize;
-                let bytes = r.take(nbytes)?.to_vec();
+                let bytes = match tensors {
+                    Tensors::Keep => r.take(nbytes)?,
+                    Tensors::Skip => {
+                        r.skip(nbytes)?;
+                        Vec::new()
+                    }
+                };
                 vars.insert(name, Ct2Var { dims, dtype, bytes });
             }
-            Some(vars)
+            Ok(Some(vars))
         };
-        let vars = parse(&mut r)
-            .ok_or_else(|| invalid("not a CTranslate2 Whisper model.bin (or truncated)".into()))?;
-        Ok(Self { vars })
+        match parse() {
+            Ok(Some(vars)) => Ok(Self { vars }),
+            Ok(None) => Err(ModelError::Invalid {
+                path: path.to_owned(),
+                message: "not a CTranslate2 Whisper model.bin".into(),
+            }),
+            // A length running past the end: garbage, or a download cut short.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ModelError::Invalid {
+                path: path.to_owned(),
+                message: "not a CTranslate2 Whisper model.bin (or truncated)".into(),
+            }),
+            Err(source) => Err(ModelError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        }
     }
 
     fn var(&self, name: &str) -> std::io::Result<&Ct2Var> {
@@ -286,6 +350,13 @@ impl Ct2Model {
             .count()
     }
 
+    fn vocab_size(&self) -> usize {
+        self.vars
+            .get("decoder/embeddings/weight")
+            .and_then(|v| v.dims.first().copied())
+            .unwrap_or(0)
+    }
+
     fn model_name(&self) -> String {
         let size = match self.layers("encoder") {
             4 => "tiny",
@@ -295,12 +366,7 @@ impl Ct2Model {
             32 => "large",
             _ => "whisper",
         };
-        let vocab = self
-            .vars
-            .get("decoder/embeddings/weight")
-            .and_then(|v| v.dims.first().copied())
-            .unwrap_or(0);
-        if vocab == 51864 {
+        if self.vocab_size() == ENGLISH_VOCAB {
             format!("{size}.en")
         } else {
             size.to_owned()
@@ -308,37 +374,64 @@ impl Ct2Model {
     }
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
+/// Whether `Ct2Model::read` keeps the weights.
+#[derive(Clone, Copy)]
+enum Tensors {
+    Keep,
+    Skip,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.at.checked_add(n)?;
-        let s = self.data.get(self.at..end)?;
-        self.at = end;
-        Some(s)
+/// Little-endian fields of `model.bin`, read in order; `len` bounds every length the file
+/// claims, so a corrupt one ends in UnexpectedEof instead of a huge allocation.
+struct Reader {
+    file: std::io::BufReader<std::fs::File>,
+    at: u64,
+    len: u64,
+}
+
+impl Reader {
+    fn claim(&mut self, n: usize) -> std::io::Result<()> {
+        match self.at.checked_add(n as u64) {
+            Some(end) if end <= self.len => {
+                self.at = end;
+                Ok(())
+            }
+            _ => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
     }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
+    fn take(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        self.claim(n)?;
+        let mut buf = vec![0u8; n];
+        self.file.read_exact(&mut buf)?;
+        Ok(buf)
     }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    fn skip(&mut self, n: usize) -> std::io::Result<()> {
+        self.claim(n)?;
+        let n =
+            i64::try_from(n).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+        self.file.seek_relative(n)
     }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
+    fn array<const N: usize>(&mut self) -> std::io::Result<[u8; N]> {
+        self.claim(N)?;
+        let mut b = [0u8; N];
+        self.file.read_exact(&mut b)?;
+        Ok(b)
     }
-    fn string(&mut self) -> Option<String> {
+    fn u8(&mut self) -> std::io::Result<u8> {
+        self.array::<1>().map(|b| b[0])
+    }
+    fn u16(&mut self) -> std::io::Result<u16> {
+        self.array().map(u16::from_le_bytes)
+    }
+    fn u32(&mut self) -> std::io::Result<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+    fn string(&mut self) -> std::io::Result<String> {
         let n = self.u16()? as usize;
         let raw = self.take(n)?;
-        Some(
-            String::from_utf8_lossy(raw)
-                .trim_end_matches('\0')
-                .to_owned(),
-        )
+        Ok(String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .to_owned())
     }
 }
 
@@ -861,6 +954,60 @@ mod tests {
             .collect();
         assert!(peaks.windows(2).all(|p| p[0] <= p[1]), "{peaks:?}");
         assert!(peaks[79] > 150);
+    }
+
+    /// A `model.bin` in CTranslate2's layout holding `vars` (name, dims, bytes); the byte
+    /// count written is `claimed` when given, to fake a truncated file.
+    fn ct2_file(vars: &[(&str, &[u32], usize)], claimed: Option<u32>) -> Vec<u8> {
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.extend((s.len() as u16 + 1).to_le_bytes());
+            out.extend(s.as_bytes());
+            out.push(0);
+        };
+        let mut out = 6u32.to_le_bytes().to_vec();
+        string(&mut out, "WhisperSpec");
+        out.extend(3u32.to_le_bytes());
+        out.extend((vars.len() as u32).to_le_bytes());
+        for (name, dims, nbytes) in vars {
+            string(&mut out, name);
+            out.push(dims.len() as u8);
+            for d in *dims {
+                out.extend(d.to_le_bytes());
+            }
+            out.push(DT_F16);
+            out.extend(claimed.unwrap_or(*nbytes as u32).to_le_bytes());
+            out.extend(std::iter::repeat_n(7u8, *nbytes));
+        }
+        out
+    }
+
+    #[test]
+    fn shape_comes_from_the_header_and_a_bad_length_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vars: &[(&str, &[u32], usize)] = &[
+            ("encoder/conv1/weight", &[384, 80, 3], 4096),
+            ("decoder/embeddings/weight", &[51864, 384], 4096),
+            ("encoder/layer_0/ffn/linear_0/weight", &[1536, 384], 64),
+            ("encoder/layer_1/ffn/linear_0/weight", &[1536, 384], 64),
+            ("encoder/layer_2/ffn/linear_0/weight", &[1536, 384], 64),
+            ("encoder/layer_3/ffn/linear_0/weight", &[1536, 384], 64),
+        ];
+        std::fs::write(dir.path().join("model.bin"), ct2_file(vars, None)).expect("write");
+        let shape = ct2_shape(dir.path()).expect("shape");
+        assert_eq!(
+            shape,
+            Ct2Shape {
+                name: "tiny.en".into(),
+                n_mels: 80,
+                multilingual: false,
+            }
+        );
+        // A tensor claiming more bytes than the file holds is refused, not allocated.
+        let vars: &[(&str, &[u32], usize)] = &[("encoder/conv1/weight", &[384, 80, 3], 16)];
+        let cut = ct2_file(vars, Some(u32::MAX));
+        std::fs::write(dir.path().join("model.bin"), cut).expect("write");
+        let err = ct2_shape(dir.path()).expect_err("must fail");
+        assert!(err.to_string().contains("(or truncated)"), "{err}");
     }
 
     #[test]
