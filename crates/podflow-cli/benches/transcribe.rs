@@ -8,7 +8,8 @@
 //! PODFLOW_BENCH_MINUTES sets the long episode's length (default 10); PODFLOW_BENCH_RUNS how
 //! many times each engine runs on each input, in turn (default 3): the fastest run is
 //! reported, as a shared machine only ever slows a run down. PODFLOW_BENCH_ENGINES picks
-//! podflow's engines (default: all built).
+//! podflow's engines (default: all built). Each engine's transcript of each input is left in
+//! the scratch directory (`<input file>.<engine>.json` / `.txt`) for a look at what it got wrong.
 
 use std::{
     path::{Path, PathBuf},
@@ -207,6 +208,20 @@ fn inputs(scratch: &Path) -> Vec<Input> {
     inputs
 }
 
+/// Where each run's transcript of `input` is kept, in the order the runs are listed: the
+/// podflow engines', then faster-whisper's.
+fn kept_names(input: &Input, engines: &[(&str, &str)]) -> Vec<String> {
+    let file = input
+        .path
+        .file_name()
+        .map_or("input".into(), |f| f.to_string_lossy().into_owned());
+    engines
+        .iter()
+        .map(|(engine, _)| format!("{file}.{engine}.json"))
+        .chain(std::iter::once(format!("{file}.faster-whisper.txt")))
+        .collect()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list of benchmarks
@@ -260,10 +275,13 @@ fn main() {
                 }
             }
         }
-        for ((engine, _, is_podflow), measured) in runs.into_iter().zip(best) {
+        for (((engine, _, is_podflow), measured), keep_as) in
+            runs.into_iter().zip(best).zip(kept_names(input, &engines))
+        {
             let Some((out, wall, peak_mb)) = measured else {
                 continue;
             };
+            std::fs::write(scratch.join(keep_as), &out).expect("keep the transcript");
             let (text, speakers) = if is_podflow {
                 let transcript: Transcript =
                     serde_json::from_str(&out).expect("podflow prints transcript.json");
