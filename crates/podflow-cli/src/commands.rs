@@ -384,12 +384,12 @@ pub async fn transcribe(
                 other => Stop::Engine(other),
             })
     };
-    // A file ffprobe rejects stops the run with ffprobe's reason, long before the model
-    // would have finished loading.
-    let result = tokio::try_join!(probe, transcription);
+    // Both are waited for, so that a file ffprobe rejects is always reported in ffprobe's
+    // words (ffmpeg's own complaint about it may come first); such a file fails fast.
+    let (probed, transcribed) = tokio::join!(probe, transcription);
     bar.finish_and_clear();
-    let transcript = match result {
-        Ok((_, t)) => t,
+    let transcript = match probed.and(transcribed) {
+        Ok(t) => t,
         Err(Stop::BadInput(reason)) => {
             eprintln!("error: {reason}");
             return Ok(EXIT_BAD_INPUT);
