@@ -137,15 +137,20 @@ pub fn probe_seconds(path: &Path) -> Option<f64> {
 
 /// How long the pieces of an episode of `duration` seconds are when `workers` transcribe
 /// one each at a time: equal pieces, a multiple of `workers` of them so that none waits at
-/// the end, each at most `max` seconds (and `max` when the duration is unknown) and at
-/// least `min` (shorter audio is one piece).
+/// the end, each at most `max` seconds (and `max` when the duration is unknown). Audio too
+/// short for a piece of `min` seconds per worker gets fewer, longer pieces (one below
+/// `2 × min`).
 pub fn piece_seconds(duration: Option<f64>, workers: usize, min: f64, max: f64) -> f64 {
     let Some(duration) = duration else {
         return max;
     };
     let workers = workers.max(1) as f64;
     let rounds = (duration / (workers * max)).ceil().max(1.0);
-    (duration / (workers * rounds)).clamp(min, max)
+    let mut pieces = workers * rounds;
+    if duration / pieces < min {
+        pieces = (duration / min).floor().max(1.0);
+    }
+    duration / pieces
 }
 
 /// Where to cut between samples `from` and `to`: the middle of the quietest 100-ms stretch,
@@ -167,7 +172,9 @@ pub fn quietest_cut(samples: &[f32], from: usize, to: usize) -> usize {
 
 /// The audio in pieces of about `target` samples, each cut in a pause found in its last
 /// quarter (at most its last 10 s), read from the stream as they are asked for so that only
-/// the pieces being transcribed are in memory.
+/// the pieces being transcribed are in memory. Each read looks one search span ahead: audio
+/// ending within it joins the last piece rather than making a short one of its own (which
+/// would cost a whole window's encoder for a few seconds).
 pub struct Pieces {
     stream: AudioStream,
     pending: Vec<f32>,
@@ -190,8 +197,9 @@ impl Pieces {
 
     /// The next piece and the sample it starts at; `None` after the last.
     pub fn next_piece(&mut self) -> Result<Option<(usize, Vec<f32>)>, SpeechError> {
+        let search = (self.target / 4).min(10 * SAMPLE_RATE);
         if !self.ended {
-            let wanted = self.target.saturating_sub(self.pending.len());
+            let wanted = (self.target + search).saturating_sub(self.pending.len());
             self.ended = self.stream.read_into(&mut self.pending, wanted)? < wanted;
         }
         if self.pending.is_empty() {
@@ -200,7 +208,6 @@ impl Pieces {
         let cut = if self.ended {
             self.pending.len()
         } else {
-            let search = (self.target / 4).min(10 * SAMPLE_RATE);
             quietest_cut(&self.pending, self.target - search, self.target)
         };
         let rest = self.pending.split_off(cut);
@@ -379,10 +386,49 @@ mod tests {
         assert!((piece_seconds(Some(1860.0), 2, 10.0, 300.0) - 232.5).abs() < 1e-9);
         // 3 min: one piece per worker.
         assert_eq!(piece_seconds(Some(180.0), 2, 10.0, 300.0), 90.0);
-        // A short clip is not cut below the minimum, and an unknown length takes the maximum.
-        assert_eq!(piece_seconds(Some(12.0), 2, 10.0, 300.0), 10.0);
+        // 25 s: two pieces; 12 s is too short for two pieces of 10 s, so it is one; on 4
+        // workers, 35 s makes 3 pieces rather than 4 below the minimum.
+        assert_eq!(piece_seconds(Some(25.0), 2, 10.0, 300.0), 12.5);
+        assert_eq!(piece_seconds(Some(12.0), 2, 10.0, 300.0), 12.0);
+        assert!((piece_seconds(Some(35.0), 4, 10.0, 300.0) - 35.0 / 3.0).abs() < 1e-9);
+        // An unknown length takes the maximum.
         assert_eq!(piece_seconds(None, 2, 10.0, 300.0), 300.0);
         assert_eq!(piece_seconds(Some(180.0), 1, 10.0, 300.0), 180.0);
+    }
+
+    #[test]
+    fn the_end_of_the_audio_joins_the_last_piece() {
+        // 25 s of a steady tone (no pause: cuts land anywhere in the search span) in pieces
+        // of 12.5 s: two pieces covering every sample, not a third of a second or so.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wav = dir.path().join("tone.wav");
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=300:duration=25",
+            ])
+            .args(["-ar", "16000", "-ac", "1"])
+            .arg(&wav)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(made.success());
+        let mut pieces = Pieces::open(&wav, 12.5).expect("open");
+        let mut lengths = Vec::new();
+        while let Some((start, piece)) = pieces.next_piece().expect("a piece") {
+            assert_eq!(start, lengths.iter().sum::<usize>());
+            lengths.push(piece.len());
+        }
+        assert_eq!(lengths.len(), 2, "{lengths:?}");
+        assert_eq!(pieces.samples_read(), 25 * SAMPLE_RATE);
+        assert!(
+            lengths[0] <= 12 * SAMPLE_RATE + SAMPLE_RATE / 2,
+            "{lengths:?}"
+        );
+        pieces.finish().expect("ffmpeg ends well");
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl Ct2Engine {
         let opening = tokio::task::spawn_blocking(move || {
             let probe = probe_seconds(&path);
             let seconds = piece_seconds(probe, workers, MIN_PIECE_SECONDS, MAX_PIECE_SECONDS);
-            let count = probe.map_or(workers, |d| (d / seconds).ceil() as usize);
+            let count = probe.map_or(workers, |d| (d / seconds).round().max(1.0) as usize);
             Pieces::open(&path, seconds).map(|pieces| (pieces, count))
         });
         let loaded = self.load().cloned();
