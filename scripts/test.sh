@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
+# The linters and the AWS emulator live in podflow's Python environment (scripts/setup.sh).
+export PATH="${PODFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/podflow}/venv/bin:$PATH"
 cargo fmt --all -- --check
 # The SAM template: cfn-lint, then SAM's own validation (offline, no credentials used).
 cfn-lint infra/template.yaml
@@ -10,6 +12,6 @@ SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" sam va
 cargo clippy --workspace --all-targets -- -D warnings
 # The transcriber's Lambda build leaves whisper.cpp out (infra/Makefile): keep it compiling.
 cargo clippy -p transcriber --no-default-features --lib --bins -- -D warnings
-# The CLI without CTranslate2 (whisper.cpp only, for CPUs without MKL): keep it compiling.
+# The CLI without CTranslate2 (whisper.cpp only, for builds without the wheel): keep it compiling.
 cargo clippy -p podflow-cli --no-default-features --all-targets -- -D warnings
 cargo test --workspace

@@ -1,6 +1,6 @@
 //! EventBridge event-pattern matching, for checking the template's rules against real
 //! events offline. Written by hand because no maintained crate implements the pattern
-//! language, and moto's `TestEventPattern` answers nothing (../shared/notes/aws-emulator.md).
+//! language, and moto's `TestEventPattern` answers nothing.
 //! Only the operators podflow's template may use are implemented; any other operator is an
 //! error, so a rule using one fails the test instead of being judged wrongly.
 

@@ -1,6 +1,6 @@
 //! `infra/template.yaml` against the rest of the repository: its EventBridge rules route
 //! exactly what `podflow_events::routing` declares (checked on the schema examples and on
-//! real AWS events from ../shared/fixtures/aws), and the structure cfn-lint does not check
+//! real AWS events from crates/podflow-fakes/fixtures/aws), and the structure cfn-lint does not check
 //! (dead letters, alarms, log retention, least-privilege IAM) is there.
 
 use std::{collections::BTreeMap, path::PathBuf};

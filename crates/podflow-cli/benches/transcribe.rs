@@ -4,7 +4,8 @@
 //! known turns) speaker accuracy, and the speed ratio. Build with `--features ctranslate2` to
 //! include the CTranslate2 engine; whisper.cpp is always measured.
 //!
-//! Needs `pip install faster-whisper` (not part of the test setup: it is only the anchor).
+//! Needs faster-whisper: `scripts/setup.sh --bench` installs it into podflow's Python
+//! environment (not part of the test setup: it is only the anchor).
 //! PODFLOW_BENCH_MINUTES sets the long episode's length (default 10); PODFLOW_BENCH_RUNS how
 //! many times each engine runs on each input, in turn (default 3): the fastest run is
 //! reported, as a shared machine only ever slows a run down. PODFLOW_BENCH_ENGINES picks
@@ -109,7 +110,9 @@ fn podflow(data: &Path, file: &Path, engine: &str) -> Command {
 }
 
 fn faster_whisper(file: &Path) -> Command {
-    let mut cmd = Command::new("python3");
+    let python =
+        podflow_core::cache::python_env_program("python").unwrap_or_else(|| "python3".into());
+    let mut cmd = Command::new(python);
     cmd.arg(repo().join("bench/faster_whisper_transcribe.py"))
         .arg(file);
     cmd

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use podflow_core::{EpisodeStore, MediaProbe, PromptStatus, SpeechError};
+use podflow_core::{EpisodeStore, MediaProbe, PromptStatus, SpeechError, SpeechToText};
 use podflow_embedded::Ffmpeg;
 use podflow_events::PromptJob;
 use prompt_dispatcher::{ReplayVersion, RerenderError};
@@ -396,6 +396,9 @@ pub async fn transcribe(
         }
         Err(Stop::Engine(e)) => return Err(e.into()),
     };
+    if let Some(notice) = engine.notice() {
+        eprintln!("note: {notice}");
+    }
     if transcript.segments.is_empty() {
         eprintln!(
             "error: no speech was recognised in {} ({:.1} s of audio)",

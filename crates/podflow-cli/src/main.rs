@@ -3,6 +3,7 @@
 //! OpenAI-compatible LLM).
 
 mod commands;
+mod doctor;
 mod report;
 mod runtime;
 mod sqs_dlq;
@@ -28,6 +29,9 @@ struct Cli {
         default_value = "./podflow-data"
     )]
     data_dir: PathBuf,
+    /// Log what podflow decides (engine, compute type, fallbacks) to standard error.
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -111,6 +115,14 @@ enum Command {
         /// Seconds of audio decoded at a time (memory stays flat for long episodes).
         #[arg(long, default_value_t = 300.0, hide = true)]
         window_seconds: f64,
+    },
+    /// Check this machine: CPU, speech engine and compute type, model, ffmpeg, LLM endpoint,
+    /// data directory (exit 1 when something needed is missing, with the fix).
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        llm: LlmArgs,
     },
     /// Show each step and prompt of an episode (or all) with state, attempts and last error.
     Status {
@@ -209,9 +221,10 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
 
 #[tokio::main]
 async fn main() {
-    podflow_embedded::telemetry::init("warn");
     let cli = Cli::parse();
+    podflow_embedded::telemetry::init(if cli.verbose { "info" } else { "warn" });
     let result = match cli.command {
+        Command::Doctor { json, llm } => doctor::doctor(&settings(cli.data_dir, llm), json).await,
         Command::Run { files, json, llm } => {
             commands::run(&settings(cli.data_dir, llm), &files, json).await
         }

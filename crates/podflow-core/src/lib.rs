@@ -11,6 +11,7 @@
 //! - [`content`]: content hashing and keys for work that must never be done twice.
 
 pub mod aws_transcribe;
+pub mod cache;
 pub mod content;
 pub mod diarization;
 pub mod handling;

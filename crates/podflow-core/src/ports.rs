@@ -468,6 +468,11 @@ pub trait SpeechToText: Send + Sync {
     fn prepare(&self) -> Result<(), SpeechError> {
         Ok(())
     }
+    /// Something the step's note should tell the user after `prepare` (e.g. that another
+    /// engine stood in for one that could not load).
+    fn notice(&self) -> Option<String> {
+        None
+    }
     async fn transcribe(
         &self,
         audio: &std::path::Path,

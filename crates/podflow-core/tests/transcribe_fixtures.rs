@@ -1,4 +1,4 @@
-//! Amazon Transcribe output recorded from AWS (../shared/fixtures/aws/transcribe, see its
+//! Amazon Transcribe output recorded from AWS (crates/podflow-fakes/fixtures/aws/transcribe, see its
 //! PROVENANCE.md) normalized into podflow's transcript.
 
 use podflow_core::{aws_transcribe, subtitles, transcript::TranscriptView};

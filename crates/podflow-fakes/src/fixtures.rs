@@ -1,14 +1,12 @@
-//! The recorded AWS payloads in `../shared/fixtures/aws` beside the repository (see its
-//! PROVENANCE.md), for tests. `PODFLOW_AWS_FIXTURES` points elsewhere when needed.
+//! The recorded AWS payloads the tests feed to handlers and adapters, kept in this crate's
+//! `fixtures/aws` (copied from public repositories and AWS documentation; sources, commits
+//! and licences in its PROVENANCE.md). Every test reads them through these functions.
 
 use std::path::PathBuf;
 
 /// The fixtures directory.
 pub fn aws_dir() -> PathBuf {
-    std::env::var_os("PODFLOW_AWS_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aws"),
-        PathBuf::from,
-    )
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/aws")
 }
 
 /// A fixture's text, e.g. `aws_text("sqs/powertools-python_sqsEvent.json")`. Panics with
@@ -17,7 +15,7 @@ pub fn aws_text(relative: &str) -> String {
     let path = aws_dir().join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {} ({e}): the shared AWS fixtures sit beside the repository, or set PODFLOW_AWS_FIXTURES",
+            "cannot read {} ({e}): every fixture a test names lives in crates/podflow-fakes/fixtures/aws",
             path.display()
         )
     })

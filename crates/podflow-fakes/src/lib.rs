@@ -3,7 +3,7 @@
 //! [`FakeLlm`] is a chat server on loopback speaking two wire formats: OpenAI-compatible chat
 //! completions (choices, usage, `error.message` bodies, `Retry-After` on 429) and Bedrock
 //! Runtime's Converse (`output.message.content[].text`, `usage`, errors as
-//! `x-amzn-ErrorType` + `{"message"}`, taken from the fixtures in `shared/fixtures/aws/bedrock`).
+//! `x-amzn-ErrorType` + `{"message"}`, taken from the fixtures in `fixtures/aws/bedrock`).
 //! It enforces per-model quotas the way providers describe them — a token bucket per
 //! minute for requests and one for tokens (input + `max_tokens`) — and injects faults from a
 //! seeded random source: throttling, 5xx, answers slower than the client's timeout, and
@@ -13,7 +13,7 @@
 //! [`mediaconvert::FakeMediaConvert`] serves MediaConvert's CreateJob (moto does not).
 //!
 //! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in
-//! `../shared/fixtures/aws`, [`moto::MotoServer`] runs the AWS emulator on loopback, and
+//! `fixtures/aws` (this crate), [`moto::MotoServer`] runs the AWS emulator on loopback, and
 //! [`store_contract`] is the behaviour every episode store adapter must have.
 
 pub mod fixtures;

@@ -43,12 +43,15 @@ impl MotoServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = Command::new("moto_server")
+        // podflow's Python environment first (scripts/setup.sh --tests), else the PATH.
+        let program = podflow_core::cache::python_env_program("moto_server")
+            .unwrap_or_else(|| "moto_server".into());
+        let child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server runs (pip install 'moto[server]'; scripts/setup.sh --tests does)");
+            .expect("moto_server runs (scripts/setup.sh --tests installs it)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

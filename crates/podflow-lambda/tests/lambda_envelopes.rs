@@ -1,4 +1,4 @@
-//! The Lambda wrappers on real AWS payloads (../shared/fixtures/aws): every record of a
+//! The Lambda wrappers on real AWS payloads (crates/podflow-fakes/fixtures/aws): every record of a
 //! batch is handled, failures are reported per item (FIFO groups keep their order), retries
 //! are delayed, dead letters carry their reason, and nothing panics on odd event data.
 

@@ -33,6 +33,37 @@ impl OpenAiCompatible {
     pub fn endpoint(&self) -> String {
         format!("{}/chat/completions", self.base_url)
     }
+
+    /// Whether a server answers at the base URL (`GET <URL>/models`, which OpenAI-compatible
+    /// servers list their models at): a sentence saying what answered, or why nothing did.
+    pub async fn probe(&self) -> Result<String, String> {
+        let url = format!("{}/models", self.base_url);
+        let mut call = self.http.get(&url);
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key);
+        }
+        let response = call.send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection refused or unreachable"
+            } else {
+                "no HTTP answer"
+            };
+            format!("nothing answers at {url} ({what})")
+        })?;
+        let status = response.status();
+        let listed = response
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v.get("data")?.as_array().map(Vec::len));
+        match (status.is_success(), listed) {
+            (true, Some(n)) => Ok(format!("{url} answers: {n} models")),
+            (true, None) => Ok(format!("{url} answers (HTTP {status})")),
+            (false, _) => Err(format!("{url} answers HTTP {status}")),
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -214,12 +214,7 @@ mod tests {
     use super::*;
 
     fn fixture(path: &str) -> Value {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/aws")
-            .join(path);
-        let text =
-            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        serde_json::from_str(&text).expect("fixture is JSON")
+        podflow_fakes::fixtures::aws_json(path)
     }
 
     fn uploads(v: &Value) -> Vec<S3Upload> {

@@ -11,11 +11,9 @@ use sha2::{Digest, Sha256};
 
 /// The recorded "Object Created" event, pointed at `key` in bucket `podflow-test`.
 fn object_created(key: &str, size: u64) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../../../shared/fixtures/aws/s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectCreatedEvent.json",
+    let mut event = podflow_fakes::fixtures::aws_json(
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectCreatedEvent.json",
     );
-    let mut event: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
     event["detail"]["bucket"]["name"] = json!("podflow-test");
     event["detail"]["object"]["key"] = json!(key);
     event["detail"]["object"]["size"] = json!(size);
@@ -130,10 +128,9 @@ async fn bad_uploads_are_dead_lettered_with_the_reason_and_nothing_recorded() {
 #[tokio::test]
 async fn non_upload_events_are_ignored_and_foreign_ones_refused() {
     let s = setup();
-    let deleted = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../../../shared/fixtures/aws/s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectDeletedEvent.json",
-    ))
-    .expect("fixture");
+    let deleted = podflow_fakes::fixtures::aws_text(
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectDeletedEvent.json",
+    );
     assert!(matches!(
         s.handler.handle(&delivery(deleted)).await,
         Outcome::Done { ref emit, .. } if emit.is_empty()

@@ -280,10 +280,7 @@ mod tests {
     /// A recorded event; the documentation's examples write `"code": 000000`, which is not
     /// JSON (see the fixtures' PROVENANCE.md), so leading zeros are dropped first.
     fn fixture(name: &str, audio: &str) -> Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/aws/mediaconvert")
-            .join(name);
-        let text = std::fs::read_to_string(&path).expect("fixture");
+        let text = podflow_fakes::fixtures::aws_text(&format!("mediaconvert/{name}"));
         let mut v: Value =
             serde_json::from_str(&text.replace("000000", "0")).expect("fixture is JSON");
         v["detail"]["userMetadata"] = serde_json::json!({

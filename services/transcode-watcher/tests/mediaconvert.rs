@@ -34,10 +34,7 @@ fn uploaded(episode_id: &str, source: &BlobRef) -> Delivery {
 
 /// A recorded state-change event for `job` (the documentation's `000000` codes made JSON).
 fn state_change(file: &str, job: &Value, output: Option<&str>) -> Delivery {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/aws/mediaconvert")
-        .join(file);
-    let text = std::fs::read_to_string(path).expect("fixture");
+    let text = podflow_fakes::fixtures::aws_text(&format!("mediaconvert/{file}"));
     let mut event: Value = serde_json::from_str(&text.replace("000000", "0")).expect("json");
     event["detail"]["jobId"] = job["id"].clone();
     event["detail"]["userMetadata"] = job["userMetadata"].clone();

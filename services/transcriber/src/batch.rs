@@ -96,7 +96,9 @@ impl BatchTranscriberHandler {
         };
         let job = match started.await {
             Ok(Ok(job)) => job,
-            Ok(Err(reused)) => return finish(self.store.as_ref(), up, Ok(reused), attempt).await,
+            Ok(Err(reused)) => {
+                return finish(self.store.as_ref(), up, Ok(reused), None, attempt).await;
+            }
             Err(e) => return retry_on_store_error(attempt, &e),
         };
         let spec = TranscriptionJobSpec {
@@ -115,7 +117,7 @@ impl BatchTranscriberHandler {
             Ok(false) => self.on_job_state(&job, Wake::Upload, attempt).await,
             Err(e) => match job_failure(e, attempt) {
                 Ok(retry) => retry,
-                Err(failure) => finish(self.store.as_ref(), up, Err(failure), attempt).await,
+                Err(failure) => finish(self.store.as_ref(), up, Err(failure), None, attempt).await,
             },
         }
     }
@@ -165,7 +167,7 @@ impl BatchTranscriberHandler {
                 Err(StepFailure::Final(reason)) => Err(StepFailure::Final(reason.clone())),
                 Err(StepFailure::Store(e)) => return retry_on_store_error(attempt, e),
             };
-            outcomes.push(finish(self.store.as_ref(), up, mine, attempt).await);
+            outcomes.push(finish(self.store.as_ref(), up, mine, None, attempt).await);
         }
         merge_outcomes(outcomes)
     }

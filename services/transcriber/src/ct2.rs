@@ -28,6 +28,7 @@ use crate::{
         Pieces, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
         log_progress, piece_seconds, probe_seconds, threads_from_env, transcribe_blocking,
     },
+    compute::{self, ComputeChoice, ComputeKind, PickError},
     mel::LogMel,
     model,
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
@@ -112,12 +113,18 @@ struct LoadedModel {
     name: String,
     /// `<sha256 of model.bin>-ct2-int8`, hashed when `prepare` first asks for it.
     fingerprint: OnceLock<Result<String, String>>,
+    /// The compute type asked for, and the one the first model loaded in.
+    choice: ComputeChoice,
+    compute: OnceLock<Result<ComputeKind, String>>,
 }
 
 impl LoadedModel {
     fn fingerprint(&self) -> Result<&str, SpeechError> {
         self.fingerprint
             .get_or_init(|| {
+                // The compute type is left out of the key: a transcript made in float32 on one
+                // CPU is the same work as int8 on another, and moving machines must not
+                // transcribe everything again. (`int8` is part of the key's format only.)
                 model::ct2_fingerprint(&self.dir)
                     .map(|f| format!("{f}-ct2-int8"))
                     .map_err(|e| e.to_string())
@@ -127,35 +134,67 @@ impl LoadedModel {
     }
 }
 
-/// Loads one single-threaded copy of the model.
-fn load_whisper(dir: &Path) -> Result<Whisper, String> {
+/// Loads one single-threaded copy of the model in `kind`.
+fn load_whisper(dir: &Path, kind: ComputeKind) -> Result<Whisper, String> {
     let config = Config {
         device: Device::CPU,
-        compute_type: ComputeType::INT8,
-        // One thread per model and one model per core. This CTranslate2 is built without
-        // OpenMP (MKL's sequential kernels), and its fallback thread pool synchronises on
-        // every small operation: on 2 cores, two threads in one model made 446,000 futex
-        // calls for 2 minutes of audio and took 21 s against 13.5 s on one. Two models on
-        // two pieces of the audio share nothing and do use both cores. (Two replicas in
-        // one CTranslate2 pool, `device_indices: [0, 0]`, hung in `generate`.)
+        compute_type: ct2_compute_type(kind),
+        // One thread per model and one model per core. CTranslate2's threads synchronise on
+        // every small operation, and decoding (most of the time) does not spread over them:
+        // on 2 cores two threads in one model were slower than one. Two models on two
+        // pieces of the audio share nothing and do use both cores. (Two replicas in one
+        // CTranslate2 pool, `device_indices: [0, 0]`, hung in `generate`.)
         num_threads_per_replica: 1,
         ..Config::default()
     };
-    Whisper::new(dir, config).map_err(|e| {
-        format!(
-            "CTranslate2 could not load {} ({e}); point PODFLOW_WHISPER_MODEL at a CTranslate2 Whisper directory",
-            dir.display()
-        )
-    })
+    Whisper::new(dir, config).map_err(|e| e.to_string())
+}
+
+fn ct2_compute_type(kind: ComputeKind) -> ComputeType {
+    match kind {
+        ComputeKind::Int8 => ComputeType::INT8,
+        ComputeKind::Int8Float32 => ComputeType::INT8_FLOAT32,
+        ComputeKind::Int8Float16 => ComputeType::INT8_FLOAT16,
+        ComputeKind::Int8Bfloat16 => ComputeType::INT8_BFLOAT16,
+        ComputeKind::Int16 => ComputeType::INT16,
+        ComputeKind::Float32 => ComputeType::FLOAT32,
+        ComputeKind::Float16 => ComputeType::FLOAT16,
+        ComputeKind::Bfloat16 => ComputeType::BFLOAT16,
+    }
 }
 
 impl LoadedModel {
-    /// Worker `index`'s model, loaded on first use.
+    /// Worker `index`'s model, loaded on first use. The first model loaded picks the compute
+    /// type (see [`compute::pick`]); the others load in the type it picked.
     fn replica(&self, index: usize) -> Result<&Whisper, SpeechError> {
         self.replicas
             .get(index)
             .ok_or_else(|| SpeechError::Engine(format!("no model for worker {index}")))?
-            .get_or_init(|| load_whisper(&self.dir))
+            .get_or_init(|| {
+                let mut first = None;
+                let kind = self.compute.get_or_init(|| {
+                    let picked = compute::pick(self.choice, |kind| load_whisper(&self.dir, kind))
+                        .map_err(|e| match e {
+                            PickError::Unsupported(text) => text,
+                            PickError::Model(text) => {
+                                format!("CTranslate2 could not load {}: {text}", self.dir.display())
+                            }
+                        })?;
+                    for (kind, reason) in &picked.refused {
+                        tracing::info!(compute_type = %kind, %reason, "CTranslate2 compute type not supported on this CPU");
+                    }
+                    tracing::info!(compute_type = %picked.kind, choice = %self.choice, model = %self.name, "CTranslate2 loaded the model");
+                    first = Some(picked.model);
+                    Ok(picked.kind)
+                });
+                match (first, kind) {
+                    (Some(model), _) => Ok(model),
+                    (None, Ok(kind)) => load_whisper(&self.dir, *kind).map_err(|e| {
+                        format!("CTranslate2 could not load {} as {kind}: {e}", self.dir.display())
+                    }),
+                    (None, Err(e)) => Err(e.clone()),
+                }
+            })
             .as_ref()
             .map_err(|e| SpeechError::Engine(e.clone()))
     }
@@ -184,7 +223,7 @@ pub struct Ct2Engine {
 }
 
 impl Ct2Engine {
-    /// `source`: a CTranslate2 model directory (default: [`model::locate`]).
+    /// `source`: a CTranslate2 model directory (default: [`locate::model`]).
     pub fn new(source: Option<PathBuf>) -> Self {
         Self {
             source,
@@ -199,8 +238,9 @@ impl Ct2Engine {
             .get_or_init(|| {
                 let dir = match &self.source {
                     Some(p) => p.clone(),
-                    None => model::locate().map_err(|e| e.to_string())?,
+                    None => crate::locate::model().map_err(|e| e.to_string())?,
                 };
+                let choice = ComputeChoice::from_env()?;
                 let shape = model::ct2_shape(&dir).map_err(|e| e.to_string())?;
                 let vocabulary = Vocabulary::read(&dir)?;
                 // English-only models start with <|startoftranscript|> alone; multilingual
@@ -222,10 +262,18 @@ impl Ct2Engine {
                     mel: LogMel::new(shape.n_mels),
                     name: shape.name,
                     fingerprint: OnceLock::new(),
+                    choice,
+                    compute: OnceLock::new(),
                 }))
             })
             .as_ref()
             .map_err(|e| SpeechError::Engine(e.clone()))
+    }
+
+    /// The compute type the models run in, once the first one has loaded.
+    pub fn compute_type(&self) -> Option<ComputeKind> {
+        let loaded = self.loaded.get()?.as_ref().ok()?;
+        loaded.compute.get()?.as_ref().ok().copied()
     }
 
     /// Transcribes a window at a time; `progress` hears the seconds of audio done so far.

@@ -1,8 +1,11 @@
 //! The local engine a user picks (`PODFLOW_WHISPER_ENGINE`): whisper.cpp, or CTranslate2
 //! when podflow was built with the `ctranslate2` feature. Both take the same model
-//! directory and produce the same transcript.
+//! directory and produce the same transcript, so either stands in when the other cannot load.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 use async_trait::async_trait;
 use podflow_core::{SpeechError, SpeechToText, transcript::Transcript};
@@ -17,7 +20,8 @@ pub enum EngineKind {
     /// whisper.cpp, f16 weights converted from the model directory.
     #[value(name = "whisper.cpp")]
     WhisperCpp,
-    /// CTranslate2 int8, the engine faster-whisper uses (needs the `ctranslate2` build).
+    /// CTranslate2, the engine faster-whisper uses, in the fastest compute type the CPU
+    /// supports (needs the `ctranslate2` build).
     #[value(name = "ctranslate2")]
     Ctranslate2,
 }
@@ -33,37 +37,118 @@ impl EngineKind {
     }
 }
 
-/// One of the built-in engines, behind the one `SpeechToText` port the handlers use.
-pub enum LocalEngine {
+/// One built-in engine.
+enum Candidate {
     WhisperCpp(WhisperEngine),
     #[cfg(feature = "ctranslate2")]
     Ctranslate2(Ct2Engine),
 }
 
+impl Candidate {
+    fn port(&self) -> &dyn SpeechToText {
+        match self {
+            Self::WhisperCpp(e) => e,
+            #[cfg(feature = "ctranslate2")]
+            Self::Ctranslate2(e) => e,
+        }
+    }
+}
+
+/// The engine that loaded, and what the user should hear about the ones that did not.
+struct Active {
+    index: usize,
+    notice: Option<String>,
+}
+
+/// The chosen engine behind the one `SpeechToText` port the handlers use, with the other
+/// built-in engine behind it: if the chosen one cannot load on this machine, the other
+/// transcribes instead and the step's note says why, rather than the episode failing.
+pub struct LocalEngine {
+    candidates: Vec<Candidate>,
+    active: OnceLock<Result<Active, String>>,
+}
+
 impl LocalEngine {
     /// `model`: a model directory or ggml file (default: the bundled one); `cache_dir`:
-    /// where whisper.cpp's converted weights are kept.
+    /// where whisper.cpp's converted weights are kept. `kind` is tried first, then the other
+    /// engine built in.
     pub fn new(
         kind: EngineKind,
         model: Option<PathBuf>,
         cache_dir: PathBuf,
     ) -> Result<Self, SpeechError> {
-        match kind {
-            EngineKind::WhisperCpp => Ok(Self::WhisperCpp(WhisperEngine::new(model, cache_dir))),
+        let whisper_cpp =
+            || Candidate::WhisperCpp(WhisperEngine::new(model.clone(), cache_dir.clone()));
+        let candidates = match kind {
+            EngineKind::WhisperCpp => {
+                let mut c = vec![whisper_cpp()];
+                #[cfg(feature = "ctranslate2")]
+                c.push(Candidate::Ctranslate2(Ct2Engine::new(model.clone())));
+                c
+            }
             #[cfg(feature = "ctranslate2")]
-            EngineKind::Ctranslate2 => Ok(Self::Ctranslate2(Ct2Engine::new(model))),
+            EngineKind::Ctranslate2 => vec![
+                Candidate::Ctranslate2(Ct2Engine::new(model.clone())),
+                whisper_cpp(),
+            ],
             #[cfg(not(feature = "ctranslate2"))]
-            EngineKind::Ctranslate2 => Err(SpeechError::Engine(
-                "this podflow was built without CTranslate2: set PODFLOW_WHISPER_ENGINE=whisper.cpp, or build with `--features ctranslate2`".into(),
-            )),
-        }
+            EngineKind::Ctranslate2 => {
+                return Err(SpeechError::Engine(
+                    "this podflow was built without CTranslate2: set PODFLOW_WHISPER_ENGINE=whisper.cpp, or build with `--features ctranslate2`".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            candidates,
+            active: OnceLock::new(),
+        })
     }
 
-    fn inner(&self) -> &dyn SpeechToText {
-        match self {
-            Self::WhisperCpp(e) => e,
+    /// Loads the first engine that can: the chosen one, else the next.
+    fn activate(&self) -> Result<&Active, SpeechError> {
+        self.active
+            .get_or_init(|| {
+                let mut failures: Vec<String> = Vec::new();
+                for (index, candidate) in self.candidates.iter().enumerate() {
+                    let port = candidate.port();
+                    match port.prepare() {
+                        Ok(()) => {
+                            let notice = (!failures.is_empty()).then(|| {
+                                format!(
+                                    "{}; transcribed with {}",
+                                    failures.join("; "),
+                                    port.engine()
+                                )
+                            });
+                            if let Some(notice) = &notice {
+                                tracing::warn!(%notice, "speech engine fell back");
+                            }
+                            return Ok(Active { index, notice });
+                        }
+                        Err(e) => failures.push(format!("{}: {e}", port.engine())),
+                    }
+                }
+                Err(failures.join("; "))
+            })
+            .as_ref()
+            .map_err(|e| SpeechError::Engine(e.clone()))
+    }
+
+    /// The engine that transcribes: the one that loaded, or the chosen one before loading.
+    fn current(&self) -> &Candidate {
+        let index = match self.active.get() {
+            Some(Ok(active)) => active.index,
+            _ => 0,
+        };
+        &self.candidates[index]
+    }
+
+    /// CTranslate2's compute type, when CTranslate2 is the engine that loaded.
+    pub fn compute_type(&self) -> Option<crate::compute::ComputeKind> {
+        match self.current() {
             #[cfg(feature = "ctranslate2")]
-            Self::Ctranslate2(e) => e,
+            Candidate::Ctranslate2(e) => e.compute_type(),
+            _ => None,
         }
     }
 
@@ -76,8 +161,9 @@ impl LocalEngine {
         window_seconds: f64,
         progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> Result<Transcript, SpeechError> {
-        match self {
-            Self::WhisperCpp(e) => {
+        self.activate()?;
+        match self.current() {
+            Candidate::WhisperCpp(e) => {
                 let windowing = Windowing {
                     window_seconds: window_seconds.max(30.0),
                     ..Windowing::default()
@@ -85,7 +171,7 @@ impl LocalEngine {
                 e.transcribe_with_progress(audio, windowing, progress).await
             }
             #[cfg(feature = "ctranslate2")]
-            Self::Ctranslate2(e) => e.transcribe_with_progress(audio, progress).await,
+            Candidate::Ctranslate2(e) => e.transcribe_with_progress(audio, progress).await,
         }
     }
 }
@@ -93,22 +179,30 @@ impl LocalEngine {
 #[async_trait]
 impl SpeechToText for LocalEngine {
     fn engine(&self) -> &str {
-        self.inner().engine()
+        self.current().port().engine()
     }
 
     fn model(&self) -> &str {
-        self.inner().model()
+        self.current().port().model()
     }
 
     fn model_fingerprint(&self) -> &str {
-        self.inner().model_fingerprint()
+        self.current().port().model_fingerprint()
     }
 
     fn prepare(&self) -> Result<(), SpeechError> {
-        self.inner().prepare()
+        self.activate().map(|_| ())
+    }
+
+    fn notice(&self) -> Option<String> {
+        match self.active.get() {
+            Some(Ok(active)) => active.notice.clone(),
+            _ => None,
+        }
     }
 
     async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
-        self.inner().transcribe(audio).await
+        self.activate()?;
+        self.current().port().transcribe(audio).await
     }
 }

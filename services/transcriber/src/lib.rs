@@ -4,10 +4,13 @@
 
 pub mod audio;
 pub mod batch;
+pub mod compute;
+pub mod cpu;
 #[cfg(feature = "ctranslate2")]
 pub mod ct2;
 #[cfg(feature = "whisper")]
 pub mod engine;
+pub mod locate;
 #[cfg(feature = "ctranslate2")]
 pub mod mel;
 pub mod model;
@@ -221,6 +224,7 @@ async fn finish(
     store: &dyn EpisodeStore,
     up: &EpisodeUploaded,
     result: Result<(TranscriptionResult, bool), StepFailure>,
+    notice: Option<String>,
     attempt: u32,
 ) -> Outcome {
     match result {
@@ -262,7 +266,15 @@ async fn finish(
                 ("subtitles_srt", &r.srt),
                 ("subtitles_vtt", &r.vtt),
             ];
-            let note = reused.then_some("reused an earlier transcription of the same audio");
+            let mut notes: Vec<&str> = Vec::new();
+            if reused {
+                notes.push("reused an earlier transcription of the same audio");
+            }
+            if let Some(notice) = notice.as_deref() {
+                notes.push(notice);
+            }
+            let joined = notes.join("; ");
+            let note = (!joined.is_empty()).then_some(joined.as_str());
             end_step(
                 store,
                 &up.episode_id,
@@ -291,6 +303,7 @@ impl MessageHandler for TranscriberHandler {
             return retry_on_store_error(delivery.attempt, &e);
         }
         let result = self.transcribe(&up).await;
-        finish(self.store.as_ref(), &up, result, delivery.attempt).await
+        let notice = self.engine.notice();
+        finish(self.store.as_ref(), &up, result, notice, delivery.attempt).await
     }
 }

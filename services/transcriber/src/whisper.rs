@@ -35,7 +35,7 @@ pub struct WhisperEngine {
 }
 
 impl WhisperEngine {
-    /// `source`: a model directory or ggml file (default: [`model::locate`]);
+    /// `source`: a model directory or ggml file (default: [`locate::model`]);
     /// `cache_dir`: where converted models are kept.
     pub fn new(source: Option<PathBuf>, cache_dir: PathBuf) -> Self {
         Self {
@@ -51,7 +51,7 @@ impl WhisperEngine {
             .get_or_init(|| {
                 let source = match &self.source {
                     Some(p) => p.clone(),
-                    None => model::locate().map_err(|e| e.to_string())?,
+                    None => crate::locate::model().map_err(|e| e.to_string())?,
                 };
                 let weights = model::WeightType::from_env().map_err(|e| e.to_string())?;
                 let resolved = model::prepare(&source, &self.cache_dir, weights)

@@ -21,10 +21,7 @@ use transcriber::batch::{BatchTranscriberHandler, job_name, output_key};
 const BUCKET: &str = "podflow-test";
 
 fn fixture(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/aws/transcribe")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    podflow_fakes::fixtures::aws_text(&format!("transcribe/{name}"))
 }
 
 fn uploaded(episode_id: &str, name: &str, source: &podflow_events::BlobRef) -> Delivery {

@@ -1,0 +1,339 @@
+//! `podflow doctor`: what a user debugging a machine needs on one screen — the CPU and the
+//! instruction sets that matter, the speech engine and compute type that will run, the model,
+//! ffmpeg, the LLM endpoint and the data directory — with the fix for whatever is missing.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use podflow_core::SpeechToText;
+use serde::Serialize;
+use transcriber::{cpu::CpuSummary, engine::LocalEngine, locate};
+
+use crate::{
+    commands::{EXIT_BAD_INPUT, EXIT_OK},
+    runtime::Settings,
+};
+
+/// How a check came out: `Fail` is something podflow needs (exit 1); `Warn` limits what a run
+/// delivers without stopping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    /// What to do, where something is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            status: Status::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn problem(
+        name: &'static str,
+        status: Status,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            name,
+            status,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// Runs every check and prints them; exit 1 when something needed is missing.
+pub async fn doctor(settings: &Settings, json: bool) -> anyhow::Result<i32> {
+    let mut checks = vec![Check::ok("cpu", CpuSummary::detect().line())];
+    checks.extend(speech_checks(settings).await);
+    checks.push(program_check("ffmpeg"));
+    checks.push(program_check("ffprobe"));
+    checks.push(llm_check(settings).await);
+    checks.push(data_dir_check(&settings.data_dir));
+    print(&checks, json)?;
+    Ok(exit_code(&checks))
+}
+
+fn exit_code(checks: &[Check]) -> i32 {
+    if checks.iter().any(|c| c.status == Status::Fail) {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_OK
+    }
+}
+
+fn print(checks: &[Check], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(checks)?);
+        return Ok(());
+    }
+    for check in checks {
+        let status = match check.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        println!("{status}  {:<11} {}", check.name, check.detail);
+        if let Some(fix) = &check.fix {
+            println!("{:17}→ {fix}", "");
+        }
+    }
+    Ok(())
+}
+
+/// The engine that will transcribe (loading it, as a run would), its compute type and the
+/// model it loaded.
+async fn speech_checks(settings: &Settings) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if let Some(library) = locate::ctranslate2_library() {
+        let detail = if Path::new(library).is_file() {
+            Check::ok("ctranslate2", library.to_owned())
+        } else {
+            Check::problem(
+                "ctranslate2",
+                Status::Warn,
+                format!("{library} (linked at build time) is gone"),
+                "run scripts/setup.sh again; whisper.cpp stands in until then",
+            )
+        };
+        checks.push(detail);
+    }
+    let model = settings
+        .whisper_model
+        .clone()
+        .map_or_else(locate::model, Ok);
+    let model_path = match model {
+        Ok(path) => path,
+        Err(e) => {
+            checks.push(Check::problem(
+                "model",
+                Status::Fail,
+                e.to_string(),
+                "run scripts/setup.sh, or set PODFLOW_WHISPER_MODEL",
+            ));
+            return checks;
+        }
+    };
+    let engine = match LocalEngine::new(
+        settings.engine,
+        Some(model_path.clone()),
+        settings.data_dir.join("models"),
+    ) {
+        Ok(engine) => engine,
+        Err(e) => {
+            checks.push(Check::problem(
+                "engine",
+                Status::Fail,
+                e.to_string(),
+                "set PODFLOW_WHISPER_ENGINE=whisper.cpp",
+            ));
+            return checks;
+        }
+    };
+    let loaded = tokio::task::spawn_blocking(move || {
+        let result = engine.prepare();
+        (engine, result)
+    })
+    .await;
+    let (engine, prepared) = match loaded {
+        Ok(v) => v,
+        Err(e) => {
+            checks.push(Check::problem(
+                "engine",
+                Status::Fail,
+                format!("loading the engine stopped: {e}"),
+                "run `RUST_LOG=info podflow doctor` and report the log",
+            ));
+            return checks;
+        }
+    };
+    match prepared {
+        Ok(()) => {
+            let compute = engine
+                .compute_type()
+                .map(|k| format!(", compute type {k}"))
+                .unwrap_or_default();
+            let detail = format!("{}{compute}", engine.engine());
+            checks.push(match engine.notice() {
+                Some(notice) => Check::problem(
+                    "engine",
+                    Status::Warn,
+                    format!("{detail} — {notice}"),
+                    "the engine named first transcribes instead (whisper.cpp is about half as fast); the reason says what to change",
+                ),
+                None => Check::ok("engine", detail),
+            });
+            checks.push(Check::ok(
+                "model",
+                format!(
+                    "{} at {} ({})",
+                    engine.model(),
+                    model_path.display(),
+                    megabytes(&model_path)
+                ),
+            ));
+        }
+        Err(e) => checks.push(Check::problem(
+            "engine",
+            Status::Fail,
+            e.to_string(),
+            "run scripts/setup.sh; PODFLOW_WHISPER_MODEL must name a CTranslate2 Whisper directory or a ggml file",
+        )),
+    }
+    checks
+}
+
+/// The size of a model file, or of the weights in a model directory.
+fn megabytes(path: &Path) -> String {
+    let file = if path.is_dir() {
+        path.join("model.bin")
+    } else {
+        path.to_owned()
+    };
+    std::fs::metadata(&file).map_or_else(
+        |_| "size unknown".to_owned(),
+        |m| format!("{:.1} MB", m.len() as f64 / 1e6),
+    )
+}
+
+fn program_check(program: &'static str) -> Check {
+    match Command::new(program).arg("-version").output() {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            Check::ok(program, text.lines().next().unwrap_or(program).to_owned())
+        }
+        Ok(out) => Check::problem(
+            program,
+            Status::Fail,
+            format!("`{program} -version` failed ({})", out.status),
+            "reinstall it: apt-get install ffmpeg",
+        ),
+        Err(e) => Check::problem(
+            program,
+            Status::Fail,
+            format!("not found ({e})"),
+            "install it: apt-get install ffmpeg (scripts/setup.sh does)",
+        ),
+    }
+}
+
+async fn llm_check(settings: &Settings) -> Check {
+    if settings.llm_provider == "bedrock" {
+        return Check::ok(
+            "llm",
+            "Amazon Bedrock (Converse); credentials and region are read from the environment on the first prompt",
+        );
+    }
+    let client = bedrock_invoker::openai::OpenAiCompatible::new(
+        &settings.llm_url,
+        settings.llm_api_key.clone(),
+        Duration::from_secs(3),
+    );
+    match client.probe().await {
+        Ok(answer) => Check::ok("llm", answer),
+        Err(reason) => Check::problem(
+            "llm",
+            Status::Warn,
+            reason,
+            "prompts wait in the dead-letter queue until an LLM answers: set PODFLOW_LLM_URL (e.g. http://localhost:11434/v1 for Ollama), then `podflow dlq replay --all`",
+        ),
+    }
+}
+
+/// The data directory, or the nearest existing folder above it (podflow creates the rest):
+/// a file can be created there.
+fn data_dir_check(dir: &Path) -> Check {
+    let existing: PathBuf = dir
+        .ancestors()
+        .find(|p| p.is_dir())
+        .map_or_else(|| PathBuf::from("."), Path::to_owned);
+    let probe = existing.join(format!(".podflow-doctor-{}", std::process::id()));
+    let writable = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    let state = if dir.is_dir() {
+        "exists"
+    } else {
+        "will be created"
+    };
+    if writable {
+        Check::ok("data dir", format!("{} ({state}, writable)", dir.display()))
+    } else {
+        Check::problem(
+            "data dir",
+            Status::Fail,
+            format!(
+                "{} ({state}): {} is not writable",
+                dir.display(),
+                existing.display()
+            ),
+            "choose another with --data-dir or PODFLOW_DATA_DIR",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_check_makes_the_exit_code_one_and_a_warning_does_not() {
+        let mut checks = vec![
+            Check::ok("cpu", "x"),
+            Check::problem("llm", Status::Warn, "down", "start it"),
+        ];
+        assert_eq!(exit_code(&checks), EXIT_OK);
+        checks.push(Check::problem(
+            "ffmpeg",
+            Status::Fail,
+            "not found",
+            "install it",
+        ));
+        assert_eq!(exit_code(&checks), EXIT_BAD_INPUT);
+    }
+
+    #[test]
+    fn a_missing_program_fails_with_the_install_command() {
+        let check = program_check("podflow-no-such-program-here");
+        assert_eq!(check.status, Status::Fail);
+        assert!(check.detail.contains("not found"), "{}", check.detail);
+        assert!(
+            check
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("apt-get install"))
+        );
+    }
+
+    #[test]
+    fn a_data_dir_under_a_writable_folder_is_fine_and_an_unwritable_one_fails() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fresh = tmp.path().join("not-yet/data");
+        let check = data_dir_check(&fresh);
+        assert_eq!(check.status, Status::Ok, "{}", check.detail);
+        assert!(check.detail.contains("will be created"));
+        // /proc refuses new files, for root too.
+        let check = data_dir_check(Path::new("/proc/podflow-data"));
+        assert_eq!(check.status, Status::Fail, "{}", check.detail);
+        assert!(check.fix.is_some());
+    }
+}
