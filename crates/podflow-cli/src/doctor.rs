@@ -101,12 +101,12 @@ fn print(checks: &[Check], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine that will transcribe (loading it, as a run would), its compute type and the
-/// model it loaded.
+/// The CTranslate2 library, then the engine that will transcribe (loading it, as a run
+/// would), its compute type and the model it loaded.
 async fn speech_checks(settings: &Settings) -> Vec<Check> {
     let mut checks = Vec::new();
     if let Some(library) = locate::ctranslate2_library() {
-        let detail = if Path::new(library).is_file() {
+        checks.push(if Path::new(library).is_file() {
             Check::ok("ctranslate2", library.to_owned())
         } else {
             Check::problem(
@@ -115,92 +115,76 @@ async fn speech_checks(settings: &Settings) -> Vec<Check> {
                 format!("{library} (linked at build time) is gone"),
                 "run scripts/setup.sh again; whisper.cpp stands in until then",
             )
-        };
-        checks.push(detail);
+        });
     }
-    let model = settings
-        .whisper_model
-        .clone()
-        .map_or_else(locate::model, Ok);
-    let model_path = match model {
-        Ok(path) => path,
-        Err(e) => {
-            checks.push(Check::problem(
-                "model",
-                Status::Fail,
-                e.to_string(),
-                "run scripts/setup.sh, or set PODFLOW_WHISPER_MODEL",
-            ));
-            return checks;
-        }
+    match engine_checks(settings).await {
+        Ok(found) => checks.extend(found),
+        Err(failed) => checks.push(failed),
+    }
+    checks
+}
+
+/// The engine and model checks, or the one that failed.
+async fn engine_checks(settings: &Settings) -> Result<Vec<Check>, Check> {
+    let fail = |name: &'static str, fix: &'static str| {
+        move |e: &dyn std::fmt::Display| Check::problem(name, Status::Fail, e.to_string(), fix)
     };
-    let engine = match LocalEngine::new(
+    let model_path = match settings.whisper_model.clone() {
+        Some(path) => path,
+        None => locate::model().map_err(|e| {
+            fail(
+                "model",
+                "run scripts/setup.sh, or set PODFLOW_WHISPER_MODEL",
+            )(&e)
+        })?,
+    };
+    let engine = LocalEngine::new(
         settings.engine,
         Some(model_path.clone()),
         settings.data_dir.join("models"),
-    ) {
-        Ok(engine) => engine,
-        Err(e) => {
-            checks.push(Check::problem(
-                "engine",
-                Status::Fail,
-                e.to_string(),
-                "set PODFLOW_WHISPER_ENGINE=whisper.cpp",
-            ));
-            return checks;
-        }
-    };
-    let loaded = tokio::task::spawn_blocking(move || {
+    )
+    .map_err(|e| fail("engine", "set PODFLOW_WHISPER_ENGINE=whisper.cpp")(&e))?;
+    let (engine, prepared) = tokio::task::spawn_blocking(move || {
         let result = engine.prepare();
         (engine, result)
     })
-    .await;
-    let (engine, prepared) = match loaded {
-        Ok(v) => v,
-        Err(e) => {
-            checks.push(Check::problem(
-                "engine",
-                Status::Fail,
-                format!("loading the engine stopped: {e}"),
-                "run `RUST_LOG=info podflow doctor` and report the log",
-            ));
-            return checks;
-        }
-    };
-    match prepared {
-        Ok(()) => {
-            let compute = engine
-                .compute_type()
-                .map(|k| format!(", compute type {k}"))
-                .unwrap_or_default();
-            let detail = format!("{}{compute}", engine.engine());
-            checks.push(match engine.notice() {
-                Some(notice) => Check::problem(
-                    "engine",
-                    Status::Warn,
-                    format!("{detail} — {notice}"),
-                    "the engine named first transcribes instead (whisper.cpp is about half as fast); the reason says what to change",
-                ),
-                None => Check::ok("engine", detail),
-            });
-            checks.push(Check::ok(
-                "model",
-                format!(
-                    "{} at {} ({})",
-                    engine.model(),
-                    model_path.display(),
-                    megabytes(&model_path)
-                ),
-            ));
-        }
-        Err(e) => checks.push(Check::problem(
+    .await
+    .map_err(|e| {
+        fail(
             "engine",
-            Status::Fail,
-            e.to_string(),
+            "run `podflow --verbose doctor` and report its log",
+        )(&e)
+    })?;
+    prepared.map_err(|e| {
+        fail(
+            "engine",
             "run scripts/setup.sh; PODFLOW_WHISPER_MODEL must name a CTranslate2 Whisper directory or a ggml file",
-        )),
-    }
-    checks
+        )(&e)
+    })?;
+    let compute = engine
+        .compute_type()
+        .map(|k| format!(", compute type {k}"))
+        .unwrap_or_default();
+    let detail = format!("{}{compute}", engine.engine());
+    let engine_check = match engine.notice() {
+        Some(notice) => Check::problem(
+            "engine",
+            Status::Warn,
+            format!("{detail} — {notice}"),
+            "the engine named first transcribes instead (whisper.cpp is about half as fast); the reason says what to change",
+        ),
+        None => Check::ok("engine", detail),
+    };
+    let model_check = Check::ok(
+        "model",
+        format!(
+            "{} at {} ({})",
+            engine.model(),
+            model_path.display(),
+            megabytes(&model_path)
+        ),
+    );
+    Ok(vec![engine_check, model_check])
 }
 
 /// The size of a model file, or of the weights in a model directory.

@@ -6,7 +6,7 @@ use ingest::{IngestService, upload::UploadHandler};
 use podflow_core::{Delivery, EpisodeStore, MessageHandler, Outcome};
 use podflow_embedded::{Db, Ffmpeg, FileBlobStore};
 use podflow_events::{EpisodeUploaded, EventEnvelope};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The recorded "Object Created" event, pointed at `key` in bucket `podflow-test`.

@@ -54,6 +54,17 @@ impl Candidate {
     }
 }
 
+/// CTranslate2, where it is built in.
+fn ctranslate2_candidate(model: Option<PathBuf>) -> Option<Candidate> {
+    #[cfg(feature = "ctranslate2")]
+    return Some(Candidate::Ctranslate2(Ct2Engine::new(model)));
+    #[cfg(not(feature = "ctranslate2"))]
+    {
+        let _ = model;
+        None
+    }
+}
+
 /// The engine that loaded, and what the user should hear about the ones that did not.
 struct Active {
     index: usize,
@@ -77,26 +88,21 @@ impl LocalEngine {
         model: Option<PathBuf>,
         cache_dir: PathBuf,
     ) -> Result<Self, SpeechError> {
-        let whisper_cpp =
-            || Candidate::WhisperCpp(WhisperEngine::new(model.clone(), cache_dir.clone()));
-        let candidates = match kind {
-            EngineKind::WhisperCpp => {
-                let mut c = vec![whisper_cpp()];
-                #[cfg(feature = "ctranslate2")]
-                c.push(Candidate::Ctranslate2(Ct2Engine::new(model.clone())));
-                c
-            }
-            #[cfg(feature = "ctranslate2")]
-            EngineKind::Ctranslate2 => vec![
-                Candidate::Ctranslate2(Ct2Engine::new(model.clone())),
-                whisper_cpp(),
-            ],
-            #[cfg(not(feature = "ctranslate2"))]
-            EngineKind::Ctranslate2 => {
-                return Err(SpeechError::Engine(
-                    "this podflow was built without CTranslate2: set PODFLOW_WHISPER_ENGINE=whisper.cpp, or build with `--features ctranslate2`".into(),
-                ));
-            }
+        let whisper_cpp = Candidate::WhisperCpp(WhisperEngine::new(model.clone(), cache_dir));
+        let ctranslate2 = ctranslate2_candidate(model);
+        let candidates: Vec<Candidate> = match kind {
+            EngineKind::WhisperCpp => [Some(whisper_cpp), ctranslate2]
+                .into_iter()
+                .flatten()
+                .collect(),
+            EngineKind::Ctranslate2 => match ctranslate2 {
+                Some(ct2) => vec![ct2, whisper_cpp],
+                None => {
+                    return Err(SpeechError::Engine(
+                        "this podflow was built without CTranslate2: set PODFLOW_WHISPER_ENGINE=whisper.cpp, or build with `--features ctranslate2`".into(),
+                    ));
+                }
+            },
         };
         Ok(Self {
             candidates,
