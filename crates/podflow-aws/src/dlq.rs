@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::{
     Client,
@@ -15,48 +16,23 @@ use aws_sdk_sqs::{
     types::{MessageSystemAttributeName, QueueAttributeName},
 };
 
+use podflow_core::{
+    DeadLetterMessage, DeadLetterQueue, PickLetter, ReplayReport, RewriteLetter, StoreError,
+};
+
 use crate::{
     sdk_failure,
     sqs::{REASON_ATTRIBUTE, sqs_id},
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum DlqError {
-    #[error("{0}")]
-    Sqs(String),
-}
-
-/// One message waiting in the dead-letter queue.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DeadLetterMessage {
-    pub message_id: String,
-    pub body: String,
-    pub group_id: Option<String>,
-    pub dedup_id: Option<String>,
-    /// Receives before it was dead-lettered, plus any since.
-    pub receive_count: u32,
-    /// Why podflow dead-lettered it (absent when SQS moved it after maxReceiveCount).
-    pub reason: Option<String>,
+/// A message received from the dead-letter queue, with what SQS needs to send it back and
+/// delete it.
+struct Received {
+    letter: DeadLetterMessage,
+    dedup_id: Option<String>,
     /// When it was first sent (milliseconds since the epoch).
-    pub sent_at_ms: Option<u64>,
-    #[serde(skip)]
+    sent_at_ms: Option<u64>,
     receipt_handle: String,
-}
-
-/// Picks the messages to replay.
-pub type Select<'a> = dyn Fn(&DeadLetterMessage) -> bool + 'a;
-/// The body a message goes back with; `Err` keeps it in the DLQ with that reason.
-pub type Rewrite<'a> = dyn Fn(&DeadLetterMessage) -> Result<String, String> + 'a;
-
-/// What a replay did.
-#[derive(Debug, Default, PartialEq)]
-pub struct ReplayReport {
-    /// SQS moves the messages itself: the move task's handle.
-    pub move_task: Option<String>,
-    /// Messages sent back to the source queue (by dead-letter message id).
-    pub moved: Vec<String>,
-    /// Messages left in the DLQ, with why (the rewrite refused them).
-    pub refused: Vec<(String, String)>,
 }
 
 pub struct SqsDeadLetterQueue {
@@ -71,11 +47,11 @@ pub struct SqsDeadLetterQueue {
 fn failed<E>(
     what: &str,
     e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
-) -> DlqError
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    DlqError::Sqs(sdk_failure(what, e).1)
+    StoreError::new(what, sdk_failure(what, e).1)
 }
 
 impl SqsDeadLetterQueue {
@@ -89,8 +65,8 @@ impl SqsDeadLetterQueue {
     }
 
     /// Receives every message (hidden for `hold` while we work on them).
-    async fn receive_all(&self, hold: Duration) -> Result<Vec<DeadLetterMessage>, DlqError> {
-        let mut out: Vec<DeadLetterMessage> = Vec::new();
+    async fn receive_all(&self, hold: Duration) -> Result<Vec<Received>, StoreError> {
+        let mut out: Vec<Received> = Vec::new();
         loop {
             let got = self
                 .client
@@ -113,9 +89,9 @@ impl SqsDeadLetterQueue {
                 };
                 let letter = DeadLetterMessage {
                     message_id: m.message_id().unwrap_or_default().to_owned(),
+                    source_queue: self.source_url.clone(),
                     body: m.body().unwrap_or_default().to_owned(),
                     group_id: attr(MessageSystemAttributeName::MessageGroupId),
-                    dedup_id: attr(MessageSystemAttributeName::MessageDeduplicationId),
                     receive_count: attr(MessageSystemAttributeName::ApproximateReceiveCount)
                         .and_then(|n| n.parse().ok())
                         .unwrap_or(0),
@@ -124,19 +100,22 @@ impl SqsDeadLetterQueue {
                         .and_then(|a| a.get(REASON_ATTRIBUTE))
                         .and_then(|v| v.string_value())
                         .map(str::to_owned),
+                };
+                if out.iter().any(|r| r.letter.message_id == letter.message_id) {
+                    return Ok(out);
+                }
+                out.push(Received {
+                    letter,
+                    dedup_id: attr(MessageSystemAttributeName::MessageDeduplicationId),
                     sent_at_ms: attr(MessageSystemAttributeName::SentTimestamp)
                         .and_then(|t| t.parse().ok()),
                     receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
-                };
-                if out.iter().any(|l| l.message_id == letter.message_id) {
-                    return Ok(out);
-                }
-                out.push(letter);
+                });
             }
         }
     }
 
-    async fn release(&self, letters: &[DeadLetterMessage]) -> Result<(), DlqError> {
+    async fn release(&self, letters: &[Received]) -> Result<(), StoreError> {
         for l in letters {
             self.client
                 .change_message_visibility()
@@ -150,14 +129,7 @@ impl SqsDeadLetterQueue {
         Ok(())
     }
 
-    /// What is in the queue; nothing is removed.
-    pub async fn list(&self) -> Result<Vec<DeadLetterMessage>, DlqError> {
-        let letters = self.receive_all(Duration::from_secs(30)).await?;
-        self.release(&letters).await?;
-        Ok(letters)
-    }
-
-    async fn queue_arn(&self, url: &str) -> Result<String, DlqError> {
+    async fn queue_arn(&self, url: &str) -> Result<String, StoreError> {
         let attrs = self
             .client
             .get_queue_attributes()
@@ -170,12 +142,12 @@ impl SqsDeadLetterQueue {
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::QueueArn))
             .cloned()
-            .ok_or_else(|| DlqError::Sqs(format!("{url} has no QueueArn")))
+            .ok_or_else(|| StoreError::new("GetQueueAttributes", format!("{url} has no QueueArn")))
     }
 
     /// Asks SQS to move every message back; `None` when it will not (no move tasks on this
     /// endpoint, as on moto; no permission; a failure) — moving one by one always works.
-    async fn start_move_task(&self) -> Result<Option<String>, DlqError> {
+    async fn start_move_task(&self) -> Result<Option<String>, StoreError> {
         let source = self.queue_arn(&self.dlq_url).await?;
         let destination = self.queue_arn(&self.source_url).await?;
         match self
@@ -195,15 +167,29 @@ impl SqsDeadLetterQueue {
         }
     }
 
-    /// Moves the messages `select` picks back to the source queue, with the body `rewrite`
-    /// gives (an `Err` keeps that message in the DLQ with the reason). With no selection
-    /// and no rewrite, SQS's move task does the work when available.
-    pub async fn replay(
+}
+
+#[async_trait]
+impl DeadLetterQueue for SqsDeadLetterQueue {
+    fn location(&self) -> String {
+        format!("the dead-letter queue {}", self.dlq_url)
+    }
+
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError> {
+        let received = self.receive_all(Duration::from_secs(30)).await?;
+        self.release(&received).await?;
+        Ok(received.into_iter().map(|r| r.letter).collect())
+    }
+
+    /// With no pick and no rewrite, SQS's move task does the work when available; else
+    /// messages are received, sent back with their FIFO group and deduplication ids, and
+    /// only then deleted from the DLQ.
+    async fn replay(
         &self,
-        select: Option<&Select<'_>>,
-        rewrite: Option<&Rewrite<'_>>,
-    ) -> Result<ReplayReport, DlqError> {
-        if select.is_none()
+        pick: Option<&PickLetter<'_>>,
+        rewrite: Option<&RewriteLetter<'_>>,
+    ) -> Result<ReplayReport, StoreError> {
+        if pick.is_none()
             && rewrite.is_none()
             && let Some(handle) = self.start_move_task().await?
         {
@@ -212,21 +198,21 @@ impl SqsDeadLetterQueue {
                 ..ReplayReport::default()
             });
         }
-        let letters = self.receive_all(Duration::from_secs(120)).await?;
+        let received = self.receive_all(Duration::from_secs(120)).await?;
         let mut report = ReplayReport::default();
         let mut untouched = Vec::new();
         let fifo = self.source_url.ends_with(".fifo");
         let now_ms = u64::try_from(podflow_core::now_ms()).unwrap_or(0);
-        for letter in letters {
-            if select.is_some_and(|pick| !pick(&letter)) {
-                untouched.push(letter);
+        for r in received {
+            if pick.is_some_and(|pick| !pick(&r.letter)) {
+                untouched.push(r);
                 continue;
             }
-            let body = match rewrite.map_or_else(|| Ok(letter.body.clone()), |r| r(&letter)) {
+            let body = match rewrite.map_or_else(|| Ok(r.letter.body.clone()), |w| w(&r.letter)) {
                 Ok(body) => body,
                 Err(why) => {
-                    report.refused.push((letter.message_id.clone(), why));
-                    untouched.push(letter);
+                    report.refused.push((r.letter.message_id.clone(), why));
+                    untouched.push(r);
                     continue;
                 }
             };
@@ -236,18 +222,23 @@ impl SqsDeadLetterQueue {
                 .queue_url(&self.source_url)
                 .message_body(body);
             if fifo {
-                let recent = letter.sent_at_ms.is_none_or(|sent| {
+                let recent = r.sent_at_ms.is_none_or(|sent| {
                     now_ms.saturating_sub(sent)
                         < u64::try_from(self.dedup_window.as_millis()).unwrap_or(u64::MAX)
                 });
-                let dedup = match (&letter.dedup_id, recent) {
+                let dedup = match (&r.dedup_id, recent) {
                     (Some(original), false) => original.clone(),
                     // Inside SQS's window the original id would be dropped as a duplicate;
                     // this one is still stable, so replaying twice sends once.
-                    _ => sqs_id(&format!("replay:{}", letter.message_id)),
+                    _ => sqs_id(&format!("replay:{}", r.letter.message_id)),
                 };
                 send = send
-                    .message_group_id(letter.group_id.clone().unwrap_or_else(|| "replayed".into()))
+                    .message_group_id(
+                        r.letter
+                            .group_id
+                            .clone()
+                            .unwrap_or_else(|| "replayed".into()),
+                    )
                     .message_deduplication_id(dedup);
             }
             send.send()
@@ -258,11 +249,11 @@ impl SqsDeadLetterQueue {
             self.client
                 .delete_message()
                 .queue_url(&self.dlq_url)
-                .receipt_handle(&letter.receipt_handle)
+                .receipt_handle(&r.receipt_handle)
                 .send()
                 .await
                 .map_err(|e| failed("DeleteMessage from the dead-letter queue", &e))?;
-            report.moved.push(letter.message_id);
+            report.moved.push(r.letter.message_id);
         }
         self.release(&untouched).await?;
         Ok(report)

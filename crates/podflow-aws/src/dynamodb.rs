@@ -13,6 +13,9 @@
 //! | `EP#<id>` | `REVISION` | the latest claimed summary revision and its fingerprint |
 //! | `EP#<id>` | `REVISION#<000001>` | a revision's summary envelope |
 //! | `WORK#<key>` | `RESULT` | the result of expensive work, by content key |
+//!
+//! Long because the `EpisodeStore` port is: one conditional-write recipe per method, each
+//! the DynamoDB twin of the SQLite statement in `podflow-embedded`'s store.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -5,7 +5,8 @@
 //! [`dlq::SqsDeadLetterQueue`] (listing and replaying a dead-letter queue),
 //! [`sns::SnsNotifier`] (notifications to an SNS topic), [`mediaconvert::MediaConvertJobs`]
 //! (audio-only MP3 jobs, over MediaConvert's REST API), [`transcribe::TranscribeJobs`]
-//! (Amazon Transcribe jobs with speaker labels) and [`secrets`] (a setting read
+//! (Amazon Transcribe jobs with speaker labels), [`transcribe_output`] (their output JSON as a
+//! transcript) and [`secrets`] (a setting read
 //! from SSM Parameter Store or Secrets Manager). Tested against moto server on loopback
 //! (`tests/moto.rs`).
 //!
@@ -24,6 +25,7 @@ mod signed;
 pub mod sns;
 pub mod sqs;
 pub mod transcribe;
+pub mod transcribe_output;
 
 use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;

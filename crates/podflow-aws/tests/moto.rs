@@ -1,5 +1,6 @@
 //! The AWS adapters against moto server on loopback (`pip install 'moto[server]'`; the
 //! setup script installs it). Each test starts its own server on a free port.
+//! One file so that one moto server per test shares the setup helpers below.
 
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use podflow_aws::{
     sqs::{REASON_ATTRIBUTE, SqsQueue},
 };
 use podflow_core::{
-    BlobStore, DeadLetter, DeliveryControl, DispatchError, EventPublisher, JobSender, Notifier,
-    NotifyError, QueuedJob,
+    BlobStore, DeadLetter, DeadLetterMessage, DeadLetterQueue, DeliveryControl, DispatchError,
+    EventPublisher, JobSender, Notifier, NotifyError, QueuedJob,
 };
 use podflow_events::EventEnvelope;
 use podflow_fakes::moto::MotoServer;
@@ -632,8 +633,8 @@ async fn dead_letters_are_listed_with_reasons_and_replayed_with_their_fifo_ids()
 
     // Replay only ep-2, on another model (moto has no StartMessageMoveTask, and a rewrite
     // needs the one-by-one path anyway).
-    let pick = |l: &podflow_aws::dlq::DeadLetterMessage| l.group_id.as_deref() == Some("ep-2");
-    let rewrite = |l: &podflow_aws::dlq::DeadLetterMessage| {
+    let pick = |l: &DeadLetterMessage| l.group_id.as_deref() == Some("ep-2");
+    let rewrite = |l: &DeadLetterMessage| {
         let mut job: serde_json::Value =
             serde_json::from_str(&l.body).map_err(|e| e.to_string())?;
         job["model"] = json!("sonnet");
@@ -675,7 +676,7 @@ async fn dead_letters_are_listed_with_reasons_and_replayed_with_their_fifo_ids()
     })
     .await
     .expect("dead-lettered");
-    let strict = |l: &podflow_aws::dlq::DeadLetterMessage| {
+    let strict = |l: &DeadLetterMessage| {
         serde_json::from_str::<serde_json::Value>(&l.body)
             .map(|v| v.to_string())
             .map_err(|e| format!("not a prompt job: {e}"))

@@ -19,9 +19,9 @@ use std::{
     process::Command,
 };
 
-use podflow_core::{
+use podflow_core::transcript::Transcript;
+use podflow_fakes::{
     diarization::{SpeakerScore, TrueTurn, speaker_accuracy},
-    transcript::Transcript,
     wer::word_error_rate,
 };
 
@@ -151,7 +151,7 @@ fn faster_whisper(file: &Path) -> Command {
         "{} is missing: run scripts/setup.sh --bench",
         python.display()
     );
-    let model = transcriber::locate::model().expect("the Whisper model (scripts/setup.sh)");
+    let model = podflow_speech::locate::model().expect("the Whisper model (scripts/setup.sh)");
     let mut cmd = Command::new(python);
     cmd.arg(repo().join("bench/faster_whisper_transcribe.py"))
         .arg(file)
@@ -190,7 +190,7 @@ fn inputs(scratch: &Path) -> Vec<Input> {
         .collect();
     inputs.push(Input {
         name: format!("espeak-ng two voices, {minutes} min"),
-        seconds: transcriber::audio::probe_seconds(&long).expect("the episode's length"),
+        seconds: podflow_speech::audio::probe_seconds(&long).expect("the episode's length"),
         path: long,
         reference,
         turns,
@@ -239,7 +239,7 @@ fn inputs(scratch: &Path) -> Vec<Input> {
         assert!(ok);
         inputs.push(Input {
             name: "LibriVox (real speech), 5 clips".into(),
-            seconds: transcriber::audio::probe_seconds(&joined).expect("the clips' length"),
+            seconds: podflow_speech::audio::probe_seconds(&joined).expect("the clips' length"),
             path: joined,
             reference: refs.join(" "),
             turns: Vec::new(),
@@ -291,7 +291,7 @@ fn main() {
         .map(|engine| format!("podflow {engine} {}", compute_type(&data, engine)))
         .collect();
 
-    println!("CPU: {}", transcriber::cpu::CpuSummary::detect().line());
+    println!("CPU: {}", podflow_speech::cpu::CpuSummary::detect().line());
     let caps: Vec<String> = ISA_CAPS
         .iter()
         .filter_map(|name| Some(format!("{name}={}", std::env::var(name).ok()?)))

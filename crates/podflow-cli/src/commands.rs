@@ -1,18 +1,15 @@
 //! The subcommands.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use podflow_core::{EpisodeStore, MediaProbe, PromptStatus, SpeechError, SpeechToText};
-use podflow_embedded::Ffmpeg;
-use podflow_events::PromptJob;
-use prompt_dispatcher::{ReplayVersion, RerenderError};
-use transcriber::{
-    TranscriptFormat,
-    engine::{EngineKind, LocalEngine},
-};
+use podflow_media::Ffmpeg;
+use podflow_speech::engine::{EngineKind, LocalEngine};
+use transcriber::TranscriptFormat;
 
 use crate::{
+    dlq::{self, ReplayChanges, Selection},
     report::EpisodeReport,
     runtime::{Pipeline, Settings, open_db},
 };
@@ -23,22 +20,6 @@ pub const EXIT_BAD_INPUT: i32 = 1;
 pub const EXIT_PROMPTS_FAILED: i32 = 3;
 
 /// Waits until every queue is drained, refreshing one status line per episode.
-/// A dead-lettered prompt job with the operator's changes applied.
-async fn replayed_job(
-    pipeline: &Pipeline,
-    job: PromptJob,
-    changes: &ReplayChanges,
-) -> Result<PromptJob, RerenderError> {
-    let mut job = match changes.prompt_version {
-        Some(version) => pipeline.dispatcher.rerender(&job, version).await?,
-        None => job,
-    };
-    if let Some(model) = &changes.model {
-        job.model.clone_from(model);
-    }
-    Ok(job)
-}
-
 async fn drain(pipeline: &Pipeline, episodes: &[String], quiet: bool) -> anyhow::Result<()> {
     let bars = MultiProgress::new();
     if quiet {
@@ -196,114 +177,29 @@ pub async fn status(
     Ok(EXIT_OK)
 }
 
-pub async fn dlq_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<i32> {
-    let db = open_db(data_dir)?;
-    let letters = db.dead_letters()?;
-    if json {
-        for l in &letters {
-            println!("{}", serde_json::to_string(l)?);
-        }
-    } else if letters.is_empty() {
-        println!("the dead-letter queues are empty");
-    } else {
-        let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        table.set_header(["message id", "from", "what", "receives", "last error"]);
-        for l in &letters {
-            let what = crate::sqs_dlq::describe(&l.body, l.group_id.as_deref());
-            table.add_row([
-                l.message_id.clone(),
-                l.source_queue.clone(),
-                what,
-                l.receive_count.to_string(),
-                l.last_error.clone().unwrap_or_default(),
-            ]);
-        }
-        println!("{table}");
-    }
-    Ok(EXIT_OK)
-}
-
-/// What an operator changes about the prompts they replay.
-#[derive(Debug, Default)]
-pub struct ReplayChanges {
-    /// Run the replayed prompts on this model.
-    pub model: Option<String>,
-    /// Render the replayed prompts again from the catalog at this version.
-    pub prompt_version: Option<ReplayVersion>,
-}
-
+/// `podflow dlq replay` on the local queues: the replayed prompts run at once, and the run
+/// ends as `podflow run` does, with each touched episode's report.
 pub async fn dlq_replay(
     settings: &Settings,
-    ids: &[String],
-    all: bool,
+    selection: &Selection<'_>,
     changes: &ReplayChanges,
     json: bool,
 ) -> anyhow::Result<i32> {
-    if !all && ids.is_empty() {
-        eprintln!("error: name the messages to replay (see `podflow dlq list`) or pass --all");
-        return Ok(EXIT_BAD_INPUT);
-    }
     let pipeline = Pipeline::start(settings).await?;
-    let letters: Vec<_> = pipeline
-        .db
-        .dead_letters()?
-        .into_iter()
-        .filter(|l| all || ids.contains(&l.message_id))
-        .collect();
-    for id in ids {
-        if !letters.iter().any(|l| &l.message_id == id) {
-            eprintln!("error: {id} is not in a dead-letter queue (see `podflow dlq list`)");
-        }
-    }
-    // Prepare every changed body first: a prompt that cannot be re-rendered stays in the
-    // DLQ with the reason printed, and the others are still replayed.
-    let mut bodies = HashMap::new();
-    let mut refused = false;
-    for letter in &letters {
-        let Ok(job) = serde_json::from_str::<PromptJob>(&letter.body) else {
-            bodies.insert(letter.message_id.clone(), letter.body.clone());
-            continue; // not a prompt job: replayed as it is
-        };
-        match replayed_job(&pipeline, job, changes).await {
-            Ok(job) => {
-                bodies.insert(letter.message_id.clone(), serde_json::to_string(&job)?);
-            }
-            Err(e) => {
-                refused = true;
-                eprintln!("error: {} not replayed: {e}", letter.message_id);
-            }
-        }
-    }
-    let to_move: Vec<String> = bodies.keys().cloned().collect();
-    let moved = pipeline
-        .db
-        .redrive(Some(&to_move), &|l| bodies.get(&l.message_id).cloned())?;
-    let mut episodes = Vec::new();
-    for id in &moved {
-        tracing::info!(message = %id, "replaying");
-    }
-    // Put replayed prompts back to queued so status and fan-in wait for them.
-    for job in pipeline
-        .db
-        .queued_prompt_jobs()?
-        .into_iter()
-        .filter(|(id, _)| moved.contains(id))
-        .map(|(_, job)| job)
-    {
-        pipeline
-            .db
-            .plan_prompts(
-                &job.episode_id,
-                &[(job.prompt_id.clone(), job.prompt_version, job.model.clone())],
-            )
-            .await?;
+    let replayed = dlq::replay(
+        &pipeline.db,
+        selection,
+        changes,
+        Some(pipeline.dispatcher.as_ref()),
+        Some(&pipeline.db as &dyn EpisodeStore),
+        json,
+    )
+    .await?;
+    let mut episodes: Vec<String> = Vec::new();
+    for job in &replayed.jobs {
         if !episodes.contains(&job.episode_id) {
             episodes.push(job.episode_id.clone());
         }
-    }
-    if moved.is_empty() {
-        println!("nothing to replay");
     }
     drain(&pipeline, &episodes, json).await?;
     pipeline.shutdown().await;
@@ -312,8 +208,8 @@ pub async fn dlq_replay(
     let still_failed = reports
         .iter()
         .any(|r| r.prompts.iter().any(|p| p.status == PromptStatus::Failed));
-    Ok(if refused {
-        EXIT_BAD_INPUT
+    Ok(if replayed.exit != EXIT_OK {
+        replayed.exit
     } else if still_failed {
         EXIT_PROMPTS_FAILED
     } else {

@@ -10,7 +10,7 @@ use std::{
 
 use podflow_core::SpeechToText;
 use serde::Serialize;
-use transcriber::{cpu::CpuSummary, engine::LocalEngine, locate};
+use podflow_speech::{cpu::CpuSummary, engine::LocalEngine, locate};
 
 use crate::{
     commands::{EXIT_BAD_INPUT, EXIT_OK},

@@ -3,16 +3,17 @@
 //! OpenAI-compatible LLM).
 
 mod commands;
+mod dlq;
 mod doctor;
 mod report;
 mod runtime;
-mod sqs_dlq;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use prompt_dispatcher::ReplayVersion;
-use transcriber::{TranscriptFormat, engine::EngineKind};
+use podflow_speech::engine::EngineKind;
+use transcriber::TranscriptFormat;
 
 #[derive(Parser)]
 #[command(
@@ -179,8 +180,8 @@ struct SqsArgs {
 }
 
 impl SqsArgs {
-    fn queues(&self) -> Option<sqs_dlq::SqsQueues> {
-        Some(sqs_dlq::SqsQueues {
+    fn queues(&self) -> Option<dlq::SqsQueues> {
+        Some(dlq::SqsQueues {
             dlq_url: self.sqs_dlq_url.clone()?,
             queue_url: self.sqs_queue_url.clone()?,
         })
@@ -222,7 +223,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    podflow_embedded::telemetry::init(if cli.verbose { "info" } else { "warn" });
+    podflow_core::telemetry::init(if cli.verbose { "info" } else { "warn" });
     let result = match cli.command {
         Command::Doctor { json, llm } => doctor::doctor(&settings(cli.data_dir, llm), json).await,
         Command::Run { files, json, llm } => {
@@ -252,8 +253,11 @@ async fn main() {
         Command::Dlq {
             action: DlqAction::List { json, sqs },
         } => match sqs.queues() {
-            Some(queues) => sqs_dlq::list(&queues, json).await,
-            None => commands::dlq_list(&cli.data_dir, json).await,
+            Some(queues) => dlq::list(&queues.open().await, json).await,
+            None => match runtime::open_db(&cli.data_dir) {
+                Ok(db) => dlq::list(&db, json).await,
+                Err(e) => Err(e),
+            },
         },
         Command::Dlq {
             action:
@@ -267,15 +271,27 @@ async fn main() {
                     llm,
                 },
         } => {
-            let replay = commands::ReplayChanges {
+            if !all && message_ids.is_empty() {
+                eprintln!(
+                    "error: name the messages to replay (see `podflow dlq list`) or pass --all"
+                );
+                exit(Ok(commands::EXIT_BAD_INPUT));
+            }
+            let changes = dlq::ReplayChanges {
                 model,
                 prompt_version,
             };
+            let selection = dlq::Selection {
+                ids: &message_ids,
+                all,
+            };
             let settings = settings(cli.data_dir, llm);
-            if let Some(queues) = sqs.queues() {
-                exit(sqs_dlq::replay(&queues, &message_ids, all, &replay, &settings).await);
+            match sqs.queues() {
+                Some(queues) => {
+                    dlq::replay_on_sqs(&queues, &selection, &changes, &settings, json).await
+                }
+                None => commands::dlq_replay(&settings, &selection, &changes, json).await,
             }
-            commands::dlq_replay(&settings, &message_ids, all, &replay, json).await
         }
     };
     exit(result);

@@ -13,9 +13,8 @@ use bedrock_invoker::{
 };
 use ingest::IngestService;
 use podflow_core::MessageHandler;
-use podflow_embedded::{
-    Db, Ffmpeg, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE,
-};
+use podflow_embedded::{Db, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE};
+use podflow_media::Ffmpeg;
 use prompt_dispatcher::DispatchHandler;
 use publisher::{
     PublishHandler,
@@ -24,10 +23,8 @@ use publisher::{
 };
 use tokio::{sync::watch, task::JoinHandle};
 use transcode_watcher::TranscodeHandler;
-use transcriber::{
-    TranscriberHandler,
-    engine::{EngineKind, LocalEngine},
-};
+use podflow_speech::engine::{EngineKind, LocalEngine};
+use transcriber::TranscriberHandler;
 
 /// Settings from flags and environment.
 #[derive(Debug, Clone)]

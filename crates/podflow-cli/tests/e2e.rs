@@ -1,5 +1,6 @@
 //! End-to-end: the real binary, real ffmpeg, the real Whisper model, and a fake
 //! OpenAI-compatible server that speaks the chat-completions wire format.
+//! One file so the tests share one generated sample episode (made once per run).
 
 use std::{
     path::{Path, PathBuf},
@@ -8,11 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use podflow_core::{
-    EpisodeStore, PromptStatus, subtitles, transcript::Transcript, wer::word_error_rate,
-};
+use podflow_core::{EpisodeStore, PromptStatus, subtitles, transcript::Transcript};
 use podflow_embedded::Db;
-use podflow_fakes::{FakeLlm, FakeLlmConfig, slack::FakeSlack};
+use podflow_fakes::{FakeLlm, FakeLlmConfig, slack::FakeSlack, wer::word_error_rate};
 use serde_json::Value;
 
 /// What the sample script says (scripts/make-sample-episode.sh).

@@ -10,11 +10,11 @@ use std::{
     sync::OnceLock,
 };
 
-use podflow_core::{EpisodeStore, transcript::Transcript, wer::word_error_rate};
+use podflow_core::{EpisodeStore, transcript::Transcript};
 use podflow_embedded::Db;
-use podflow_fakes::{FakeLlm, FakeLlmConfig};
+use podflow_fakes::{FakeLlm, FakeLlmConfig, wer::word_error_rate};
 use serde_json::Value;
-use transcriber::compute::AUTO_ORDER;
+use podflow_speech::compute::AUTO_ORDER;
 
 const SPOKEN: &str = "Welcome to the show. Today we talk about reliable pipelines for podcasts, \
     and why nothing expensive should ever be done twice.";

@@ -149,7 +149,7 @@ async fn operators_list_and_replay_the_sqs_prompt_dlq() {
         .cloned();
     assert_eq!(group.as_deref(), Some("g-1"));
     let empty = podflow(&moto, &dlq, &queue, &["dlq", "list"]);
-    assert!(text(&empty).contains("is empty"), "{}", text(&empty));
+    assert!(text(&empty).contains("nothing waits in"), "{}", text(&empty));
 }
 
 #[tokio::test]
@@ -308,5 +308,5 @@ async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
             .any(|p| p.prompt_id == "summary" && p.prompt_version == 9),
         "{planned:?}"
     );
-    assert!(text(&with_stack(&["dlq", "list"])).contains("is empty"));
+    assert!(text(&with_stack(&["dlq", "list"])).contains("nothing waits in"));
 }

@@ -1,6 +1,6 @@
 //! podflow's cache outside any data directory, and the Python environment in it that
 //! `scripts/setup.sh` makes (the model package, the CTranslate2 wheel, test tools). One
-//! definition for the engine, `podflow doctor` and the test fakes; services/transcriber's
+//! definition for the engine, `podflow doctor` and the test fakes; crates/podflow-speech's
 //! build script repeats it, as build scripts cannot use this crate without building it twice.
 
 use std::path::PathBuf;

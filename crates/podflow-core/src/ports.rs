@@ -1,5 +1,9 @@
-//! Ports: the small traits handlers depend on. Each has a local adapter
-//! (`podflow-embedded`) and, later, an AWS one; handlers never know which.
+//! Ports: the small traits handlers (and the operator's commands) depend on. Each has a
+//! local adapter (`podflow-embedded`, `podflow-speech`) and an AWS one (`podflow-aws`);
+//! handlers never know which.
+//!
+//! One file on purpose: the ports are the contract between handlers and adapters, read
+//! together.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -529,6 +533,53 @@ pub enum JobError {
     Transient(String),
     #[error("{0}")]
     Permanent(String),
+}
+
+/// A message waiting in a dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetterMessage {
+    pub message_id: String,
+    /// The queue it came from, and goes back to when replayed.
+    pub source_queue: String,
+    pub body: String,
+    pub group_id: Option<String>,
+    /// Receives before it was dead-lettered.
+    pub receive_count: u32,
+    /// Why podflow dead-lettered it; none when the queue moved it after its last receive.
+    pub reason: Option<String>,
+}
+
+/// Picks the dead letters to replay.
+pub type PickLetter<'a> = dyn Fn(&DeadLetterMessage) -> bool + Send + Sync + 'a;
+/// The body a dead letter goes back with; `Err` keeps it where it is, with that reason.
+pub type RewriteLetter<'a> = dyn Fn(&DeadLetterMessage) -> Result<String, String> + Send + Sync + 'a;
+
+/// What a replay did.
+#[derive(Debug, Default, PartialEq)]
+pub struct ReplayReport {
+    /// The queue moves every message itself (SQS's move task): its handle.
+    pub move_task: Option<String>,
+    /// Messages sent back to their queue, by dead-letter message id.
+    pub moved: Vec<String>,
+    /// Messages left in the dead-letter queue, with why (the rewrite refused them).
+    pub refused: Vec<(String, String)>,
+}
+
+/// The dead-letter queues an operator inspects and replays (`podflow dlq`): the local
+/// database's, or a deployed stack's SQS DLQ.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    /// Where the letters are, for messages ("the local dead-letter queues", a queue URL).
+    fn location(&self) -> String;
+    /// Everything waiting; nothing is removed.
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError>;
+    /// Moves the letters `pick` picks (all without it) back to their queue with the body
+    /// `rewrite` gives (unchanged without it), with their group and a fresh receive count.
+    async fn replay(
+        &self,
+        pick: Option<&PickLetter<'_>>,
+        rewrite: Option<&RewriteLetter<'_>>,
+    ) -> Result<ReplayReport, StoreError>;
 }
 
 /// Starts transcription jobs and reads their state (Amazon Transcribe).

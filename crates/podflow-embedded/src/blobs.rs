@@ -9,8 +9,7 @@ use std::{
 use async_trait::async_trait;
 use podflow_core::{BlobStore, StoreError};
 use podflow_events::BlobRef;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
+use podflow_media::hash_file;
 
 #[derive(Debug, Clone)]
 pub struct FileBlobStore {
@@ -45,23 +44,6 @@ impl FileBlobStore {
     }
 }
 
-/// SHA-256 and size of a file, streamed (episodes can be gigabytes).
-pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
-}
-
 #[async_trait]
 impl BlobStore for FileBlobStore {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, StoreError> {
@@ -77,7 +59,7 @@ impl BlobStore for FileBlobStore {
             bucket: None,
             key: key.to_owned(),
             size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256: podflow_core::content::sha256_hex(&bytes),
         })
     }
 

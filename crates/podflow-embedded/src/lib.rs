@@ -10,21 +10,16 @@
 //!   receive counts, `maxReceiveCount` → DLQ, redrive) and the event bus over them.
 //! - [`store`]: the episode state store.
 //! - [`blobs`]: files under the data directory as the blob store.
-//! - [`ffmpeg`]: media probe and MP3 transcode with ffmpeg.
-//! - [`telemetry`]: logging setup shared by every binary.
 //! - [`worker`]: receive → handle → apply outcome, with visibility heartbeats.
 
 pub mod blobs;
 pub mod db;
-pub mod ffmpeg;
 pub mod queue;
 pub mod store;
-pub mod telemetry;
 pub mod worker;
 
 pub use blobs::FileBlobStore;
 pub use db::{Db, DbError, RunnerLock};
-pub use ffmpeg::Ffmpeg;
 pub use queue::{QueueSpec, Received};
 pub use worker::Worker;
 

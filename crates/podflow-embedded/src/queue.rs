@@ -9,10 +9,16 @@
 //!   receive, exactly as SQS's redrive policy does.
 //! - The bus: publishing an event stores it once (by id) and puts one message into the inbox
 //!   queue of each subscribed service (`podflow_events::routing`).
+//!
+//! The queue's SQL and its semantics are one unit; a quarter of the file is their tests.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
-use podflow_core::{Outcome, QueuedJob};
+use async_trait::async_trait;
+use podflow_core::{
+    DeadLetterMessage, DeadLetterQueue, Outcome, PickLetter, QueuedJob, ReplayReport,
+    RewriteLetter, StoreError,
+};
 use podflow_events::{EventEnvelope, routing};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -57,8 +63,7 @@ impl QueueSpec {
     }
 }
 
-pub const PROMPT_QUEUE: &str = "prompts.fifo";
-pub const PROMPT_DLQ: &str = "prompts-dlq.fifo";
+pub use podflow_events::routing::{PROMPT_DLQ, PROMPT_QUEUE};
 
 /// A received message.
 #[derive(Debug, Clone)]
@@ -497,6 +502,57 @@ fn move_to_dlq(tx: &Transaction<'_>, seq: i64, dlq: &str, reason: &str) -> Resul
     Ok(())
 }
 
+/// The local dead-letter queues as `podflow dlq` sees them: every DLQ in the database.
+#[async_trait]
+impl DeadLetterQueue for Db {
+    fn location(&self) -> String {
+        format!("the dead-letter queues in {}", self.path().display())
+    }
+
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError> {
+        let letters = self
+            .dead_letters()
+            .map_err(|e| StoreError::new("reading the dead-letter queues", e))?;
+        Ok(letters
+            .into_iter()
+            .map(|l| DeadLetterMessage {
+                message_id: l.message_id,
+                source_queue: l.source_queue,
+                body: l.body,
+                group_id: l.group_id,
+                receive_count: l.receive_count,
+                reason: l.last_error,
+            })
+            .collect())
+    }
+
+    /// One transaction moves every picked letter whose rewrite succeeded.
+    async fn replay(
+        &self,
+        pick: Option<&PickLetter<'_>>,
+        rewrite: Option<&RewriteLetter<'_>>,
+    ) -> Result<ReplayReport, StoreError> {
+        let mut report = ReplayReport::default();
+        let mut bodies = HashMap::new();
+        for letter in DeadLetterQueue::list(self).await? {
+            if pick.is_some_and(|pick| !pick(&letter)) {
+                continue;
+            }
+            match rewrite.map_or_else(|| Ok(letter.body.clone()), |w| w(&letter)) {
+                Ok(body) => {
+                    bodies.insert(letter.message_id, body);
+                }
+                Err(why) => report.refused.push((letter.message_id, why)),
+            }
+        }
+        let ids: Vec<String> = bodies.keys().cloned().collect();
+        report.moved = self
+            .redrive(Some(&ids), &|l| bodies.get(&l.message_id).cloned())
+            .map_err(|e| StoreError::new("moving dead letters back", e))?;
+        Ok(report)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +567,45 @@ mod tests {
         })
         .expect("declare");
         (dir, db)
+    }
+
+    #[tokio::test]
+    async fn the_dead_letter_port_replays_the_picked_letters_and_keeps_refused_ones() {
+        let (_d, db) = db();
+        for g in ["g1", "g2", "g3"] {
+            db.send(PROMPT_QUEUE, &format!("job {g}"), Some(g), Some(g))
+                .expect("send");
+        }
+        // Two receives each, then the third moves every group's message to the DLQ.
+        for _ in 0..3 {
+            let _ = db.receive(PROMPT_QUEUE, 10).expect("receive");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let letters = DeadLetterQueue::list(&db).await.expect("list");
+        assert_eq!(letters.len(), 3);
+        assert!(letters.iter().all(|l| l.source_queue == PROMPT_QUEUE
+            && l.reason.as_deref().is_some_and(|r| r.contains("maxReceiveCount"))));
+        let pick = |l: &DeadLetterMessage| l.group_id.as_deref() != Some("g1");
+        let rewrite = |l: &DeadLetterMessage| match l.group_id.as_deref() {
+            Some("g3") => Err("no such prompt version".to_owned()),
+            _ => Ok(format!("{} v2", l.body)),
+        };
+        let report = DeadLetterQueue::replay(&db, Some(&pick), Some(&rewrite))
+            .await
+            .expect("replay");
+        assert_eq!(report.moved.len(), 1);
+        assert_eq!(report.refused.len(), 1);
+        assert_eq!(report.refused[0].1, "no such prompt version");
+        let left: Vec<Option<String>> = DeadLetterQueue::list(&db)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|l| l.group_id)
+            .collect();
+        assert_eq!(left, vec![Some("g1".to_owned()), Some("g3".to_owned())]);
+        let back = db.receive(PROMPT_QUEUE, 10).expect("receive");
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].body.as_str(), back[0].receive_count), ("job g2 v2", 1));
     }
 
     #[test]

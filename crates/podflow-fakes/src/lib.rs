@@ -14,13 +14,16 @@
 //!
 //! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in
 //! `fixtures/aws` (this crate), [`moto::MotoServer`] runs the AWS emulator on loopback, and
-//! [`store_contract`] is the behaviour every episode store adapter must have.
+//! [`store_contract`] is the behaviour every episode store adapter must have, and [`wer`] and
+//! [`diarization`] measure a transcript's words and speakers against the truth.
 
+pub mod diarization;
 pub mod fixtures;
 pub mod mediaconvert;
 pub mod moto;
 pub mod slack;
 pub mod store_contract;
+pub mod wer;
 
 use std::{
     collections::HashMap,

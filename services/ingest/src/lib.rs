@@ -122,7 +122,7 @@ impl IngestService {
             },
             MediaError::Tool(why) => IngestError::Setup(why),
         })?;
-        let (sha256, _) = podflow_embedded::blobs::hash_file(file)
+        let (sha256, _) = podflow_media::hash_file(file)
             .await
             .map_err(|source| IngestError::Io {
                 path: shown.clone(),

@@ -11,7 +11,8 @@ use podflow_core::{
     MessageHandler, Outcome, PromptUpdate,
     transcript::{Transcript, TranscriptSegment},
 };
-use podflow_embedded::{Db, Ffmpeg};
+use podflow_embedded::Db;
+use podflow_media::Ffmpeg;
 use podflow_events::{EpisodeSummarized, EventEnvelope, PromptCompleted, SCHEMA_VERSION};
 use podflow_fakes::moto::MotoServer;
 use publisher::{PublishHandler, cost::PriceTable};

@@ -9,7 +9,8 @@ use podflow_core::{
     PromptUpdate, StepStatus,
     transcript::{Transcript, TranscriptSegment},
 };
-use podflow_embedded::{Db, Ffmpeg, FileBlobStore};
+use podflow_embedded::{Db, FileBlobStore};
+use podflow_media::Ffmpeg;
 use podflow_events::{
     EpisodeSummarized, EpisodeTranscoded, EventEnvelope, PromptCompleted, SCHEMA_VERSION,
     SummaryStatus,

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, JobError, JobState, MessageHandler, Outcome, StoreError,
-    TranscriptionJobSpec, TranscriptionJobs, aws_transcribe,
+    TranscriptionJobSpec, TranscriptionJobs,
     handling::{
         StepFailure, decode_delivery, merge_outcomes, retry_on_store_error, wait_for_job,
         waiting_episodes,
@@ -199,7 +199,7 @@ impl BatchTranscriberHandler {
         };
         let bytes = self.blobs.get(&output).await?;
         let json = String::from_utf8_lossy(&bytes);
-        let transcript = aws_transcribe::parse(&json).map_err(|e| {
+        let transcript = podflow_aws::transcribe_output::parse(&json).map_err(|e| {
             StepFailure::Final(format!("Amazon Transcribe's output for {job}: {e}"))
         })?;
         keep(

@@ -1,22 +1,12 @@
 //! transcriber: EpisodeUploaded → transcript.json, subtitles.srt and subtitles.vtt →
 //! EpisodeTranscribed (or TranscriptionFailed). The transcription is keyed by the audio's
 //! hash and the model's, so the same audio is never transcribed twice.
+//!
+//! [`TranscriberHandler`] transcribes through the `SpeechToText` port (locally
+//! `podflow_speech::engine::LocalEngine`); [`batch`] is the AWS path, one Amazon Transcribe
+//! job per audio finished by Transcribe's state-change event.
 
-pub mod audio;
 pub mod batch;
-pub mod compute;
-pub mod cpu;
-#[cfg(feature = "ctranslate2")]
-pub mod ct2;
-#[cfg(feature = "whisper")]
-pub mod engine;
-pub mod locate;
-#[cfg(feature = "ctranslate2")]
-pub mod mel;
-pub mod model;
-pub mod speakers;
-#[cfg(feature = "whisper")]
-pub mod whisper;
 
 use std::sync::Arc;
 

@@ -9,12 +9,12 @@ use bedrock_invoker::{
     bedrock::BedrockConverse,
     ratelimit::{LimitsConfig, Throttle},
 };
-use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, optional_env, parsed_env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    podflow_embedded::telemetry::init("info");
+    podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let limits_file = optional_env("PODFLOW_MODEL_LIMITS").map(PathBuf::from);
     let limits = LimitsConfig::load_or_default(limits_file.as_deref())

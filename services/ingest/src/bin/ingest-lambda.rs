@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use ingest::{IngestService, upload::UploadHandler};
-use podflow_embedded::{Ffmpeg, queue::PROMPT_QUEUE};
+use podflow_events::routing::PROMPT_QUEUE;
+use podflow_media::Ffmpeg;
 use podflow_lambda::wiring::AwsWiring;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    podflow_embedded::telemetry::init("info");
+    podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let service = IngestService {
         store: aws.store.clone(),

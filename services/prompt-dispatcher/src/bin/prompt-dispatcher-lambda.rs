@@ -4,13 +4,13 @@
 //! code out of the deployment package.)
 use std::{path::PathBuf, sync::Arc};
 
-use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, env, optional_env};
 use prompt_dispatcher::DispatchHandler;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    podflow_embedded::telemetry::init("info");
+    podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let handler = DispatchHandler {
         store: aws.store.clone(),

@@ -6,13 +6,14 @@
 //! holds back EpisodeSummarized.
 use std::{path::PathBuf, sync::Arc};
 
-use podflow_embedded::{Ffmpeg, queue::PROMPT_QUEUE};
+use podflow_events::routing::PROMPT_QUEUE;
+use podflow_media::Ffmpeg;
 use podflow_lambda::wiring::{AwsWiring, optional_env};
 use publisher::{PublishHandler, cost::PriceTable};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    podflow_embedded::telemetry::init("info");
+    podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let prices = optional_env("PODFLOW_PRICES").map(PathBuf::from);
     let handler = PublishHandler {

@@ -4,13 +4,13 @@
 //! pre-signed links valid for `PODFLOW_LINK_LIFETIME_SECONDS`.
 use std::{sync::Arc, time::Duration};
 
-use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, optional_env, parsed_env};
 use publisher::notify::{NotifyHandler, configured_notifier};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    podflow_embedded::telemetry::init("info");
+    podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let notifier = configured_notifier(
         optional_env("PODFLOW_SLACK_WEBHOOK_URL").as_deref(),

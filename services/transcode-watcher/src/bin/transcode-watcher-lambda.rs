@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use podflow_aws::mediaconvert::MediaConvertJobs;
-use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, env, parsed_env};
 use transcode_watcher::mediaconvert::MediaConvertHandler;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    podflow_embedded::telemetry::init("info");
+    podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let handler = MediaConvertHandler {
         store: aws.store.clone(),

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use podflow_aws::transcribe::TranscribeJobs;
-use podflow_embedded::queue::PROMPT_QUEUE;
+use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, optional_env};
 use transcriber::batch::BatchTranscriberHandler;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    podflow_embedded::telemetry::init("info");
+    podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let language = optional_env("PODFLOW_TRANSCRIBE_LANGUAGE").unwrap_or_else(|| "en-US".into());
     let handler = BatchTranscriberHandler {

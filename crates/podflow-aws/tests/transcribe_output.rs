@@ -1,7 +1,8 @@
 //! Amazon Transcribe output recorded from AWS (crates/podflow-fakes/fixtures/aws/transcribe, see its
 //! PROVENANCE.md) normalized into podflow's transcript.
 
-use podflow_core::{aws_transcribe, subtitles, transcript::TranscriptView};
+use podflow_aws::transcribe_output;
+use podflow_core::{subtitles, transcript::TranscriptView};
 use podflow_fakes::fixtures::aws_text;
 
 fn fixture(name: &str) -> String {
@@ -10,7 +11,7 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn a_real_two_speaker_transcript_keeps_segments_speakers_and_word_times() {
-    let t = aws_transcribe::parse(&fixture("localstack_transcript_speaker_diarization.json"))
+    let t = transcribe_output::parse(&fixture("localstack_transcript_speaker_diarization.json"))
         .expect("parses");
     let got: Vec<(Option<&str>, &str)> = t
         .segments
@@ -46,7 +47,7 @@ fn a_real_two_speaker_transcript_keeps_segments_speakers_and_word_times() {
 
 #[test]
 fn the_documented_output_without_audio_segments_splits_on_speaker_turns() {
-    let t = aws_transcribe::parse(&fixture("awsdocs-transcribe_diarization-output-batch.json"))
+    let t = transcribe_output::parse(&fixture("awsdocs-transcribe_diarization-output-batch.json"))
         .expect("parses");
     let got: Vec<(Option<&str>, &str)> = t
         .segments

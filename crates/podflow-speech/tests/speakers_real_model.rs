@@ -6,12 +6,9 @@ use std::{
     process::Command,
 };
 
-use podflow_core::{
-    SpeechToText,
-    diarization::{TrueTurn, speaker_accuracy},
-    transcript::Transcript,
-};
-use transcriber::engine::{EngineKind, LocalEngine};
+use podflow_core::{SpeechToText, transcript::Transcript};
+use podflow_fakes::diarization::{TrueTurn, speaker_accuracy};
+use podflow_speech::engine::{EngineKind, LocalEngine};
 
 const TESTDATA: &str = "/usr/share/pocketsphinx/test/data";
 
@@ -64,7 +61,7 @@ fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
             .arg(&source)
             .args(["-ar", "16000", "-ac", "1"])
             .arg(&part));
-        let len = transcriber::audio::probe_seconds(&part).expect("a duration");
+        let len = podflow_speech::audio::probe_seconds(&part).expect("a duration");
         truth.push((at, at + len, who.to_owned()));
         at += len + 0.5;
         list += &format!("file '{}'\nfile '{}'\n", part.display(), gap.display());

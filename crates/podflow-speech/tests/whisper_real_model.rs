@@ -3,8 +3,9 @@
 //! and their reference text from Debian's `pocketsphinx-testdata`.
 use std::{path::Path, process::Command};
 
-use podflow_core::{SpeechToText, subtitles, transcript::TranscriptSegment, wer::word_error_rate};
-use transcriber::engine::{EngineKind, LocalEngine};
+use podflow_core::{SpeechToText, subtitles, transcript::TranscriptSegment};
+use podflow_fakes::wer::word_error_rate;
+use podflow_speech::engine::{EngineKind, LocalEngine};
 
 fn built_engines() -> Vec<EngineKind> {
     let mut kinds = Vec::new();

@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::transcript::{TimedWord, Transcript, TranscriptSegment};
+use podflow_core::transcript::{TimedWord, Transcript, TranscriptSegment};
 
 /// Why a Transcribe output could not be read.
 #[derive(Debug, thiserror::Error)]

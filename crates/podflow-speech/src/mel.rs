@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustfft::{Fft, FftPlanner, num_complex::Complex};
 
-use crate::{audio::hann, model::mel_filters};
+use crate::audio::hann;
 
 const N_FFT: usize = 400;
 const HOP: usize = 160;
@@ -88,9 +88,78 @@ impl LogMel {
     }
 }
 
+/// Whisper's 80-bin mel filterbank (librosa's Slaney scale and normalisation) for 16 kHz
+/// audio and a 400-point FFT: `n_mels × 201` weights.
+pub fn mel_filters(n_mels: usize) -> Vec<f32> {
+    const SR: f64 = 16000.0;
+    const N_FFT: usize = 400;
+    let n_freqs = N_FFT / 2 + 1;
+    let hz_to_mel = |f: f64| {
+        let f_sp = 200.0 / 3.0;
+        let min_log_hz = 1000.0;
+        let min_log_mel = min_log_hz / f_sp;
+        let logstep = 6.4f64.ln() / 27.0;
+        if f >= min_log_hz {
+            min_log_mel + (f / min_log_hz).ln() / logstep
+        } else {
+            f / f_sp
+        }
+    };
+    let mel_to_hz = |m: f64| {
+        let f_sp = 200.0 / 3.0;
+        let min_log_hz = 1000.0;
+        let min_log_mel = min_log_hz / f_sp;
+        let logstep = 6.4f64.ln() / 27.0;
+        if m >= min_log_mel {
+            min_log_hz * (logstep * (m - min_log_mel)).exp()
+        } else {
+            f_sp * m
+        }
+    };
+    let max_mel = hz_to_mel(SR / 2.0);
+    let mel_f: Vec<f64> = (0..n_mels + 2)
+        .map(|i| mel_to_hz(max_mel * i as f64 / (n_mels + 1) as f64))
+        .collect();
+    let fft_f: Vec<f64> = (0..n_freqs)
+        .map(|i| SR / 2.0 * i as f64 / (n_freqs - 1) as f64)
+        .collect();
+    let mut weights = vec![0f32; n_mels * n_freqs];
+    for m in 0..n_mels {
+        let enorm = 2.0 / (mel_f[m + 2] - mel_f[m]);
+        for (k, f) in fft_f.iter().enumerate() {
+            let lower = (f - mel_f[m]) / (mel_f[m + 1] - mel_f[m]);
+            let upper = (mel_f[m + 2] - f) / (mel_f[m + 2] - mel_f[m + 1]);
+            weights[m * n_freqs + k] = (lower.min(upper).max(0.0) * enorm) as f32;
+        }
+    }
+    weights
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mel_filters_are_triangles_with_slaney_area_normalisation() {
+        let f = mel_filters(80);
+        assert_eq!(f.len(), 80 * 201);
+        for m in 0..80 {
+            let row = &f[m * 201..(m + 1) * 201];
+            assert!(row.iter().all(|w| *w >= 0.0));
+            assert!(row.iter().any(|w| *w > 0.0), "filter {m} is empty");
+        }
+        // Each filter peaks at a higher frequency bin than the one before.
+        let peaks: Vec<usize> = (0..80)
+            .map(|m| {
+                let row = &f[m * 201..(m + 1) * 201];
+                (0..201)
+                    .max_by(|a, b| row[*a].total_cmp(&row[*b]))
+                    .unwrap_or(0)
+            })
+            .collect();
+        assert!(peaks.windows(2).all(|p| p[0] <= p[1]), "{peaks:?}");
+        assert!(peaks[79] > 150);
+    }
 
     #[test]
     fn a_tone_lights_the_band_of_its_frequency_and_padding_stays_zero() {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::transcript::TranscriptSegment;
+use podflow_core::transcript::TranscriptSegment;
 
 /// Who really spoke when: `(start, end, speaker)` in seconds.
 pub type TrueTurn = (f64, f64, String);

@@ -6,6 +6,10 @@
 //! when its text looks wrong (compression ratio, mean log-probability); the next window
 //! starts at the last timestamp the model closed, so no sentence is cut; the previous
 //! windows' tokens condition the next; windows the model calls non-speech are skipped.
+//!
+//! Longer than most files here: the loop, its fallback, the timestamp split and the word
+//! alignment read and write one window's state, and splitting them would pass that state
+//! through every call.
 
 use std::{
     path::{Path, PathBuf},

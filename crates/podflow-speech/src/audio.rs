@@ -1,5 +1,7 @@
 //! Audio in for both engines: ffmpeg's 16 kHz mono samples as a stream, what counts as
 //! no speech, and fitting segment times to the speech they hold.
+//!
+//! A third of the file is tests on generated audio (pieces, cuts, speech edges).
 
 use std::{
     io::Read,
