@@ -166,7 +166,6 @@ impl SqsDeadLetterQueue {
             }
         }
     }
-
 }
 
 #[async_trait]

@@ -9,8 +9,8 @@ use std::{
 };
 
 use podflow_core::SpeechToText;
-use serde::Serialize;
 use podflow_speech::{cpu::CpuSummary, engine::LocalEngine, locate};
+use serde::Serialize;
 
 use crate::{
     commands::{EXIT_BAD_INPUT, EXIT_OK},

@@ -11,8 +11,8 @@ mod runtime;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use prompt_dispatcher::ReplayVersion;
 use podflow_speech::engine::EngineKind;
+use prompt_dispatcher::ReplayVersion;
 use transcriber::TranscriptFormat;
 
 #[derive(Parser)]

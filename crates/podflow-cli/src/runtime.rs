@@ -15,6 +15,7 @@ use ingest::IngestService;
 use podflow_core::MessageHandler;
 use podflow_embedded::{Db, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE};
 use podflow_media::Ffmpeg;
+use podflow_speech::engine::{EngineKind, LocalEngine};
 use prompt_dispatcher::DispatchHandler;
 use publisher::{
     PublishHandler,
@@ -23,7 +24,6 @@ use publisher::{
 };
 use tokio::{sync::watch, task::JoinHandle};
 use transcode_watcher::TranscodeHandler;
-use podflow_speech::engine::{EngineKind, LocalEngine};
 use transcriber::TranscriberHandler;
 
 /// Settings from flags and environment.

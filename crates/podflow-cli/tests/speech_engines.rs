@@ -13,8 +13,8 @@ use std::{
 use podflow_core::{EpisodeStore, transcript::Transcript};
 use podflow_embedded::Db;
 use podflow_fakes::{FakeLlm, FakeLlmConfig, wer::word_error_rate};
-use serde_json::Value;
 use podflow_speech::compute::AUTO_ORDER;
+use serde_json::Value;
 
 const SPOKEN: &str = "Welcome to the show. Today we talk about reliable pipelines for podcasts, \
     and why nothing expensive should ever be done twice.";

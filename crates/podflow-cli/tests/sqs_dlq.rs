@@ -149,7 +149,11 @@ async fn operators_list_and_replay_the_sqs_prompt_dlq() {
         .cloned();
     assert_eq!(group.as_deref(), Some("g-1"));
     let empty = podflow(&moto, &dlq, &queue, &["dlq", "list"]);
-    assert!(text(&empty).contains("nothing waits in"), "{}", text(&empty));
+    assert!(
+        text(&empty).contains("nothing waits in"),
+        "{}",
+        text(&empty)
+    );
 }
 
 #[tokio::test]

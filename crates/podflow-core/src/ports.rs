@@ -552,7 +552,8 @@ pub struct DeadLetterMessage {
 /// Picks the dead letters to replay.
 pub type PickLetter<'a> = dyn Fn(&DeadLetterMessage) -> bool + Send + Sync + 'a;
 /// The body a dead letter goes back with; `Err` keeps it where it is, with that reason.
-pub type RewriteLetter<'a> = dyn Fn(&DeadLetterMessage) -> Result<String, String> + Send + Sync + 'a;
+pub type RewriteLetter<'a> =
+    dyn Fn(&DeadLetterMessage) -> Result<String, String> + Send + Sync + 'a;
 
 /// What a replay did.
 #[derive(Debug, Default, PartialEq)]

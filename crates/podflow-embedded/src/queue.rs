@@ -583,8 +583,12 @@ mod tests {
         }
         let letters = DeadLetterQueue::list(&db).await.expect("list");
         assert_eq!(letters.len(), 3);
-        assert!(letters.iter().all(|l| l.source_queue == PROMPT_QUEUE
-            && l.reason.as_deref().is_some_and(|r| r.contains("maxReceiveCount"))));
+        assert!(letters.iter().all(|l| {
+            l.source_queue == PROMPT_QUEUE
+                && l.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("maxReceiveCount"))
+        }));
         let pick = |l: &DeadLetterMessage| l.group_id.as_deref() != Some("g1");
         let rewrite = |l: &DeadLetterMessage| match l.group_id.as_deref() {
             Some("g3") => Err("no such prompt version".to_owned()),
@@ -605,7 +609,10 @@ mod tests {
         assert_eq!(left, vec![Some("g1".to_owned()), Some("g3".to_owned())]);
         let back = db.receive(PROMPT_QUEUE, 10).expect("receive");
         assert_eq!(back.len(), 1);
-        assert_eq!((back[0].body.as_str(), back[0].receive_count), ("job g2 v2", 1));
+        assert_eq!(
+            (back[0].body.as_str(), back[0].receive_count),
+            ("job g2 v2", 1)
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! pieces, Whisper's log-mel front end, segment edges fitted to the speech, voice prints.
 //!
 //! # Layout
-//! - [`engine`]: [`engine::LocalEngine`], the port's implementation, over
-//!   - [`ct2`]: CTranslate2 (default), with faster-whisper's long-form loop, and
-//!   - [`whisper`]: whisper.cpp.
+//! - [`engine`]: [`engine::LocalEngine`], the port's implementation, over `ct2`
+//!   (CTranslate2, the default, with faster-whisper's long-form loop) and [`whisper`]
+//!   (whisper.cpp).
 //! - [`compute`]: CTranslate2's compute type, picked by what the CPU supports; [`cpu`]:
 //!   what the CPU is.
 //! - [`audio`]: ffmpeg's samples, pieces cut at pauses, speech edges; [`mel`]: the log-mel

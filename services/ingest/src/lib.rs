@@ -122,12 +122,13 @@ impl IngestService {
             },
             MediaError::Tool(why) => IngestError::Setup(why),
         })?;
-        let (sha256, _) = podflow_media::hash_file(file)
-            .await
-            .map_err(|source| IngestError::Io {
-                path: shown.clone(),
-                source,
-            })?;
+        let (sha256, _) =
+            podflow_media::hash_file(file)
+                .await
+                .map_err(|source| IngestError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
         let original_name = file.file_name().map_or_else(
             || "episode".to_owned(),
             |n| n.to_string_lossy().into_owned(),

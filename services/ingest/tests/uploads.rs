@@ -5,8 +5,8 @@ use std::sync::Arc;
 use ingest::{IngestService, upload::UploadHandler};
 use podflow_core::{Delivery, EpisodeStore, MessageHandler, Outcome};
 use podflow_embedded::{Db, FileBlobStore};
-use podflow_media::Ffmpeg;
 use podflow_events::{EpisodeUploaded, EventEnvelope};
+use podflow_media::Ffmpeg;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

@@ -12,9 +12,9 @@ use podflow_core::{
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::Db;
-use podflow_media::Ffmpeg;
 use podflow_events::{EpisodeSummarized, EventEnvelope, PromptCompleted, SCHEMA_VERSION};
 use podflow_fakes::moto::MotoServer;
+use podflow_media::Ffmpeg;
 use publisher::{PublishHandler, cost::PriceTable};
 use serde_json::Value;
 

@@ -10,12 +10,12 @@ use podflow_core::{
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::{Db, FileBlobStore};
-use podflow_media::Ffmpeg;
 use podflow_events::{
     EpisodeSummarized, EpisodeTranscoded, EventEnvelope, PromptCompleted, SCHEMA_VERSION,
     SummaryStatus,
 };
 use podflow_fakes::slack::FakeSlack;
+use podflow_media::Ffmpeg;
 use publisher::{
     PublishHandler,
     cost::PriceTable,

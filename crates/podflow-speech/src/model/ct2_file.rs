@@ -277,7 +277,6 @@ impl Reader {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +334,4 @@ mod tests {
         let err = ct2_shape(dir.path()).expect_err("must fail");
         assert!(err.to_string().contains("(or truncated)"), "{err}");
     }
-
 }

@@ -526,7 +526,6 @@ fn write_ggml(
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

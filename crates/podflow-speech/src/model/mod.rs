@@ -39,4 +39,3 @@ pub enum ModelError {
         source: std::io::Error,
     },
 }
-

@@ -26,7 +26,6 @@ pub fn unicode_to_byte() -> HashMap<char, u8> {
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +41,4 @@ mod tests {
         assert_eq!(table.get(&'Ġ'), Some(&b' '));
         assert_eq!(table.get(&'a'), Some(&b'a'));
     }
-
 }

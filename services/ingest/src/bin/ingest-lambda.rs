@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use ingest::{IngestService, upload::UploadHandler};
 use podflow_events::routing::PROMPT_QUEUE;
-use podflow_media::Ffmpeg;
 use podflow_lambda::wiring::AwsWiring;
+use podflow_media::Ffmpeg;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

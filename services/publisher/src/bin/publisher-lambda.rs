@@ -7,8 +7,8 @@
 use std::{path::PathBuf, sync::Arc};
 
 use podflow_events::routing::PROMPT_QUEUE;
-use podflow_media::Ffmpeg;
 use podflow_lambda::wiring::{AwsWiring, optional_env};
+use podflow_media::Ffmpeg;
 use publisher::{PublishHandler, cost::PriceTable};
 
 #[tokio::main]
