@@ -31,7 +31,7 @@ fn main() {
                  Run scripts/setup.sh, which installs the pinned `ctranslate2` wheel into \
                  podflow's Python environment, or set PODFLOW_CTRANSLATE2_LIB_DIR to a \
                  directory holding libctranslate2*.so*, or build without the engine \
-                 (--no-default-features --features whisper)."
+                 (`cargo build -p podflow-cli --no-default-features`, whisper.cpp only)."
             );
         }
     };
@@ -78,12 +78,14 @@ fn find_library() -> Result<PathBuf, String> {
 }
 
 fn cache_dir() -> PathBuf {
-    if let Some(dir) = env::var_os("PODFLOW_CACHE_DIR") {
+    // Empty counts as unset, as in the shell scripts' `${VAR:-…}`.
+    let set = |name: &str| env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = set("PODFLOW_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    let base = env::var_os("XDG_CACHE_HOME")
+    let base = set("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .or_else(|| set("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
     base.join("podflow")
 }

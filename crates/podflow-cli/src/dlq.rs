@@ -109,8 +109,8 @@ pub struct Replayed {
 }
 
 /// Moves the selected messages back to their queue, prompt jobs changed as asked; prompts
-/// that go back are planned again in `store` (so status and the publisher's fan-in wait for
-/// them). Every message that can go back does; one that cannot stays, with its reason
+/// that go back are planned again in `store` first (so status and the publisher's fan-in
+/// wait for them). Every message that can go back does; one that cannot stays, with its reason
 /// printed. `dispatcher` re-renders prompts (`--prompt-version`).
 pub async fn replay(
     dlq: &dyn DeadLetterQueue,
@@ -135,12 +135,28 @@ pub async fn replay(
         }
     }
     let (bodies, jobs) = rewritten(&letters, changes, dispatcher).await;
+    // Planned before they move, so a worker that runs a moved prompt at once cannot finish
+    // it before it is marked queued again.
+    if let Some(store) = store {
+        for (id, job) in &jobs {
+            if bodies.get(id).is_some_and(Result::is_ok) {
+                store
+                    .plan_prompts(
+                        &job.episode_id,
+                        &[(job.prompt_id.clone(), job.prompt_version, job.model.clone())],
+                    )
+                    .await?;
+            }
+        }
+    }
     let pick = |l: &DeadLetterMessage| selection.picks(l);
-    let rewrite = |l: &DeadLetterMessage| {
-        bodies
-            .get(&l.message_id)
-            .cloned()
-            .unwrap_or_else(|| Ok(l.body.clone()))
+    let rewrite = |l: &DeadLetterMessage| match bodies.get(&l.message_id) {
+        Some(body) => body.clone(),
+        // Dead-lettered after the listing: its change was never prepared.
+        None if serde_json::from_str::<PromptJob>(&l.body).is_ok() => Err(
+            "it reached the dead-letter queue after the replay began; replay it again".to_owned(),
+        ),
+        None => Ok(l.body.clone()),
     };
     let report = dlq
         .replay(
@@ -153,16 +169,6 @@ pub async fn replay(
         .filter(|(id, _)| report.moved.contains(id))
         .map(|(_, job)| job)
         .collect();
-    if let Some(store) = store {
-        for job in &moved {
-            store
-                .plan_prompts(
-                    &job.episode_id,
-                    &[(job.prompt_id.clone(), job.prompt_version, job.model.clone())],
-                )
-                .await?;
-        }
-    }
     print_report(&report, dlq, json);
     let exit = if report.refused.is_empty() {
         EXIT_OK

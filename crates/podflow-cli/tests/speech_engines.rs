@@ -246,3 +246,19 @@ fn doctor_names_the_engine_and_compute_type_and_fails_without_ffmpeg() {
             .is_some_and(|f| f.contains("apt-get install ffmpeg"))
     );
 }
+
+#[test]
+fn a_mistyped_compute_type_is_a_setup_error_naming_the_accepted_values() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = transcribe(data.path(), Some("int4"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("PODFLOW_WHISPER_COMPUTE_TYPE=int4") && said.contains("int8_float32"),
+        "{said}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no transcript from the slower engine"
+    );
+}

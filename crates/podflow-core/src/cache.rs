@@ -7,12 +7,14 @@ use std::path::PathBuf;
 
 /// `PODFLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/podflow`, else `~/.cache/podflow`.
 pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PODFLOW_CACHE_DIR") {
+    // Empty counts as unset, as in the shell scripts' `${VAR:-…}`.
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = set("PODFLOW_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
+    let base = set("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .or_else(|| set("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
     base.join("podflow")
 }

@@ -391,19 +391,6 @@ impl Db {
         Ok(moved)
     }
 
-    /// Prompt jobs waiting in the prompt queue, by message id.
-    pub fn queued_prompt_jobs(&self) -> Result<Vec<(String, podflow_events::PromptJob)>, DbError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, body FROM messages WHERE queue=?1 ORDER BY seq")?;
-        let rows: Vec<(String, String)> = stmt
-            .query_map([PROMPT_QUEUE], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, body)| Some((id, serde_json::from_str(&body).ok()?)))
-            .collect())
-    }
-
     /// Every event published about an episode, oldest first (for status and tests).
     pub fn events_for(&self, episode_id: &str) -> Result<Vec<EventEnvelope>, DbError> {
         let conn = self.conn();

@@ -59,9 +59,8 @@ impl fmt::Display for ComputeKind {
     }
 }
 
-/// The types tried when none is forced, fastest first. int8 is both faster and at least as
-/// accurate as float32 on the CPUs measured (docs/transcription.md); float32 runs anywhere
-/// CTranslate2 does.
+/// The types tried when none is forced, fastest first (int8 took half float32's time here,
+/// at a WER cost on AMD: docs/transcription.md); float32 runs anywhere CTranslate2 does.
 pub const AUTO_ORDER: [ComputeKind; 3] = [
     ComputeKind::Int8,
     ComputeKind::Int8Float32,

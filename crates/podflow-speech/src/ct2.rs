@@ -274,6 +274,12 @@ impl Ct2Engine {
             .map_err(|e| SpeechError::Engine(e.clone()))
     }
 
+    /// Loads the first model (picking the compute type) without hashing it: whether this
+    /// engine can run here at all.
+    pub fn load_first_model(&self) -> Result<(), SpeechError> {
+        self.load()?.replica(0).map(|_| ())
+    }
+
     /// The compute type the models run in, once the first one has loaded.
     pub fn compute_type(&self) -> Option<ComputeKind> {
         let loaded = self.loaded.get()?.as_ref().ok()?;

@@ -45,6 +45,16 @@ enum Candidate {
 }
 
 impl Candidate {
+    /// Whether the engine can run here: a model loads (CTranslate2 skips the hash the
+    /// pipeline's cache key needs; `podflow transcribe` never asks for it).
+    fn load(&self) -> Result<(), SpeechError> {
+        match self {
+            Self::WhisperCpp(e) => e.prepare(),
+            #[cfg(feature = "ctranslate2")]
+            Self::Ctranslate2(e) => e.load_first_model(),
+        }
+    }
+
     fn port(&self) -> &dyn SpeechToText {
         match self {
             Self::WhisperCpp(e) => e,
@@ -88,6 +98,8 @@ impl LocalEngine {
         model: Option<PathBuf>,
         cache_dir: PathBuf,
     ) -> Result<Self, SpeechError> {
+        // A mistyped compute type is the user's to fix, not a reason to run the slower engine.
+        crate::compute::ComputeChoice::from_env().map_err(SpeechError::Engine)?;
         let whisper_cpp = Candidate::WhisperCpp(WhisperEngine::new(model.clone(), cache_dir));
         let ctranslate2 = ctranslate2_candidate(model);
         let candidates: Vec<Candidate> = match kind {
@@ -117,7 +129,7 @@ impl LocalEngine {
                 let mut failures: Vec<String> = Vec::new();
                 for (index, candidate) in self.candidates.iter().enumerate() {
                     let port = candidate.port();
-                    match port.prepare() {
+                    match candidate.load() {
                         Ok(()) => {
                             let notice = (!failures.is_empty()).then(|| {
                                 format!(
@@ -197,7 +209,8 @@ impl SpeechToText for LocalEngine {
     }
 
     fn prepare(&self) -> Result<(), SpeechError> {
-        self.activate().map(|_| ())
+        self.activate()?;
+        self.current().port().prepare()
     }
 
     fn notice(&self) -> Option<String> {

@@ -1,8 +1,8 @@
-//! Local speech-to-text with whisper.cpp (through `whisper-rs`): the engine for builds
-//! without CTranslate2 (no MKL, other CPUs). It builds in about 1.5 minutes on 2 cores and
-//! its own long-form loop seeks on timestamps, conditions on the previous window and falls
-//! back on temperature; podflow hands it five-minute windows of the stream. Half as fast as
-//! the CTranslate2 engine on AVX-512 machines (`docs/transcription.md`).
+//! Local speech-to-text with whisper.cpp (through `whisper-rs`): the engine of builds
+//! without CTranslate2, and the stand-in when CTranslate2 cannot load. It builds in about
+//! 1.5 minutes on 2 cores and its own long-form loop seeks on timestamps, conditions on the
+//! previous window and falls back on temperature; podflow hands it five-minute windows of
+//! the stream. About half as fast as the CTranslate2 engine (`docs/transcription.md`).
 
 use std::{
     path::{Path, PathBuf},
