@@ -190,7 +190,7 @@ fn inputs(scratch: &Path) -> Vec<Input> {
         .collect();
     inputs.push(Input {
         name: format!("espeak-ng two voices, {minutes} min"),
-        seconds: podflow_speech::audio::probe_seconds(&long).expect("the episode's length"),
+        seconds: podflow_media::duration_seconds(&long).expect("the episode's length"),
         path: long,
         reference,
         turns,
@@ -239,7 +239,7 @@ fn inputs(scratch: &Path) -> Vec<Input> {
         assert!(ok);
         inputs.push(Input {
             name: "LibriVox (real speech), 5 clips".into(),
-            seconds: podflow_speech::audio::probe_seconds(&joined).expect("the clips' length"),
+            seconds: podflow_media::duration_seconds(&joined).expect("the clips' length"),
             path: joined,
             reference: refs.join(" "),
             turns: Vec::new(),

@@ -1,6 +1,7 @@
 //! Media files for every runtime (the `podflow` process and the Lambda functions alike):
 //! [`Ffmpeg`] runs ffmpeg and ffprobe behind the `MediaProbe`, `Transcoder` and
-//! `ClipCutter` ports, and [`hash_file`] reads an episode's SHA-256 as a stream.
+//! `ClipCutter` ports, [`duration_seconds`] reads just the length, and [`hash_file`] reads
+//! an episode's SHA-256 as a stream.
 
 use std::path::Path;
 
@@ -10,6 +11,27 @@ use tokio::io::AsyncReadExt;
 pub mod ffmpeg;
 
 pub use ffmpeg::Ffmpeg;
+
+/// The audio's length in seconds as ffprobe reads it from the container, if it can: for
+/// blocking code that only needs the length (the speech engine sizing its pieces). The
+/// `MediaProbe` port's [`Ffmpeg::probe`](ffmpeg::Ffmpeg) is the full, checked probe.
+pub fn duration_seconds(path: &Path) -> Option<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (seconds.is_finite() && seconds > 0.0).then_some(seconds)
+}
 
 /// SHA-256 (hex) and size of a file, read in 1 MiB blocks: episodes can be gigabytes.
 pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
@@ -31,6 +53,24 @@ pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_length_comes_from_the_container_and_a_non_media_file_has_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wav = dir.path().join("tone.wav");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
+            .arg("sine=frequency=440:duration=2.5")
+            .arg(&wav)
+            .status()
+            .expect("ffmpeg runs (scripts/setup.sh installs it)");
+        assert!(made.success());
+        let seconds = duration_seconds(&wav).expect("a length");
+        assert!((seconds - 2.5).abs() < 0.05, "{seconds}");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "not audio").expect("write");
+        assert_eq!(duration_seconds(&text), None);
+    }
 
     #[tokio::test]
     async fn a_file_hashes_to_the_sha256_of_its_bytes() {

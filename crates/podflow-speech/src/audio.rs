@@ -118,25 +118,6 @@ impl AudioStream {
     }
 }
 
-/// The audio's length in seconds as ffprobe reads it from the container, if it can.
-pub fn probe_seconds(path: &Path) -> Option<f64> {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    (seconds.is_finite() && seconds > 0.0).then_some(seconds)
-}
-
 /// How long the pieces of an episode of `duration` seconds are when `workers` transcribe
 /// one each at a time: equal pieces, a multiple of `workers` of them so that none waits at
 /// the end, each at most `max` seconds (and `max` when the duration is unknown). Audio too

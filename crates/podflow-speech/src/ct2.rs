@@ -30,7 +30,7 @@ use podflow_core::{
 use crate::{
     audio::{
         Pieces, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
-        log_progress, piece_seconds, probe_seconds, threads_from_env, transcribe_blocking,
+        log_progress, piece_seconds, threads_from_env, transcribe_blocking,
     },
     compute::{self, ComputeChoice, ComputeKind, PickError},
     mel::LogMel,
@@ -296,7 +296,7 @@ impl Ct2Engine {
         // short clip, start-up is a good part of the time.
         let (path, workers) = (audio.to_owned(), self.workers);
         let opening = tokio::task::spawn_blocking(move || {
-            let probe = probe_seconds(&path);
+            let probe = podflow_media::duration_seconds(&path);
             let seconds = piece_seconds(probe, workers, MIN_PIECE_SECONDS, MAX_PIECE_SECONDS);
             let count = probe.map_or(workers, |d| (d / seconds).round().max(1.0) as usize);
             Pieces::open(&path, seconds).map(|pieces| (pieces, count))

@@ -61,7 +61,7 @@ fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
             .arg(&source)
             .args(["-ar", "16000", "-ac", "1"])
             .arg(&part));
-        let len = podflow_speech::audio::probe_seconds(&part).expect("a duration");
+        let len = podflow_media::duration_seconds(&part).expect("a duration");
         truth.push((at, at + len, who.to_owned()));
         at += len + 0.5;
         list += &format!("file '{}'\nfile '{}'\n", part.display(), gap.display());
