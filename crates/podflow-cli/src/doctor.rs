@@ -137,7 +137,7 @@ async fn engine_checks(settings: &Settings) -> Result<Vec<Check>, Check> {
     )
     .map_err(|e| fail("engine", "set PODFLOW_WHISPER_ENGINE=whisper.cpp")(&e))?;
     let (engine, prepared) = tokio::task::spawn_blocking(move || {
-        let result = engine.prepare();
+        let result = engine.load();
         (engine, result)
     })
     .await

@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod support;
+
 use podflow_core::{EpisodeStore, PromptStatus, subtitles, transcript::Transcript};
 use podflow_embedded::Db;
 use podflow_fakes::{FakeLlm, FakeLlmConfig, slack::FakeSlack, wer::word_error_rate};
@@ -75,18 +77,6 @@ async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("podflow runs"))
         .await
         .expect("join")
-}
-
-/// The note of an episode's step, read from the store.
-async fn report_steps_note(data: &Path, episode_id: &str, step: &str) -> String {
-    let db = Db::open(data).expect("db");
-    db.steps(episode_id)
-        .await
-        .expect("steps")
-        .into_iter()
-        .find(|s| s.step == step)
-        .and_then(|s| s.note)
-        .unwrap_or_default()
 }
 
 fn episode_json(out: &Output) -> Value {
@@ -335,7 +325,7 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
         report["outputs"]["audio"].is_string() && report["outputs"]["subtitles_srt"].is_string()
     );
 
-    let notify_note = report_steps_note(
+    let notify_note = support::step_note(
         data.path(),
         report["episode_id"].as_str().unwrap_or(""),
         "notify",

@@ -10,8 +10,9 @@ use std::{
     sync::OnceLock,
 };
 
-use podflow_core::{EpisodeStore, transcript::Transcript};
-use podflow_embedded::Db;
+mod support;
+
+use podflow_core::transcript::Transcript;
 use podflow_fakes::{FakeLlm, FakeLlmConfig, wer::word_error_rate};
 use podflow_speech::compute::AUTO_ORDER;
 use serde_json::Value;
@@ -157,15 +158,7 @@ async fn a_run_whose_engine_cannot_load_still_delivers_and_the_step_note_says_wh
     )
     .expect("json report");
     let episode_id = report["episode_id"].as_str().expect("episode id");
-    let db = Db::open(data.path()).expect("db");
-    let step = db
-        .steps(episode_id)
-        .await
-        .expect("steps")
-        .into_iter()
-        .find(|s| s.step == "transcribe")
-        .expect("a transcribe step");
-    let note = step.note.unwrap_or_default();
+    let note = support::step_note(data.path(), episode_id, "transcribe").await;
     assert!(note.contains("bfloat16"), "{note}");
     assert!(note.contains("transcribed with whisper.cpp"), "{note}");
     let transcript: Transcript = serde_json::from_slice(

@@ -336,9 +336,8 @@ impl SpeechToText for Ct2Engine {
 
     /// Loads the model and hashes it: the pipeline keys its cache on the fingerprint.
     fn prepare(&self) -> Result<(), SpeechError> {
-        let loaded = self.load()?;
-        loaded.replica(0)?;
-        loaded.fingerprint().map(|_| ())
+        self.load_first_model()?;
+        self.load()?.fingerprint().map(|_| ())
     }
 
     async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {

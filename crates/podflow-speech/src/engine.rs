@@ -122,7 +122,12 @@ impl LocalEngine {
         })
     }
 
-    /// Loads the first engine that can: the chosen one, else the next.
+    /// Loads the first engine that can (the chosen one, else the next) without the model
+    /// hash the pipeline's cache key needs: what `podflow doctor` and `transcribe` ask.
+    pub fn load(&self) -> Result<(), SpeechError> {
+        self.activate().map(|_| ())
+    }
+
     fn activate(&self) -> Result<&Active, SpeechError> {
         self.active
             .get_or_init(|| {
