@@ -3,7 +3,8 @@
 # cycling through a script in a different order each round, the two voices taking turns.
 # Writes the spoken text to OUT.txt and who spoke when to OUT.turns ("start end voice" in
 # seconds, a line per turn) beside OUT.
-# Usage: bench/make-long-episode.sh MINUTES OUT.m4a
+# Usage: bench/make-long-episode.sh MINUTES OUT.m4a [VOICE1 VOICE2 [WORDS_PER_MINUTE]]
+# (default: en-us and en-us+Annie at 160 words a minute).
 set -euo pipefail
 minutes=${1:?minutes}
 out=${2:?out.m4a}
@@ -38,7 +39,8 @@ sentences=(
   "Thank you for joining us, and thanks to everyone listening this week."
 )
 # Two voices that differ in timbre (en-us and en-gb are one voice with two accents).
-voices=(en-us en-us+Annie)
+voices=("${3:-en-us}" "${4:-en-us+Annie}")
+speed=${5:-160}
 : > "$tmp/list.txt"
 : > "$out.txt"
 : > "$out.turns"
@@ -52,7 +54,7 @@ while [ "$seconds" -lt $((minutes * 60)) ]; do
     idx=$(( (k * 7 + round * 5) % n ))
     text=${sentences[$idx]}
     voice=${voices[$(( (k + round) % 2 ))]}
-    espeak-ng -v "$voice" -s 160 -w "$tmp/$i.wav" "$text"
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/$i.wav" "$text"
     printf "file '%s'\n" "$tmp/$i.wav" >> "$tmp/list.txt"
     printf "%s " "$text" >> "$out.txt"
     len=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$tmp/$i.wav")

@@ -246,8 +246,16 @@ pub async fn transcribe(
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    // The bar learns its length from ffprobe, which runs while the model loads.
-    let bar = ProgressBar::new(1);
+    // ffprobe first: a file it rejects is reported in its words before any model loads,
+    // and the length it reads sizes the bar and the engine's pieces (no second probe).
+    let info = match Ffmpeg.probe(file).await {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let bar = ProgressBar::new(info.duration_seconds.ceil().max(1.0) as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{msg} [{bar:30}] {pos}/{len} s of audio, {elapsed} elapsed, ~{eta} left",
@@ -259,38 +267,22 @@ pub async fn transcribe(
         let bar = bar.clone();
         move |done: f64| bar.set_position(done as u64)
     };
-    enum Stop {
-        BadInput(String),
-        Engine(SpeechError),
-    }
-    let probe = async {
-        let info = Ffmpeg
-            .probe(file)
-            .await
-            .map_err(|e| Stop::BadInput(format!("{}: {e}", file.display())))?;
-        bar.set_length(info.duration_seconds.ceil().max(1.0) as u64);
-        Ok(info)
-    };
-    let transcription = async {
-        engine
-            .transcribe_with_progress(file, request.window_seconds, progress)
-            .await
-            .map_err(|e| match e {
-                SpeechError::Audio(reason) => Stop::BadInput(reason),
-                other => Stop::Engine(other),
-            })
-    };
-    // Both are waited for, so that a file ffprobe rejects is always reported in ffprobe's
-    // words (ffmpeg's own complaint about it may come first); such a file fails fast.
-    let (probed, transcribed) = tokio::join!(probe, transcription);
+    let transcribed = engine
+        .transcribe_with_progress(
+            file,
+            Some(info.duration_seconds),
+            request.window_seconds,
+            progress,
+        )
+        .await;
     bar.finish_and_clear();
-    let transcript = match probed.and(transcribed) {
+    let transcript = match transcribed {
         Ok(t) => t,
-        Err(Stop::BadInput(reason)) => {
+        Err(SpeechError::Audio(reason)) => {
             eprintln!("error: {reason}");
             return Ok(EXIT_BAD_INPUT);
         }
-        Err(Stop::Engine(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
     };
     if let Some(notice) = engine.notice() {
         eprintln!("note: {notice}");

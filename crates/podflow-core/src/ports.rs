@@ -459,6 +459,17 @@ pub enum SpeechError {
     Engine(String),
 }
 
+/// Audio a decoder could not read is the audio's fault; a decoder that could not run is
+/// the engine's setup.
+impl From<MediaError> for SpeechError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::Unreadable(m) => SpeechError::Audio(m),
+            MediaError::Tool(m) => SpeechError::Engine(m),
+        }
+    }
+}
+
 /// Speech to text (local Whisper, Amazon Transcribe on AWS).
 #[async_trait]
 pub trait SpeechToText: Send + Sync {
@@ -477,9 +488,12 @@ pub trait SpeechToText: Send + Sync {
     fn notice(&self) -> Option<String> {
         None
     }
+    /// `duration_seconds`: the audio's length when the caller knows it (the upload event
+    /// carries it), so that the engine does not probe the file again.
     async fn transcribe(
         &self,
         audio: &std::path::Path,
+        duration_seconds: Option<f64>,
     ) -> Result<crate::transcript::Transcript, SpeechError>;
 }
 

@@ -1,6 +1,7 @@
 //! Media files for every runtime (the `podflow` process and the Lambda functions alike):
 //! [`Ffmpeg`] runs ffmpeg and ffprobe behind the `MediaProbe`, `Transcoder` and
-//! `ClipCutter` ports, [`duration_seconds`] reads just the length, and [`hash_file`] reads
+//! `ClipCutter` ports, [`decode::AudioStream`] streams the samples the speech engines read,
+//! [`duration_seconds`] reads just the length, and [`hash_file`] and [`copy_hashing`] read
 //! an episode's SHA-256 as a stream.
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+pub mod decode;
 pub mod ffmpeg;
 
 pub use ffmpeg::Ffmpeg;
@@ -35,7 +37,22 @@ pub fn duration_seconds(path: &Path) -> Option<f64> {
 
 /// SHA-256 (hex) and size of a file, read in 1 MiB blocks: episodes can be gigabytes.
 pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    digest(path, None).await
+}
+
+/// Copies `from` to `to` and returns the SHA-256 (hex) and size of what was copied, in one
+/// read of the source: an ingested episode is hashed as it is copied.
+pub async fn copy_hashing(from: &Path, to: &Path) -> std::io::Result<(String, u64)> {
+    digest(from, Some(to)).await
+}
+
+async fn digest(path: &Path, copy_to: Option<&Path>) -> std::io::Result<(String, u64)> {
+    use tokio::io::AsyncWriteExt;
     let mut file = tokio::fs::File::open(path).await?;
+    let mut copy = match copy_to {
+        Some(to) => Some(tokio::fs::File::create(to).await?),
+        None => None,
+    };
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -45,7 +62,13 @@ pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
             break;
         }
         hasher.update(&buf[..n]);
+        if let Some(copy) = copy.as_mut() {
+            copy.write_all(&buf[..n]).await?;
+        }
         size += n as u64;
+    }
+    if let Some(mut copy) = copy {
+        copy.flush().await?;
     }
     Ok((hex::encode(hasher.finalize()), size))
 }
@@ -73,7 +96,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_file_hashes_to_the_sha256_of_its_bytes() {
+    async fn a_file_hashes_to_the_sha256_of_its_bytes_and_copies_with_the_same_digest() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audio.bin");
         let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -81,5 +104,9 @@ mod tests {
         let (sha, size) = hash_file(&path).await.expect("hash");
         assert_eq!(size, bytes.len() as u64);
         assert_eq!(sha, podflow_core::content::sha256_hex(&bytes));
+        let copy = dir.path().join("copy.bin");
+        let copied = copy_hashing(&path, &copy).await.expect("copy");
+        assert_eq!(copied, (sha, size));
+        assert_eq!(std::fs::read(&copy).expect("read"), bytes);
     }
 }

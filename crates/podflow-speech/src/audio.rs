@@ -1,19 +1,16 @@
-//! Audio in for both engines: ffmpeg's 16 kHz mono samples as a stream, what counts as
-//! no speech, and fitting segment times to the speech they hold.
+//! Audio in for both engines: the decoded stream (`podflow_media::decode`) cut into pieces,
+//! what counts as no speech, and fitting segment times to the speech they hold.
 //!
 //! A third of the file is tests on generated audio (pieces, cuts, speech edges).
 
-use std::{
-    io::Read,
-    path::{Path, PathBuf},
-};
+use std::path::Path;
 
 use podflow_core::{
     SpeechError,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 
-pub const SAMPLE_RATE: usize = 16_000;
+pub use podflow_media::decode::{AudioStream, SAMPLE_RATE};
 
 /// Digital silence: whisper would only hallucinate on it.
 pub const SILENCE_PEAK: f32 = 1e-4;
@@ -42,80 +39,6 @@ pub fn hann(n: usize) -> Vec<f32> {
     (0..n)
         .map(|k| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * k as f32 / n as f32).cos())
         .collect()
-}
-
-/// Audio decoded by ffmpeg to 16 kHz mono f32, read a window at a time so memory stays
-/// flat however long the episode is.
-pub struct AudioStream {
-    child: std::process::Child,
-    stdout: std::process::ChildStdout,
-    path: PathBuf,
-}
-
-impl AudioStream {
-    pub fn open(path: &Path) -> Result<Self, SpeechError> {
-        let mut child = std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-            .arg(path)
-            .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| SpeechError::Engine(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| SpeechError::Engine("ffmpeg gave no output pipe".into()))?;
-        Ok(Self {
-            child,
-            stdout,
-            path: path.to_owned(),
-        })
-    }
-
-    /// Appends up to `n` samples; returns how many came (fewer only at the end).
-    pub fn read_into(&mut self, buffer: &mut Vec<f32>, n: usize) -> Result<usize, SpeechError> {
-        let mut bytes = vec![0u8; n * 4];
-        let mut filled = 0;
-        while filled < bytes.len() {
-            match self.stdout.read(&mut bytes[filled..]) {
-                Ok(0) => break,
-                Ok(k) => filled += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(SpeechError::Engine(format!("reading ffmpeg's output: {e}")));
-                }
-            }
-        }
-        buffer.extend(
-            bytes[..filled - filled % 4]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
-        Ok(filled / 4)
-    }
-
-    /// Waits for ffmpeg; an input it could not decode is the audio's fault.
-    pub fn finish(mut self) -> Result<(), SpeechError> {
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| SpeechError::Engine(format!("waiting for ffmpeg: {e}")))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(SpeechError::Audio(format!(
-                "ffmpeg could not decode {}: {}",
-                self.path.display(),
-                stderr.lines().last().unwrap_or("unknown error")
-            )))
-        }
-    }
 }
 
 /// How long the pieces of an episode of `duration` seconds are when `workers` transcribe
@@ -207,7 +130,7 @@ impl Pieces {
 
     /// Waits for ffmpeg (see [`AudioStream::finish`]).
     pub fn finish(self) -> Result<(), SpeechError> {
-        self.stream.finish()
+        Ok(self.stream.finish()?)
     }
 }
 

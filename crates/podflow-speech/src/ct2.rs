@@ -287,16 +287,18 @@ impl Ct2Engine {
     }
 
     /// Transcribes a window at a time; `progress` hears the seconds of audio done so far.
+    /// The audio's length (`duration_seconds`, probed when not given) sizes the pieces.
     pub async fn transcribe_with_progress(
         &self,
         audio: &Path,
+        duration_seconds: Option<f64>,
         progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> Result<Transcript, SpeechError> {
         // ffprobe (for the piece length) and ffmpeg's start run while the model loads: on a
         // short clip, start-up is a good part of the time.
         let (path, workers) = (audio.to_owned(), self.workers);
         let opening = tokio::task::spawn_blocking(move || {
-            let probe = podflow_media::duration_seconds(&path);
+            let probe = duration_seconds.or_else(|| podflow_media::duration_seconds(&path));
             let seconds = piece_seconds(probe, workers, MIN_PIECE_SECONDS, MAX_PIECE_SECONDS);
             let count = probe.map_or(workers, |d| (d / seconds).round().max(1.0) as usize);
             Pieces::open(&path, seconds).map(|pieces| (pieces, count))
@@ -340,8 +342,12 @@ impl SpeechToText for Ct2Engine {
         self.load()?.fingerprint().map(|_| ())
     }
 
-    async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
-        self.transcribe_with_progress(audio, log_progress(audio))
+    async fn transcribe(
+        &self,
+        audio: &Path,
+        duration_seconds: Option<f64>,
+    ) -> Result<Transcript, SpeechError> {
+        self.transcribe_with_progress(audio, duration_seconds, log_progress(audio))
             .await
     }
 }
@@ -408,7 +414,7 @@ fn decode_with_fallback(
         let cumulative = score * tokens.len() as f64;
         let attempt = Decoded {
             avg_log_prob: cumulative / (tokens.len() + 1) as f64,
-            compression_ratio: compression_ratio(&model.vocabulary.text(&tokens)),
+            compression_ratio: compression_ratio(model.vocabulary.text(&tokens).trim()),
             no_speech_prob: result.no_speech_prob,
             temperature,
             tokens,
@@ -422,7 +428,9 @@ fn decode_with_fallback(
         }
         attempts.push(attempt);
     }
-    // Prefer attempts that are not loops, then the most probable.
+    // Prefer attempts that are not loops, then the most probable. It counts as decoded at
+    // the last temperature (as in Whisper), so the next window starts without a prompt.
+    let last_temperature = TEMPERATURES[TEMPERATURES.len() - 1];
     let best = attempts
         .into_iter()
         .max_by(|a, b| {
@@ -436,7 +444,10 @@ fn decode_with_fallback(
             ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
         })
         .ok_or_else(|| SpeechError::Engine("no decoding attempt".into()))?;
-    Ok(best)
+    Ok(Decoded {
+        temperature: last_temperature,
+        ..best
+    })
 }
 
 fn options() -> WhisperOptions {
@@ -726,8 +737,9 @@ fn transcribe_piece(
         segments: Vec::new(),
         voices: Vec::new(),
     };
+    let features = model.mel.frames(samples);
     let mut seek = 0usize; // in mel frames
-    let total_frames = samples.len() / HOP;
+    let total_frames = features.content_frames();
     while seek < total_frames {
         let frames = (total_frames - seek).min(WINDOW_FRAMES);
         let window = &samples[seek * HOP..(seek + frames) * HOP];
@@ -735,7 +747,8 @@ fn transcribe_piece(
         let advance = if window.iter().all(|x| x.abs() < SILENCE_PEAK) {
             frames
         } else {
-            piece.window(window, offset)?
+            let mut mel = features.window(seek, frames, WINDOW_FRAMES);
+            piece.window(&mut mel, window, offset)?
         };
         let advance = advance.min(total_frames - seek);
         seek += advance;
@@ -760,16 +773,21 @@ struct PieceDecoder<'a> {
 }
 
 impl PieceDecoder<'_> {
-    /// Decodes one window (`offset` seconds into the file) into segments and voice
-    /// prints; returns how many mel frames the next window starts after.
-    fn window(&mut self, window: &[f32], offset: f64) -> Result<usize, SpeechError> {
+    /// Decodes one window (`window`'s samples, `mel` its features, `offset` seconds into
+    /// the file) into segments and voice prints; returns how many mel frames the next
+    /// window starts after.
+    fn window(
+        &mut self,
+        mel: &mut [f32],
+        window: &[f32],
+        offset: f64,
+    ) -> Result<usize, SpeechError> {
         let model = self.model;
         let context = &mut self.context;
         let frames = window.len() / HOP;
         let sot_sequence = &model.sot_sequence;
-        let mut features = model.mel.window(window, WINDOW_FRAMES);
         let shape = [1, model.mel.n_mels(), WINDOW_FRAMES];
-        let view = StorageView::new(&shape, &mut features, Device::CPU)
+        let view = StorageView::new(&shape, mel, Device::CPU)
             .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
         let encoded = self
             .whisper
@@ -798,8 +816,14 @@ impl PieceDecoder<'_> {
             split_on_timestamps(&decoded.tokens, model.vocabulary.timestamp_begin, frames);
         let window_end = frames as f64 * HOP as f64 / SAMPLE_RATE as f64;
         let words = word_times(model, self.whisper, &encoded, &spans, frames, sot_sequence)?;
+        // What conditions the next window: the spans with text and a length, as in Whisper
+        // (bracketed sounds included).
+        let mut said: Vec<usize> = Vec::new();
         for (span, words) in spans.iter().zip(words) {
             let text = model.vocabulary.text(&span.tokens).trim().to_owned();
+            if span.start != span.end && !text.is_empty() {
+                said.extend(&span.tokens);
+            }
             let end = span.end.min(window_end);
             if span.start >= end || is_non_speech(&text) {
                 continue;
@@ -832,7 +856,7 @@ impl PieceDecoder<'_> {
             // A window decoded at a high temperature is a poor guide for the next.
             context.clear();
         } else {
-            context.extend(spans.iter().flat_map(|s| s.tokens.iter().copied()));
+            context.extend(said);
         }
         Ok(advance)
     }

@@ -181,12 +181,15 @@ impl LocalEngine {
     pub async fn transcribe_with_progress(
         &self,
         audio: &Path,
+        duration_seconds: Option<f64>,
         window_seconds: f64,
         progress: impl Fn(f64) + Send + Sync + 'static,
     ) -> Result<Transcript, SpeechError> {
         self.activate()?;
         match self.current() {
             Candidate::WhisperCpp(e) => {
+                // Fixed-length windows: whisper.cpp has no use for the length.
+                let _ = duration_seconds;
                 let windowing = Windowing {
                     window_seconds: window_seconds.max(30.0),
                     ..Windowing::default()
@@ -194,7 +197,10 @@ impl LocalEngine {
                 e.transcribe_with_progress(audio, windowing, progress).await
             }
             #[cfg(feature = "ctranslate2")]
-            Candidate::Ctranslate2(e) => e.transcribe_with_progress(audio, progress).await,
+            Candidate::Ctranslate2(e) => {
+                e.transcribe_with_progress(audio, duration_seconds, progress)
+                    .await
+            }
         }
     }
 }
@@ -225,8 +231,15 @@ impl SpeechToText for LocalEngine {
         }
     }
 
-    async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
+    async fn transcribe(
+        &self,
+        audio: &Path,
+        duration_seconds: Option<f64>,
+    ) -> Result<Transcript, SpeechError> {
         self.activate()?;
-        self.current().port().transcribe(audio).await
+        self.current()
+            .port()
+            .transcribe(audio, duration_seconds)
+            .await
     }
 }

@@ -238,7 +238,12 @@ impl SpeechToText for WhisperEngine {
         self.load().map(|_| ())
     }
 
-    async fn transcribe(&self, audio: &Path) -> Result<Transcript, SpeechError> {
+    /// whisper.cpp reads the audio in windows of a fixed length: it needs no duration.
+    async fn transcribe(
+        &self,
+        audio: &Path,
+        _duration_seconds: Option<f64>,
+    ) -> Result<Transcript, SpeechError> {
         self.transcribe_with_progress(audio, Windowing::default(), log_progress(audio))
             .await
     }

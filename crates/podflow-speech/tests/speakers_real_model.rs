@@ -90,7 +90,7 @@ async fn transcribe(dir: &Path, audio: &Path) -> Transcript {
     // The default engine: what users get.
     LocalEngine::new(EngineKind::default_kind(), None, models)
         .expect("default engine is built in")
-        .transcribe(audio)
+        .transcribe(audio, None)
         .await
         .unwrap_or_else(|e| panic!("transcribing {}: {e}", dir.display()))
 }

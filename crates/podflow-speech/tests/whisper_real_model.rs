@@ -43,7 +43,7 @@ async fn transcribes_generated_speech_with_low_word_error_rate() {
 }
 
 async fn check_engine(engine: &LocalEngine, wav: &std::path::Path) {
-    let transcript = engine.transcribe(wav).await.expect("transcribes");
+    let transcript = engine.transcribe(wav, None).await.expect("transcribes");
     let name = engine.engine();
     assert_eq!(engine.model(), "tiny.en");
     let wer = word_error_rate(SCRIPT, &transcript.full_text());
@@ -165,7 +165,7 @@ async fn transcribes_real_speech_with_timestamps_on_the_speech() {
         let engine = LocalEngine::new(kind, None, dir.path().join(format!("models-{kind:?}")))
             .expect("engine is built in");
         let name = engine.engine().to_owned();
-        let transcript = engine.transcribe(&wav).await.expect("transcribes");
+        let transcript = engine.transcribe(&wav, None).await.expect("transcribes");
         let wer = word_error_rate(&reference, &transcript.full_text());
         // Both engines and faster-whisper measured 2.8% here (docs/transcription.md); 8%
         // allows a few words while still catching a broken loop or a lost clip (each clip

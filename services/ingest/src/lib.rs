@@ -122,38 +122,35 @@ impl IngestService {
             },
             MediaError::Tool(why) => IngestError::Setup(why),
         })?;
-        let (sha256, _) =
-            podflow_media::hash_file(file)
-                .await
-                .map_err(|source| IngestError::Io {
-                    path: shown.clone(),
-                    source,
-                })?;
+        // Our own copy, hashed as it is made (one read of the user's file): later steps
+        // must not depend on the user's file staying put.
         let original_name = file.file_name().map_or_else(
             || "episode".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
+        let scratch = self.blobs.scratch_path(&original_name);
+        if let Some(parent) = scratch.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| IngestError::Io {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+        }
+        let (sha256, _) = podflow_media::copy_hashing(file, &scratch)
+            .await
+            .map_err(|source| IngestError::Io {
+                path: shown.clone(),
+                source,
+            })?;
         let episode_id = content::episode_id(&original_name, &sha256);
-
         let record = match self.store.episode(&episode_id).await? {
-            Some(record) => record,
+            Some(record) => {
+                // Ingested before: the stored copy stands.
+                let _ = tokio::fs::remove_file(&scratch).await;
+                record
+            }
             None => {
-                // Keep our own copy: later steps must not depend on the user's file staying put.
-                let scratch = self.blobs.scratch_path(&original_name);
-                if let Some(parent) = scratch.parent() {
-                    tokio::fs::create_dir_all(parent)
-                        .await
-                        .map_err(|source| IngestError::Io {
-                            path: parent.display().to_string(),
-                            source,
-                        })?;
-                }
-                tokio::fs::copy(file, &scratch)
-                    .await
-                    .map_err(|source| IngestError::Io {
-                        path: shown.clone(),
-                        source,
-                    })?;
                 let source = self
                     .blobs
                     .put_file(&format!("incoming/{sha256}.{ext}"), &scratch)

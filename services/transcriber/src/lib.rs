@@ -123,7 +123,7 @@ impl TranscriberHandler {
         })?;
         let transcript = self
             .engine
-            .transcribe(&path)
+            .transcribe(&path, up.duration_seconds)
             .await
             .map_err(|e| StepFailure::Final(e.to_string()))?;
         let result = keep(
