@@ -10,6 +10,14 @@ use podflow_events::BlobRef;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+/// What a CopySource key escapes: everything but unreserved characters and `/`.
+const COPY_SOURCE_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// SigV4 pre-signed URLs live at most 7 days.
 const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -73,6 +81,35 @@ impl BlobStore for S3BlobStore {
             .await
             .map_err(|e| s3_error(format!("writing s3://{}/{key}", self.bucket), e))?;
         Ok(self.blob(key, size, sha256))
+    }
+
+    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, StoreError> {
+        // CopySource is `bucket/key`, URL-encoded. One request copies up to 5 GB, far above
+        // the MP3s and transcripts that are copied.
+        let source = format!(
+            "{}/{}",
+            self.bucket_of(blob),
+            percent_encoding::utf8_percent_encode(&blob.key, COPY_SOURCE_ESCAPED)
+        );
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(|e| {
+                s3_error(
+                    format!(
+                        "copying s3://{}/{} to s3://{}/{key}",
+                        self.bucket_of(blob),
+                        blob.key,
+                        self.bucket
+                    ),
+                    e,
+                )
+            })?;
+        Ok(self.blob(key, blob.size, blob.sha256.clone()))
     }
 
     async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, StoreError> {

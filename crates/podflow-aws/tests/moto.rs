@@ -77,6 +77,34 @@ async fn s3_round_trip_files_and_pre_signed_links() {
         .expect_err("no such key");
     assert!(missing.to_string().contains("s3://"), "{missing}");
 
+    // A copy is made inside S3 (a key with a space is escaped in CopySource) and keeps the
+    // bytes and their digest; copying what is not there names the source.
+    let copied = store
+        .copy(&blob, "episodes/ep-2/show notes.md")
+        .await
+        .expect("copy");
+    assert_eq!(
+        (copied.key.as_str(), copied.size, copied.sha256.as_str()),
+        (
+            "episodes/ep-2/show notes.md",
+            blob.size,
+            blob.sha256.as_str()
+        )
+    );
+    assert_eq!(store.get(&copied).await.expect("get"), b"# Title\n");
+    let gone = podflow_events::BlobRef {
+        key: "episodes/none/audio.mp3".into(),
+        ..blob.clone()
+    };
+    let refused = store
+        .copy(&gone, "episodes/ep-2/audio.mp3")
+        .await
+        .expect_err("no such source");
+    assert!(
+        refused.to_string().contains("episodes/none/audio.mp3"),
+        "{refused}"
+    );
+
     // A pre-signed GET is a working link (moto does not check signatures or expiry; the
     // query names the expiry we asked for, capped at SigV4's 7 days).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

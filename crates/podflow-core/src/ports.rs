@@ -44,6 +44,10 @@ pub trait BlobStore: Send + Sync {
     /// Moves a finished file (written by ffmpeg, say) into the store under `key`.
     async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, StoreError>;
     async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError>;
+    /// The same bytes under `key`, copied inside the store (S3's CopyObject, a file copy
+    /// locally): a cached result reused for another episode is not downloaded and stored
+    /// again.
+    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, StoreError>;
     /// An object already in the store (an upload) with its size and SHA-256, read as a
     /// stream: episodes can be gigabytes.
     async fn digest(&self, key: &str) -> Result<BlobRef, StoreError>;

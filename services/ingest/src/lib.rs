@@ -144,12 +144,14 @@ impl IngestService {
                 source,
             })?;
         let episode_id = content::episode_id(&original_name, &sha256);
-        let record = match self.store.episode(&episode_id).await? {
-            Some(record) => {
-                // Ingested before: the stored copy stands.
-                let _ = tokio::fs::remove_file(&scratch).await;
-                record
-            }
+        let known = self.store.episode(&episode_id).await;
+        if !matches!(known, Ok(None)) {
+            // Ingested before (the stored copy stands), or the store failed (a retry copies
+            // again): this copy is not needed.
+            let _ = tokio::fs::remove_file(&scratch).await;
+        }
+        let record = match known? {
+            Some(record) => record,
             None => {
                 let source = self
                     .blobs

@@ -167,8 +167,7 @@ async fn placed(
 ) -> Result<TranscodeResult, StoreError> {
     let target = format!("episodes/{episode_id}/audio.mp3");
     if r.audio.key != target {
-        let bytes = blobs.get(&r.audio).await?;
-        r.audio = blobs.put(&target, bytes).await?;
+        r.audio = blobs.copy(&r.audio, &target).await?;
     }
     Ok(r)
 }

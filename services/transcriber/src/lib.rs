@@ -202,8 +202,7 @@ async fn relocate(
     for blob in [&mut r.transcript, &mut r.srt, &mut r.vtt] {
         if !blob.key.starts_with(&dir) {
             let name = blob.key.rsplit('/').next().unwrap_or("file").to_owned();
-            let bytes = blobs.get(blob).await?;
-            *blob = blobs.put(&format!("{dir}{name}"), bytes).await?;
+            *blob = blobs.copy(blob, &format!("{dir}{name}")).await?;
         }
     }
     Ok(r)
