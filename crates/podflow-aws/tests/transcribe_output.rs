@@ -2,8 +2,19 @@
 //! PROVENANCE.md) normalized into podflow's transcript.
 
 use podflow_aws::transcribe_output;
-use podflow_core::{subtitles, transcript::TranscriptView};
+use podflow_core::{
+    subtitles,
+    transcript::{Transcript, TranscriptView},
+};
 use podflow_fakes::fixtures::aws_text;
+
+/// Each segment's speaker label and text.
+fn speakers_and_text(t: &Transcript) -> Vec<(Option<&str>, &str)> {
+    t.segments
+        .iter()
+        .map(|s| (s.speaker.as_deref(), s.text.as_str()))
+        .collect()
+}
 
 fn fixture(name: &str) -> String {
     aws_text(&format!("transcribe/{name}"))
@@ -13,11 +24,7 @@ fn fixture(name: &str) -> String {
 fn a_real_two_speaker_transcript_keeps_segments_speakers_and_word_times() {
     let t = transcribe_output::parse(&fixture("localstack_transcript_speaker_diarization.json"))
         .expect("parses");
-    let got: Vec<(Option<&str>, &str)> = t
-        .segments
-        .iter()
-        .map(|s| (s.speaker.as_deref(), s.text.as_str()))
-        .collect();
+    let got = speakers_and_text(&t);
     assert_eq!(
         got,
         [
@@ -49,11 +56,7 @@ fn a_real_two_speaker_transcript_keeps_segments_speakers_and_word_times() {
 fn the_documented_output_without_audio_segments_splits_on_speaker_turns() {
     let t = transcribe_output::parse(&fixture("awsdocs-transcribe_diarization-output-batch.json"))
         .expect("parses");
-    let got: Vec<(Option<&str>, &str)> = t
-        .segments
-        .iter()
-        .map(|s| (s.speaker.as_deref(), s.text.as_str()))
-        .collect();
+    let got = speakers_and_text(&t);
     assert_eq!(
         got,
         [

@@ -192,7 +192,7 @@ impl ClipCutter for Ffmpeg {
         let fade = fade.min(length / 4.0);
         // Seeking after -i decodes from the start: exact to the sample, and an episode's
         // MP3 decodes fast enough that this costs well under a second.
-        let args = vec![
+        let mut args: Vec<std::ffi::OsString> = vec![
             "-i".into(),
             input.as_os_str().to_owned(),
             "-ss".into(),
@@ -205,13 +205,8 @@ impl ClipCutter for Ffmpeg {
                 (length - fade).max(0.0)
             )
             .into(),
-            "-codec:a".into(),
-            "libmp3lame".into(),
-            "-b:a".into(),
-            "128k".into(),
-            "-f".into(),
-            "mp3".into(),
         ];
+        args.extend(clip_mp3());
         self.run(args, output, "the clip").await
     }
 
@@ -227,13 +222,13 @@ impl ClipCutter for Ffmpeg {
             format!("{inputs}concat=n={}:v=0:a=1[out]", parts.len()).into(),
             "-map".into(),
             "[out]".into(),
-            "-codec:a".into(),
-            "libmp3lame".into(),
-            "-b:a".into(),
-            "128k".into(),
-            "-f".into(),
-            "mp3".into(),
         ]);
+        args.extend(clip_mp3());
         self.run(args, output, "the trailer").await
     }
+}
+
+/// The output format of clips and trailers: 128 kb/s MP3.
+fn clip_mp3() -> [std::ffi::OsString; 6] {
+    ["-codec:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"].map(Into::into)
 }
