@@ -77,6 +77,8 @@ fn find_library() -> Result<PathBuf, String> {
     })
 }
 
+/// `podflow_core::cache::cache_dir`, again: a build script cannot use the crate it builds
+/// beside, and making podflow-core a build-dependency would compile it (and tokio) twice.
 fn cache_dir() -> PathBuf {
     // Empty counts as unset, as in the shell scripts' `${VAR:-…}`.
     let set = |name: &str| env::var_os(name).filter(|v| !v.is_empty());

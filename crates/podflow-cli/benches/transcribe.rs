@@ -213,7 +213,7 @@ fn inputs(scratch: &Path) -> Vec<Input> {
     if let Ok(listing) = std::fs::read_to_string(dir.join("transcription")) {
         let joined = scratch.join("librivox.wav");
         let mut refs = Vec::new();
-        let mut list = String::new();
+        let mut parts = Vec::new();
         for line in listing.lines() {
             let Some((text, id)) = line.rsplit_once(" (") else {
                 continue;
@@ -225,30 +225,9 @@ fn inputs(scratch: &Path) -> Vec<Input> {
                     .trim()
                     .to_owned(),
             );
-            list.push_str(&format!(
-                "file '{}'\n",
-                dir.join(format!("{id}.wav")).display()
-            ));
+            parts.push(dir.join(format!("{id}.wav")));
         }
-        std::fs::write(scratch.join("librivox.list"), list).expect("list");
-        let ok = Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "concat",
-                "-safe",
-                "0",
-                "-i",
-            ])
-            .arg(scratch.join("librivox.list"))
-            .arg(&joined)
-            .status()
-            .expect("ffmpeg")
-            .success();
-        assert!(ok);
+        podflow_fakes::media::concat(&parts, &joined);
         inputs.push(Input {
             name: "LibriVox (real speech), 5 clips".into(),
             seconds: podflow_media::duration_seconds(&joined).expect("the clips' length"),

@@ -15,10 +15,12 @@
 //! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in
 //! `fixtures/aws` (this crate), [`moto::MotoServer`] runs the AWS emulator on loopback, and
 //! [`store_contract`] is the behaviour every episode store adapter must have, and [`wer`] and
-//! [`diarization`] measure a transcript's words and speakers against the truth.
+//! [`diarization`] measure a transcript's words and speakers against the truth, and [`media`]
+//! joins audio files for test inputs.
 
 pub mod diarization;
 pub mod fixtures;
+pub mod media;
 pub mod mediaconvert;
 pub mod moto;
 pub mod slack;

@@ -35,7 +35,7 @@ fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
         .args(["-loglevel", "error", "-y", "-f", "lavfi", "-t", "0.5", "-i"])
         .arg("anullsrc=r=16000:cl=mono")
         .arg(&gap));
-    let mut list = String::new();
+    let mut parts = Vec::new();
     let mut truth = Vec::new();
     let mut at = 0.0;
     for (i, turn) in turns.iter().enumerate() {
@@ -64,23 +64,11 @@ fn episode(dir: &Path, turns: &[Turn]) -> (PathBuf, Vec<TrueTurn>) {
         let len = podflow_media::duration_seconds(&part).expect("a duration");
         truth.push((at, at + len, who.to_owned()));
         at += len + 0.5;
-        list += &format!("file '{}'\nfile '{}'\n", part.display(), gap.display());
+        parts.push(part);
+        parts.push(gap.clone());
     }
-    std::fs::write(dir.join("list.txt"), list).expect("list");
     let out = dir.join("episode.wav");
-    run(Command::new("ffmpeg")
-        .args([
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-        ])
-        .arg(dir.join("list.txt"))
-        .arg(&out));
+    podflow_fakes::media::concat(&parts, &out);
     (out, truth)
 }
 

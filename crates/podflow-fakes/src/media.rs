@@ -1,0 +1,40 @@
+//! Test and bench audio: files joined one after another with ffmpeg.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Joins `parts` (same format) into `out` with ffmpeg's concat demuxer; the list it reads
+/// is written beside `out`. Panics with ffmpeg's words if it fails: for tests and benches.
+pub fn concat(parts: &[PathBuf], out: &Path) {
+    let list: String = parts
+        .iter()
+        .map(|p| format!("file '{}'\n", p.display()))
+        .collect();
+    let list_path = out.with_extension("list.txt");
+    std::fs::write(&list_path, list).expect("write the concat list");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+        ])
+        .arg(&list_path)
+        .arg(out)
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(
+        made.status.success(),
+        "ffmpeg could not join {} parts into {}: {}",
+        parts.len(),
+        out.display(),
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
