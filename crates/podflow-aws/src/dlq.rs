@@ -17,7 +17,7 @@ use aws_sdk_sqs::{
 };
 
 use podflow_core::{
-    DeadLetterMessage, DeadLetterQueue, PickLetter, ReplayReport, RewriteLetter, StoreError,
+    DeadLetterMessage, DeadLetterQueue, PickLetter, PortError, ReplayReport, RewriteLetter,
 };
 
 use crate::{
@@ -47,11 +47,11 @@ pub struct SqsDeadLetterQueue {
 fn failed<E>(
     what: &str,
     e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
-) -> StoreError
+) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    StoreError::new(what, sdk_failure(what, e).1)
+    sdk_failure(what, e)
 }
 
 impl SqsDeadLetterQueue {
@@ -65,7 +65,7 @@ impl SqsDeadLetterQueue {
     }
 
     /// Receives every message (hidden for `hold` while we work on them).
-    async fn receive_all(&self, hold: Duration) -> Result<Vec<Received>, StoreError> {
+    async fn receive_all(&self, hold: Duration) -> Result<Vec<Received>, PortError> {
         let mut out: Vec<Received> = Vec::new();
         loop {
             let got = self
@@ -115,7 +115,7 @@ impl SqsDeadLetterQueue {
         }
     }
 
-    async fn release(&self, letters: &[Received]) -> Result<(), StoreError> {
+    async fn release(&self, letters: &[Received]) -> Result<(), PortError> {
         for l in letters {
             self.client
                 .change_message_visibility()
@@ -129,7 +129,7 @@ impl SqsDeadLetterQueue {
         Ok(())
     }
 
-    async fn queue_arn(&self, url: &str) -> Result<String, StoreError> {
+    async fn queue_arn(&self, url: &str) -> Result<String, PortError> {
         let attrs = self
             .client
             .get_queue_attributes()
@@ -142,12 +142,14 @@ impl SqsDeadLetterQueue {
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::QueueArn))
             .cloned()
-            .ok_or_else(|| StoreError::new("GetQueueAttributes", format!("{url} has no QueueArn")))
+            .ok_or_else(|| {
+                PortError::storage("GetQueueAttributes", format!("{url} has no QueueArn"))
+            })
     }
 
     /// Asks SQS to move every message back; `None` when it will not (no move tasks on this
     /// endpoint, as on moto; no permission; a failure) — moving one by one always works.
-    async fn start_move_task(&self) -> Result<Option<String>, StoreError> {
+    async fn start_move_task(&self) -> Result<Option<String>, PortError> {
         let source = self.queue_arn(&self.dlq_url).await?;
         let destination = self.queue_arn(&self.source_url).await?;
         match self
@@ -160,8 +162,8 @@ impl SqsDeadLetterQueue {
         {
             Ok(task) => Ok(task.task_handle().map(str::to_owned)),
             Err(e) => {
-                let (_, said) = sdk_failure("StartMessageMoveTask", &e);
-                tracing::info!(reason = said, "no move task; moving messages one by one");
+                let said = sdk_failure("StartMessageMoveTask", &e);
+                tracing::info!(reason = %said, "no move task; moving messages one by one");
                 Ok(None)
             }
         }
@@ -174,7 +176,7 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
         format!("the dead-letter queue {}", self.dlq_url)
     }
 
-    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError> {
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, PortError> {
         let received = self.receive_all(Duration::from_secs(30)).await?;
         self.release(&received).await?;
         Ok(received.into_iter().map(|r| r.letter).collect())
@@ -187,7 +189,7 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
         &self,
         pick: Option<&PickLetter<'_>>,
         rewrite: Option<&RewriteLetter<'_>>,
-    ) -> Result<ReplayReport, StoreError> {
+    ) -> Result<ReplayReport, PortError> {
         if pick.is_none()
             && rewrite.is_none()
             && let Some(handle) = self.start_move_task().await?

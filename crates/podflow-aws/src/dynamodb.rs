@@ -27,8 +27,8 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Put, TransactWriteItem, Update},
 };
 use podflow_core::{
-    EpisodeRecord, EpisodeStore, PromptState, PromptStatus, PromptUpdate, StepState, StepStatus,
-    StoreError, now_ms,
+    EpisodeRecord, EpisodeStore, PortError, PromptState, PromptStatus, PromptUpdate, StepState,
+    StepStatus, now_ms,
 };
 use podflow_events::{BlobRef, EventEnvelope};
 
@@ -56,17 +56,15 @@ impl DynamoEpisodeStore {
         &self,
         what: &str,
         e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-    ) -> StoreError
+    ) -> PortError
     where
         E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        StoreError::new(
-            format!("DynamoDB table {}", self.table),
-            sdk_failure(what, e).1,
-        )
+        let failure = sdk_failure(what, e);
+        PortError::new(failure.kind(), format!("DynamoDB table {}", self.table)).because(failure)
     }
 
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, PortError> {
         self.client
             .get_item()
             .table_name(&self.table)
@@ -80,7 +78,7 @@ impl DynamoEpisodeStore {
     }
 
     /// Every item of a partition whose sort key starts with `prefix`, in sort-key order.
-    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -117,8 +115,8 @@ fn ep(episode_id: &str) -> String {
     format!("EP#{episode_id}")
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::new("DynamoDB item", format!("stored {what} is unreadable: {e}"))
+fn corrupt(what: &str, e: impl std::fmt::Display) -> PortError {
+    PortError::storage("DynamoDB item", format!("stored {what} is unreadable: {e}"))
 }
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -137,13 +135,13 @@ fn json_of<T: serde::de::DeserializeOwned>(
     item: &Item,
     name: &str,
     what: &str,
-) -> Result<Option<T>, StoreError> {
+) -> Result<Option<T>, PortError> {
     text(item, name)
         .map(|t| serde_json::from_str(t).map_err(|e| corrupt(what, e)))
         .transpose()
 }
 
-fn to_json(value: &impl serde::Serialize, what: &str) -> Result<String, StoreError> {
+fn to_json(value: &impl serde::Serialize, what: &str) -> Result<String, PortError> {
     serde_json::to_string(value).map_err(|e| corrupt(what, e))
 }
 
@@ -159,7 +157,7 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
 
 #[async_trait]
 impl EpisodeStore for DynamoEpisodeStore {
-    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, StoreError> {
+    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, PortError> {
         let put = self
             .client
             .put_item()
@@ -178,7 +176,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         }
     }
 
-    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, StoreError> {
+    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, PortError> {
         match self.get(&ep(episode_id), "EPISODE").await? {
             Some(item) => json_of(&item, "record", "episode"),
             None => Ok(None),
@@ -187,7 +185,7 @@ impl EpisodeStore for DynamoEpisodeStore {
 
     /// A scan: listing every episode is an operator's question (`podflow status`), asked
     /// rarely, so no index is kept for it.
-    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, StoreError> {
+    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, PortError> {
         let mut records: Vec<EpisodeRecord> = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -215,7 +213,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         Ok(records)
     }
 
-    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), StoreError> {
+    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), PortError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -241,7 +239,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         step: &str,
         status: StepStatus,
         note: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let now = now_ms();
         let mut update = self
             .client
@@ -269,7 +267,7 @@ impl EpisodeStore for DynamoEpisodeStore {
             .map_err(|e| self.failed("UpdateItem step", &e))
     }
 
-    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, StoreError> {
+    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, PortError> {
         let mut steps: Vec<StepState> = self
             .query(&ep(episode_id), "STEP#")
             .await?
@@ -287,7 +285,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         Ok(steps)
     }
 
-    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, PortError> {
         match self.get(&format!("WORK#{key}"), "RESULT").await? {
             Some(item) => json_of(&item, "result", "work result"),
             None => Ok(None),
@@ -299,7 +297,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         key: &str,
         episode_id: &str,
         result: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let kind = key.split(':').next().unwrap_or(key);
         // The result and its log entry are written together or not at all.
         let put = Put::builder()
@@ -329,7 +327,7 @@ impl EpisodeStore for DynamoEpisodeStore {
             .map_err(|e| self.failed("TransactWriteItems work", &e))
     }
 
-    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, StoreError> {
+    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, PortError> {
         Ok(self
             .get(&ep(episode_id), &format!("WORKLOG#{kind}"))
             .await?
@@ -341,7 +339,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         &self,
         episode_id: &str,
         prompts: &[(String, u32, String)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         for (prompt_id, version, model) in prompts {
             // A completed prompt at the same version keeps its state; anything else is
             // (re)queued from scratch.
@@ -381,7 +379,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         episode_id: &str,
         prompt_id: &str,
         update: &PromptUpdate,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let request = self
             .client
             .update_item()
@@ -430,7 +428,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         }
     }
 
-    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, StoreError> {
+    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, PortError> {
         self.query(&ep(episode_id), "PROMPT#")
             .await?
             .iter()
@@ -455,7 +453,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         episode_id: &str,
         name: &str,
         blob: &BlobRef,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -469,7 +467,7 @@ impl EpisodeStore for DynamoEpisodeStore {
             .map_err(|e| self.failed("PutItem artifact", &e))
     }
 
-    async fn artifacts(&self, episode_id: &str) -> Result<BTreeMap<String, BlobRef>, StoreError> {
+    async fn artifacts(&self, episode_id: &str) -> Result<BTreeMap<String, BlobRef>, PortError> {
         let mut out = BTreeMap::new();
         for item in self.query(&ep(episode_id), "ARTIFACT#").await? {
             if let (Some(name), Some(blob)) = (
@@ -486,7 +484,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         &self,
         episode_id: &str,
         fingerprint: &str,
-    ) -> Result<(u32, bool), StoreError> {
+    ) -> Result<(u32, bool), PortError> {
         for _ in 0..CLAIM_ATTEMPTS {
             let head = self.get(&ep(episode_id), "REVISION").await?;
             let latest: Option<(u32, String)> = head
@@ -539,7 +537,7 @@ impl EpisodeStore for DynamoEpisodeStore {
                 Err(e) => return Err(self.failed("TransactWriteItems revision", &e)),
             }
         }
-        Err(StoreError::new(
+        Err(PortError::storage(
             format!("DynamoDB table {}", self.table),
             format!(
                 "could not claim a summary revision for {episode_id} after {CLAIM_ATTEMPTS} tries (too many publishers at once); the message will be retried"
@@ -552,7 +550,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         episode_id: &str,
         revision: u32,
         envelope: &EventEnvelope,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -570,7 +568,7 @@ impl EpisodeStore for DynamoEpisodeStore {
         &self,
         episode_id: &str,
         revision: Option<u32>,
-    ) -> Result<Option<EventEnvelope>, StoreError> {
+    ) -> Result<Option<EventEnvelope>, PortError> {
         let item = match revision {
             Some(r) => {
                 self.get(&ep(episode_id), &format!("REVISION#{r:06}"))

@@ -5,10 +5,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::{Client, types::PutEventsRequestEntry};
-use podflow_core::{DispatchError, EventPublisher, handling::backoff};
+use podflow_core::{EventPublisher, PortError, handling::backoff};
 use podflow_events::EventEnvelope;
 
-use crate::{Transience, sdk_failure};
+use crate::sdk_failure;
 
 /// PutEvents takes at most 10 entries a call.
 const ENTRIES_PER_CALL: usize = 10;
@@ -33,14 +33,14 @@ impl EventBridgePublisher {
         }
     }
 
-    fn entry(&self, event: &EventEnvelope) -> Result<PutEventsRequestEntry, DispatchError> {
+    fn entry(&self, event: &EventEnvelope) -> Result<PutEventsRequestEntry, PortError> {
         let detail = event.detail.to_string();
         let size = detail.len()
             + event.detail_type.len()
             + event.source.len()
             + event.resources.iter().map(String::len).sum::<usize>();
         if size > MAX_ENTRY_BYTES {
-            return Err(DispatchError::Permanent(format!(
+            return Err(PortError::input(format!(
                 "event {} ({}) is {size} bytes; EventBridge takes {MAX_ENTRY_BYTES}: large payloads must travel as blob pointers",
                 event.id, event.detail_type
             )));
@@ -57,7 +57,7 @@ impl EventBridgePublisher {
 
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
-    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), DispatchError> {
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PortError> {
         let entries = events
             .iter()
             .map(|e| self.entry(e))
@@ -83,17 +83,16 @@ impl EventPublisher for EventBridgePublisher {
                     .await;
                 let output = match sent {
                     Ok(output) => output,
-                    Err(e) => match sdk_failure(&format!("PutEvents to {}", self.bus_name), &e) {
-                        (Transience::Transient, said) => {
-                            last_error = said;
+                    Err(e) => {
+                        let failure = sdk_failure(&format!("PutEvents to {}", self.bus_name), &e);
+                        if failure.is_retryable() {
+                            last_error = failure.to_string();
                             continue;
                         }
-                        (Transience::Permanent, said) => {
-                            return Err(DispatchError::Permanent(format!(
-                                "{said} — check PODFLOW_EVENT_BUS and the function's events:PutEvents permission"
-                            )));
-                        }
-                    },
+                        return Err(failure.with_fix(
+                            "check PODFLOW_EVENT_BUS and the function's events:PutEvents permission",
+                        ));
+                    }
                 };
                 // Results line up with the entries sent; failed ones carry an error code.
                 let refused: Vec<(PutEventsRequestEntry, String)> = pending
@@ -119,7 +118,7 @@ impl EventPublisher for EventBridgePublisher {
                 }
             }
             if !pending.is_empty() {
-                return Err(DispatchError::Transient(format!(
+                return Err(PortError::transient(format!(
                     "{} event(s) not published after {} attempts: {last_error}",
                     pending.len(),
                     self.attempts

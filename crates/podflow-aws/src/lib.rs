@@ -29,6 +29,7 @@ pub mod transcribe_output;
 
 use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
+use podflow_core::{ErrorKind, PortError};
 
 /// The SDK configuration from the environment (region, credentials, and
 /// `AWS_ENDPOINT_URL` when set).
@@ -36,12 +37,12 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
-/// A failed SDK call, classified and described in words: "<what>: <code> (<message>)".
-/// (`SdkError` is one type shared by every AWS SDK crate.)
+/// A failed SDK call as a [`PortError`]: classified by its code and status, described as
+/// "<what>: <code> (<message>)". (`SdkError` is one type shared by every AWS SDK crate.)
 fn sdk_failure<E>(
     what: &str,
     error: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
-) -> (Transience, String)
+) -> PortError
 where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -51,14 +52,14 @@ where
     let message = error
         .message()
         .map_or_else(|| DisplayErrorContext(error).to_string(), str::to_owned);
-    (
+    PortError::new(
         failure_kind(code, status),
         format!("{what}: {} ({message})", code.unwrap_or("no answer")),
     )
 }
 
-/// The error code and HTTP status of a failed AWS call, for classifying it.
-fn failure_kind(code: Option<&str>, status: Option<u16>) -> Transience {
+/// What retrying can do about a failed AWS call, from its error code and HTTP status.
+fn failure_kind(code: Option<&str>, status: Option<u16>) -> ErrorKind {
     let throttled = code.is_some_and(|c| {
         c.contains("Throttl")
             || c == "TooManyRequestsException"
@@ -66,19 +67,19 @@ fn failure_kind(code: Option<&str>, status: Option<u16>) -> Transience {
             // Transcribe's "too many jobs at once".
             || c == "LimitExceededException"
     });
+    let denied = code.is_some_and(|c| {
+        c.contains("AccessDenied") || c.contains("Unauthorized") || c == "AuthorizationError"
+    });
     match status {
-        _ if throttled => Transience::Transient,
-        Some(s) if s == 429 || s >= 500 => Transience::Transient,
+        _ if throttled => ErrorKind::Throttled { retry_after: None },
+        Some(429) => ErrorKind::Throttled { retry_after: None },
+        Some(s) if s >= 500 => ErrorKind::Transient,
         // No response at all: a network problem or a timeout.
-        None => Transience::Transient,
-        Some(_) => Transience::Permanent,
+        None => ErrorKind::Transient,
+        Some(401 | 403) => ErrorKind::Setup,
+        Some(_) if denied => ErrorKind::Setup,
+        Some(_) => ErrorKind::Input,
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transience {
-    Transient,
-    Permanent,
 }
 
 #[cfg(test)]
@@ -86,20 +87,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throttling_5xx_and_network_errors_are_transient() {
+    fn throttles_5xx_network_errors_and_refusals_are_told_apart() {
         assert_eq!(
             failure_kind(Some("ThrottledException"), Some(400)),
-            Transience::Transient
+            ErrorKind::Throttled { retry_after: None }
         );
-        assert_eq!(failure_kind(None, Some(503)), Transience::Transient);
-        assert_eq!(failure_kind(None, None), Transience::Transient);
         assert_eq!(
-            failure_kind(Some("NotFound"), Some(404)),
-            Transience::Permanent
+            failure_kind(None, Some(429)),
+            ErrorKind::Throttled { retry_after: None }
         );
+        assert_eq!(failure_kind(None, Some(503)), ErrorKind::Transient);
+        assert_eq!(failure_kind(None, None), ErrorKind::Transient);
+        assert_eq!(failure_kind(Some("NotFound"), Some(404)), ErrorKind::Input);
         assert_eq!(
             failure_kind(Some("AuthorizationError"), Some(403)),
-            Transience::Permanent
+            ErrorKind::Setup
+        );
+        assert_eq!(
+            failure_kind(Some("AccessDeniedException"), Some(400)),
+            ErrorKind::Setup
         );
     }
 }

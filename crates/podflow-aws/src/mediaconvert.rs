@@ -7,10 +7,10 @@
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use podflow_core::{JobError, TranscodeJobSpec, TranscodeJobs};
+use podflow_core::{PortError, TranscodeJobSpec, TranscodeJobs};
 use serde_json::{Value, json};
 
-use crate::{Transience, signed::SignedHttp};
+use crate::signed::SignedHttp;
 
 /// Podcast loudness for stereo (what the local ffmpeg transcoder aims at too).
 const TARGET_LKFS: f64 = -16.0;
@@ -86,16 +86,9 @@ impl MediaConvertJobs {
     }
 }
 
-fn job_error(kind: Transience, message: String) -> JobError {
-    match kind {
-        Transience::Transient => JobError::Transient(message),
-        Transience::Permanent => JobError::Permanent(message),
-    }
-}
-
 #[async_trait]
 impl TranscodeJobs for MediaConvertJobs {
-    async fn create(&self, job: &TranscodeJobSpec) -> Result<String, JobError> {
+    async fn create(&self, job: &TranscodeJobSpec) -> Result<String, PortError> {
         let what = format!("creating the MediaConvert job for {}", job.media.key);
         let url = format!("{}/2017-08-29/jobs", self.http.endpoint("mediaconvert"));
         let answer = self
@@ -107,10 +100,10 @@ impl TranscodeJobs for MediaConvertJobs {
                 &self.create_job_body(job),
             )
             .await
-            .map_err(|e| job_error(e.kind, format!("{what}: {e}")))?;
+            .map_err(|e| PortError::new(e.kind, format!("{what}: {e}")))?;
         answer["job"]["id"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| JobError::Transient("MediaConvert answered without a job id".into()))
+            .ok_or_else(|| PortError::transient("MediaConvert answered without a job id"))
     }
 }

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::{Client, presigning::PresigningConfig, primitives::ByteStream};
-use podflow_core::{BlobStore, StoreError};
+use podflow_core::{BlobStore, PortError};
 use podflow_events::BlobRef;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -56,7 +56,7 @@ impl S3BlobStore {
     }
 }
 
-fn s3_error(what: String, e: impl std::error::Error) -> StoreError {
+fn s3_error(what: String, e: impl std::error::Error) -> PortError {
     // The SDK's Display is terse ("service error"); the source chain says what happened.
     let mut message = e.to_string();
     let mut source = e.source();
@@ -64,12 +64,12 @@ fn s3_error(what: String, e: impl std::error::Error) -> StoreError {
         message.push_str(&format!(": {s}"));
         source = s.source();
     }
-    StoreError::new(what, message)
+    PortError::storage(what, message)
 }
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, PortError> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         self.client
@@ -83,7 +83,7 @@ impl BlobStore for S3BlobStore {
         Ok(self.blob(key, size, sha256))
     }
 
-    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, StoreError> {
+    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, PortError> {
         // CopySource is `bucket/key`, URL-encoded. One request copies up to 5 GB, far above
         // the MP3s and transcripts that are copied.
         let source = format!(
@@ -112,8 +112,9 @@ impl BlobStore for S3BlobStore {
         Ok(self.blob(key, blob.size, blob.sha256.clone()))
     }
 
-    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, StoreError> {
-        let reading = |e: std::io::Error| StoreError::new(format!("reading {}", file.display()), e);
+    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, PortError> {
+        let reading =
+            |e: std::io::Error| PortError::storage(format!("reading {}", file.display()), e);
         // Hash while reading in chunks: episodes can be hundreds of megabytes.
         let mut f = tokio::fs::File::open(file).await.map_err(reading)?;
         let mut hasher = Sha256::new();
@@ -143,7 +144,7 @@ impl BlobStore for S3BlobStore {
         Ok(self.blob(key, size, hex::encode(hasher.finalize())))
     }
 
-    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError> {
+    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, PortError> {
         let what = || format!("reading s3://{}/{}", self.bucket_of(blob), blob.key);
         let object = self
             .client
@@ -161,7 +162,7 @@ impl BlobStore for S3BlobStore {
         Ok(bytes.into_bytes().to_vec())
     }
 
-    async fn digest(&self, key: &str) -> Result<BlobRef, StoreError> {
+    async fn digest(&self, key: &str) -> Result<BlobRef, PortError> {
         let what = || format!("reading s3://{}/{key}", self.bucket);
         let mut object = self
             .client
@@ -193,7 +194,7 @@ impl BlobStore for S3BlobStore {
             .join(format!("{}-{name}", uuid::Uuid::new_v4()))
     }
 
-    async fn share_url(&self, blob: &BlobRef, valid_for: Duration) -> Result<String, StoreError> {
+    async fn share_url(&self, blob: &BlobRef, valid_for: Duration) -> Result<String, PortError> {
         let what = || format!("pre-signing s3://{}/{}", self.bucket_of(blob), blob.key);
         let config = PresigningConfig::expires_in(valid_for.min(MAX_LINK_LIFETIME))
             .map_err(|e| s3_error(what(), e))?;

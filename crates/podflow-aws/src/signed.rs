@@ -18,12 +18,14 @@ use aws_sigv4::{
 };
 use serde_json::Value;
 
-use crate::{Transience, failure_kind};
+use podflow_core::ErrorKind;
+
+use crate::failure_kind;
 
 /// A failed call, in words, with how to treat it.
 #[derive(Debug, Clone)]
 pub(crate) struct CallError {
-    pub kind: Transience,
+    pub kind: ErrorKind,
     /// The AWS error code (`ParameterNotFound`, `NotFound`…), when the service answered one.
     pub code: Option<String>,
     pub message: String,
@@ -39,7 +41,7 @@ impl fmt::Display for CallError {
 impl CallError {
     fn unanswered(message: String) -> Self {
         Self {
-            kind: Transience::Transient,
+            kind: ErrorKind::Transient,
             code: None,
             message,
         }
@@ -165,7 +167,7 @@ impl SignedHttp {
     pub async fn query(&self, service: &str, params: &[(&str, &str)]) -> Result<String, CallError> {
         let url = format!("{}/", self.endpoint(service));
         let body = serde_urlencoded::to_string(params).map_err(|e| CallError {
-            kind: Transience::Permanent,
+            kind: ErrorKind::Input,
             code: None,
             message: format!("cannot encode the request: {e}"),
         })?;

@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use podflow_core::{Notifier, NotifyError};
+use podflow_core::{Notifier, PortError};
 use serde_json::{Value, json};
 
-use crate::{Transience, signed::SignedHttp};
+use crate::signed::SignedHttp;
 
 /// SNS caps a subject at 100 characters.
 const SUBJECT_CHARS: usize = 100;
@@ -112,7 +112,7 @@ impl Notifier for SnsNotifier {
         format!("SNS topic {}", self.topic_arn)
     }
 
-    async fn send(&self, message: &Value) -> Result<(), NotifyError> {
+    async fn send(&self, message: &Value) -> Result<(), PortError> {
         let (body, subject) = sns_message(message);
         let mut params = vec![
             ("Action", "Publish"),
@@ -127,18 +127,8 @@ impl Notifier for SnsNotifier {
         }
         match self.http.query("sns", &params).await {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let said = format!("{}: {e}", self.describe());
-                match e.kind {
-                    Transience::Transient => Err(NotifyError::Transient {
-                        message: said,
-                        retry_after: None,
-                    }),
-                    Transience::Permanent => Err(NotifyError::Permanent(format!(
-                        "{said} — check PODFLOW_SNS_TOPIC_ARN and the function's sns:Publish permission"
-                    ))),
-                }
-            }
+            Err(e) => Err(PortError::new(e.kind, format!("{}: {e}", self.describe()))
+                .with_fix("check PODFLOW_SNS_TOPIC_ARN and the function's sns:Publish permission")),
         }
     }
 }

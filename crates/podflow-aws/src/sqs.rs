@@ -9,10 +9,10 @@ use aws_sdk_sqs::{
     Client,
     types::{MessageAttributeValue, SendMessageBatchRequestEntry},
 };
-use podflow_core::{DeadLetter, DeliveryControl, DispatchError, JobSender, QueuedJob};
+use podflow_core::{DeadLetter, DeliveryControl, JobSender, PortError, QueuedJob};
 use sha2::{Digest, Sha256};
 
-use crate::{Transience, sdk_failure};
+use crate::sdk_failure;
 
 /// SendMessageBatch takes at most 10 entries.
 const ENTRIES_PER_CALL: usize = 10;
@@ -63,9 +63,9 @@ impl SqsQueue {
         self
     }
 
-    fn url_of(&self, queue: &str) -> Result<&str, DispatchError> {
+    fn url_of(&self, queue: &str) -> Result<&str, PortError> {
         self.queues.get(queue).map(String::as_str).ok_or_else(|| {
-            DispatchError::Permanent(format!(
+            PortError::setup(format!(
                 "no URL configured for queue `{queue}` (known: {:?}); set it in the function's environment",
                 self.queues.keys().collect::<Vec<_>>()
             ))
@@ -84,18 +84,15 @@ pub fn sqs_id(id: &str) -> String {
     }
 }
 
-fn fail(what: &str, kind: Transience, said: String) -> DispatchError {
-    match kind {
-        Transience::Transient => DispatchError::Transient(said),
-        Transience::Permanent => DispatchError::Permanent(format!(
-            "{said} — check the queue URL and the function's {what} permission"
-        )),
-    }
+fn fail(what: &str, failure: PortError) -> PortError {
+    failure.with_fix(&format!(
+        "check the queue URL and the function's {what} permission"
+    ))
 }
 
 #[async_trait]
 impl JobSender for SqsQueue {
-    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), DispatchError> {
+    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), PortError> {
         let mut by_queue: BTreeMap<&str, Vec<&QueuedJob>> = BTreeMap::new();
         for job in jobs {
             by_queue.entry(job.queue.as_str()).or_default().push(job);
@@ -118,7 +115,7 @@ impl JobSender for SqsQueue {
                         }
                         entry
                             .build()
-                            .map_err(|e| DispatchError::Permanent(format!("job for {queue}: {e}")))
+                            .map_err(|e| PortError::input(format!("job for {queue}: {e}")))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let output = self
@@ -129,8 +126,10 @@ impl JobSender for SqsQueue {
                     .send()
                     .await
                     .map_err(|e| {
-                        let (kind, said) = sdk_failure(&format!("SendMessageBatch to {queue}"), &e);
-                        fail("sqs:SendMessage", kind, said)
+                        fail(
+                            "sqs:SendMessage",
+                            sdk_failure(&format!("SendMessageBatch to {queue}"), &e),
+                        )
                     })?;
                 // A partial failure fails the whole send: the caller's message is delivered
                 // again and the jobs that did go through are dropped by their dedup ids.
@@ -143,9 +142,9 @@ impl JobSender for SqsQueue {
                         failed.message().unwrap_or("")
                     );
                     return Err(if failed.sender_fault() {
-                        DispatchError::Permanent(said)
+                        PortError::input(said)
                     } else {
-                        DispatchError::Transient(said)
+                        PortError::transient(said)
                     });
                 }
             }
@@ -156,10 +155,11 @@ impl JobSender for SqsQueue {
 
 #[async_trait]
 impl DeliveryControl for SqsQueue {
-    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), DispatchError> {
-        let url = self.source_url.as_deref().ok_or_else(|| {
-            DispatchError::Permanent("no source queue configured for visibility changes".into())
-        })?;
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
+        let url = self
+            .source_url
+            .as_deref()
+            .ok_or_else(|| PortError::setup("no source queue configured for visibility changes"))?;
         self.client
             .change_message_visibility()
             .queue_url(url)
@@ -169,22 +169,24 @@ impl DeliveryControl for SqsQueue {
             .await
             .map(|_| ())
             .map_err(|e| {
-                let (kind, said) = sdk_failure("ChangeMessageVisibility", &e);
-                fail("sqs:ChangeMessageVisibility", kind, said)
+                fail(
+                    "sqs:ChangeMessageVisibility",
+                    sdk_failure("ChangeMessageVisibility", &e),
+                )
             })
     }
 
-    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), DispatchError> {
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
         let url = self
             .dead_letter_url
             .as_deref()
-            .ok_or_else(|| DispatchError::Permanent("no dead-letter queue configured".into()))?;
+            .ok_or_else(|| PortError::setup("no dead-letter queue configured"))?;
         let attribute = |value: &str| {
             MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| DispatchError::Permanent(format!("dead letter attribute: {e}")))
+                .map_err(|e| PortError::input(format!("dead letter attribute: {e}")))
         };
         let mut send = self
             .client
@@ -201,8 +203,10 @@ impl DeliveryControl for SqsQueue {
                 .message_deduplication_id(sqs_id(&letter.message_id));
         }
         send.send().await.map(|_| ()).map_err(|e| {
-            let (kind, said) = sdk_failure("SendMessage to the dead-letter queue", &e);
-            fail("sqs:SendMessage", kind, said)
+            fail(
+                "sqs:SendMessage",
+                sdk_failure("SendMessage to the dead-letter queue", &e),
+            )
         })
     }
 }

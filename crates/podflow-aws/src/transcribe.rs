@@ -6,9 +6,9 @@ use aws_sdk_transcribe::{
     Client,
     types::{LanguageCode, Media, Settings, TranscriptionJobStatus},
 };
-use podflow_core::{JobError, JobState, TranscriptionJobSpec, TranscriptionJobs};
+use podflow_core::{JobState, PortError, TranscriptionJobSpec, TranscriptionJobs};
 
-use crate::{Transience, sdk_failure};
+use crate::sdk_failure;
 
 /// Starts jobs with speaker labels on, writing their output into podflow's bucket.
 pub struct TranscribeJobs {
@@ -29,16 +29,9 @@ impl TranscribeJobs {
     }
 }
 
-fn job_error(kind: Transience, message: String) -> JobError {
-    match kind {
-        Transience::Transient => JobError::Transient(message),
-        Transience::Permanent => JobError::Permanent(message),
-    }
-}
-
 #[async_trait]
 impl TranscriptionJobs for TranscribeJobs {
-    async fn start(&self, job: &TranscriptionJobSpec) -> Result<bool, JobError> {
+    async fn start(&self, job: &TranscriptionJobSpec) -> Result<bool, PortError> {
         let bucket = job.media.bucket.as_deref().unwrap_or(&self.bucket);
         let uri = format!("s3://{bucket}/{}", job.media.key);
         let settings = Settings::builder()
@@ -65,25 +58,21 @@ impl TranscriptionJobs for TranscribeJobs {
             {
                 Ok(false)
             }
-            Err(e) => {
-                let (kind, message) =
-                    sdk_failure(&format!("starting Transcribe job {}", job.name), &e);
-                Err(job_error(kind, message))
-            }
+            Err(e) => Err(sdk_failure(
+                &format!("starting Transcribe job {}", job.name),
+                &e,
+            )),
         }
     }
 
-    async fn state(&self, name: &str) -> Result<JobState, JobError> {
+    async fn state(&self, name: &str) -> Result<JobState, PortError> {
         let got = self
             .client
             .get_transcription_job()
             .transcription_job_name(name)
             .send()
             .await
-            .map_err(|e| {
-                let (kind, message) = sdk_failure(&format!("reading Transcribe job {name}"), &e);
-                job_error(kind, message)
-            })?;
+            .map_err(|e| sdk_failure(&format!("reading Transcribe job {name}"), &e))?;
         let job = got.transcription_job();
         Ok(match job.and_then(|j| j.transcription_job_status()) {
             Some(TranscriptionJobStatus::Completed) => JobState::Completed,

@@ -15,8 +15,8 @@ use podflow_aws::{
     sqs::{REASON_ATTRIBUTE, SqsQueue},
 };
 use podflow_core::{
-    BlobStore, DeadLetter, DeadLetterMessage, DeadLetterQueue, DeliveryControl, DispatchError,
-    EventPublisher, JobSender, Notifier, NotifyError, QueuedJob,
+    BlobStore, DeadLetter, DeadLetterMessage, DeadLetterQueue, DeliveryControl, ErrorKind,
+    EventPublisher, JobSender, Notifier, QueuedJob,
 };
 use podflow_events::EventEnvelope;
 use podflow_fakes::moto::MotoServer;
@@ -187,7 +187,8 @@ async fn sns_delivers_text_to_people_and_the_whole_message_to_queues() {
 
     let gone = SnsNotifier::new(&config, "arn:aws:sns:us-east-1:123456789012:no-such-topic");
     match gone.send(&message).await {
-        Err(NotifyError::Permanent(reason)) => {
+        Err(e) if !e.is_retryable() => {
+            let reason = e.to_string();
             assert!(
                 reason.contains("no-such-topic") && reason.contains("PODFLOW_SNS_TOPIC_ARN"),
                 "{reason}"
@@ -378,10 +379,13 @@ async fn eventbridge_publishes_in_batches_and_rules_deliver_to_sqs() {
         .publish(&[event("EpisodeUploaded", "podflow.ingest", 98), huge])
         .await
     {
-        Err(DispatchError::Permanent(why)) => assert!(
-            why.contains("local-99") && why.contains("blob pointers"),
-            "{why}"
-        ),
+        Err(e) if e.kind() == ErrorKind::Input => {
+            let why = e.to_string();
+            assert!(
+                why.contains("local-99") && why.contains("blob pointers"),
+                "{why}"
+            )
+        }
         other => panic!("expected a permanent error, got {other:?}"),
     }
     assert!(
@@ -449,7 +453,7 @@ async fn sqs_fifo_jobs_keep_group_order_back_off_and_dead_letter() {
     };
     assert!(matches!(
         jobs.send_jobs(&[unknown]).await,
-        Err(DispatchError::Permanent(_))
+        Err(e) if e.kind() == ErrorKind::Setup
     ));
 
     // Backoff: a delivery hidden for 1 s comes back with its receive count raised, and

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use podflow_core::{EpisodeStore, MediaProbe, PromptStatus, SpeechError, SpeechToText};
+use podflow_core::{EpisodeStore, ErrorKind, MediaProbe, PromptStatus, SpeechToText};
 use podflow_media::Ffmpeg;
 use podflow_speech::engine::{EngineKind, LocalEngine};
 use transcriber::TranscriptFormat;
@@ -105,7 +105,7 @@ pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::
                 }
             }
             Err(e) if e.is_bad_input() => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", podflow_core::report(&e));
                 bad_input = true;
             }
             Err(e) => {
@@ -242,7 +242,7 @@ pub async fn transcribe(
     ) {
         Ok(engine) => engine,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.report());
             return Ok(EXIT_BAD_INPUT);
         }
     };
@@ -251,7 +251,7 @@ pub async fn transcribe(
     let info = match Ffmpeg.probe(file).await {
         Ok(info) => info,
         Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
+            eprintln!("error: {}: {}", file.display(), e.report());
             return Ok(EXIT_BAD_INPUT);
         }
     };
@@ -278,8 +278,8 @@ pub async fn transcribe(
     bar.finish_and_clear();
     let transcript = match transcribed {
         Ok(t) => t,
-        Err(SpeechError::Audio(reason)) => {
-            eprintln!("error: {reason}");
+        Err(e) if e.kind() == ErrorKind::Input => {
+            eprintln!("error: {}", e.report());
             return Ok(EXIT_BAD_INPUT);
         }
         Err(e) => return Err(e.into()),

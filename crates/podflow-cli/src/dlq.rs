@@ -210,7 +210,7 @@ async fn rewritten(
             match d.rerender(&job, version).await {
                 Ok(fresh) => job = fresh,
                 Err(e) => {
-                    bodies.insert(letter.message_id.clone(), Err(e.to_string()));
+                    bodies.insert(letter.message_id.clone(), Err(podflow_core::report(&e)));
                     continue;
                 }
             }

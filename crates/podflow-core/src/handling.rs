@@ -6,7 +6,7 @@ use std::time::Duration;
 use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope, PodflowEvent};
 use serde::de::DeserializeOwned;
 
-use crate::{Delivery, EpisodeStore, Outcome, StepStatus, StoreError};
+use crate::{Delivery, EpisodeStore, Outcome, PortError, StepStatus};
 
 /// Why a pipeline step could not produce its result.
 #[derive(Debug)]
@@ -15,11 +15,11 @@ pub enum StepFailure {
     /// text is for the producer or operator.
     Final(String),
     /// Storage failed; retry later.
-    Store(StoreError),
+    Store(PortError),
 }
 
-impl From<StoreError> for StepFailure {
-    fn from(e: StoreError) -> Self {
+impl From<PortError> for StepFailure {
+    fn from(e: PortError) -> Self {
         StepFailure::Store(e)
     }
 }
@@ -75,7 +75,7 @@ pub async fn end_step(
 pub async fn waiting_episodes(
     store: &dyn EpisodeStore,
     key: &str,
-) -> Result<Vec<EpisodeUploaded>, StoreError> {
+) -> Result<Vec<EpisodeUploaded>, PortError> {
     Ok(store
         .work_result(key)
         .await?
@@ -88,14 +88,14 @@ pub async fn wait_for_job(
     store: &dyn EpisodeStore,
     key: &str,
     up: &EpisodeUploaded,
-) -> Result<(), StoreError> {
+) -> Result<(), PortError> {
     let mut waiting = waiting_episodes(store, key).await?;
     if waiting.iter().any(|w| w.episode_id == up.episode_id) {
         return Ok(());
     }
     waiting.push(up.clone());
     let value =
-        serde_json::to_value(&waiting).map_err(|e| StoreError::new("waiting episodes", e))?;
+        serde_json::to_value(&waiting).map_err(|e| PortError::storage("waiting episodes", e))?;
     store.record_work(key, &up.episode_id, &value).await
 }
 
@@ -138,11 +138,32 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, unit_random: f64) ->
     Duration::from_secs_f64(ceiling * unit_random.clamp(0.0, 1.0))
 }
 
+/// A service call's failure as what the step does next: a throttle or a transient failure
+/// retries (after the wait the service asked for, else backoff from `base` up to `cap`);
+/// bad input or a setup problem ends the step with the reason.
+pub fn retry_or_fail(
+    error: PortError,
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+) -> Result<Outcome, StepFailure> {
+    if error.is_retryable() {
+        Ok(Outcome::Retry {
+            delay: error
+                .retry_after()
+                .unwrap_or_else(|| backoff(attempt, base, cap, 0.5)),
+            reason: error.report(),
+        })
+    } else {
+        Err(StepFailure::Final(error.report()))
+    }
+}
+
 /// An infrastructure failure (storage, database): retry later, the input was fine.
-pub fn retry_on_store_error(attempt: u32, error: &StoreError) -> Outcome {
+pub fn retry_on_store_error(attempt: u32, error: &PortError) -> Outcome {
     Outcome::Retry {
         delay: Duration::from_millis(500 * u64::from(attempt.min(20))),
-        reason: error.to_string(),
+        reason: error.report(),
     }
 }
 

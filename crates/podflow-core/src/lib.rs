@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`ports`]: blob store, episode state store, and the handler contract.
+//! - [`error`]: [`PortError`], the one error every port returns, classified for retries.
 //! - [`transcript`]: the normalized transcript and its prompt views.
 //! - [`subtitles`]: SRT/WebVTT cue building under captioning rules.
 //! - [`handling`]: decoding deliveries and mapping failures to outcomes (DLQ or retry).
@@ -10,10 +11,12 @@
 
 pub mod cache;
 pub mod content;
+pub mod error;
 pub mod handling;
 pub mod ports;
 pub mod subtitles;
 pub mod telemetry;
 pub mod transcript;
 
+pub use error::{BoxError, ErrorKind, PortError, Report, report};
 pub use ports::*;

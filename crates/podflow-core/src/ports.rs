@@ -10,25 +10,8 @@ use std::{path::PathBuf, time::Duration};
 use async_trait::async_trait;
 use podflow_events::{BlobRef, EventEnvelope};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-/// A failure of an adapter (storage, queue, database). Always worth a retry: the handler's
-/// input was fine, the infrastructure was not.
-#[derive(Debug, Error)]
-#[error("{context}: {message}")]
-pub struct StoreError {
-    pub context: String,
-    pub message: String,
-}
-
-impl StoreError {
-    pub fn new(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        Self {
-            context: context.into(),
-            message: err.to_string(),
-        }
-    }
-}
+use crate::PortError;
 
 /// Milliseconds since the Unix epoch: the timestamps every store writes.
 pub fn now_ms() -> i64 {
@@ -40,17 +23,17 @@ pub fn now_ms() -> i64 {
 /// Stored bytes addressed by key (S3 objects, or files under the data directory).
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, StoreError>;
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, PortError>;
     /// Moves a finished file (written by ffmpeg, say) into the store under `key`.
-    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, StoreError>;
-    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError>;
+    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, PortError>;
+    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, PortError>;
     /// The same bytes under `key`, copied inside the store (S3's CopyObject, a file copy
     /// locally): a cached result reused for another episode is not downloaded and stored
     /// again.
-    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, StoreError>;
+    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, PortError>;
     /// An object already in the store (an upload) with its size and SHA-256, read as a
     /// stream: episodes can be gigabytes.
-    async fn digest(&self, key: &str) -> Result<BlobRef, StoreError>;
+    async fn digest(&self, key: &str) -> Result<BlobRef, PortError>;
     /// A path on this machine for tools that need one (ffmpeg, whisper); `None` for remote
     /// stores, whose adapters download first.
     fn local_path(&self, blob: &BlobRef) -> Option<PathBuf>;
@@ -62,7 +45,7 @@ pub trait BlobStore: Send + Sync {
         &self,
         blob: &BlobRef,
         valid_for: std::time::Duration,
-    ) -> Result<String, StoreError>;
+    ) -> Result<String, PortError>;
 }
 
 /// Where an episode came from and what identifies it.
@@ -188,46 +171,46 @@ pub enum PromptUpdate {
 #[async_trait]
 pub trait EpisodeStore: Send + Sync {
     /// Records an episode; returns false if it was already known (nothing changes then).
-    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, StoreError>;
-    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, StoreError>;
-    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, StoreError>;
+    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, PortError>;
+    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, PortError>;
+    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, PortError>;
 
-    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), StoreError>;
+    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), PortError>;
     async fn step_finished(
         &self,
         episode_id: &str,
         step: &str,
         status: StepStatus,
         note: Option<&str>,
-    ) -> Result<(), StoreError>;
-    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, StoreError>;
+    ) -> Result<(), PortError>;
+    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, PortError>;
 
     /// The stored result of expensive work, by content key (see [`crate::content::work_key`]).
-    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, PortError>;
     /// Stores a result of expensive work that was just done, and logs that it was done.
     async fn record_work(
         &self,
         key: &str,
         episode_id: &str,
         result: &serde_json::Value,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), PortError>;
     /// How many times work of this kind was actually executed for an episode (the log
     /// behind "never transcribed twice").
-    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, StoreError>;
+    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, PortError>;
 
     /// Adds planned prompts; a prompt already planned at the same version keeps its state.
     async fn plan_prompts(
         &self,
         episode_id: &str,
         prompts: &[(String, u32, String)],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), PortError>;
     async fn update_prompt(
         &self,
         episode_id: &str,
         prompt_id: &str,
         update: &PromptUpdate,
-    ) -> Result<(), StoreError>;
-    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, StoreError>;
+    ) -> Result<(), PortError>;
+    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, PortError>;
 
     /// Names a stored output of an episode (`audio`, `transcript`...).
     async fn put_artifact(
@@ -235,11 +218,11 @@ pub trait EpisodeStore: Send + Sync {
         episode_id: &str,
         name: &str,
         blob: &BlobRef,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), PortError>;
     async fn artifacts(
         &self,
         episode_id: &str,
-    ) -> Result<std::collections::BTreeMap<String, BlobRef>, StoreError>;
+    ) -> Result<std::collections::BTreeMap<String, BlobRef>, PortError>;
 
     /// The revision for an outcome: if `fingerprint` equals the latest revision's, that
     /// revision and `false` (already claimed); otherwise a new revision and `true`. Atomic,
@@ -248,20 +231,20 @@ pub trait EpisodeStore: Send + Sync {
         &self,
         episode_id: &str,
         fingerprint: &str,
-    ) -> Result<(u32, bool), StoreError>;
+    ) -> Result<(u32, bool), PortError>;
     /// Stores the summary envelope of a claimed revision.
     async fn save_summary(
         &self,
         episode_id: &str,
         revision: u32,
         envelope: &EventEnvelope,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), PortError>;
     /// A stored summary: the given revision, or the latest with `None`.
     async fn summary(
         &self,
         episode_id: &str,
         revision: Option<u32>,
-    ) -> Result<Option<EventEnvelope>, StoreError>;
+    ) -> Result<Option<EventEnvelope>, PortError>;
 }
 
 /// One delivery of a message (a bus event or a queue job) to a handler.
@@ -334,20 +317,10 @@ pub struct MediaInfo {
     pub sample_rate: u32,
 }
 
-/// Why media could not be handled. `Unreadable` is the input's fault (permanent; tell the
-/// producer); `Tool` is the machine's (ffmpeg missing or crashed; fix setup, then retry).
-#[derive(Debug, Error)]
-pub enum MediaError {
-    #[error("{0}")]
-    Unreadable(String),
-    #[error("{0}")]
-    Tool(String),
-}
-
 /// Reads what a media file holds (ffprobe locally).
 #[async_trait]
 pub trait MediaProbe: Send + Sync {
-    async fn probe(&self, file: &std::path::Path) -> Result<MediaInfo, MediaError>;
+    async fn probe(&self, file: &std::path::Path) -> Result<MediaInfo, PortError>;
 }
 
 /// Options for the podcast MP3.
@@ -366,21 +339,7 @@ pub trait Transcoder: Send + Sync {
         input: &std::path::Path,
         output: &std::path::Path,
         options: &Mp3Options,
-    ) -> Result<MediaInfo, MediaError>;
-}
-
-/// Why a message was not delivered.
-#[derive(Debug, Error)]
-pub enum NotifyError {
-    /// Try again later (rate limited, server trouble, network).
-    #[error("{message}")]
-    Transient {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// Will not work until someone changes the configuration or the message.
-    #[error("{0}")]
-    Permanent(String),
+    ) -> Result<MediaInfo, PortError>;
 }
 
 /// Where notifications go (a Slack incoming webhook, an SNS topic).
@@ -390,17 +349,7 @@ pub trait Notifier: Send + Sync {
     fn describe(&self) -> String;
     /// `message` is a Slack Block Kit message (`text` + `blocks`); other targets use
     /// `text` and pass the whole message to machine subscribers.
-    async fn send(&self, message: &serde_json::Value) -> Result<(), NotifyError>;
-}
-
-/// Why events or jobs could not be handed on (EventBridge, SQS). Either way the message
-/// that produced them is delivered again; `Permanent` also says no retry will help.
-#[derive(Debug, Error)]
-pub enum DispatchError {
-    #[error("{0}")]
-    Transient(String),
-    #[error("{0}")]
-    Permanent(String),
+    async fn send(&self, message: &serde_json::Value) -> Result<(), PortError>;
 }
 
 /// Publishes events on the bus (EventBridge PutEvents on AWS). Locally the embedded
@@ -409,13 +358,13 @@ pub enum DispatchError {
 pub trait EventPublisher: Send + Sync {
     /// All or an error: entries that failed are retried by the adapter, and what still
     /// fails is reported, never dropped.
-    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), DispatchError>;
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PortError>;
 }
 
 /// Sends jobs to their queue (SQS FIFO on AWS), with their group and dedup ids.
 #[async_trait]
 pub trait JobSender: Send + Sync {
-    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), DispatchError>;
+    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), PortError>;
 }
 
 /// A message that will never succeed, with the reason, on its way to a dead-letter queue.
@@ -432,9 +381,9 @@ pub struct DeadLetter {
 #[async_trait]
 pub trait DeliveryControl: Send + Sync {
     /// Hides a delivery for `delay` before it is received again (backoff without sleeping).
-    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), DispatchError>;
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError>;
     /// Moves a message to the dead-letter queue now, with its reason.
-    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), DispatchError>;
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError>;
 }
 
 /// Cuts clips and stitches a trailer from the podcast MP3 (ffmpeg).
@@ -449,29 +398,9 @@ pub trait ClipCutter: Send + Sync {
         end: f64,
         fade: f64,
         output: &std::path::Path,
-    ) -> Result<(), MediaError>;
+    ) -> Result<(), PortError>;
     /// The parts played one after another as one MP3.
-    async fn join(&self, parts: &[PathBuf], output: &std::path::Path) -> Result<(), MediaError>;
-}
-
-/// Why speech-to-text failed: the audio (permanent) or the engine/setup (fix, then retry).
-#[derive(Debug, Error)]
-pub enum SpeechError {
-    #[error("{0}")]
-    Audio(String),
-    #[error("{0}")]
-    Engine(String),
-}
-
-/// Audio a decoder could not read is the audio's fault; a decoder that could not run is
-/// the engine's setup.
-impl From<MediaError> for SpeechError {
-    fn from(e: MediaError) -> Self {
-        match e {
-            MediaError::Unreadable(m) => SpeechError::Audio(m),
-            MediaError::Tool(m) => SpeechError::Engine(m),
-        }
-    }
+    async fn join(&self, parts: &[PathBuf], output: &std::path::Path) -> Result<(), PortError>;
 }
 
 /// Speech to text (local Whisper, Amazon Transcribe on AWS).
@@ -484,7 +413,7 @@ pub trait SpeechToText: Send + Sync {
     /// Identifies the exact weights, so a model change is new work and not a cache hit.
     fn model_fingerprint(&self) -> &str;
     /// Loads the model if needed; an error says what is wrong with the setup.
-    fn prepare(&self) -> Result<(), SpeechError> {
+    fn prepare(&self) -> Result<(), PortError> {
         Ok(())
     }
     /// Something the step's note should tell the user after `prepare` (e.g. that another
@@ -498,7 +427,7 @@ pub trait SpeechToText: Send + Sync {
         &self,
         audio: &std::path::Path,
         duration_seconds: Option<f64>,
-    ) -> Result<crate::transcript::Transcript, SpeechError>;
+    ) -> Result<crate::transcript::Transcript, PortError>;
 }
 
 /// The stored input of a prompt job (written by the dispatcher, read by the invoker): what
@@ -544,15 +473,6 @@ pub enum JobState {
     Failed(String),
 }
 
-/// Why a job call failed: worth a retry (throttled, service trouble) or not (refused).
-#[derive(Debug, Error)]
-pub enum JobError {
-    #[error("{0}")]
-    Transient(String),
-    #[error("{0}")]
-    Permanent(String),
-}
-
 /// A message waiting in a dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetterMessage {
@@ -591,22 +511,22 @@ pub trait DeadLetterQueue: Send + Sync {
     /// Where the letters are, for messages ("the local dead-letter queues", a queue URL).
     fn location(&self) -> String;
     /// Everything waiting; nothing is removed.
-    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError>;
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, PortError>;
     /// Moves the letters `pick` picks (all without it) back to their queue with the body
     /// `rewrite` gives (unchanged without it), with their group and a fresh receive count.
     async fn replay(
         &self,
         pick: Option<&PickLetter<'_>>,
         rewrite: Option<&RewriteLetter<'_>>,
-    ) -> Result<ReplayReport, StoreError>;
+    ) -> Result<ReplayReport, PortError>;
 }
 
 /// Starts transcription jobs and reads their state (Amazon Transcribe).
 #[async_trait]
 pub trait TranscriptionJobs: Send + Sync {
     /// Starts `job`; `Ok(false)` when a job of that name already exists.
-    async fn start(&self, job: &TranscriptionJobSpec) -> Result<bool, JobError>;
-    async fn state(&self, name: &str) -> Result<JobState, JobError>;
+    async fn start(&self, job: &TranscriptionJobSpec) -> Result<bool, PortError>;
+    async fn state(&self, name: &str) -> Result<JobState, PortError>;
 }
 
 /// A transcode job (AWS Elemental MediaConvert): the podcast MP3 of one audio file.
@@ -627,5 +547,5 @@ pub struct TranscodeJobSpec {
 #[async_trait]
 pub trait TranscodeJobs: Send + Sync {
     /// The job's id.
-    async fn create(&self, job: &TranscodeJobSpec) -> Result<String, JobError>;
+    async fn create(&self, job: &TranscodeJobSpec) -> Result<String, PortError>;
 }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use podflow_core::{BlobStore, StoreError};
+use podflow_core::{BlobStore, PortError};
 use podflow_events::BlobRef;
 use podflow_media::hash_file;
 
@@ -27,7 +27,7 @@ impl FileBlobStore {
 
     /// The file for a key. Keys are relative paths we build ourselves; `..` and absolute
     /// paths are refused so a hostile key cannot escape the data directory.
-    fn path_for(&self, key: &str) -> Result<PathBuf, StoreError> {
+    fn path_for(&self, key: &str) -> Result<PathBuf, PortError> {
         let rel = Path::new(key);
         if key.is_empty()
             || rel.is_absolute()
@@ -35,7 +35,7 @@ impl FileBlobStore {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            return Err(StoreError::new(
+            return Err(PortError::storage(
                 "blob store",
                 format!("refusing key `{key}`"),
             ));
@@ -46,9 +46,9 @@ impl FileBlobStore {
 
 #[async_trait]
 impl BlobStore for FileBlobStore {
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, PortError> {
         let path = self.path_for(key)?;
-        let err = |e: std::io::Error| StoreError::new(format!("writing {}", path.display()), e);
+        let err = |e: std::io::Error| PortError::storage(format!("writing {}", path.display()), e);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(err)?;
         }
@@ -63,10 +63,10 @@ impl BlobStore for FileBlobStore {
         })
     }
 
-    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, StoreError> {
+    async fn copy(&self, blob: &BlobRef, key: &str) -> Result<BlobRef, PortError> {
         let (from, to) = (self.path_for(&blob.key)?, self.path_for(key)?);
         let err = |e: std::io::Error| {
-            StoreError::new(format!("copying {} to {}", from.display(), to.display()), e)
+            PortError::storage(format!("copying {} to {}", from.display(), to.display()), e)
         };
         if let Some(parent) = to.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(err)?;
@@ -82,9 +82,9 @@ impl BlobStore for FileBlobStore {
         })
     }
 
-    async fn put_file(&self, key: &str, file: &Path) -> Result<BlobRef, StoreError> {
+    async fn put_file(&self, key: &str, file: &Path) -> Result<BlobRef, PortError> {
         let path = self.path_for(key)?;
-        let err = |e: std::io::Error| StoreError::new(format!("storing {}", path.display()), e);
+        let err = |e: std::io::Error| PortError::storage(format!("storing {}", path.display()), e);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(err)?;
         }
@@ -103,11 +103,11 @@ impl BlobStore for FileBlobStore {
         })
     }
 
-    async fn digest(&self, key: &str) -> Result<BlobRef, StoreError> {
+    async fn digest(&self, key: &str) -> Result<BlobRef, PortError> {
         let path = self.path_for(key)?;
         let (sha256, size) = hash_file(&path)
             .await
-            .map_err(|e| StoreError::new(format!("reading {}", path.display()), e))?;
+            .map_err(|e| PortError::storage(format!("reading {}", path.display()), e))?;
         Ok(BlobRef {
             bucket: None,
             key: key.to_owned(),
@@ -116,22 +116,22 @@ impl BlobStore for FileBlobStore {
         })
     }
 
-    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, StoreError> {
+    async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, PortError> {
         let path = self.path_for(&blob.key)?;
         tokio::fs::read(&path)
             .await
-            .map_err(|e| StoreError::new(format!("reading {}", path.display()), e))
+            .map_err(|e| PortError::storage(format!("reading {}", path.display()), e))
     }
 
     fn local_path(&self, blob: &BlobRef) -> Option<PathBuf> {
         self.path_for(&blob.key).ok()
     }
 
-    async fn share_url(&self, blob: &BlobRef, _valid_for: Duration) -> Result<String, StoreError> {
+    async fn share_url(&self, blob: &BlobRef, _valid_for: Duration) -> Result<String, PortError> {
         // Local files do not expire; the path is the link.
         let path = self.path_for(&blob.key)?;
         let absolute = std::path::absolute(&path)
-            .map_err(|e| StoreError::new(format!("resolving {}", path.display()), e))?;
+            .map_err(|e| PortError::storage(format!("resolving {}", path.display()), e))?;
         Ok(format!("file://{}", absolute.display()))
     }
 

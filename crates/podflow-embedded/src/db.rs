@@ -34,9 +34,9 @@ pub enum DbError {
     Corrupt(String),
 }
 
-impl From<DbError> for podflow_core::StoreError {
+impl From<DbError> for podflow_core::PortError {
     fn from(e: DbError) -> Self {
-        podflow_core::StoreError::new("embedded store", e)
+        podflow_core::PortError::storage("embedded store", e)
     }
 }
 

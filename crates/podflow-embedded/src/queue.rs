@@ -16,8 +16,8 @@ use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 use podflow_core::{
-    DeadLetterMessage, DeadLetterQueue, Outcome, PickLetter, QueuedJob, ReplayReport,
-    RewriteLetter, StoreError,
+    DeadLetterMessage, DeadLetterQueue, Outcome, PickLetter, PortError, QueuedJob, ReplayReport,
+    RewriteLetter,
 };
 use podflow_events::{EventEnvelope, routing};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -496,10 +496,10 @@ impl DeadLetterQueue for Db {
         format!("the dead-letter queues in {}", self.path().display())
     }
 
-    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError> {
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, PortError> {
         let letters = self
             .dead_letters()
-            .map_err(|e| StoreError::new("reading the dead-letter queues", e))?;
+            .map_err(|e| PortError::storage("reading the dead-letter queues", e))?;
         Ok(letters
             .into_iter()
             .map(|l| DeadLetterMessage {
@@ -518,7 +518,7 @@ impl DeadLetterQueue for Db {
         &self,
         pick: Option<&PickLetter<'_>>,
         rewrite: Option<&RewriteLetter<'_>>,
-    ) -> Result<ReplayReport, StoreError> {
+    ) -> Result<ReplayReport, PortError> {
         let mut report = ReplayReport::default();
         let mut bodies = HashMap::new();
         for letter in DeadLetterQueue::list(self).await? {
@@ -535,7 +535,7 @@ impl DeadLetterQueue for Db {
         let ids: Vec<String> = bodies.keys().cloned().collect();
         report.moved = self
             .redrive(Some(&ids), &|l| bodies.get(&l.message_id).cloned())
-            .map_err(|e| StoreError::new("moving dead letters back", e))?;
+            .map_err(|e| PortError::storage("moving dead letters back", e))?;
         Ok(report)
     }
 }

@@ -4,28 +4,28 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use podflow_core::{
-    EpisodeRecord, EpisodeStore, PromptState, PromptStatus, PromptUpdate, StepState, StepStatus,
-    StoreError,
+    EpisodeRecord, EpisodeStore, PortError, PromptState, PromptStatus, PromptUpdate, StepState,
+    StepStatus,
 };
 use podflow_events::{BlobRef, EventEnvelope};
 use rusqlite::{OptionalExtension, params};
 
 use crate::{Db, DbError, now_ms};
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::new(
+fn corrupt(what: &str, e: impl std::fmt::Display) -> PortError {
+    PortError::storage(
         "embedded store",
         format!("stored {what} is unreadable: {e}"),
     )
 }
 
-fn sql(e: rusqlite::Error) -> StoreError {
+fn sql(e: rusqlite::Error) -> PortError {
     DbError::Sql(e).into()
 }
 
 #[async_trait]
 impl EpisodeStore for Db {
-    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, StoreError> {
+    async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, PortError> {
         let body = serde_json::to_string(record).map_err(|e| corrupt("episode", e))?;
         let n = self
             .conn()
@@ -37,7 +37,7 @@ impl EpisodeStore for Db {
         Ok(n == 1)
     }
 
-    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, StoreError> {
+    async fn episode(&self, episode_id: &str) -> Result<Option<EpisodeRecord>, PortError> {
         let body: Option<String> = self
             .conn()
             .query_row(
@@ -51,7 +51,7 @@ impl EpisodeStore for Db {
             .transpose()
     }
 
-    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, StoreError> {
+    async fn episodes(&self) -> Result<Vec<EpisodeRecord>, PortError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT record FROM episodes ORDER BY created_at, episode_id")
@@ -66,7 +66,7 @@ impl EpisodeStore for Db {
             .collect()
     }
 
-    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), StoreError> {
+    async fn step_started(&self, episode_id: &str, step: &str) -> Result<(), PortError> {
         self.conn()
             .execute(
                 "INSERT INTO steps(episode_id, step, status, attempts, started_at) VALUES(?1,?2,'running',1,?3)
@@ -84,7 +84,7 @@ impl EpisodeStore for Db {
         step: &str,
         status: StepStatus,
         note: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let now = now_ms();
         self.conn()
             .execute(
@@ -96,7 +96,7 @@ impl EpisodeStore for Db {
         Ok(())
     }
 
-    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, StoreError> {
+    async fn steps(&self, episode_id: &str) -> Result<Vec<StepState>, PortError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -118,7 +118,7 @@ impl EpisodeStore for Db {
         rows.collect::<Result<_, _>>().map_err(sql)
     }
 
-    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn work_result(&self, key: &str) -> Result<Option<serde_json::Value>, PortError> {
         let body: Option<String> = self
             .conn()
             .query_row("SELECT result FROM work WHERE key=?1", [key], |r| r.get(0))
@@ -133,7 +133,7 @@ impl EpisodeStore for Db {
         key: &str,
         episode_id: &str,
         result: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let kind = key.split(':').next().unwrap_or(key);
         let now = now_ms();
         let mut conn = self.conn();
@@ -152,7 +152,7 @@ impl EpisodeStore for Db {
         tx.commit().map_err(sql)
     }
 
-    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, StoreError> {
+    async fn work_count(&self, kind: &str, episode_id: &str) -> Result<u32, PortError> {
         self.conn()
             .query_row(
                 "SELECT COUNT(*) FROM work_log WHERE kind=?1 AND episode_id=?2",
@@ -166,7 +166,7 @@ impl EpisodeStore for Db {
         &self,
         episode_id: &str,
         prompts: &[(String, u32, String)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let now = now_ms();
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;
@@ -189,7 +189,7 @@ impl EpisodeStore for Db {
         episode_id: &str,
         prompt_id: &str,
         update: &PromptUpdate,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let now = now_ms();
         let conn = self.conn();
         let result = match update {
@@ -227,7 +227,7 @@ impl EpisodeStore for Db {
         result.map(|_| ()).map_err(sql)
     }
 
-    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, StoreError> {
+    async fn prompts(&self, episode_id: &str) -> Result<Vec<PromptState>, PortError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -272,7 +272,7 @@ impl EpisodeStore for Db {
         episode_id: &str,
         name: &str,
         blob: &BlobRef,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let body = serde_json::to_string(blob).map_err(|e| corrupt("artifact", e))?;
         self.conn()
             .execute(
@@ -284,7 +284,7 @@ impl EpisodeStore for Db {
         Ok(())
     }
 
-    async fn artifacts(&self, episode_id: &str) -> Result<BTreeMap<String, BlobRef>, StoreError> {
+    async fn artifacts(&self, episode_id: &str) -> Result<BTreeMap<String, BlobRef>, PortError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT name, blob FROM artifacts WHERE episode_id=?1")
@@ -308,7 +308,7 @@ impl EpisodeStore for Db {
         &self,
         episode_id: &str,
         fingerprint: &str,
-    ) -> Result<(u32, bool), StoreError> {
+    ) -> Result<(u32, bool), PortError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;
         let latest: Option<(u32, String)> = tx
@@ -340,7 +340,7 @@ impl EpisodeStore for Db {
         episode_id: &str,
         revision: u32,
         envelope: &EventEnvelope,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PortError> {
         let body = serde_json::to_string(envelope).map_err(|e| corrupt("summary", e))?;
         self.conn()
             .execute(
@@ -355,7 +355,7 @@ impl EpisodeStore for Db {
         &self,
         episode_id: &str,
         revision: Option<u32>,
-    ) -> Result<Option<EventEnvelope>, StoreError> {
+    ) -> Result<Option<EventEnvelope>, PortError> {
         let body: Option<Option<String>> = self
             .conn()
             .query_row(

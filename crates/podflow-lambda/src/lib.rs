@@ -59,8 +59,9 @@ impl Effects {
                 Ok(())
             }
             Err(e) => Err(format!(
-                "{} (and the dead-letter queue refused it: {e})",
-                letter.reason
+                "{} (and the dead-letter queue refused it: {})",
+                letter.reason,
+                e.report()
             )),
         }
     }
@@ -107,18 +108,10 @@ async fn apply(
     jobs: &[QueuedJob],
 ) -> Result<(), String> {
     if !jobs.is_empty() {
-        effects
-            .jobs
-            .send_jobs(jobs)
-            .await
-            .map_err(|e| e.to_string())?;
+        effects.jobs.send_jobs(jobs).await.map_err(|e| e.report())?;
     }
     if !emit.is_empty() {
-        effects
-            .events
-            .publish(emit)
-            .await
-            .map_err(|e| e.to_string())?;
+        effects.events.publish(emit).await.map_err(|e| e.report())?;
     }
     Ok(())
 }
@@ -146,7 +139,7 @@ async fn handle_record(
             if let (Some(control), Some(receipt)) = (&effects.control, &record.receipt_handle)
                 && let Err(e) = control.delay(receipt, delay.min(MAX_DELAY)).await
             {
-                tracing::warn!(message_id, error = %e, "could not delay the retry; the queue's visibility timeout applies");
+                tracing::warn!(message_id, error = %e.report(), "could not delay the retry; the queue's visibility timeout applies");
             }
             Err(reason)
         }

@@ -10,8 +10,8 @@ use std::{
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use podflow_core::{
-    DeadLetter, Delivery, DeliveryControl, DispatchError, EventPublisher, JobSender,
-    MessageHandler, Outcome, QueuedJob,
+    DeadLetter, Delivery, DeliveryControl, EventPublisher, JobSender, MessageHandler, Outcome,
+    PortError, QueuedJob,
 };
 use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope};
 use podflow_fakes::fixtures::aws_json;
@@ -89,11 +89,9 @@ struct Recorder {
 
 #[async_trait]
 impl EventPublisher for Recorder {
-    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), DispatchError> {
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PortError> {
         if self.refuse_events {
-            return Err(DispatchError::Transient(
-                "PutEvents: ThrottlingException".into(),
-            ));
+            return Err(PortError::transient("PutEvents: ThrottlingException"));
         }
         let mut p = self.published.lock().expect("lock");
         p.extend(events.iter().map(|e| e.detail_type.clone()));
@@ -103,7 +101,7 @@ impl EventPublisher for Recorder {
 
 #[async_trait]
 impl JobSender for Recorder {
-    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), DispatchError> {
+    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), PortError> {
         let mut j = self.jobs.lock().expect("lock");
         j.extend(jobs.iter().map(|j| j.dedup_id.clone()));
         Ok(())
@@ -112,12 +110,12 @@ impl JobSender for Recorder {
 
 #[async_trait]
 impl DeliveryControl for Recorder {
-    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), DispatchError> {
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
         let mut d = self.delayed.lock().expect("lock");
         d.push((receipt_handle.to_owned(), delay));
         Ok(())
     }
-    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), DispatchError> {
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
         self.letters.lock().expect("lock").push(letter.clone());
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::{
     thread::JoinHandle,
 };
 
-use podflow_core::MediaError;
+use podflow_core::PortError;
 
 /// Samples per second of the decoded audio (Whisper's rate).
 pub const SAMPLE_RATE: usize = 16_000;
@@ -30,7 +30,7 @@ pub struct AudioStream {
 
 impl AudioStream {
     /// Starts ffmpeg on `path`; an error means ffmpeg could not be run (setup).
-    pub fn open(path: &Path) -> Result<Self, MediaError> {
+    pub fn open(path: &Path) -> Result<Self, PortError> {
         let mut child = Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
             .arg(path)
@@ -39,11 +39,11 @@ impl AudioStream {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| MediaError::Tool(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
+            .map_err(|e| PortError::setup(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| MediaError::Tool("ffmpeg gave no output pipe".into()))?;
+            .ok_or_else(|| PortError::setup("ffmpeg gave no output pipe"))?;
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().map(|mut pipe| {
             let tail = Arc::clone(&stderr_tail);
@@ -71,7 +71,7 @@ impl AudioStream {
     }
 
     /// Appends up to `n` samples to `buffer`; returns how many came (fewer only at the end).
-    pub fn read_into(&mut self, buffer: &mut Vec<f32>, n: usize) -> Result<usize, MediaError> {
+    pub fn read_into(&mut self, buffer: &mut Vec<f32>, n: usize) -> Result<usize, PortError> {
         let mut bytes = vec![0u8; n * 4];
         let mut filled = 0;
         while filled < bytes.len() {
@@ -79,7 +79,7 @@ impl AudioStream {
                 Ok(0) => break,
                 Ok(k) => filled += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(MediaError::Tool(format!("reading ffmpeg's output: {e}"))),
+                Err(e) => return Err(PortError::setup(format!("reading ffmpeg's output: {e}"))),
             }
         }
         buffer.extend(
@@ -91,11 +91,11 @@ impl AudioStream {
     }
 
     /// Waits for ffmpeg; an input it could not decode is the audio's fault.
-    pub fn finish(mut self) -> Result<(), MediaError> {
+    pub fn finish(mut self) -> Result<(), PortError> {
         let status = self
             .child
             .wait()
-            .map_err(|e| MediaError::Tool(format!("waiting for ffmpeg: {e}")))?;
+            .map_err(|e| PortError::setup(format!("waiting for ffmpeg: {e}")))?;
         if let Some(reader) = self.stderr.take() {
             let _ = reader.join();
         }
@@ -107,7 +107,7 @@ impl AudioStream {
             .lock()
             .map(|t| String::from_utf8_lossy(&t).into_owned())
             .unwrap_or_default();
-        Err(MediaError::Unreadable(format!(
+        Err(PortError::input(format!(
             "ffmpeg could not decode {}: {}",
             self.path.display(),
             tail.lines()
@@ -173,7 +173,8 @@ mod tests {
         let mut samples = Vec::new();
         assert_eq!(stream.read_into(&mut samples, 16_000).expect("read"), 0);
         match stream.finish() {
-            Err(MediaError::Unreadable(message)) => {
+            Err(e) if e.kind() == podflow_core::ErrorKind::Input => {
+                let message = e.to_string();
                 assert!(message.contains("episode.mp3"), "{message}");
             }
             other => panic!("expected an unreadable input, got {other:?}"),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use podflow_core::{ClipCutter, MediaError, MediaInfo, MediaProbe, Mp3Options, Transcoder};
+use podflow_core::{ClipCutter, MediaInfo, MediaProbe, Mp3Options, PortError, Transcoder};
 use serde::Deserialize;
 use tokio::process::Command;
 
@@ -32,8 +32,8 @@ struct ProbeFormat {
     duration: Option<String>,
 }
 
-fn tool_missing(tool: &str, e: std::io::Error) -> MediaError {
-    MediaError::Tool(format!(
+fn tool_missing(tool: &str, e: std::io::Error) -> PortError {
+    PortError::setup(format!(
         "cannot run {tool} ({e}); install ffmpeg (Debian: apt-get install ffmpeg; on Lambda: \
          the FfmpegLayerArn layer, see docs/deploy.md)"
     ))
@@ -52,7 +52,7 @@ fn last_error_line(stderr: &[u8]) -> String {
 
 #[async_trait]
 impl MediaProbe for Ffmpeg {
-    async fn probe(&self, file: &Path) -> Result<MediaInfo, MediaError> {
+    async fn probe(&self, file: &Path) -> Result<MediaInfo, PortError> {
         let out = Command::new("ffprobe")
             .args([
                 "-v",
@@ -67,18 +67,18 @@ impl MediaProbe for Ffmpeg {
             .await
             .map_err(|e| tool_missing("ffprobe", e))?;
         if !out.status.success() {
-            return Err(MediaError::Unreadable(format!(
+            return Err(PortError::input(format!(
                 "not a readable audio file ({})",
                 last_error_line(&out.stderr)
             )));
         }
         let parsed: ProbeOutput = serde_json::from_slice(&out.stdout)
-            .map_err(|e| MediaError::Tool(format!("ffprobe printed something unexpected: {e}")))?;
+            .map_err(|e| PortError::setup(format!("ffprobe printed something unexpected: {e}")))?;
         let audio = parsed
             .streams
             .iter()
             .find(|s| s.codec_type.as_deref() == Some("audio"))
-            .ok_or_else(|| MediaError::Unreadable("contains no audio stream".into()))?;
+            .ok_or_else(|| PortError::input("contains no audio stream"))?;
         let duration = audio
             .duration
             .as_deref()
@@ -86,8 +86,8 @@ impl MediaProbe for Ffmpeg {
             .and_then(|d| d.parse::<f64>().ok())
             .unwrap_or(0.0);
         if duration <= 0.0 {
-            return Err(MediaError::Unreadable(
-                "audio has no duration (empty or truncated)".into(),
+            return Err(PortError::input(
+                "audio has no duration (empty or truncated)",
             ));
         }
         Ok(MediaInfo {
@@ -110,7 +110,7 @@ impl Transcoder for Ffmpeg {
         input: &Path,
         output: &Path,
         options: &Mp3Options,
-    ) -> Result<MediaInfo, MediaError> {
+    ) -> Result<MediaInfo, PortError> {
         let source = self.probe(input).await?;
         // Podcast loudness targets: -16 LUFS for stereo, -19 LUFS for mono (same perceived
         // loudness on phones); single-pass loudnorm is within a dB and keeps this one pass.
@@ -149,10 +149,10 @@ impl Ffmpeg {
         args: Vec<std::ffi::OsString>,
         output: &Path,
         what: &str,
-    ) -> Result<(), MediaError> {
+    ) -> Result<(), PortError> {
         if let Some(parent) = output.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| {
-                MediaError::Tool(format!("cannot create {}: {e}", parent.display()))
+                PortError::setup(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         let out = Command::new("ffmpeg")
@@ -164,14 +164,14 @@ impl Ffmpeg {
             .map_err(|e| tool_missing("ffmpeg", e))?;
         if !out.status.success() {
             let _ = tokio::fs::remove_file(output).await;
-            return Err(MediaError::Unreadable(format!(
+            return Err(PortError::input(format!(
                 "ffmpeg could not make {what} ({})",
                 last_error_line(&out.stderr)
             )));
         }
         match tokio::fs::metadata(output).await {
             Ok(meta) if meta.len() > 0 => Ok(()),
-            _ => Err(MediaError::Unreadable(format!(
+            _ => Err(PortError::input(format!(
                 "ffmpeg made no {what} (the output is empty)"
             ))),
         }
@@ -187,7 +187,7 @@ impl ClipCutter for Ffmpeg {
         end: f64,
         fade: f64,
         output: &Path,
-    ) -> Result<(), MediaError> {
+    ) -> Result<(), PortError> {
         let length = end - start;
         let fade = fade.min(length / 4.0);
         // Seeking after -i decodes from the start: exact to the sample, and an episode's
@@ -210,7 +210,7 @@ impl ClipCutter for Ffmpeg {
         self.run(args, output, "the clip").await
     }
 
-    async fn join(&self, parts: &[PathBuf], output: &Path) -> Result<(), MediaError> {
+    async fn join(&self, parts: &[PathBuf], output: &Path) -> Result<(), PortError> {
         let mut args: Vec<std::ffi::OsString> = Vec::new();
         for part in parts {
             args.push("-i".into());

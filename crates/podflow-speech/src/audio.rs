@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use podflow_core::{
-    SpeechError,
+    PortError,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 
@@ -91,7 +91,7 @@ pub struct Pieces {
 }
 
 impl Pieces {
-    pub fn open(path: &Path, piece_seconds: f64) -> Result<Self, SpeechError> {
+    pub fn open(path: &Path, piece_seconds: f64) -> Result<Self, PortError> {
         Ok(Self {
             stream: AudioStream::open(path)?,
             pending: Vec::new(),
@@ -102,7 +102,7 @@ impl Pieces {
     }
 
     /// The next piece and the sample it starts at; `None` after the last.
-    pub fn next_piece(&mut self) -> Result<Option<(usize, Vec<f32>)>, SpeechError> {
+    pub fn next_piece(&mut self) -> Result<Option<(usize, Vec<f32>)>, PortError> {
         let search = (self.target / 4).min(10 * SAMPLE_RATE);
         if !self.ended {
             let wanted = (self.target + search).saturating_sub(self.pending.len());
@@ -129,8 +129,8 @@ impl Pieces {
     }
 
     /// Waits for ffmpeg (see [`AudioStream::finish`]).
-    pub fn finish(self) -> Result<(), SpeechError> {
-        Ok(self.stream.finish()?)
+    pub fn finish(self) -> Result<(), PortError> {
+        self.stream.finish()
     }
 }
 
@@ -141,13 +141,13 @@ pub async fn transcribe_blocking(
     audio: &Path,
     engine: &str,
     model: String,
-    work: impl FnOnce() -> Result<(Vec<TranscriptSegment>, f64), SpeechError> + Send + 'static,
-) -> Result<Transcript, SpeechError> {
+    work: impl FnOnce() -> Result<(Vec<TranscriptSegment>, f64), PortError> + Send + 'static,
+) -> Result<Transcript, PortError> {
     let (segments, duration) = tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| SpeechError::Engine(format!("transcription task failed: {e}")))??;
+        .map_err(|e| PortError::setup(format!("transcription task failed: {e}")))??;
     if duration < 0.1 {
-        return Err(SpeechError::Audio(format!(
+        return Err(PortError::input(format!(
             "{} holds no audio to transcribe",
             audio.display()
         )));

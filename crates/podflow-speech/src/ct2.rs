@@ -23,7 +23,7 @@ use std::{
 use async_trait::async_trait;
 use ct2rs::sys::{ComputeType, Config, Device, StorageView, Whisper, WhisperOptions};
 use podflow_core::{
-    SpeechError, SpeechToText,
+    PortError, SpeechToText,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 
@@ -123,7 +123,7 @@ struct LoadedModel {
 }
 
 impl LoadedModel {
-    fn fingerprint(&self) -> Result<&str, SpeechError> {
+    fn fingerprint(&self) -> Result<&str, PortError> {
         self.fingerprint
             .get_or_init(|| {
                 // The compute type is left out of the key: a transcript made in float32 on one
@@ -134,7 +134,7 @@ impl LoadedModel {
                     .map_err(|e| e.to_string())
             })
             .as_deref()
-            .map_err(|e| SpeechError::Engine(e.clone()))
+            .map_err(|e| PortError::setup(e.clone()))
     }
 }
 
@@ -170,10 +170,10 @@ fn ct2_compute_type(kind: ComputeKind) -> ComputeType {
 impl LoadedModel {
     /// Worker `index`'s model, loaded on first use. The first model loaded picks the compute
     /// type (see [`compute::pick`]); the others load in the type it picked.
-    fn replica(&self, index: usize) -> Result<&Whisper, SpeechError> {
+    fn replica(&self, index: usize) -> Result<&Whisper, PortError> {
         self.replicas
             .get(index)
-            .ok_or_else(|| SpeechError::Engine(format!("no model for worker {index}")))?
+            .ok_or_else(|| PortError::setup(format!("no model for worker {index}")))?
             .get_or_init(|| {
                 let mut first = None;
                 let kind = self.compute.get_or_init(|| {
@@ -200,7 +200,7 @@ impl LoadedModel {
                 }
             })
             .as_ref()
-            .map_err(|e| SpeechError::Engine(e.clone()))
+            .map_err(|e| PortError::setup(e.clone()))
     }
 
     /// Starts loading the first `count` models, each on its own thread, so that they load
@@ -237,7 +237,7 @@ impl Ct2Engine {
         }
     }
 
-    fn load(&self) -> Result<&Arc<LoadedModel>, SpeechError> {
+    fn load(&self) -> Result<&Arc<LoadedModel>, PortError> {
         self.loaded
             .get_or_init(|| {
                 let dir = match &self.source {
@@ -271,12 +271,12 @@ impl Ct2Engine {
                 }))
             })
             .as_ref()
-            .map_err(|e| SpeechError::Engine(e.clone()))
+            .map_err(|e| PortError::setup(e.clone()))
     }
 
     /// Loads the first model (picking the compute type) without hashing it: whether this
     /// engine can run here at all.
-    pub fn load_first_model(&self) -> Result<(), SpeechError> {
+    pub fn load_first_model(&self) -> Result<(), PortError> {
         self.load()?.replica(0).map(|_| ())
     }
 
@@ -293,7 +293,7 @@ impl Ct2Engine {
         audio: &Path,
         duration_seconds: Option<f64>,
         progress: impl Fn(f64) + Send + Sync + 'static,
-    ) -> Result<Transcript, SpeechError> {
+    ) -> Result<Transcript, PortError> {
         // ffprobe (for the piece length) and ffmpeg's start run while the model loads: on a
         // short clip, start-up is a good part of the time.
         let (path, workers) = (audio.to_owned(), self.workers);
@@ -306,7 +306,7 @@ impl Ct2Engine {
         let loaded = self.load().cloned();
         let opened = opening
             .await
-            .map_err(|e| SpeechError::Engine(format!("opening the audio failed: {e}")))?;
+            .map_err(|e| PortError::setup(format!("opening the audio failed: {e}")))?;
         let loaded = loaded?;
         let (pieces, count) = opened?;
         loaded.warm(count);
@@ -337,7 +337,7 @@ impl SpeechToText for Ct2Engine {
     }
 
     /// Loads the model and hashes it: the pipeline keys its cache on the fingerprint.
-    fn prepare(&self) -> Result<(), SpeechError> {
+    fn prepare(&self) -> Result<(), PortError> {
         self.load_first_model()?;
         self.load()?.fingerprint().map(|_| ())
     }
@@ -346,7 +346,7 @@ impl SpeechToText for Ct2Engine {
         &self,
         audio: &Path,
         duration_seconds: Option<f64>,
-    ) -> Result<Transcript, SpeechError> {
+    ) -> Result<Transcript, PortError> {
         self.transcribe_with_progress(audio, duration_seconds, log_progress(audio))
             .await
     }
@@ -378,7 +378,7 @@ fn decode_with_fallback(
     encoded: &StorageView,
     prompt: &[String],
     beams: usize,
-) -> Result<Decoded, SpeechError> {
+) -> Result<Decoded, PortError> {
     let mut attempts: Vec<Decoded> = Vec::new();
     for temperature in TEMPERATURES {
         let options = if temperature > 0.0 {
@@ -399,14 +399,12 @@ fn decode_with_fallback(
         };
         let results = whisper
             .generate(encoded, &[prompt.to_vec()], &options)
-            .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
+            .map_err(|e| PortError::setup(format!("CTranslate2: {e}")))?;
         let Some(result) = results.into_iter().next() else {
-            return Err(SpeechError::Engine("CTranslate2 returned no result".into()));
+            return Err(PortError::setup("CTranslate2 returned no result"));
         };
         let Some(tokens) = result.sequences_ids.into_iter().next() else {
-            return Err(SpeechError::Engine(
-                "CTranslate2 returned no sequence".into(),
-            ));
+            return Err(PortError::setup("CTranslate2 returned no sequence"));
         };
         let score = result.scores.first().copied().unwrap_or(f32::NEG_INFINITY) as f64;
         // CTranslate2 returns the log-probability divided by length (length penalty 1);
@@ -443,7 +441,7 @@ fn decode_with_fallback(
             let (ka, kb) = (key(a), key(b));
             ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
         })
-        .ok_or_else(|| SpeechError::Engine("no decoding attempt".into()))?;
+        .ok_or_else(|| PortError::setup("no decoding attempt"))?;
     Ok(Decoded {
         temperature: last_temperature,
         ..best
@@ -545,7 +543,7 @@ fn word_times(
     spans: &[TokenSpan],
     frames: usize,
     sot_sequence: &[usize],
-) -> Result<Vec<Vec<TimedWord>>, SpeechError> {
+) -> Result<Vec<Vec<TimedWord>>, PortError> {
     let vocabulary = &model.vocabulary;
     let per_span: Vec<Vec<usize>> = spans
         .iter()
@@ -569,7 +567,7 @@ fn word_times(
             &[frames],
             7,
         )
-        .map_err(|e| SpeechError::Engine(format!("CTranslate2 alignment: {e}")))?;
+        .map_err(|e| PortError::setup(format!("CTranslate2 alignment: {e}")))?;
     // The time each token starts: the first frame the path reaches it.
     let mut token_start: Vec<f64> = Vec::with_capacity(text.len() + 1);
     let mut last = None;
@@ -631,7 +629,7 @@ fn transcribe_stream(
     mut pieces: Pieces,
     beams: usize,
     progress: &(dyn Fn(f64) + Sync),
-) -> Result<(Vec<TranscriptSegment>, f64), SpeechError> {
+) -> Result<(Vec<TranscriptSegment>, f64), PortError> {
     let samples_done = AtomicUsize::new(0);
     let report = |samples: usize| {
         let done = samples_done.fetch_add(samples, Ordering::Relaxed) + samples;
@@ -671,7 +669,7 @@ fn transcribe_stream(
                 })
             })
             .collect();
-        let mut read = || -> Result<(), SpeechError> {
+        let mut read = || -> Result<(), PortError> {
             let mut index = 0;
             while !failed.load(Ordering::Relaxed)
                 && let Some((start, samples)) = pieces.next_piece()?
@@ -688,11 +686,8 @@ fn transcribe_stream(
         let transcribed: Vec<_> = workers
             .into_iter()
             .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(SpeechError::Engine(
-                        "a transcription worker panicked".into(),
-                    ))
-                })
+                w.join()
+                    .unwrap_or_else(|_| Err(PortError::setup("a transcription worker panicked")))
             })
             .collect();
         (read, transcribed)
@@ -727,7 +722,7 @@ fn transcribe_piece(
     start: usize,
     beams: usize,
     report: &dyn Fn(usize),
-) -> Result<PieceTranscript, SpeechError> {
+) -> Result<PieceTranscript, PortError> {
     let mut piece = PieceDecoder {
         model,
         whisper,
@@ -776,23 +771,18 @@ impl PieceDecoder<'_> {
     /// Decodes one window (`window`'s samples, `mel` its features, `offset` seconds into
     /// the file) into segments and voice prints; returns how many mel frames the next
     /// window starts after.
-    fn window(
-        &mut self,
-        mel: &mut [f32],
-        window: &[f32],
-        offset: f64,
-    ) -> Result<usize, SpeechError> {
+    fn window(&mut self, mel: &mut [f32], window: &[f32], offset: f64) -> Result<usize, PortError> {
         let model = self.model;
         let context = &mut self.context;
         let frames = window.len() / HOP;
         let sot_sequence = &model.sot_sequence;
         let shape = [1, model.mel.n_mels(), WINDOW_FRAMES];
         let view = StorageView::new(&shape, mel, Device::CPU)
-            .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
+            .map_err(|e| PortError::setup(format!("CTranslate2: {e}")))?;
         let encoded = self
             .whisper
             .encode(&view, false)
-            .map_err(|e| SpeechError::Engine(format!("CTranslate2: {e}")))?;
+            .map_err(|e| PortError::setup(format!("CTranslate2: {e}")))?;
         let mut prompt: Vec<String> = Vec::new();
         if !context.is_empty() {
             prompt.push("<|startofprev|>".into());

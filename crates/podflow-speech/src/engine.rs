@@ -8,7 +8,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use podflow_core::{SpeechError, SpeechToText, transcript::Transcript};
+use podflow_core::{PortError, SpeechToText, transcript::Transcript};
 
 #[cfg(feature = "ctranslate2")]
 use crate::ct2::Ct2Engine;
@@ -47,7 +47,7 @@ enum Candidate {
 impl Candidate {
     /// Whether the engine can run here: a model loads (CTranslate2 skips the hash the
     /// pipeline's cache key needs; `podflow transcribe` never asks for it).
-    fn load(&self) -> Result<(), SpeechError> {
+    fn load(&self) -> Result<(), PortError> {
         match self {
             Self::WhisperCpp(e) => e.prepare(),
             #[cfg(feature = "ctranslate2")]
@@ -97,9 +97,9 @@ impl LocalEngine {
         kind: EngineKind,
         model: Option<PathBuf>,
         cache_dir: PathBuf,
-    ) -> Result<Self, SpeechError> {
+    ) -> Result<Self, PortError> {
         // A mistyped compute type is the user's to fix, not a reason to run the slower engine.
-        crate::compute::ComputeChoice::from_env().map_err(SpeechError::Engine)?;
+        crate::compute::ComputeChoice::from_env().map_err(PortError::setup)?;
         let whisper_cpp = Candidate::WhisperCpp(WhisperEngine::new(model.clone(), cache_dir));
         let ctranslate2 = ctranslate2_candidate(model);
         let candidates: Vec<Candidate> = match kind {
@@ -110,8 +110,8 @@ impl LocalEngine {
             EngineKind::Ctranslate2 => match ctranslate2 {
                 Some(ct2) => vec![ct2, whisper_cpp],
                 None => {
-                    return Err(SpeechError::Engine(
-                        "this podflow was built without CTranslate2: set PODFLOW_WHISPER_ENGINE=whisper.cpp, or build with `--features ctranslate2`".into(),
+                    return Err(PortError::setup(
+                        "this podflow was built without CTranslate2: set PODFLOW_WHISPER_ENGINE=whisper.cpp, or build with `--features ctranslate2`",
                     ));
                 }
             },
@@ -124,11 +124,11 @@ impl LocalEngine {
 
     /// Loads the first engine that can (the chosen one, else the next) without the model
     /// hash the pipeline's cache key needs: what `podflow doctor` and `transcribe` ask.
-    pub fn load(&self) -> Result<(), SpeechError> {
+    pub fn load(&self) -> Result<(), PortError> {
         self.activate().map(|_| ())
     }
 
-    fn activate(&self) -> Result<&Active, SpeechError> {
+    fn activate(&self) -> Result<&Active, PortError> {
         self.active
             .get_or_init(|| {
                 let mut failures: Vec<String> = Vec::new();
@@ -148,13 +148,13 @@ impl LocalEngine {
                             }
                             return Ok(Active { index, notice });
                         }
-                        Err(e) => failures.push(format!("{}: {e}", port.engine())),
+                        Err(e) => failures.push(format!("{}: {}", port.engine(), e.report())),
                     }
                 }
                 Err(failures.join("; "))
             })
             .as_ref()
-            .map_err(|e| SpeechError::Engine(e.clone()))
+            .map_err(|e| PortError::setup(e.clone()))
     }
 
     /// The engine that transcribes: the one that loaded, or the chosen one before loading.
@@ -184,7 +184,7 @@ impl LocalEngine {
         duration_seconds: Option<f64>,
         window_seconds: f64,
         progress: impl Fn(f64) + Send + Sync + 'static,
-    ) -> Result<Transcript, SpeechError> {
+    ) -> Result<Transcript, PortError> {
         self.activate()?;
         match self.current() {
             Candidate::WhisperCpp(e) => {
@@ -219,7 +219,7 @@ impl SpeechToText for LocalEngine {
         self.current().port().model_fingerprint()
     }
 
-    fn prepare(&self) -> Result<(), SpeechError> {
+    fn prepare(&self) -> Result<(), PortError> {
         self.activate()?;
         self.current().port().prepare()
     }
@@ -235,7 +235,7 @@ impl SpeechToText for LocalEngine {
         &self,
         audio: &Path,
         duration_seconds: Option<f64>,
-    ) -> Result<Transcript, SpeechError> {
+    ) -> Result<Transcript, PortError> {
         self.activate()?;
         self.current()
             .port()

@@ -11,7 +11,7 @@ use std::{
 
 use async_trait::async_trait;
 use podflow_core::{
-    SpeechError, SpeechToText,
+    PortError, SpeechToText,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
@@ -46,7 +46,7 @@ impl WhisperEngine {
         }
     }
 
-    fn load(&self) -> Result<&(ResolvedModel, Arc<WhisperContext>), SpeechError> {
+    fn load(&self) -> Result<&(ResolvedModel, Arc<WhisperContext>), PortError> {
         self.loaded
             .get_or_init(|| {
                 let source = match &self.source {
@@ -70,7 +70,7 @@ impl WhisperEngine {
                 Ok((resolved, Arc::new(ctx)))
             })
             .as_ref()
-            .map_err(|e| SpeechError::Engine(e.clone()))
+            .map_err(|e| PortError::setup(e.clone()))
     }
 }
 
@@ -172,8 +172,8 @@ fn run_whisper(
     samples: &[f32],
     decoding: Decoding,
     prompt: &str,
-) -> Result<Vec<TranscriptSegment>, SpeechError> {
-    let engine = |e: whisper_rs::WhisperError| SpeechError::Engine(format!("whisper.cpp: {e}"));
+) -> Result<Vec<TranscriptSegment>, PortError> {
+    let engine = |e: whisper_rs::WhisperError| PortError::setup(format!("whisper.cpp: {e}"));
     let mut state = ctx.create_state().map_err(engine)?;
     let mut params = FullParams::new(decoding.sampling());
     params.set_n_threads(decoding.threads as i32);
@@ -234,7 +234,7 @@ impl SpeechToText for WhisperEngine {
             .map_or("unavailable", |(m, _)| m.fingerprint.as_str())
     }
 
-    fn prepare(&self) -> Result<(), SpeechError> {
+    fn prepare(&self) -> Result<(), PortError> {
         self.load().map(|_| ())
     }
 
@@ -243,7 +243,7 @@ impl SpeechToText for WhisperEngine {
         &self,
         audio: &Path,
         _duration_seconds: Option<f64>,
-    ) -> Result<Transcript, SpeechError> {
+    ) -> Result<Transcript, PortError> {
         self.transcribe_with_progress(audio, Windowing::default(), log_progress(audio))
             .await
     }
@@ -256,7 +256,7 @@ impl WhisperEngine {
         audio: &Path,
         windowing: Windowing,
         progress: impl Fn(f64) + Send + 'static,
-    ) -> Result<Transcript, SpeechError> {
+    ) -> Result<Transcript, PortError> {
         let (resolved, ctx) = self.load()?;
         let ctx = ctx.clone();
         let decoding = self.decoding;
@@ -277,7 +277,7 @@ fn transcribe_stream(
     decoding: Decoding,
     windowing: Windowing,
     progress: &dyn Fn(f64),
-) -> Result<(Vec<TranscriptSegment>, f64), SpeechError> {
+) -> Result<(Vec<TranscriptSegment>, f64), PortError> {
     let window = (windowing.window_seconds * SAMPLE_RATE as f64) as usize;
     let mut stream = AudioStream::open(path)?;
     let mut buffer: Vec<f32> = Vec::with_capacity(window);

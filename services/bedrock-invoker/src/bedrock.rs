@@ -12,7 +12,9 @@ use aws_sdk_bedrockruntime::{
     types::{ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock},
 };
 
-use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+use podflow_core::PortError;
+
+use crate::llm::{ChatRequest, ChatResponse, LlmClient};
 
 /// Bedrock Converse as an [`LlmClient`].
 pub struct BedrockConverse {
@@ -42,7 +44,7 @@ impl BedrockConverse {
 }
 
 /// Classifies Converse's errors (service-2.json lists exactly these).
-fn classify(err: SdkError<ConverseError>) -> LlmError {
+fn classify(err: SdkError<ConverseError>) -> PortError {
     match err {
         SdkError::ServiceError(service) => {
             let e = service.into_err();
@@ -53,39 +55,38 @@ fn classify(err: SdkError<ConverseError>) -> LlmError {
             );
             match e {
                 ConverseError::ThrottlingException(_)
-                | ConverseError::ModelNotReadyException(_) => LlmError::Throttled {
-                    message,
-                    retry_after: None,
-                },
+                | ConverseError::ModelNotReadyException(_) => {
+                    PortError::throttled(format!("throttled: {message}"), None)
+                }
                 ConverseError::ModelTimeoutException(_)
                 | ConverseError::InternalServerException(_)
                 | ConverseError::ServiceUnavailableException(_)
-                | ConverseError::ModelErrorException(_) => LlmError::Transient(message),
-                ConverseError::ValidationException(_)
-                | ConverseError::AccessDeniedException(_)
-                | ConverseError::ResourceNotFoundException(_) => LlmError::Permanent(message),
-                _ => LlmError::Transient(message),
+                | ConverseError::ModelErrorException(_) => PortError::transient(message),
+                ConverseError::ValidationException(_) => PortError::input(message),
+                ConverseError::AccessDeniedException(_)
+                | ConverseError::ResourceNotFoundException(_) => PortError::setup(message),
+                _ => PortError::transient(message),
             }
         }
-        SdkError::TimeoutError(_) => LlmError::Transient("Bedrock did not answer in time".into()),
+        SdkError::TimeoutError(_) => PortError::transient("Bedrock did not answer in time"),
         SdkError::DispatchFailure(e) => {
-            LlmError::Transient(format!("could not reach Bedrock: {e:?}"))
+            PortError::transient(format!("could not reach Bedrock: {e:?}"))
         }
         SdkError::ResponseError(_) => {
-            LlmError::Transient("Bedrock sent an answer that could not be read".into())
+            PortError::transient("Bedrock sent an answer that could not be read")
         }
-        other => LlmError::Permanent(format!("Bedrock request could not be built: {other}")),
+        other => PortError::setup(format!("Bedrock request could not be built: {other}")),
     }
 }
 
 #[async_trait]
 impl LlmClient for BedrockConverse {
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, PortError> {
         let message = Message::builder()
             .role(ConversationRole::User)
             .content(ContentBlock::Text(request.user.clone()))
             .build()
-            .map_err(|e| LlmError::Permanent(format!("Bedrock message: {e}")))?;
+            .map_err(|e| PortError::input(format!("Bedrock message: {e}")))?;
         let mut call = self
             .client
             .converse()
@@ -114,7 +115,7 @@ impl LlmClient for BedrockConverse {
             })
             .unwrap_or_default();
         if text.trim().is_empty() {
-            return Err(LlmError::Transient("Bedrock answered with no text".into()));
+            return Err(PortError::transient("Bedrock answered with no text"));
         }
         let usage = out.usage();
         Ok(ChatResponse {

@@ -13,10 +13,10 @@ pub mod ratelimit;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+use llm::{ChatRequest, ChatResponse, LlmClient};
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus,
-    PromptUpdate, StoreError,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, PromptInput,
+    PromptStatus, PromptUpdate,
     content::sha256_hex,
     handling::{backoff, retry_on_store_error},
 };
@@ -86,7 +86,7 @@ impl InvokeHandler {
         user: &str,
         max_tokens: u32,
         temperature: f32,
-    ) -> Result<ChatResponse, LlmError> {
+    ) -> Result<ChatResponse, PortError> {
         let tokens = estimate_tokens(system) + estimate_tokens(user) + max_tokens;
         let waited = self.throttle.acquire(model, tokens).await;
         if waited > Duration::from_millis(100) {
@@ -109,13 +109,13 @@ impl InvokeHandler {
         &self,
         job: &PromptJob,
         input: &PromptInput,
-    ) -> Result<Result<ChatResponse, LlmError>, StoreError> {
+    ) -> Result<Result<ChatResponse, PortError>, PortError> {
         let context = self.throttle.limits(&job.model).context_tokens;
         let fixed = estimate_tokens(&input.system) + estimate_tokens(&input.user) + job.max_tokens;
         let overhead =
             estimate_tokens(MAP_SYSTEM) + estimate_tokens(MAP_INSTRUCTIONS) + MAP_MAX_TOKENS;
         if fixed >= context || overhead >= context {
-            return Ok(Err(LlmError::Permanent(format!(
+            return Ok(Err(PortError::input(format!(
                 "prompt {} v{} does not fit model {} ({context} context tokens) even without the transcript; raise context_tokens in PODFLOW_MODEL_LIMITS or lower max_tokens",
                 job.prompt_id, job.prompt_version, job.model
             ))));
@@ -191,7 +191,7 @@ impl InvokeHandler {
             }))
     }
 
-    fn failed(job: &PromptJob, attempt: u32, err: &LlmError) -> EventEnvelope {
+    fn failed(job: &PromptJob, attempt: u32, err: &PortError) -> EventEnvelope {
         EventEnvelope::wrap(&PromptFailed {
             schema_version: SCHEMA_VERSION.into(),
             episode_id: job.episode_id.clone(),
@@ -199,8 +199,8 @@ impl InvokeHandler {
             prompt_id: job.prompt_id.clone(),
             prompt_version: job.prompt_version,
             model: job.model.clone(),
-            reason: err.to_string(),
-            kind: err.kind(),
+            reason: err.report(),
+            kind: err.failure_kind(),
             attempts: attempt.max(1),
         })
     }
@@ -209,11 +209,11 @@ impl InvokeHandler {
         &self,
         job: &PromptJob,
         attempt: u32,
-    ) -> Result<Result<EventEnvelope, LlmError>, StoreError> {
+    ) -> Result<Result<EventEnvelope, PortError>, PortError> {
         let input: PromptInput = match serde_json::from_slice(&self.blobs.get(&job.input).await?) {
             Ok(i) => i,
             Err(e) => {
-                return Ok(Err(LlmError::Permanent(format!(
+                return Ok(Err(PortError::input(format!(
                     "prompt input {} is unreadable: {e}",
                     job.input.key
                 ))));
@@ -304,16 +304,16 @@ impl MessageHandler for InvokeHandler {
             Ok(Ok(completed)) => return Outcome::done(vec![completed]),
             Ok(Err(err)) => err,
         };
-        let give_up = matches!(err, LlmError::Permanent(_)) || attempt >= self.retry.max_attempts;
+        let give_up = !err.is_retryable() || attempt >= self.retry.max_attempts;
         let update = if give_up {
             PromptUpdate::Failed {
                 attempt,
-                error: err.to_string(),
+                error: err.report(),
             }
         } else {
             PromptUpdate::Retrying {
                 attempt,
-                error: err.to_string(),
+                error: err.report(),
             }
         };
         if let Err(e) = self
@@ -324,10 +324,10 @@ impl MessageHandler for InvokeHandler {
             return retry_on_store_error(attempt, &e);
         }
         if give_up {
-            tracing::warn!(episode = %job.episode_id, prompt = %job.prompt_id, attempt, error = %err, "prompt failed");
+            tracing::warn!(episode = %job.episode_id, prompt = %job.prompt_id, attempt, error = %err.report(), "prompt failed");
             return Outcome::DeadLetter {
                 emit: vec![Self::failed(&job, attempt, &err)],
-                reason: err.to_string(),
+                reason: err.report(),
             };
         }
         let jittered = backoff(
@@ -336,16 +336,12 @@ impl MessageHandler for InvokeHandler {
             self.retry.cap,
             rand::random::<f64>(),
         );
-        let delay = match &err {
-            LlmError::Throttled {
-                retry_after: Some(wait),
-                ..
-            } => jittered.max(*wait),
-            _ => jittered,
-        };
+        let delay = err
+            .retry_after()
+            .map_or(jittered, |wait| jittered.max(wait));
         Outcome::Retry {
             delay,
-            reason: err.to_string(),
+            reason: err.report(),
         }
     }
 }

@@ -1,10 +1,9 @@
-//! The LLM port, and how failures are classified.
+//! The LLM port, and how HTTP failures are classified.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use podflow_events::FailureKind;
-use thiserror::Error;
+use podflow_core::PortError;
 
 /// One chat request.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,80 +23,41 @@ pub struct ChatResponse {
     pub output_tokens: u32,
 }
 
-/// A failed call, classified by what retrying can do about it.
-#[derive(Debug, Clone, Error, PartialEq)]
-pub enum LlmError {
-    /// Rate limited; `retry_after` when the provider said how long to wait.
-    #[error("throttled: {message}")]
-    Throttled {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// 5xx, timeouts, connection refused, a garbled answer.
-    #[error("{0}")]
-    Transient(String),
-    /// Validation, access denied, unknown model: retrying cannot help.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-impl LlmError {
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            LlmError::Throttled { .. } => FailureKind::Throttled,
-            LlmError::Transient(_) => FailureKind::Transient,
-            LlmError::Permanent(_) => FailureKind::Permanent,
-        }
-    }
-
-    /// Classifies an HTTP status the way both OpenAI-compatible servers and Bedrock use them.
-    pub fn from_status(status: u16, message: String, retry_after: Option<Duration>) -> Self {
-        match status {
-            429 => LlmError::Throttled {
-                message,
-                retry_after,
-            },
-            408 | 500..=599 => LlmError::Transient(format!("HTTP {status}: {message}")),
-            _ => LlmError::Permanent(format!("HTTP {status}: {message}")),
-        }
+/// Classifies an HTTP status the way both OpenAI-compatible servers and Bedrock use them:
+/// 429 is a throttle, 408 and 5xx are transient, 401/403/404 name a setup problem (a key,
+/// a permission, a model that is not there) and any other refusal is the request's fault.
+pub fn status_error(status: u16, message: String, retry_after: Option<Duration>) -> PortError {
+    match status {
+        429 => PortError::throttled(format!("throttled: {message}"), retry_after),
+        408 | 500..=599 => PortError::transient(format!("HTTP {status}: {message}")),
+        401 | 403 | 404 => PortError::setup(format!("HTTP {status}: {message}")),
+        _ => PortError::input(format!("HTTP {status}: {message}")),
     }
 }
 
 /// A chat-completion backend (OpenAI-compatible locally, Bedrock Converse on AWS).
 #[async_trait]
 pub trait LlmClient: Send + Sync {
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, PortError>;
 }
 
 #[cfg(test)]
 mod tests {
+    use podflow_core::ErrorKind;
+
     use super::*;
 
     #[test]
     fn statuses_are_classified() {
-        assert_eq!(
-            LlmError::from_status(429, "slow".into(), None).kind(),
-            FailureKind::Throttled
-        );
-        assert_eq!(
-            LlmError::from_status(503, "x".into(), None).kind(),
-            FailureKind::Transient
-        );
-        assert_eq!(
-            LlmError::from_status(408, "x".into(), None).kind(),
-            FailureKind::Transient
-        );
-        assert_eq!(
-            LlmError::from_status(400, "x".into(), None).kind(),
-            FailureKind::Permanent
-        );
-        assert_eq!(
-            LlmError::from_status(403, "x".into(), None).kind(),
-            FailureKind::Permanent
-        );
-        assert_eq!(
-            LlmError::from_status(404, "x".into(), None).kind(),
-            FailureKind::Permanent
-        );
+        let kind = |status| status_error(status, "said".into(), None).kind();
+        let wait = Some(Duration::from_secs(3));
+        let throttled = status_error(429, "slow".into(), wait);
+        assert_eq!(throttled.retry_after(), wait);
+        assert!(throttled.to_string().starts_with("throttled: "));
+        assert_eq!(kind(503), ErrorKind::Transient);
+        assert_eq!(kind(408), ErrorKind::Transient);
+        assert_eq!(kind(400), ErrorKind::Input);
+        assert_eq!(kind(403), ErrorKind::Setup);
+        assert_eq!(kind(404), ErrorKind::Setup);
     }
 }

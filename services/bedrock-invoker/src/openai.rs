@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError};
+use podflow_core::PortError;
+
+use crate::llm::{ChatRequest, ChatResponse, LlmClient};
 
 /// Calls `<base_url>/chat/completions`.
 pub struct OpenAiCompatible {
@@ -104,7 +106,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 #[async_trait]
 impl LlmClient for OpenAiCompatible {
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, PortError> {
         let mut messages = Vec::new();
         if !request.system.is_empty() {
             messages.push(json!({"role": "system", "content": request.system}));
@@ -128,7 +130,7 @@ impl LlmClient for OpenAiCompatible {
             } else {
                 e.to_string()
             };
-            LlmError::Transient(format!(
+            PortError::transient(format!(
                 "no LLM answered at {} ({what}); set PODFLOW_LLM_URL to an OpenAI-compatible endpoint (e.g. http://localhost:11434/v1 for Ollama) and PODFLOW_LLM_MODEL to a model it serves",
                 self.endpoint()
             ))
@@ -136,7 +138,7 @@ impl LlmClient for OpenAiCompatible {
         let status = response.status();
         let wait = retry_after(response.headers());
         let text = response.text().await.map_err(|e| {
-            LlmError::Transient(format!("reading the answer from {}: {e}", self.endpoint()))
+            PortError::transient(format!("reading the answer from {}: {e}", self.endpoint()))
         })?;
         if !status.is_success() {
             let message = serde_json::from_str::<serde_json::Value>(&text)
@@ -147,10 +149,10 @@ impl LlmClient for OpenAiCompatible {
                         .map(str::to_owned)
                 })
                 .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(LlmError::from_status(status.as_u16(), message, wait));
+            return Err(crate::llm::status_error(status.as_u16(), message, wait));
         }
         let completion: Completion = serde_json::from_str(&text).map_err(|e| {
-            LlmError::Transient(format!(
+            PortError::transient(format!(
                 "{} sent an answer that is not a chat completion: {e}",
                 self.endpoint()
             ))
@@ -162,7 +164,7 @@ impl LlmClient for OpenAiCompatible {
             .and_then(|c| c.message.content)
             .filter(|c| !c.trim().is_empty())
             .ok_or_else(|| {
-                LlmError::Transient(format!("{} answered with no text", self.endpoint()))
+                PortError::transient(format!("{} answered with no text", self.endpoint()))
             })?;
         let usage = completion.usage.unwrap_or(Usage {
             prompt_tokens: 0,

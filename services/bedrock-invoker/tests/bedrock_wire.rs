@@ -6,8 +6,9 @@ use std::time::Duration;
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use bedrock_invoker::{
     bedrock::BedrockConverse,
-    llm::{ChatRequest, LlmClient, LlmError},
+    llm::{ChatRequest, LlmClient},
 };
+use podflow_core::ErrorKind;
 use podflow_fakes::{FakeLlm, FakeLlmConfig};
 
 async fn client(config: FakeLlmConfig) -> (FakeLlm, BedrockConverse) {
@@ -58,8 +59,8 @@ async fn classifies_bedrock_errors() {
     })
     .await;
     match throttled.chat(&request("m")).await {
-        Err(LlmError::Throttled { message, .. }) => {
-            assert!(message.contains("ThrottlingException"), "{message}")
+        Err(e) if matches!(e.kind(), ErrorKind::Throttled { .. }) => {
+            assert!(e.to_string().contains("ThrottlingException"), "{e}")
         }
         other => panic!("{other:?}"),
     }
@@ -69,8 +70,8 @@ async fn classifies_bedrock_errors() {
     })
     .await;
     match unavailable.chat(&request("m")).await {
-        Err(LlmError::Transient(message)) => {
-            assert!(message.contains("ServiceUnavailableException"), "{message}")
+        Err(e) if e.kind() == ErrorKind::Transient => {
+            assert!(e.to_string().contains("ServiceUnavailableException"), "{e}")
         }
         other => panic!("{other:?}"),
     }
@@ -80,8 +81,8 @@ async fn classifies_bedrock_errors() {
     })
     .await;
     match invalid.chat(&request("nope")).await {
-        Err(LlmError::Permanent(message)) => {
-            assert!(message.contains("ValidationException"), "{message}")
+        Err(e) if e.kind() == ErrorKind::Input => {
+            assert!(e.to_string().contains("ValidationException"), "{e}")
         }
         other => panic!("{other:?}"),
     }
@@ -92,6 +93,6 @@ async fn classifies_bedrock_errors() {
     .await;
     assert!(matches!(
         garbled.chat(&request("m")).await,
-        Err(LlmError::Transient(_))
+        Err(e) if e.kind() == ErrorKind::Transient
     ));
 }

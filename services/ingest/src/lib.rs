@@ -9,7 +9,7 @@ pub mod upload;
 use std::{path::Path, sync::Arc};
 
 use podflow_core::{
-    BlobStore, EpisodeRecord, EpisodeStore, MediaError, MediaProbe, StepStatus, StoreError, content,
+    BlobStore, EpisodeRecord, EpisodeStore, ErrorKind, MediaProbe, PortError, StepStatus, content,
 };
 use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION};
 use thiserror::Error;
@@ -72,7 +72,7 @@ pub enum IngestError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] PortError),
 }
 
 impl IngestError {
@@ -115,12 +115,12 @@ impl IngestService {
         if meta.len() == 0 {
             return Err(IngestError::Empty(shown));
         }
-        let info = self.probe.probe(file).await.map_err(|e| match e {
-            MediaError::Unreadable(why) => IngestError::Unreadable {
+        let info = self.probe.probe(file).await.map_err(|e| match e.kind() {
+            ErrorKind::Input => IngestError::Unreadable {
                 path: shown.clone(),
-                why,
+                why: e.report(),
             },
-            MediaError::Tool(why) => IngestError::Setup(why),
+            _ => IngestError::Setup(e.report()),
         })?;
         // Our own copy, hashed as it is made (one read of the user's file): later steps
         // must not depend on the user's file staying put.

@@ -187,13 +187,14 @@ impl MessageHandler for UploadHandler {
             match self.service.ingest_object(upload).await {
                 Ok(event) => emit.push(event),
                 Err(e) if e.is_bad_input() => {
-                    tracing::warn!(upload = %upload, error = %e, "upload refused");
-                    refused.push(e.to_string());
+                    let reason = podflow_core::report(&e);
+                    tracing::warn!(upload = %upload, error = %reason, "upload refused");
+                    refused.push(reason);
                 }
                 Err(e) => {
                     return Outcome::Retry {
                         delay: std::time::Duration::from_secs(5),
-                        reason: format!("{upload}: {e}"),
+                        reason: format!("{upload}: {}", podflow_core::report(&e)),
                     };
                 }
             }

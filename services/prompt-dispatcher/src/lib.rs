@@ -15,8 +15,8 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 use async_trait::async_trait;
 use catalog::Catalog;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus,
-    QueuedJob, StepStatus, StoreError, TRANSCRIPT_MARKER,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, PromptInput,
+    PromptStatus, QueuedJob, StepStatus, TRANSCRIPT_MARKER,
     handling::{decode_delivery, retry_on_store_error},
     transcript::{Transcript, clock},
 };
@@ -71,7 +71,7 @@ pub enum RerenderError {
     #[error("episode {episode} has no stored transcript to render prompt `{prompt}` against")]
     NoTranscript { episode: String, prompt: String },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] PortError),
 }
 
 impl DispatchHandler {
@@ -88,9 +88,9 @@ impl DispatchHandler {
         episode_id: &str,
         correlation_id: &str,
         transcript: &BlobRef,
-    ) -> Result<EpisodeContext, StoreError> {
+    ) -> Result<EpisodeContext, PortError> {
         let transcript: Transcript = serde_json::from_slice(&self.blobs.get(transcript).await?)
-            .map_err(|e| StoreError::new(format!("reading {}", transcript.key), e))?;
+            .map_err(|e| PortError::storage(format!("reading {}", transcript.key), e))?;
         let title = self
             .store
             .episode(episode_id)
@@ -109,7 +109,7 @@ impl DispatchHandler {
         &self,
         def: &catalog::PromptDefinition,
         ctx: &EpisodeContext,
-    ) -> Result<PromptJob, StoreError> {
+    ) -> Result<PromptJob, PortError> {
         let mut values = BTreeMap::new();
         // The transcript travels beside the template (the invoker may have to split it).
         values.insert("transcript", TRANSCRIPT_MARKER.to_owned());
@@ -122,7 +122,8 @@ impl DispatchHandler {
             transcript: ctx.transcript.render(def.view),
         };
         let dir = format!("episodes/{}/prompts", ctx.episode_id);
-        let bytes = serde_json::to_vec(&input).map_err(|e| StoreError::new("prompt input", e))?;
+        let bytes =
+            serde_json::to_vec(&input).map_err(|e| PortError::storage("prompt input", e))?;
         let input_ref = self
             .blobs
             .put(
@@ -148,7 +149,7 @@ impl DispatchHandler {
         &self,
         event_id: &str,
         ev: &EpisodeTranscribed,
-    ) -> Result<Vec<QueuedJob>, StoreError> {
+    ) -> Result<Vec<QueuedJob>, PortError> {
         let catalog = Catalog::load(self.override_dir.as_deref());
         for problem in &catalog.problems {
             tracing::warn!(%problem, "prompt skipped");
@@ -176,7 +177,8 @@ impl DispatchHandler {
                 queue: self.queue.clone(),
                 group_id: format!("{}:{}", ev.episode_id, def.id),
                 dedup_id: format!("{}:{}:v{}:{event_id}", ev.episode_id, def.id, def.version),
-                body: serde_json::to_string(&job).map_err(|e| StoreError::new("prompt job", e))?,
+                body: serde_json::to_string(&job)
+                    .map_err(|e| PortError::storage("prompt job", e))?,
             });
             plan.push((def.id.clone(), def.version, job.model));
         }
@@ -243,7 +245,7 @@ impl MessageHandler for DispatchHandler {
             self.store
                 .step_finished(&ev.episode_id, STEP, StepStatus::Done, Some(&note))
                 .await?;
-            Ok::<_, StoreError>(jobs)
+            Ok::<_, PortError>(jobs)
         };
         match result.await {
             Ok(jobs) => Outcome::Done {

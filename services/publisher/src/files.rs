@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use podflow_core::{
-    BlobStore, MediaError, StoreError,
+    BlobStore, ErrorKind, PortError,
     content::{sha256_hex, work_key},
     subtitles,
     transcript::Transcript,
@@ -62,14 +62,14 @@ struct CutMedia {
 pub async fn make(
     handler: &PublishHandler,
     summary: &mut EpisodeSummarized,
-) -> Result<Made, StoreError> {
+) -> Result<Made, PortError> {
     let mut made = Made::default();
     let blobs = handler.blobs.as_ref();
     let episode_id = summary.episode_id.clone();
     let transcript: Option<Transcript> = match &summary.transcript {
         Some(t) => Some(
             serde_json::from_slice(&blobs.get(t).await?)
-                .map_err(|e| StoreError::new(format!("reading {}", t.key), e))?,
+                .map_err(|e| PortError::storage(format!("reading {}", t.key), e))?,
         ),
         None => None,
     };
@@ -107,7 +107,7 @@ pub async fn make(
                 docs.push(("chapters.json".into(), to_json(&doc)?));
                 chapters = parsed;
             }
-            Err(e) => made.problems.push(e.to_string()),
+            Err(e) => made.problems.push(podflow_core::report(&e)),
         }
     }
 
@@ -147,7 +147,7 @@ pub async fn make(
                 docs.push(("clips.json".into(), to_json(&doc)?));
                 files.extend(media.files);
             }
-            Err(e) => made.problems.push(e.to_string()),
+            Err(e) => made.problems.push(podflow_core::report(&e)),
         }
     }
 
@@ -223,9 +223,9 @@ pub async fn make(
     Ok(made)
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, PortError> {
     let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| StoreError::new("serialising", e))?;
+        serde_json::to_vec_pretty(value).map_err(|e| PortError::storage("serialising", e))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -240,11 +240,11 @@ async fn cut_media(
     audio: &BlobRef,
     transcript: &Transcript,
     clips: &[Clip],
-) -> Result<CutMedia, StoreError> {
+) -> Result<CutMedia, PortError> {
     if clips.is_empty() {
         return Ok(CutMedia::default());
     }
-    let plan = serde_json::to_string(clips).map_err(|e| StoreError::new("clip plan", e))?;
+    let plan = serde_json::to_string(clips).map_err(|e| PortError::storage("clip plan", e))?;
     let key = work_key("clips", &audio.sha256, &sha256_hex(plan.as_bytes())[..16]);
     if let Some(cached) = handler.store.work_result(&key).await?
         && let Ok(media) = serde_json::from_value::<CutMedia>(cached)
@@ -259,15 +259,15 @@ async fn cut_media(
             let bytes = blobs.get(audio).await?;
             tokio::fs::write(&path, bytes)
                 .await
-                .map_err(|e| StoreError::new(format!("writing {}", path.display()), e))?;
+                .map_err(|e| PortError::storage(format!("writing {}", path.display()), e))?;
             (path, true)
         }
     };
     let mut media = CutMedia::default();
     let mut setup_failed = false;
-    let mut note = |problems: &mut Vec<String>, what: String, e: MediaError| {
-        setup_failed |= matches!(e, MediaError::Tool(_));
-        problems.push(format!("{what}: {e}"));
+    let mut note = |problems: &mut Vec<String>, what: String, e: PortError| {
+        setup_failed |= e.kind() == ErrorKind::Setup;
+        problems.push(format!("{what}: {}", e.report()));
     };
     let mut trailer_parts = Vec::new();
     for clip in clips {
@@ -334,7 +334,8 @@ async fn cut_media(
         let _ = tokio::fs::remove_file(&source).await;
     }
     if !setup_failed {
-        let value = serde_json::to_value(&media).map_err(|e| StoreError::new("clip cache", e))?;
+        let value =
+            serde_json::to_value(&media).map_err(|e| PortError::storage("clip cache", e))?;
         handler.store.record_work(&key, episode_id, &value).await?;
     }
     Ok(media)

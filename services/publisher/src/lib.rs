@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, ClipCutter, Delivery, EpisodeStore, MessageHandler, Outcome, PromptStatus,
-    StepStatus, StoreError, content::sha256_hex, handling::retry_on_store_error,
+    BlobStore, ClipCutter, Delivery, EpisodeStore, MessageHandler, Outcome, PortError,
+    PromptStatus, StepStatus, content::sha256_hex, handling::retry_on_store_error,
 };
 use podflow_events::{
     EpisodeSummarized, EventEnvelope, FailedPrompt, FailedStep, PromptOutput, SCHEMA_VERSION,
@@ -52,7 +52,7 @@ enum Readiness {
 }
 
 impl PublishHandler {
-    async fn readiness(&self, episode_id: &str) -> Result<Readiness, StoreError> {
+    async fn readiness(&self, episode_id: &str) -> Result<Readiness, PortError> {
         let Some(record) = self.store.episode(episode_id).await? else {
             return Ok(Readiness::Waiting);
         };
@@ -131,7 +131,7 @@ impl PublishHandler {
         &self,
         episode_id: &str,
         transcribed_event: bool,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, PortError> {
         let summary = match self.readiness(episode_id).await? {
             Readiness::AwaitingDispatch if transcribed_event => {
                 return Ok(Outcome::Retry {
@@ -177,7 +177,7 @@ impl PublishHandler {
             }
         };
         let body =
-            serde_json::to_vec_pretty(&envelope).map_err(|e| StoreError::new("summary", e))?;
+            serde_json::to_vec_pretty(&envelope).map_err(|e| PortError::storage("summary", e))?;
         self.blobs
             .put(
                 &format!("episodes/{episode_id}/episode-summarized.json"),

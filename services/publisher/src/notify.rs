@@ -6,8 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Notifier, NotifyError, Outcome, StepStatus,
-    StoreError,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Notifier, Outcome, PortError, StepStatus,
     handling::{backoff, retry_on_store_error},
 };
 use podflow_events::{EpisodeSummarized, EpisodeTranscoded, EventEnvelope, SummaryStatus};
@@ -24,9 +23,9 @@ pub struct SlackWebhook {
 }
 
 impl SlackWebhook {
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, NotifyError> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, PortError> {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(NotifyError::Permanent(format!(
+            return Err(PortError::setup(format!(
                 "PODFLOW_SLACK_WEBHOOK_URL must be an http(s) URL (got `{}`)",
                 documents::truncate(url, 40)
             )));
@@ -36,7 +35,7 @@ impl SlackWebhook {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| NotifyError::Permanent(format!("HTTP client: {e}")))?;
+            .map_err(|e| PortError::setup(format!("HTTP client: {e}")))?;
         Ok(Self {
             url: url.to_owned(),
             client,
@@ -57,17 +56,14 @@ impl Notifier for SlackWebhook {
         format!("Slack webhook at {host}")
     }
 
-    async fn send(&self, message: &Value) -> Result<(), NotifyError> {
+    async fn send(&self, message: &Value) -> Result<(), PortError> {
         let response = self
             .client
             .post(&self.url)
             .json(message)
             .send()
             .await
-            .map_err(|e| NotifyError::Transient {
-                message: format!("{}: {e}", self.describe()),
-                retry_after: None,
-            })?;
+            .map_err(|e| PortError::transient(format!("{}: {e}", self.describe())))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -84,20 +80,18 @@ impl Notifier for SlackWebhook {
         );
         match status.as_u16() {
             200..=299 => Ok(()),
-            429 | 500..=599 => Err(NotifyError::Transient {
-                message: said,
-                retry_after,
-            }),
+            429 => Err(PortError::throttled(said, retry_after)),
+            500..=599 => Err(PortError::transient(said)),
             // invalid_payload, invalid_token, channel_not_found, channel_is_archived...
-            _ => Err(NotifyError::Permanent(format!(
-                "{said} — check PODFLOW_SLACK_WEBHOOK_URL and the channel, then `podflow dlq replay`"
-            ))),
+            _ => Err(PortError::setup(said).with_fix(
+                "check PODFLOW_SLACK_WEBHOOK_URL and the channel, then `podflow dlq replay`",
+            )),
         }
     }
 }
 
 /// The configured notifier: a Slack webhook when `webhook_url` is set, otherwise none.
-pub fn notifier_from(webhook_url: Option<&str>) -> Result<Option<Arc<dyn Notifier>>, NotifyError> {
+pub fn notifier_from(webhook_url: Option<&str>) -> Result<Option<Arc<dyn Notifier>>, PortError> {
     match webhook_url.map(str::trim).filter(|u| !u.is_empty()) {
         Some(url) => Ok(Some(Arc::new(SlackWebhook::new(
             url,
@@ -114,14 +108,13 @@ pub async fn configured_notifier(
     slack_webhook: Option<&str>,
     sns_topic_arn: Option<&str>,
     aws: impl AsyncFnOnce() -> podflow_aws::SdkConfig,
-) -> Result<Option<Arc<dyn Notifier>>, NotifyError> {
+) -> Result<Option<Arc<dyn Notifier>>, PortError> {
     fn set(v: Option<&str>) -> Option<&str> {
         v.map(str::trim).filter(|v| !v.is_empty())
     }
     match (set(slack_webhook), set(sns_topic_arn)) {
-        (Some(_), Some(_)) => Err(NotifyError::Permanent(
-            "both PODFLOW_SLACK_WEBHOOK_URL and PODFLOW_SNS_TOPIC_ARN are set; set one of them"
-                .into(),
+        (Some(_), Some(_)) => Err(PortError::setup(
+            "both PODFLOW_SLACK_WEBHOOK_URL and PODFLOW_SNS_TOPIC_ARN are set; set one of them",
         )),
         (None, Some(topic)) => Ok(Some(Arc::new(podflow_aws::sns::SnsNotifier::new(
             &aws().await,
@@ -131,7 +124,7 @@ pub async fn configured_notifier(
             let url = if podflow_aws::secrets::is_reference(webhook) {
                 podflow_aws::secrets::resolve(&aws().await, webhook)
                     .await
-                    .map_err(|e| NotifyError::Permanent(e.to_string()))?
+                    .map_err(|e| PortError::setup(e.to_string()))?
             } else {
                 webhook.to_owned()
             };
@@ -152,7 +145,7 @@ pub struct NotifyHandler {
 }
 
 impl NotifyHandler {
-    async fn title(&self, episode_id: &str) -> Result<String, StoreError> {
+    async fn title(&self, episode_id: &str) -> Result<String, PortError> {
         Ok(self
             .store
             .episode(episode_id)
@@ -166,7 +159,7 @@ impl NotifyHandler {
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    async fn summary_message(&self, s: &EpisodeSummarized) -> Result<Value, StoreError> {
+    async fn summary_message(&self, s: &EpisodeSummarized) -> Result<Value, PortError> {
         let titles = self
             .output_text(s, "titles")
             .await
@@ -241,7 +234,7 @@ impl NotifyHandler {
         &self,
         envelope: &EventEnvelope,
     ) -> Result<Option<(String, Value, String)>, Outcome> {
-        let store_err = |e: StoreError| retry_on_store_error(1, &e);
+        let store_err = |e: PortError| retry_on_store_error(1, &e);
         match envelope.detail_type.as_str() {
             "EpisodeTranscoded" => {
                 let ev: EpisodeTranscoded = envelope.decode().map_err(dead_letter)?;
@@ -326,10 +319,7 @@ impl MessageHandler for NotifyHandler {
                         .await?;
                     Ok(Outcome::nothing())
                 }
-                Err(NotifyError::Transient {
-                    message,
-                    retry_after,
-                }) => {
+                Err(e) if e.is_retryable() => {
                     let jitter = backoff(
                         delivery.attempt,
                         Duration::from_secs(1),
@@ -337,11 +327,12 @@ impl MessageHandler for NotifyHandler {
                         rand::random(),
                     );
                     Ok(Outcome::Retry {
-                        delay: retry_after.unwrap_or_default().max(jitter),
-                        reason: message,
+                        delay: e.retry_after().unwrap_or_default().max(jitter),
+                        reason: e.report(),
                     })
                 }
-                Err(NotifyError::Permanent(reason)) => {
+                Err(e) => {
+                    let reason = e.report();
                     self.store
                         .step_finished(&episode_id, STEP, StepStatus::Failed, Some(&reason))
                         .await?;
@@ -351,7 +342,7 @@ impl MessageHandler for NotifyHandler {
         };
         match result.await {
             Ok(outcome) => outcome,
-            Err::<_, StoreError>(e) => retry_on_store_error(delivery.attempt, &e),
+            Err::<_, PortError>(e) => retry_on_store_error(delivery.attempt, &e),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use podflow_aws::s3::S3BlobStore;
 use podflow_core::{
-    BlobStore, ClipCutter, Delivery, EpisodeRecord, EpisodeStore, MediaError, MediaProbe,
-    MessageHandler, Outcome, PromptUpdate,
+    BlobStore, ClipCutter, Delivery, EpisodeRecord, EpisodeStore, MediaProbe, MessageHandler,
+    Outcome, PortError, PromptUpdate,
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::Db;
@@ -36,14 +36,14 @@ impl ClipCutter for NoFfmpeg {
         _: f64,
         _: f64,
         _: &std::path::Path,
-    ) -> Result<(), MediaError> {
-        Err(MediaError::Tool(
-            "cannot run ffmpeg (No such file or directory (os error 2))".into(),
+    ) -> Result<(), PortError> {
+        Err(PortError::setup(
+            "cannot run ffmpeg (No such file or directory (os error 2))",
         ))
     }
-    async fn join(&self, _: &[std::path::PathBuf], _: &std::path::Path) -> Result<(), MediaError> {
-        Err(MediaError::Tool(
-            "cannot run ffmpeg (No such file or directory (os error 2))".into(),
+    async fn join(&self, _: &[std::path::PathBuf], _: &std::path::Path) -> Result<(), PortError> {
+        Err(PortError::setup(
+            "cannot run ffmpeg (No such file or directory (os error 2))",
         ))
     }
 }

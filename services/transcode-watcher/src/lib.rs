@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MediaError, MessageHandler, Mp3Options, Outcome, StoreError,
+    BlobStore, Delivery, EpisodeStore, ErrorKind, MessageHandler, Mp3Options, Outcome, PortError,
     Transcoder, content,
     handling::{StepEnd, StepFailure, decode_delivery, end_step, retry_on_store_error},
 };
@@ -72,11 +72,11 @@ impl TranscodeHandler {
             .transcoder
             .to_mp3(&input, &scratch, &options)
             .await
-            .map_err(|e| match e {
-                MediaError::Unreadable(why) => {
-                    StepFailure::Final(format!("{}: {why}", up.original_name))
+            .map_err(|e| match e.kind() {
+                ErrorKind::Input => {
+                    StepFailure::Final(format!("{}: {}", up.original_name, e.report()))
                 }
-                MediaError::Tool(why) => StepFailure::Final(why),
+                _ => StepFailure::Final(e.report()),
             })?;
         let audio = self.blobs.put_file(&target, &scratch).await?;
         let result = TranscodeResult {
@@ -84,7 +84,7 @@ impl TranscodeHandler {
             duration_seconds: info.duration_seconds,
             bitrate_kbps: self.bitrate_kbps,
         };
-        let value = serde_json::to_value(&result).map_err(|e| StoreError::new("caching", e))?;
+        let value = serde_json::to_value(&result).map_err(|e| PortError::storage("caching", e))?;
         self.store.record_work(&key, &up.episode_id, &value).await?;
         Ok((result, false))
     }
@@ -150,7 +150,7 @@ async fn cached(
     blobs: &dyn BlobStore,
     key: &str,
     episode_id: &str,
-) -> Result<Option<TranscodeResult>, StoreError> {
+) -> Result<Option<TranscodeResult>, PortError> {
     let Some(value) = store.work_result(key).await? else {
         return Ok(None);
     };
@@ -164,7 +164,7 @@ async fn placed(
     blobs: &dyn BlobStore,
     mut r: TranscodeResult,
     episode_id: &str,
-) -> Result<TranscodeResult, StoreError> {
+) -> Result<TranscodeResult, PortError> {
     let target = format!("episodes/{episode_id}/audio.mp3");
     if r.audio.key != target {
         r.audio = blobs.copy(&r.audio, &target).await?;

@@ -7,11 +7,11 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, JobError, MessageHandler, Outcome, StoreError,
-    TranscodeJobSpec, TranscodeJobs, content,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, TranscodeJobSpec,
+    TranscodeJobs, content,
     handling::{
-        StepFailure, backoff, decode_delivery, merge_outcomes, retry_on_store_error, wait_for_job,
-        waiting_episodes,
+        StepFailure, decode_delivery, merge_outcomes, retry_on_store_error, retry_or_fail,
+        wait_for_job, waiting_episodes,
     },
 };
 use podflow_events::EpisodeUploaded;
@@ -130,7 +130,7 @@ impl MediaConvertHandler {
                 return Ok(Some(r));
             }
             wait_for_job(self.store.as_ref(), &waiters_key(sha, k), up).await?;
-            Ok::<_, StoreError>(None)
+            Ok::<_, PortError>(None)
         };
         match joined.await {
             Ok(Some(r)) => return finish(self.store.as_ref(), up, Ok((r, true)), attempt).await,
@@ -153,23 +153,11 @@ impl MediaConvertHandler {
                 tracing::info!(episode_id = %up.episode_id, job = %job, "transcode job created");
                 Outcome::nothing()
             }
-            Err(JobError::Transient(reason)) => Outcome::Retry {
-                delay: backoff(
-                    attempt,
-                    Duration::from_secs(5),
-                    Duration::from_secs(300),
-                    0.5,
-                ),
-                reason,
-            },
-            Err(JobError::Permanent(reason)) => {
-                finish(
-                    self.store.as_ref(),
-                    up,
-                    Err(StepFailure::Final(reason)),
-                    attempt,
-                )
-                .await
+            Err(e) => {
+                match retry_or_fail(e, attempt, Duration::from_secs(5), Duration::from_secs(300)) {
+                    Ok(retry) => retry,
+                    Err(failure) => finish(self.store.as_ref(), up, Err(failure), attempt).await,
+                }
             }
         }
     }
@@ -238,7 +226,7 @@ impl MediaConvertHandler {
             duration_seconds,
             bitrate_kbps,
         };
-        let value = serde_json::to_value(&result).map_err(|e| StoreError::new("caching", e))?;
+        let value = serde_json::to_value(&result).map_err(|e| PortError::storage("caching", e))?;
         self.store
             .record_work(&work_key(sha, bitrate_kbps), &first.episode_id, &value)
             .await?;

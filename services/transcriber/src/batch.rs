@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, JobError, JobState, MessageHandler, Outcome, StoreError,
+    BlobStore, Delivery, EpisodeStore, JobState, MessageHandler, Outcome, PortError,
     TranscriptionJobSpec, TranscriptionJobs,
     handling::{
         StepFailure, decode_delivery, merge_outcomes, retry_on_store_error, wait_for_job,
@@ -60,19 +60,13 @@ pub struct BatchTranscriberHandler {
     pub jobs: Arc<dyn TranscriptionJobs>,
 }
 
-fn job_failure(e: JobError, attempt: u32) -> Result<Outcome, StepFailure> {
-    match e {
-        JobError::Transient(reason) => Ok(Outcome::Retry {
-            delay: podflow_core::handling::backoff(
-                attempt,
-                Duration::from_secs(5),
-                Duration::from_secs(300),
-                0.5,
-            ),
-            reason,
-        }),
-        JobError::Permanent(reason) => Err(StepFailure::Final(reason)),
-    }
+fn job_failure(e: PortError, attempt: u32) -> Result<Outcome, StepFailure> {
+    podflow_core::handling::retry_or_fail(
+        e,
+        attempt,
+        Duration::from_secs(5),
+        Duration::from_secs(300),
+    )
 }
 
 impl BatchTranscriberHandler {
@@ -92,7 +86,7 @@ impl BatchTranscriberHandler {
             }
             let job = job_name(&up.source.sha256);
             wait_for_job(self.store.as_ref(), &waiters_key(&job), up).await?;
-            Ok::<_, StoreError>(Ok(job))
+            Ok::<_, PortError>(Ok(job))
         };
         let job = match started.await {
             Ok(Ok(job)) => job,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, SpeechToText, StoreError, content,
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, SpeechToText, content,
     handling::{StepEnd, StepFailure, decode_delivery, end_step, retry_on_store_error},
     subtitles,
     transcript::{Transcript, TranscriptView},
@@ -77,9 +77,9 @@ pub async fn store_transcript(
     blobs: &dyn BlobStore,
     episode_id: &str,
     transcript: &Transcript,
-) -> Result<(BlobRef, BlobRef, BlobRef), StoreError> {
+) -> Result<(BlobRef, BlobRef, BlobRef), PortError> {
     let json = serde_json::to_vec_pretty(transcript)
-        .map_err(|e| StoreError::new("serialising transcript", e))?;
+        .map_err(|e| PortError::storage("serialising transcript", e))?;
     let cues = subtitles::build_cues(transcript);
     let dir = format!("episodes/{episode_id}");
     let t = blobs.put(&format!("{dir}/transcript.json"), json).await?;
@@ -106,7 +106,7 @@ impl TranscriberHandler {
         // The engine is loaded before the key is built: the key needs the model's fingerprint.
         self.engine
             .prepare()
-            .map_err(|e| StepFailure::Final(e.to_string()))?;
+            .map_err(|e| StepFailure::Final(e.report()))?;
         let key = work_key(&up.source.sha256, self.engine.model_fingerprint());
         if let Some(result) = cached(
             self.store.as_ref(),
@@ -125,7 +125,7 @@ impl TranscriberHandler {
             .engine
             .transcribe(&path, up.duration_seconds)
             .await
-            .map_err(|e| StepFailure::Final(e.to_string()))?;
+            .map_err(|e| StepFailure::Final(e.report()))?;
         let result = keep(
             self.store.as_ref(),
             self.blobs.as_ref(),
@@ -150,7 +150,7 @@ async fn cached(
     blobs: &dyn BlobStore,
     key: &str,
     episode_id: &str,
-) -> Result<Option<TranscriptionResult>, StoreError> {
+) -> Result<Option<TranscriptionResult>, PortError> {
     match store.work_result(key).await? {
         Some(value) => match serde_json::from_value::<TranscriptionResult>(value) {
             Ok(result) => Ok(Some(relocate(blobs, result, episode_id).await?)),
@@ -186,7 +186,7 @@ async fn keep(
         model: transcript.model.clone(),
         segment_count: transcript.segments.len() as u32,
     };
-    let value = serde_json::to_value(&result).map_err(|e| StoreError::new("caching", e))?;
+    let value = serde_json::to_value(&result).map_err(|e| PortError::storage("caching", e))?;
     store.record_work(key, &up.episode_id, &value).await?;
     Ok(result)
 }
@@ -197,7 +197,7 @@ async fn relocate(
     blobs: &dyn BlobStore,
     mut r: TranscriptionResult,
     episode_id: &str,
-) -> Result<TranscriptionResult, StoreError> {
+) -> Result<TranscriptionResult, PortError> {
     let dir = format!("episodes/{episode_id}/");
     for blob in [&mut r.transcript, &mut r.srt, &mut r.vtt] {
         if !blob.key.starts_with(&dir) {

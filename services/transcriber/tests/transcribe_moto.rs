@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use podflow_aws::{s3::S3BlobStore, transcribe::TranscribeJobs};
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, JobError, JobState, MessageHandler, Outcome,
+    BlobStore, Delivery, EpisodeStore, JobState, MessageHandler, Outcome, PortError,
     TranscriptionJobSpec, TranscriptionJobs, transcript::Transcript,
 };
 use podflow_embedded::Db;
@@ -213,15 +213,15 @@ struct FailingJobs {
 
 #[async_trait]
 impl TranscriptionJobs for FailingJobs {
-    async fn start(&self, _job: &TranscriptionJobSpec) -> Result<bool, JobError> {
+    async fn start(&self, _job: &TranscriptionJobSpec) -> Result<bool, PortError> {
         if self.throttled {
-            return Err(JobError::Transient(
-                "starting Transcribe job: LimitExceededException (too many jobs)".into(),
+            return Err(PortError::transient(
+                "starting Transcribe job: LimitExceededException (too many jobs)",
             ));
         }
         Ok(true)
     }
-    async fn state(&self, _name: &str) -> Result<JobState, JobError> {
+    async fn state(&self, _name: &str) -> Result<JobState, PortError> {
         Ok(JobState::Failed(
             "The media format provided does not match the detected media format.".into(),
         ))
