@@ -27,8 +27,8 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Put, TransactWriteItem, Update},
 };
 use podflow_core::{
-    EpisodeRecord, EpisodeStore, PortError, PromptState, PromptStatus, PromptUpdate, StepState,
-    StepStatus, now_ms,
+    EnvelopeFor, EpisodeRecord, EpisodeStore, PortError, PromptState, PromptStatus, PromptUpdate,
+    StepState, StepStatus, StoredRevision, now_ms,
 };
 use podflow_events::{BlobRef, EventEnvelope};
 
@@ -62,6 +62,49 @@ impl DynamoEpisodeStore {
     {
         let failure = sdk_failure(what, e);
         PortError::new(failure.kind(), format!("DynamoDB table {}", self.table)).because(failure)
+    }
+
+    /// Writes the envelope of a claimed revision that has none, once: of two racing
+    /// deliveries the second finds the first's.
+    async fn complete_revision(
+        &self,
+        episode_id: &str,
+        revision: u32,
+        envelope_for: &EnvelopeFor<'_>,
+    ) -> Result<StoredRevision, PortError> {
+        let envelope = envelope_for(revision);
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&ep(episode_id)))
+            .key("sk", s(&format!("REVISION#{revision:06}")))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(envelope)")
+            .update_expression("SET envelope = :e")
+            .expression_attribute_values(":e", s(&to_json(&envelope, "summary")?))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(StoredRevision {
+                revision,
+                envelope,
+                new: true,
+            }),
+            Err(e) if is_condition_failure(&e) => {
+                match self.summary(episode_id, Some(revision)).await? {
+                    Some(envelope) => Ok(StoredRevision {
+                        revision,
+                        envelope,
+                        new: false,
+                    }),
+                    None => Err(PortError::storage(
+                        format!("DynamoDB table {}", self.table),
+                        format!("summary revision {revision} of {episode_id} has no item"),
+                    )),
+                }
+            }
+            Err(e) => Err(self.failed("UpdateItem summary", &e)),
+        }
     }
 
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, PortError> {
@@ -388,37 +431,29 @@ impl EpisodeStore for DynamoEpisodeStore {
             .key("sk", s(&format!("PROMPT#{prompt_id}")))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now", n(now_ms()));
+            .expression_attribute_values(":now", n(now_ms()))
+            .expression_attribute_values(":s", s(update.status().as_str()))
+            .expression_attribute_values(":a", n(update.attempt()));
         let request = match update {
-            PromptUpdate::Running { attempt } => request
-                .update_expression("SET #status = :s, attempts = :a, updated_at = :now")
-                .expression_attribute_values(":s", s("running"))
-                .expression_attribute_values(":a", n(attempt)),
-            PromptUpdate::Retrying { attempt, error } => request
+            PromptUpdate::Running { .. } => {
+                request.update_expression("SET #status = :s, attempts = :a, updated_at = :now")
+            }
+            PromptUpdate::Retrying { error, .. } | PromptUpdate::Failed { error, .. } => request
                 .update_expression("SET #status = :s, attempts = :a, last_error = :e, updated_at = :now")
-                .expression_attribute_values(":s", s("queued"))
-                .expression_attribute_values(":a", n(attempt))
                 .expression_attribute_values(":e", s(error)),
             PromptUpdate::Completed {
-                attempt,
                 output,
                 input_tokens,
                 output_tokens,
+                ..
             } => request
                 .update_expression(
                     "SET #status = :s, attempts = :a, #output = :o, input_tokens = :i, output_tokens = :t, updated_at = :now REMOVE last_error",
                 )
                 .expression_attribute_names("#output", "output")
-                .expression_attribute_values(":s", s("completed"))
-                .expression_attribute_values(":a", n(attempt))
                 .expression_attribute_values(":o", s(&to_json(output, "prompt output")?))
                 .expression_attribute_values(":i", n(input_tokens))
                 .expression_attribute_values(":t", n(output_tokens)),
-            PromptUpdate::Failed { attempt, error } => request
-                .update_expression("SET #status = :s, attempts = :a, last_error = :e, updated_at = :now")
-                .expression_attribute_values(":s", s("failed"))
-                .expression_attribute_values(":a", n(attempt))
-                .expression_attribute_values(":e", s(error)),
         };
         match request.send().await {
             Ok(_) => Ok(()),
@@ -480,11 +515,12 @@ impl EpisodeStore for DynamoEpisodeStore {
         Ok(out)
     }
 
-    async fn claim_revision(
+    async fn record_revision(
         &self,
         episode_id: &str,
         fingerprint: &str,
-    ) -> Result<(u32, bool), PortError> {
+        envelope_for: &EnvelopeFor<'_>,
+    ) -> Result<StoredRevision, PortError> {
         for _ in 0..CLAIM_ATTEMPTS {
             let head = self.get(&ep(episode_id), "REVISION").await?;
             let latest: Option<(u32, String)> = head
@@ -493,11 +529,27 @@ impl EpisodeStore for DynamoEpisodeStore {
             if let Some((revision, fp)) = &latest
                 && fp == fingerprint
             {
-                return Ok((*revision, false));
+                match self.summary(episode_id, Some(*revision)).await? {
+                    Some(envelope) => {
+                        return Ok(StoredRevision {
+                            revision: *revision,
+                            envelope,
+                            new: false,
+                        });
+                    }
+                    // Claimed by a build that wrote the envelope apart and stopped before it.
+                    None => {
+                        return self
+                            .complete_revision(episode_id, *revision, envelope_for)
+                            .await;
+                    }
+                }
             }
             let next = latest.as_ref().map_or(1, |(r, _)| r + 1);
+            let envelope = envelope_for(next);
             // The head moves only from the revision this claim read: of two publishers
-            // racing, one wins and the other reads again (and finds the same outcome).
+            // racing, one wins and the other reads again (and finds the same outcome). The
+            // revision's item carries its envelope, so both exist or neither.
             let mut head_update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(&ep(episode_id)))
@@ -518,6 +570,7 @@ impl EpisodeStore for DynamoEpisodeStore {
                 .item("revision", n(next))
                 .item("fingerprint", s(fingerprint))
                 .item("claimed_at", n(now_ms()))
+                .item("envelope", s(&to_json(&envelope, "summary")?))
                 .build()
                 .map_err(|e| corrupt("revision", e))?;
             let written = self
@@ -532,7 +585,13 @@ impl EpisodeStore for DynamoEpisodeStore {
                 .send()
                 .await;
             match written {
-                Ok(_) => return Ok((next, true)),
+                Ok(_) => {
+                    return Ok(StoredRevision {
+                        revision: next,
+                        envelope,
+                        new: true,
+                    });
+                }
                 Err(e) if is_condition_failure(&e) => continue,
                 Err(e) => return Err(self.failed("TransactWriteItems revision", &e)),
             }
@@ -543,25 +602,6 @@ impl EpisodeStore for DynamoEpisodeStore {
                 "could not claim a summary revision for {episode_id} after {CLAIM_ATTEMPTS} tries (too many publishers at once); the message will be retried"
             ),
         ))
-    }
-
-    async fn save_summary(
-        &self,
-        episode_id: &str,
-        revision: u32,
-        envelope: &EventEnvelope,
-    ) -> Result<(), PortError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&ep(episode_id)))
-            .key("sk", s(&format!("REVISION#{revision:06}")))
-            .update_expression("SET envelope = :e")
-            .expression_attribute_values(":e", s(&to_json(envelope, "summary")?))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.failed("UpdateItem summary", &e))
     }
 
     async fn summary(

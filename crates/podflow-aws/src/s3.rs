@@ -8,7 +8,6 @@ use aws_sdk_s3::{Client, presigning::PresigningConfig, primitives::ByteStream};
 use podflow_core::{BlobStore, PortError};
 use podflow_events::BlobRef;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 /// What a CopySource key escapes: everything but unreserved characters and `/`.
 const COPY_SOURCE_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -113,21 +112,19 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, PortError> {
-        let reading =
-            |e: std::io::Error| PortError::storage(format!("reading {}", file.display()), e);
-        // Hash while reading in chunks: episodes can be hundreds of megabytes.
-        let mut f = tokio::fs::File::open(file).await.map_err(reading)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = f.read(&mut buf).await.map_err(reading)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
+        let (sha256, size) = podflow_media::hash_file(file)
+            .await
+            .map_err(|e| PortError::storage(format!("reading {}", file.display()), e))?;
+        self.put_hashed_file(key, file, &sha256, size).await
+    }
+
+    async fn put_hashed_file(
+        &self,
+        key: &str,
+        file: &std::path::Path,
+        sha256: &str,
+        size: u64,
+    ) -> Result<BlobRef, PortError> {
         let body = ByteStream::from_path(file)
             .await
             .map_err(|e| s3_error(format!("reading {}", file.display()), e))?;
@@ -141,7 +138,7 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| s3_error(format!("writing s3://{}/{key}", self.bucket), e))?;
         // Like the local store, the file is moved, not copied.
         let _ = tokio::fs::remove_file(file).await;
-        Ok(self.blob(key, size, hex::encode(hasher.finalize())))
+        Ok(self.blob(key, size, sha256.to_owned()))
     }
 
     async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, PortError> {

@@ -62,6 +62,17 @@ async fn s3_round_trip_files_and_pre_signed_links() {
     );
     assert!(!file.exists(), "moved into the store");
     assert_eq!(store.get(&audio).await.expect("get"), bytes);
+    // A file hashed while it was written is uploaded with that digest, not read again.
+    std::fs::write(&file, &bytes).expect("write");
+    let hashed = store
+        .put_hashed_file("incoming/ep-1.mp3", &file, &audio.sha256, audio.size)
+        .await
+        .expect("put_hashed_file");
+    assert!(!file.exists(), "moved into the store");
+    assert_eq!(
+        store.digest("incoming/ep-1.mp3").await.expect("digest"),
+        hashed
+    );
     assert!(store.local_path(&audio).is_none());
     // An object that is already there (an upload) is hashed as it streams in.
     assert_eq!(

@@ -26,6 +26,15 @@ pub trait BlobStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, PortError>;
     /// Moves a finished file (written by ffmpeg, say) into the store under `key`.
     async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, PortError>;
+    /// The same for a file whose SHA-256 and size the caller has already (it hashed while
+    /// writing it): an episode of gigabytes is not read a second time to hash it.
+    async fn put_hashed_file(
+        &self,
+        key: &str,
+        file: &std::path::Path,
+        sha256: &str,
+        size: u64,
+    ) -> Result<BlobRef, PortError>;
     async fn get(&self, blob: &BlobRef) -> Result<Vec<u8>, PortError>;
     /// The same bytes under `key`, copied inside the store (S3's CopyObject, a file copy
     /// locally): a cached result reused for another episode is not downloaded and stored
@@ -166,6 +175,27 @@ pub enum PromptUpdate {
     },
 }
 
+impl PromptUpdate {
+    /// The status the prompt moves to: a retry puts it back in the queue.
+    pub fn status(&self) -> PromptStatus {
+        match self {
+            PromptUpdate::Running { .. } => PromptStatus::Running,
+            PromptUpdate::Retrying { .. } => PromptStatus::Queued,
+            PromptUpdate::Completed { .. } => PromptStatus::Completed,
+            PromptUpdate::Failed { .. } => PromptStatus::Failed,
+        }
+    }
+
+    pub fn attempt(&self) -> u32 {
+        match self {
+            PromptUpdate::Running { attempt }
+            | PromptUpdate::Retrying { attempt, .. }
+            | PromptUpdate::Completed { attempt, .. }
+            | PromptUpdate::Failed { attempt, .. } => *attempt,
+        }
+    }
+}
+
 /// Per-episode state (DynamoDB on AWS, SQLite locally). Every write is idempotent, so a
 /// duplicate delivery or a retry after a crash leaves the same state.
 #[async_trait]
@@ -224,27 +254,35 @@ pub trait EpisodeStore: Send + Sync {
         episode_id: &str,
     ) -> Result<std::collections::BTreeMap<String, BlobRef>, PortError>;
 
-    /// The revision for an outcome: if `fingerprint` equals the latest revision's, that
-    /// revision and `false` (already claimed); otherwise a new revision and `true`. Atomic,
-    /// so two publishers racing on one outcome share one revision.
-    async fn claim_revision(
+    /// Records the outcome `fingerprint` as the episode's next summary revision with the
+    /// envelope `envelope_for(revision)`, in one atomic write; unless the latest revision has
+    /// the same fingerprint, whose stored envelope comes back instead (`new: false`). Two
+    /// publishers racing on one outcome share one revision, and a crash never leaves a
+    /// revision without its envelope.
+    async fn record_revision(
         &self,
         episode_id: &str,
         fingerprint: &str,
-    ) -> Result<(u32, bool), PortError>;
-    /// Stores the summary envelope of a claimed revision.
-    async fn save_summary(
-        &self,
-        episode_id: &str,
-        revision: u32,
-        envelope: &EventEnvelope,
-    ) -> Result<(), PortError>;
+        envelope_for: &EnvelopeFor<'_>,
+    ) -> Result<StoredRevision, PortError>;
     /// A stored summary: the given revision, or the latest with `None`.
     async fn summary(
         &self,
         episode_id: &str,
         revision: Option<u32>,
     ) -> Result<Option<EventEnvelope>, PortError>;
+}
+
+/// Builds a summary revision's envelope from its number.
+pub type EnvelopeFor<'a> = dyn Fn(u32) -> EventEnvelope + Send + Sync + 'a;
+
+/// A summary revision as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRevision {
+    pub revision: u32,
+    pub envelope: EventEnvelope,
+    /// Whether this call recorded it (else an earlier delivery did, for the same outcome).
+    pub new: bool,
 }
 
 /// One delivery of a message (a bus event or a queue job) to a handler.

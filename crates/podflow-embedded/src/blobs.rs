@@ -83,12 +83,24 @@ impl BlobStore for FileBlobStore {
     }
 
     async fn put_file(&self, key: &str, file: &Path) -> Result<BlobRef, PortError> {
+        let (sha256, size) = hash_file(file)
+            .await
+            .map_err(|e| PortError::storage(format!("reading {}", file.display()), e))?;
+        self.put_hashed_file(key, file, &sha256, size).await
+    }
+
+    async fn put_hashed_file(
+        &self,
+        key: &str,
+        file: &Path,
+        sha256: &str,
+        size: u64,
+    ) -> Result<BlobRef, PortError> {
         let path = self.path_for(key)?;
         let err = |e: std::io::Error| PortError::storage(format!("storing {}", path.display()), e);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(err)?;
         }
-        let (sha256, size) = hash_file(file).await.map_err(err)?;
         if tokio::fs::rename(file, &path).await.is_err() {
             // Different filesystems: copy, then rename within the target directory.
             let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
@@ -99,7 +111,7 @@ impl BlobStore for FileBlobStore {
             bucket: None,
             key: key.to_owned(),
             size,
-            sha256,
+            sha256: sha256.to_owned(),
         })
     }
 
@@ -165,5 +177,28 @@ mod tests {
         assert_eq!(copy.key, "episodes/f/x.txt");
         assert_eq!(store.get(&copy).await.expect("get"), b"hello");
         assert!(store.copy(&blob, "../escape").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_file_hashed_by_its_writer_is_moved_in_with_that_digest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileBlobStore::new(dir.path().join("data"));
+        let upload = dir.path().join("episode.wav");
+        std::fs::write(&upload, b"RIFF audio").expect("write");
+        let scratch = store.scratch_path("episode.wav");
+        std::fs::create_dir_all(scratch.parent().expect("dir")).expect("scratch dir");
+        let (sha256, size) = podflow_media::copy_hashing(&upload, &scratch)
+            .await
+            .expect("copy");
+        let blob = store
+            .put_hashed_file("incoming/e.wav", &scratch, &sha256, size)
+            .await
+            .expect("put");
+        assert!(!scratch.exists(), "moved, not copied");
+        assert_eq!(
+            store.digest("incoming/e.wav").await.expect("digest"),
+            blob,
+            "the stored bytes have the digest the writer computed"
+        );
     }
 }

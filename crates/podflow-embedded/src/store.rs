@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use podflow_core::{
-    EpisodeRecord, EpisodeStore, PortError, PromptState, PromptStatus, PromptUpdate, StepState,
-    StepStatus,
+    EnvelopeFor, EpisodeRecord, EpisodeStore, PortError, PromptState, PromptStatus, PromptUpdate,
+    StepState, StepStatus, StoredRevision,
 };
 use podflow_events::{BlobRef, EventEnvelope};
 use rusqlite::{OptionalExtension, params};
@@ -192,36 +192,34 @@ impl EpisodeStore for Db {
     ) -> Result<(), PortError> {
         let now = now_ms();
         let conn = self.conn();
+        let (status, attempt) = (update.status().as_str(), update.attempt());
         let result = match update {
-            PromptUpdate::Running { attempt } => conn.execute(
-                "UPDATE prompts SET status='running', attempts=?3, updated_at=?4 WHERE episode_id=?1 AND prompt_id=?2",
-                params![episode_id, prompt_id, attempt, now],
+            PromptUpdate::Running { .. } => conn.execute(
+                "UPDATE prompts SET status=?3, attempts=?4, updated_at=?5 WHERE episode_id=?1 AND prompt_id=?2",
+                params![episode_id, prompt_id, status, attempt, now],
             ),
-            PromptUpdate::Retrying { attempt, error } => conn.execute(
-                "UPDATE prompts SET status='queued', attempts=?3, last_error=?4, updated_at=?5 WHERE episode_id=?1 AND prompt_id=?2",
-                params![episode_id, prompt_id, attempt, error, now],
+            PromptUpdate::Retrying { error, .. } | PromptUpdate::Failed { error, .. } => conn.execute(
+                "UPDATE prompts SET status=?3, attempts=?4, last_error=?5, updated_at=?6 WHERE episode_id=?1 AND prompt_id=?2",
+                params![episode_id, prompt_id, status, attempt, error, now],
             ),
             PromptUpdate::Completed {
-                attempt,
                 output,
                 input_tokens,
                 output_tokens,
+                ..
             } => conn.execute(
-                "UPDATE prompts SET status='completed', attempts=?3, output=?4, input_tokens=?5, output_tokens=?6,
-                   last_error=NULL, updated_at=?7 WHERE episode_id=?1 AND prompt_id=?2",
+                "UPDATE prompts SET status=?3, attempts=?4, output=?5, input_tokens=?6, output_tokens=?7,
+                   last_error=NULL, updated_at=?8 WHERE episode_id=?1 AND prompt_id=?2",
                 params![
                     episode_id,
                     prompt_id,
+                    status,
                     attempt,
-                    serde_json::to_string(output).unwrap_or_default(),
+                    serde_json::to_string(output).map_err(|e| corrupt("prompt output", e))?,
                     input_tokens,
                     output_tokens,
                     now
                 ],
-            ),
-            PromptUpdate::Failed { attempt, error } => conn.execute(
-                "UPDATE prompts SET status='failed', attempts=?3, last_error=?4, updated_at=?5 WHERE episode_id=?1 AND prompt_id=?2",
-                params![episode_id, prompt_id, attempt, error, now],
             ),
         };
         result.map(|_| ()).map_err(sql)
@@ -304,51 +302,55 @@ impl EpisodeStore for Db {
             .collect()
     }
 
-    async fn claim_revision(
+    async fn record_revision(
         &self,
         episode_id: &str,
         fingerprint: &str,
-    ) -> Result<(u32, bool), PortError> {
+        envelope_for: &EnvelopeFor<'_>,
+    ) -> Result<StoredRevision, PortError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql)?;
-        let latest: Option<(u32, String)> = tx
+        let latest: Option<(u32, String, Option<String>)> = tx
             .query_row(
-                "SELECT revision, fingerprint FROM summaries WHERE episode_id=?1 ORDER BY revision DESC LIMIT 1",
+                "SELECT revision, fingerprint, envelope FROM summaries WHERE episode_id=?1
+                 ORDER BY revision DESC LIMIT 1",
                 [episode_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(sql)?;
-        let claim = match latest {
-            Some((rev, fp)) if fp == fingerprint => (rev, false),
+        let stored = match latest {
+            Some((revision, fp, Some(body))) if fp == fingerprint => StoredRevision {
+                revision,
+                envelope: serde_json::from_str(&body).map_err(|e| corrupt("summary", e))?,
+                new: false,
+            },
             other => {
-                let rev = other.map_or(1, |(r, _)| r + 1);
+                // A matching revision without its envelope was claimed by a build that
+                // wrote the two apart and stopped in between: it is completed here.
+                let revision = match &other {
+                    Some((revision, fp, None)) if fp == fingerprint => *revision,
+                    Some((revision, ..)) => revision + 1,
+                    None => 1,
+                };
+                let envelope = envelope_for(revision);
+                let body = serde_json::to_string(&envelope).map_err(|e| corrupt("summary", e))?;
                 tx.execute(
-                    "INSERT INTO summaries(episode_id, revision, fingerprint, claimed_at) VALUES(?1,?2,?3,?4)",
-                    params![episode_id, rev, fingerprint, now_ms()],
+                    "INSERT INTO summaries(episode_id, revision, fingerprint, claimed_at, envelope)
+                     VALUES(?1,?2,?3,?4,?5)
+                     ON CONFLICT(episode_id, revision) DO UPDATE SET envelope=excluded.envelope",
+                    params![episode_id, revision, fingerprint, now_ms(), body],
                 )
                 .map_err(sql)?;
-                (rev, true)
+                StoredRevision {
+                    revision,
+                    envelope,
+                    new: true,
+                }
             }
         };
         tx.commit().map_err(sql)?;
-        Ok(claim)
-    }
-
-    async fn save_summary(
-        &self,
-        episode_id: &str,
-        revision: u32,
-        envelope: &EventEnvelope,
-    ) -> Result<(), PortError> {
-        let body = serde_json::to_string(envelope).map_err(|e| corrupt("summary", e))?;
-        self.conn()
-            .execute(
-                "UPDATE summaries SET envelope=?3 WHERE episode_id=?1 AND revision=?2",
-                params![episode_id, revision, body],
-            )
-            .map_err(sql)?;
-        Ok(())
+        Ok(stored)
     }
 
     async fn summary(
@@ -381,5 +383,43 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path()).expect("open");
         podflow_fakes::store_contract::check_episode_store(std::sync::Arc::new(db)).await;
+    }
+
+    #[tokio::test]
+    async fn a_revision_claimed_without_its_envelope_is_completed_not_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        // What a build that claimed and saved in two writes left when it stopped between.
+        db.conn()
+            .execute(
+                "INSERT INTO summaries(episode_id, revision, fingerprint, claimed_at) VALUES('ep', 1, 'fp', 0)",
+                [],
+            )
+            .expect("insert");
+        let envelope_for = |revision: u32| EventEnvelope {
+            version: "0".into(),
+            id: format!("ep:summary:r{revision}"),
+            detail_type: "EpisodeSummarized".into(),
+            source: "podflow.publisher".into(),
+            account: String::new(),
+            time: "2026-12-04T00:00:00Z".into(),
+            region: String::new(),
+            resources: Vec::new(),
+            detail: serde_json::json!({ "revision": revision }),
+        };
+        let stored = db
+            .record_revision("ep", "fp", &envelope_for)
+            .await
+            .expect("record");
+        assert_eq!((stored.revision, stored.new), (1, true));
+        assert_eq!(
+            db.summary("ep", Some(1)).await.expect("summary"),
+            Some(envelope_for(1))
+        );
+        let again = db
+            .record_revision("ep", "fp", &envelope_for)
+            .await
+            .expect("record");
+        assert_eq!((again.revision, again.new), (1, false));
     }
 }

@@ -35,7 +35,7 @@ pub async fn check_episode_store(store: Arc<dyn EpisodeStore>) {
     work_is_stored_and_logged(store.as_ref()).await;
     planning_keeps_completed_prompts(store.as_ref()).await;
     artifacts_are_named(store.as_ref()).await;
-    revisions_are_claimed_once(store.as_ref()).await;
+    revisions_are_recorded_once_with_their_envelope(store.as_ref()).await;
     racing_claims_share_one_revision(store).await;
 }
 
@@ -271,74 +271,99 @@ async fn artifacts_are_named(store: &dyn EpisodeStore) {
     assert!(store.artifacts("ep-b").await.expect("list").is_empty());
 }
 
-async fn revisions_are_claimed_once(store: &dyn EpisodeStore) {
-    assert_eq!(store.summary("ep-a", None).await.expect("summary"), None);
-    assert_eq!(
-        store.claim_revision("ep-a", "fp-1").await.expect("claim"),
-        (1, true)
-    );
-    assert_eq!(
-        store.claim_revision("ep-a", "fp-1").await.expect("claim"),
-        (1, false)
-    );
-    let envelope = |n: u32| EventEnvelope {
+fn summary_envelope(episode: &str, revision: u32, outcome: &str) -> EventEnvelope {
+    EventEnvelope {
         version: "0".into(),
-        id: format!("summary-{n}"),
+        id: format!("{episode}:summary:r{revision}"),
         detail_type: "EpisodeSummarized".into(),
         source: "podflow.publisher".into(),
         account: String::new(),
         time: "2026-11-22T10:00:00Z".into(),
         region: String::new(),
         resources: Vec::new(),
-        detail: json!({"revision": n}),
-    };
-    store
-        .save_summary("ep-a", 1, &envelope(1))
+        detail: json!({"revision": revision, "outcome": outcome}),
+    }
+}
+
+/// Records `outcome` for `episode`; the envelope names the outcome it was built for.
+async fn record_outcome(
+    store: &dyn EpisodeStore,
+    episode: &str,
+    outcome: &str,
+) -> (u32, bool, String) {
+    let envelope_for = |revision| summary_envelope(episode, revision, outcome);
+    let stored = store
+        .record_revision(episode, outcome, &envelope_for)
         .await
-        .expect("save");
+        .expect("record");
     assert_eq!(
-        store.claim_revision("ep-a", "fp-2").await.expect("claim"),
-        (2, true)
+        stored.envelope.detail["revision"],
+        json!(stored.revision),
+        "the envelope is the one built for its revision"
     );
-    // The latest revision has no summary saved yet.
+    let built_for = stored.envelope.detail["outcome"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (stored.revision, stored.new, built_for)
+}
+
+async fn revisions_are_recorded_once_with_their_envelope(store: &dyn EpisodeStore) {
     assert_eq!(store.summary("ep-a", None).await.expect("summary"), None);
-    store
-        .save_summary("ep-a", 2, &envelope(2))
-        .await
-        .expect("save");
+    assert_eq!(
+        record_outcome(store, "ep-a", "fp-1").await,
+        (1, true, "fp-1".into())
+    );
+    // The same outcome again: the stored revision and envelope, nothing new.
+    assert_eq!(
+        record_outcome(store, "ep-a", "fp-1").await,
+        (1, false, "fp-1".into())
+    );
+    assert_eq!(
+        record_outcome(store, "ep-a", "fp-2").await,
+        (2, true, "fp-2".into())
+    );
     assert_eq!(
         store.summary("ep-a", None).await.expect("summary"),
-        Some(envelope(2))
+        Some(summary_envelope("ep-a", 2, "fp-2"))
     );
     assert_eq!(
         store.summary("ep-a", Some(1)).await.expect("summary"),
-        Some(envelope(1))
+        Some(summary_envelope("ep-a", 1, "fp-1"))
     );
     assert_eq!(store.summary("ep-a", Some(7)).await.expect("summary"), None);
     // Going back to an earlier outcome is a new revision, not the old one.
     assert_eq!(
-        store.claim_revision("ep-a", "fp-1").await.expect("claim"),
-        (3, true)
+        record_outcome(store, "ep-a", "fp-1").await,
+        (3, true, "fp-1".into())
     );
     assert_eq!(
-        store.claim_revision("ep-b", "fp-1").await.expect("claim"),
-        (1, true)
+        record_outcome(store, "ep-b", "fp-1").await,
+        (1, true, "fp-1".into())
     );
 }
 
 async fn racing_claims_share_one_revision(store: Arc<dyn EpisodeStore>) {
     let claims = (0..6).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.claim_revision("ep-race", "same-outcome").await })
+        tokio::spawn(async move { record_outcome(store.as_ref(), "ep-race", "same-outcome").await })
     });
     let mut results = Vec::new();
     for claim in claims {
-        results.push(claim.await.expect("joined").expect("claim"));
+        results.push(claim.await.expect("joined"));
     }
-    assert!(results.iter().all(|(rev, _)| *rev == 1), "{results:?}");
+    assert!(results.iter().all(|(rev, ..)| *rev == 1), "{results:?}");
     assert_eq!(
-        results.iter().filter(|(_, fresh)| *fresh).count(),
+        results.iter().filter(|(_, fresh, _)| *fresh).count(),
         1,
         "{results:?}"
+    );
+    assert!(
+        store
+            .summary("ep-race", Some(1))
+            .await
+            .expect("summary")
+            .is_some(),
+        "a recorded revision always has its envelope"
     );
 }

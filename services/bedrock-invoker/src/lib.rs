@@ -246,7 +246,23 @@ impl InvokeHandler {
                 },
             )
             .await?;
-        Ok(Ok(EventEnvelope::wrap(&PromptCompleted {
+        Ok(Ok(Self::completed(
+            job,
+            output,
+            (answer.input_tokens, answer.output_tokens),
+            attempt,
+        )))
+    }
+
+    /// `PromptCompleted`, with an id of the prompt and its version: announcing the same
+    /// completion again gives the same event, which the local bus stores once.
+    fn completed(
+        job: &PromptJob,
+        output: BlobRef,
+        (input_tokens, output_tokens): (u32, u32),
+        attempts: u32,
+    ) -> EventEnvelope {
+        let mut envelope = EventEnvelope::wrap(&PromptCompleted {
             schema_version: SCHEMA_VERSION.into(),
             episode_id: job.episode_id.clone(),
             correlation_id: job.correlation_id.clone(),
@@ -254,10 +270,15 @@ impl InvokeHandler {
             prompt_version: job.prompt_version,
             model: job.model.clone(),
             output,
-            input_tokens: answer.input_tokens,
-            output_tokens: answer.output_tokens,
-            attempts: attempt,
-        })))
+            input_tokens,
+            output_tokens,
+            attempts: attempts.max(1),
+        });
+        envelope.id = format!(
+            "{}:prompt:{}:v{}:completed",
+            job.episode_id, job.prompt_id, job.prompt_version
+        );
+        envelope
     }
 }
 
@@ -289,12 +310,20 @@ impl MessageHandler for InvokeHandler {
         let attempt = delivery.attempt;
         match self.store.prompts(&job.episode_id).await {
             Ok(states) => {
-                if states.iter().any(|p| {
+                // Already done: never run a prompt twice, but announce it again from the
+                // store; the first announcement may have been lost after the store write.
+                if let Some(done) = states.iter().find(|p| {
                     p.prompt_id == job.prompt_id
                         && p.prompt_version == job.prompt_version
                         && p.status == PromptStatus::Completed
-                }) {
-                    return Outcome::nothing(); // already done: never run a prompt twice
+                }) && let Some(output) = done.output.clone()
+                {
+                    return Outcome::done(vec![Self::completed(
+                        &job,
+                        output,
+                        (done.input_tokens, done.output_tokens),
+                        done.attempts,
+                    )]);
                 }
             }
             Err(e) => return retry_on_store_error(attempt, &e),

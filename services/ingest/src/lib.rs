@@ -137,12 +137,13 @@ impl IngestService {
                     source,
                 })?;
         }
-        let (sha256, _) = podflow_media::copy_hashing(file, &scratch)
-            .await
-            .map_err(|source| IngestError::Io {
-                path: shown.clone(),
-                source,
-            })?;
+        let (sha256, size) =
+            podflow_media::copy_hashing(file, &scratch)
+                .await
+                .map_err(|source| IngestError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
         let episode_id = content::episode_id(&original_name, &sha256);
         let known = self.store.episode(&episode_id).await;
         if !matches!(known, Ok(None)) {
@@ -155,7 +156,7 @@ impl IngestService {
             None => {
                 let source = self
                     .blobs
-                    .put_file(&format!("incoming/{sha256}.{ext}"), &scratch)
+                    .put_hashed_file(&format!("incoming/{sha256}.{ext}"), &scratch, &sha256, size)
                     .await?;
                 self.record(&episode_id, &original_name, source).await?
             }

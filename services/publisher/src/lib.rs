@@ -21,7 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use podflow_core::{
     BlobStore, ClipCutter, Delivery, EpisodeStore, MessageHandler, Outcome, PortError,
-    PromptStatus, StepStatus, content::sha256_hex, handling::retry_on_store_error,
+    PromptStatus, StepStatus, StoredRevision, content::sha256_hex, handling::retry_on_store_error,
 };
 use podflow_events::{
     EpisodeSummarized, EventEnvelope, FailedPrompt, FailedStep, PromptOutput, SCHEMA_VERSION,
@@ -154,28 +154,21 @@ impl PublishHandler {
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        let (revision, new) = self.store.claim_revision(episode_id, &fingerprint).await?;
-        let envelope = if new {
-            let mut summary = *summary;
+        // A revision already recorded for this outcome is announced again, with its own
+        // envelope and id: the first announcement may have been lost after the write.
+        let envelope_for = |revision: u32| {
+            let mut summary = (*summary).clone();
             summary.revision = revision;
             let mut envelope = EventEnvelope::wrap(&summary);
             envelope.id = format!("{episode_id}:summary:r{revision}");
-            self.store
-                .save_summary(episode_id, revision, &envelope)
-                .await?;
             envelope
-        } else {
-            match self.store.summary(episode_id, Some(revision)).await? {
-                Some(envelope) => envelope,
-                // Claimed by a racing delivery that has not saved it yet.
-                None => {
-                    return Ok(Outcome::Retry {
-                        delay: Duration::from_millis(200),
-                        reason: "summary being written".into(),
-                    });
-                }
-            }
         };
+        let StoredRevision {
+            revision, envelope, ..
+        } = self
+            .store
+            .record_revision(episode_id, &fingerprint, &envelope_for)
+            .await?;
         let body =
             serde_json::to_vec_pretty(&envelope).map_err(|e| PortError::storage("summary", e))?;
         self.blobs

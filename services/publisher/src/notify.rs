@@ -229,11 +229,8 @@ impl NotifyHandler {
         }))
     }
 
-    /// The message for an event, and what the step note should say once it is sent.
-    async fn message_for(
-        &self,
-        envelope: &EventEnvelope,
-    ) -> Result<Option<(String, Value, String)>, Outcome> {
+    /// The notice for an event, if it is one that is announced.
+    async fn message_for(&self, envelope: &EventEnvelope) -> Result<Option<Notice>, Outcome> {
         let store_err = |e: PortError| retry_on_store_error(1, &e);
         match envelope.detail_type.as_str() {
             "EpisodeTranscoded" => {
@@ -246,17 +243,36 @@ impl NotifyHandler {
                     .map_err(store_err)?;
                 let minutes = Some(ev.duration_seconds / 60.0);
                 let message = slack::mp3_ready(&title, &ev.episode_id, &url, minutes);
-                Ok(Some((ev.episode_id, message, "MP3 announced".into())))
+                Ok(Some(Notice {
+                    sent_key: format!("notified:{}:mp3:{}", ev.episode_id, ev.audio.sha256),
+                    episode_id: ev.episode_id,
+                    message,
+                    note: "MP3 announced".into(),
+                }))
             }
             "EpisodeSummarized" => {
                 let ev: EpisodeSummarized = envelope.decode().map_err(dead_letter)?;
                 let message = self.summary_message(&ev).await.map_err(store_err)?;
-                let note = format!("revision {} announced", ev.revision);
-                Ok(Some((ev.episode_id, message, note)))
+                Ok(Some(Notice {
+                    sent_key: format!("notified:{}:summary:r{}", ev.episode_id, ev.revision),
+                    note: format!("revision {} announced", ev.revision),
+                    episode_id: ev.episode_id,
+                    message,
+                }))
             }
             _ => Ok(None),
         }
     }
+}
+
+/// One announcement: the message, the note for the step once it is sent, and its business
+/// key. The key (episode and revision, or episode and MP3), not the event's id, decides
+/// what was sent already: EventBridge gives a re-published event a new id.
+struct Notice {
+    episode_id: String,
+    message: Value,
+    note: String,
+    sent_key: String,
 }
 
 fn dead_letter(e: impl std::fmt::Display) -> Outcome {
@@ -277,8 +293,13 @@ impl MessageHandler for NotifyHandler {
             Ok(e) => e,
             Err(e) => return dead_letter(e),
         };
-        let (episode_id, message, note) = match self.message_for(&envelope).await {
-            Ok(Some(m)) => m,
+        let Notice {
+            episode_id,
+            message,
+            note,
+            sent_key,
+        } = match self.message_for(&envelope).await {
+            Ok(Some(notice)) => notice,
             Ok(None) => return Outcome::nothing(),
             Err(outcome) => return outcome,
         };
@@ -290,8 +311,7 @@ impl MessageHandler for NotifyHandler {
                     .await?;
                 return Ok(Outcome::nothing());
             };
-            // One message per event, even when the event is delivered twice.
-            let sent_key = format!("notified:{}", envelope.id);
+            // One message per revision (or MP3), however often its event comes.
             if self.store.work_result(&sent_key).await?.is_some() {
                 return Ok(Outcome::nothing());
             }

@@ -1,0 +1,182 @@
+//! A completed prompt whose `PromptCompleted` was lost (PutEvents failed after the store
+//! write, on the Lambda path) is announced on the redelivery, without calling the model
+//! again.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bedrock_invoker::{
+    InvokeHandler, RetryPolicy,
+    openai::OpenAiCompatible,
+    ratelimit::{LimitsConfig, Throttle},
+};
+use podflow_core::{
+    BlobStore, DeadLetter, DeliveryControl, EpisodeStore, EventPublisher, JobSender, PortError,
+    PromptInput, PromptStatus, QueuedJob, TRANSCRIPT_MARKER,
+};
+use podflow_embedded::{Db, FileBlobStore};
+use podflow_events::{EventEnvelope, PromptCompleted, PromptJob, SCHEMA_VERSION};
+use podflow_fakes::{FakeLlm, FakeLlmConfig};
+use podflow_lambda::{Effects, handle_sqs_payload};
+use serde_json::json;
+
+/// EventBridge that refuses the first `refusals` calls, then records what it is given.
+struct FlakyBus {
+    refusals: Mutex<u32>,
+    published: Mutex<Vec<EventEnvelope>>,
+}
+
+#[async_trait]
+impl EventPublisher for FlakyBus {
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PortError> {
+        let mut refusals = self.refusals.lock().expect("lock");
+        if *refusals > 0 {
+            *refusals -= 1;
+            return Err(PortError::transient(
+                "PutEvents: InternalFailure (We encountered an internal error)",
+            ));
+        }
+        self.published
+            .lock()
+            .expect("lock")
+            .extend(events.iter().cloned());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobSender for FlakyBus {
+    async fn send_jobs(&self, _jobs: &[QueuedJob]) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryControl for FlakyBus {
+    async fn delay(&self, _receipt: &str, _delay: Duration) -> Result<(), PortError> {
+        Ok(())
+    }
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
+        panic!("nothing here is hopeless: {letter:?}")
+    }
+}
+
+/// One SQS record as Lambda delivers it, on its `receive_count`th receive.
+fn sqs_payload(job: &PromptJob, receive_count: u32) -> serde_json::Value {
+    json!({"Records": [{
+        "messageId": "5fea7756-0ea4-451a-a703-a558b933e274",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": serde_json::to_string(job).expect("json"),
+        "attributes": {
+            "ApproximateReceiveCount": receive_count.to_string(),
+            "MessageGroupId": format!("{}:{}", job.episode_id, job.prompt_id),
+            "SentTimestamp": "1701000000000"
+        },
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:podflow-prompts.fifo",
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+#[tokio::test]
+async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
+    let fake = FakeLlm::start(FakeLlmConfig::default())
+        .await
+        .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("db");
+    let blobs = Arc::new(FileBlobStore::new(dir.path()));
+    let input = PromptInput {
+        system: "You write show notes.".into(),
+        user: format!("Summarise:\n\n{TRANSCRIPT_MARKER}"),
+        transcript: "Speaker 1: Retries are not failures.".into(),
+    };
+    let input = blobs
+        .put(
+            "episodes/ep/prompts/summary.v1.input.json",
+            serde_json::to_vec(&input).expect("json"),
+        )
+        .await
+        .expect("put");
+    db.plan_prompts("ep", &[("summary".into(), 1, "model-a".into())])
+        .await
+        .expect("plan");
+    let job = PromptJob {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: "ep".into(),
+        correlation_id: "c".into(),
+        prompt_id: "summary".into(),
+        prompt_version: 1,
+        model: "model-a".into(),
+        max_tokens: 100,
+        temperature: 0.2,
+        input,
+        output_key: "episodes/ep/prompts/summary.md".into(),
+    };
+    let handler = InvokeHandler {
+        store: Arc::new(db.clone()),
+        blobs,
+        llm: Arc::new(OpenAiCompatible::new(
+            &fake.url,
+            None,
+            Duration::from_secs(10),
+        )),
+        throttle: Arc::new(Throttle::new(
+            LimitsConfig::default(),
+            Duration::from_secs(60),
+        )),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(50),
+        },
+    };
+    let bus = Arc::new(FlakyBus {
+        refusals: Mutex::new(1),
+        published: Mutex::new(Vec::new()),
+    });
+    let effects = Effects {
+        events: bus.clone(),
+        jobs: bus.clone(),
+        control: Some(bus.clone()),
+    };
+
+    // First receive: the model answers and the store says completed, but PutEvents fails,
+    // so the record is reported failed and SQS delivers it again.
+    let first = handle_sqs_payload(&handler, &effects, sqs_payload(&job, 1))
+        .await
+        .expect("batch");
+    assert_eq!(first.batch_item_failures.len(), 1, "{first:?}");
+    let state = db.prompts("ep").await.expect("prompts");
+    assert_eq!(state[0].status, PromptStatus::Completed);
+    assert!(bus.published.lock().expect("lock").is_empty());
+
+    // Second receive: the completion is announced from the store.
+    let second = handle_sqs_payload(&handler, &effects, sqs_payload(&job, 2))
+        .await
+        .expect("batch");
+    assert!(second.batch_item_failures.is_empty(), "{second:?}");
+    let published = bus.published.lock().expect("lock").clone();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let completed: PromptCompleted = published[0].decode().expect("PromptCompleted");
+    assert_eq!(Some(&completed.output), state[0].output.as_ref());
+    assert_eq!(
+        (completed.input_tokens, completed.output_tokens),
+        (state[0].input_tokens, state[0].output_tokens)
+    );
+    assert_eq!(fake.stats().requests, 1, "the model is not asked again");
+
+    // A third receive (a duplicate) announces the same event, with the same id.
+    handle_sqs_payload(&handler, &effects, sqs_payload(&job, 3))
+        .await
+        .expect("batch");
+    let published = bus.published.lock().expect("lock").clone();
+    assert_eq!(published.len(), 2);
+    assert_eq!(published[0].id, published[1].id);
+    assert_eq!(published[0].detail, published[1].detail);
+}
