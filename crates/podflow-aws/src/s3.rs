@@ -111,13 +111,6 @@ impl BlobStore for S3BlobStore {
         Ok(self.blob(key, blob.size, blob.sha256.clone()))
     }
 
-    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, PortError> {
-        let (sha256, size) = podflow_media::hash_file(file)
-            .await
-            .map_err(|e| PortError::storage(format!("reading {}", file.display()), e))?;
-        self.put_hashed_file(key, file, &sha256, size).await
-    }
-
     async fn put_hashed_file(
         &self,
         key: &str,

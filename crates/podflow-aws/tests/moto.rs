@@ -52,10 +52,9 @@ async fn s3_round_trip_files_and_pre_signed_links() {
     std::fs::create_dir_all(file.parent().expect("dir")).expect("scratch");
     let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&file, &bytes).expect("write");
-    let audio = store
-        .put_file("episodes/ep-1/audio.mp3", &file)
+    let audio = podflow_media::store_file(&store, "episodes/ep-1/audio.mp3", &file)
         .await
-        .expect("put_file");
+        .expect("store_file");
     assert_eq!(
         (audio.size, audio.sha256.clone()),
         (bytes.len() as u64, hex_sha(&bytes))

@@ -24,10 +24,10 @@ pub fn now_ms() -> i64 {
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<BlobRef, PortError>;
-    /// Moves a finished file (written by ffmpeg, say) into the store under `key`.
-    async fn put_file(&self, key: &str, file: &std::path::Path) -> Result<BlobRef, PortError>;
-    /// The same for a file whose SHA-256 and size the caller has already (it hashed while
-    /// writing it): an episode of gigabytes is not read a second time to hash it.
+    /// Moves a finished file (written by ffmpeg, say) into the store under `key`, with the
+    /// SHA-256 and size the caller read as it wrote or copied it
+    /// (`podflow_media::store_file` hashes a file first): an episode of gigabytes is not
+    /// read a second time to hash it.
     async fn put_hashed_file(
         &self,
         key: &str,
@@ -46,7 +46,7 @@ pub trait BlobStore: Send + Sync {
     /// A path on this machine for tools that need one (ffmpeg, whisper); `None` for remote
     /// stores, whose adapters download first.
     fn local_path(&self, blob: &BlobRef) -> Option<PathBuf>;
-    /// A scratch path on this machine where a tool may write before `put_file`.
+    /// A scratch path on this machine where a tool may write before `put_hashed_file`.
     fn scratch_path(&self, name: &str) -> PathBuf;
     /// A link a person can open: a pre-signed GET valid for `valid_for` on S3, a `file://`
     /// URL locally.

@@ -82,13 +82,6 @@ impl BlobStore for FileBlobStore {
         })
     }
 
-    async fn put_file(&self, key: &str, file: &Path) -> Result<BlobRef, PortError> {
-        let (sha256, size) = hash_file(file)
-            .await
-            .map_err(|e| PortError::storage(format!("reading {}", file.display()), e))?;
-        self.put_hashed_file(key, file, &sha256, size).await
-    }
-
     async fn put_hashed_file(
         &self,
         key: &str,

@@ -1,11 +1,14 @@
 //! Media files for every runtime (the `podflow` process and the Lambda functions alike):
 //! [`Ffmpeg`] runs ffmpeg and ffprobe behind the `MediaProbe`, `Transcoder` and
 //! `ClipCutter` ports, [`decode::AudioStream`] streams the samples the speech engines read,
-//! [`duration_seconds`] reads just the length, and [`hash_file`] and [`copy_hashing`] read
-//! an episode's SHA-256 as a stream.
+//! [`duration_seconds`] reads just the length, [`hash_file`] and [`copy_hashing`] read
+//! an episode's SHA-256 as a stream, and [`store_file`] moves a finished file into a blob
+//! store with its digest.
 
 use std::path::Path;
 
+use podflow_core::{BlobStore, PortError};
+use podflow_events::BlobRef;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
@@ -33,6 +36,18 @@ pub fn duration_seconds(path: &Path) -> Option<f64> {
         .ok()?;
     let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
     (seconds.is_finite() && seconds > 0.0).then_some(seconds)
+}
+
+/// Hashes a finished file (written by ffmpeg, say) and moves it into `blobs` under `key`.
+pub async fn store_file(
+    blobs: &dyn BlobStore,
+    key: &str,
+    file: &Path,
+) -> Result<BlobRef, PortError> {
+    let (sha256, size) = hash_file(file)
+        .await
+        .map_err(|e| PortError::storage(format!("reading {}", file.display()), e))?;
+    blobs.put_hashed_file(key, file, &sha256, size).await
 }
 
 /// SHA-256 (hex) and size of a file, read in 1 MiB blocks: episodes can be gigabytes.

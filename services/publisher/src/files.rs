@@ -279,9 +279,12 @@ async fn cut_media(
             .await
         {
             Ok(_) => {
-                let blob = blobs
-                    .put_file(&format!("episodes/{episode_id}/{name}"), &scratch)
-                    .await?;
+                let blob = podflow_media::store_file(
+                    blobs,
+                    &format!("episodes/{episode_id}/{name}"),
+                    &scratch,
+                )
+                .await?;
                 media.files.insert(name, blob);
             }
             Err(e) => {
@@ -319,9 +322,12 @@ async fn cut_media(
         let scratch = blobs.scratch_path("trailer.mp3");
         match handler.clips.join(&trailer_parts, &scratch).await {
             Ok(_) => {
-                let blob = blobs
-                    .put_file(&format!("episodes/{episode_id}/trailer.mp3"), &scratch)
-                    .await?;
+                let blob = podflow_media::store_file(
+                    blobs,
+                    &format!("episodes/{episode_id}/trailer.mp3"),
+                    &scratch,
+                )
+                .await?;
                 media.files.insert("trailer.mp3".into(), blob);
             }
             Err(e) => note(&mut media.problems, "trailer not made".into(), e),

@@ -81,10 +81,13 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
 
     let tone = dir.path().join("tone.mp3");
     support::tone_mp3(&tone, 60.0);
-    let audio = blobs
-        .put_file(&format!("episodes/{EPISODE}/audio.mp3"), &tone)
-        .await
-        .expect("audio");
+    let audio = podflow_media::store_file(
+        blobs.as_ref(),
+        &format!("episodes/{EPISODE}/audio.mp3"),
+        &tone,
+    )
+    .await
+    .expect("audio");
     assert!(blobs.local_path(&audio).is_none(), "S3 audio is not local");
     let segments = (0..6)
         .map(|i| TranscriptSegment {

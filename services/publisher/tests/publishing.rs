@@ -46,10 +46,13 @@ impl Episode {
         let blobs = Arc::new(FileBlobStore::new(&data));
         let mp3 = data.join("tone.mp3");
         support::tone_mp3(&mp3, AUDIO_SECONDS);
-        let audio = blobs
-            .put_file(&format!("episodes/{EPISODE}/audio.mp3"), &mp3)
-            .await
-            .expect("audio");
+        let audio = podflow_media::store_file(
+            blobs.as_ref(),
+            &format!("episodes/{EPISODE}/audio.mp3"),
+            &mp3,
+        )
+        .await
+        .expect("audio");
         let seg = |start: f64, text: &str| TranscriptSegment {
             start,
             end: start + 8.0,

@@ -78,7 +78,7 @@ impl TranscodeHandler {
                 }
                 _ => StepFailure::Final(e.report()),
             })?;
-        let audio = self.blobs.put_file(&target, &scratch).await?;
+        let audio = podflow_media::store_file(self.blobs.as_ref(), &target, &scratch).await?;
         let result = TranscodeResult {
             audio,
             duration_seconds: info.duration_seconds,
