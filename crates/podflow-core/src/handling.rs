@@ -112,6 +112,52 @@ pub fn merge_outcomes(outcomes: Vec<Outcome>) -> Outcome {
     Outcome::done(emit)
 }
 
+/// Gives up on a delivery about one episode's `step` (see `MessageHandler::give_up`): the
+/// step fails with `reason`, unless it has ended already, and the event `failed` makes of
+/// the delivery, if any, announces that. A message that names no episode is only
+/// dead-lettered.
+pub async fn give_up_step(
+    store: &dyn EpisodeStore,
+    delivery: &Delivery,
+    step: &str,
+    reason: &str,
+    failed: impl FnOnce(&EventEnvelope) -> Option<EventEnvelope> + Send,
+) -> Outcome {
+    let mut dead_letter = Outcome::DeadLetter {
+        emit: Vec::new(),
+        reason: reason.to_owned(),
+    };
+    let Ok(envelope) = EventEnvelope::from_json(&delivery.body) else {
+        return dead_letter;
+    };
+    let Some(episode_id) = envelope.episode_id() else {
+        return dead_letter;
+    };
+    let ended = async {
+        let steps = store.steps(episode_id).await?;
+        if steps
+            .iter()
+            .any(|s| s.step == step && s.status != StepStatus::Running)
+        {
+            return Ok(false);
+        }
+        store
+            .step_finished(episode_id, step, StepStatus::Failed, Some(reason))
+            .await?;
+        Ok::<_, PortError>(true)
+    };
+    match ended.await {
+        Ok(true) => {
+            if let Outcome::DeadLetter { emit, .. } = &mut dead_letter {
+                emit.extend(failed(&envelope));
+            }
+            dead_letter
+        }
+        Ok(false) => dead_letter,
+        Err(e) => retry_on_store_error(delivery.attempt, &e),
+    }
+}
+
 /// Decodes a delivery's envelope and detail. A message that cannot be decoded (not JSON, a
 /// wrong type, an unknown major version) goes to the dead-letter queue with the reason —
 /// retrying the same bytes cannot help, and dropping it silently would lose it.

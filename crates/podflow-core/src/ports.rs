@@ -332,6 +332,19 @@ pub trait MessageHandler: Send + Sync {
     /// The service name (also its inbox queue locally).
     fn name(&self) -> &'static str;
     async fn handle(&self, delivery: &Delivery) -> Outcome;
+    /// Ends a message that will not be delivered again: its receives are used up (each
+    /// attempt asked for a retry, or the process died during it). Records its step or
+    /// prompt as failed and returns the `…Failed` events that say so, in a dead letter with
+    /// `reason`, so nothing downstream waits for it forever. A `Retry` means the failure
+    /// could not be recorded yet (the store is down); the runner asks again. By default
+    /// the message is only dead-lettered.
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        let _ = delivery;
+        Outcome::DeadLetter {
+            emit: Vec::new(),
+            reason: reason.to_owned(),
+        }
+    }
 }
 
 /// A job for a queue other than the bus (the prompt FIFO queue), sent atomically with the

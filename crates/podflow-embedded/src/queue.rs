@@ -4,9 +4,10 @@
 //! - FIFO queues: within a message group only the oldest message is eligible, and not while
 //!   it is in flight, so a group is processed in order, one message at a time; different
 //!   groups run in parallel. A `dedup_id` seen within [`DEDUP_WINDOW_MS`] is dropped.
-//! - Receiving hides a message for the visibility timeout and counts the receive; a message
-//!   received `max_receive_count` times and still not deleted moves to its DLQ on the next
-//!   receive, exactly as SQS's redrive policy does.
+//! - Receiving hides a message for the visibility timeout and counts the receive. A message
+//!   received `max_receive_count` times and still not deleted comes once more marked
+//!   [`Received::exhausted`], so its handler can end its step or prompt before it moves to
+//!   the DLQ (SQS's redrive policy would move it silently).
 //! - The bus: publishing an event stores it once (by id) and puts one message into the inbox
 //!   queue of each subscribed service (`podflow_events::routing`).
 //!
@@ -73,6 +74,9 @@ pub struct Received {
     pub body: String,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+    /// Its receives are used up: why, for the handler's `give_up`. It goes to the DLQ with
+    /// whatever the handler returns.
+    pub exhausted: Option<String>,
 }
 
 /// A message sitting in a dead-letter queue.
@@ -168,34 +172,33 @@ impl Db {
             .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
             .ok_or_else(|| DbError::Corrupt(format!("queue {queue} was never declared")))?;
-        let candidates: Vec<(i64, String, String, u32)> = {
+        let candidates: Vec<(i64, String, String, u32, Option<String>)> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT m.seq, m.id, m.body, m.receive_count FROM messages m
+                "SELECT m.seq, m.id, m.body, m.receive_count, m.last_error FROM messages m
                  WHERE m.queue=?1 AND m.visible_at<=?2
                    AND (m.group_id IS NULL OR NOT EXISTS(
                         SELECT 1 FROM messages o WHERE o.queue=m.queue AND o.group_id=m.group_id AND o.seq<m.seq))
                  ORDER BY m.seq LIMIT ?3",
             )?;
             stmt.query_map(params![queue, now, (max * 2) as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<Result<_, _>>()?
         };
         let mut out = Vec::new();
-        for (seq, id, body, count) in candidates {
+        for (seq, id, body, count, last_error) in candidates {
             if out.len() >= max {
                 break;
             }
-            if max_receive > 0
-                && count >= max_receive
-                && let Some(dlq) = &dlq
-            {
-                let reason = format!(
+            let exhausted = (max_receive > 0 && count >= max_receive && dlq.is_some()).then(|| {
+                let mut reason = format!(
                     "received {count} times without being processed (maxReceiveCount {max_receive})"
                 );
-                move_to_dlq(&tx, seq, dlq, &reason)?;
-                continue;
-            }
+                if let Some(last) = last_error {
+                    reason.push_str(&format!("; last error: {last}"));
+                }
+                reason
+            });
             let receipt = new_id();
             tx.prepare_cached(
                 "UPDATE messages SET receive_count=receive_count+1, visible_at=?2, in_flight=1, receipt=?3 WHERE seq=?1",
@@ -206,6 +209,7 @@ impl Db {
                 receipt,
                 body,
                 receive_count: count + 1,
+                exhausted,
             });
         }
         tx.commit()?;
@@ -563,10 +567,21 @@ mod tests {
             db.send(PROMPT_QUEUE, &format!("job {g}"), Some(g), Some(g))
                 .expect("send");
         }
-        // Two receives each, then the third moves every group's message to the DLQ.
-        for _ in 0..3 {
+        // Two receives each; the third comes marked exhausted and is dead-lettered.
+        for _ in 0..2 {
             let _ = db.receive(PROMPT_QUEUE, 10).expect("receive");
             std::thread::sleep(Duration::from_millis(250));
+        }
+        for received in db.receive(PROMPT_QUEUE, 10).expect("receive") {
+            let reason = received.exhausted.clone().expect("exhausted");
+            db.complete(
+                &received,
+                &Outcome::DeadLetter {
+                    emit: Vec::new(),
+                    reason,
+                },
+            )
+            .expect("dead-letter");
         }
         let letters = DeadLetterQueue::list(&db).await.expect("list");
         assert_eq!(letters.len(), 3);
@@ -650,9 +665,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
         let second = db.receive(PROMPT_QUEUE, 1).expect("r2");
         assert_eq!(second[0].receive_count, 2);
+        assert_eq!(second[0].exhausted, None);
         std::thread::sleep(Duration::from_millis(250));
-        // Third receive: maxReceiveCount (2) reached → moved to the DLQ, not delivered.
-        assert!(db.receive(PROMPT_QUEUE, 1).expect("r3").is_empty());
+        // Third receive: maxReceiveCount (2) reached → delivered once more, marked, for its
+        // handler to end its work; what the handler returns moves it to the DLQ.
+        let third = db.receive(PROMPT_QUEUE, 1).expect("r3");
+        let reason = third[0].exhausted.clone().expect("exhausted");
+        db.complete(
+            &third[0],
+            &Outcome::DeadLetter {
+                emit: Vec::new(),
+                reason,
+            },
+        )
+        .expect("dead-letter");
+        assert!(db.receive(PROMPT_QUEUE, 1).expect("r4").is_empty());
         let dead = db.dead_letters().expect("dlq");
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].dlq, PROMPT_DLQ);

@@ -123,7 +123,11 @@ async fn process(db: &Db, queue: &QueueSpec, handler: &dyn MessageHandler, recei
             }
         })
     };
-    let outcome = handler.handle(&delivery).await;
+    let outcome = match &received.exhausted {
+        // Used up: the handler ends the step or prompt, then the message is dead-lettered.
+        Some(reason) => handler.give_up(&delivery, reason).await,
+        None => handler.handle(&delivery).await,
+    };
     heartbeat.abort();
     match &outcome {
         Outcome::Done { emit, jobs } => tracing::debug!(
@@ -195,5 +199,84 @@ mod tests {
         worker.await.expect("join");
         assert_eq!(db.pending(&["flaky"]).expect("pending"), 0);
         assert_eq!(handler.calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// Asks for a retry every time; giving up announces the failure.
+    struct Hopeless {
+        attempts: AtomicU32,
+        given_up: std::sync::Mutex<Vec<(u32, String)>>,
+    }
+
+    #[async_trait]
+    impl MessageHandler for Hopeless {
+        fn name(&self) -> &'static str {
+            "hopeless"
+        }
+        async fn handle(&self, _delivery: &Delivery) -> Outcome {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            Outcome::Retry {
+                delay: Duration::from_millis(10),
+                reason: "store unreachable".into(),
+            }
+        }
+        async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+            self.given_up
+                .lock()
+                .expect("lock")
+                .push((delivery.attempt, reason.to_owned()));
+            Outcome::DeadLetter {
+                emit: vec![podflow_events::EventEnvelope::wrap(
+                    &podflow_events::TranscodeFailed {
+                        schema_version: "1.0".into(),
+                        episode_id: "ep".into(),
+                        correlation_id: "c".into(),
+                        reason: reason.to_owned(),
+                    },
+                )],
+                reason: reason.to_owned(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_receives_are_used_up_ends_with_its_handlers_failure_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let spec = QueueSpec {
+            max_receive_count: 3,
+            ..QueueSpec::inbox("hopeless")
+        };
+        db.declare_queue(&spec).expect("declare");
+        db.send("hopeless", "m", None, None).expect("send");
+        let handler = Arc::new(Hopeless {
+            attempts: AtomicU32::new(0),
+            given_up: std::sync::Mutex::new(Vec::new()),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(Worker::new(db.clone(), spec, handler.clone(), 2).run(stop_rx));
+        for _ in 0..200 {
+            if db.pending(&["hopeless"]).expect("pending") == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop_tx.send(true).expect("stop");
+        worker.await.expect("join");
+        assert_eq!(handler.attempts.load(Ordering::SeqCst), 3);
+        let given_up = handler.given_up.lock().expect("lock").clone();
+        assert_eq!(given_up.len(), 1, "{given_up:?}");
+        assert_eq!(given_up[0].0, 4, "the receive after the last attempt");
+        assert!(
+            given_up[0].1.contains("maxReceiveCount 3")
+                && given_up[0].1.contains("last error: store unreachable"),
+            "{}",
+            given_up[0].1
+        );
+        let failed = db.events_for("ep").expect("events");
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].detail_type, "TranscodeFailed");
+        let dead = db.dead_letters().expect("dlq");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].dlq, "hopeless-dlq");
     }
 }

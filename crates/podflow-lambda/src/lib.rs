@@ -39,6 +39,10 @@ pub struct Effects {
     /// messages to the dead-letter queue at once. Without it a retry waits out the queue's
     /// visibility timeout, and a dead letter fails until the redrive policy moves it.
     pub control: Option<Arc<dyn DeliveryControl>>,
+    /// The queue's `maxReceiveCount`, for queue consumers: a retry asked for on the last
+    /// receive becomes the handler's `give_up` (its `…Failed` event and a dead letter),
+    /// since SQS's redrive would move the message silently.
+    pub max_receives: Option<u32>,
 }
 
 impl Effects {
@@ -133,7 +137,21 @@ async fn handle_record(
             .and_then(|n| n.parse().ok())
             .unwrap_or(1),
     };
-    match handler.handle(&delivery).await {
+    let outcome = match handler.handle(&delivery).await {
+        Outcome::Retry { reason, .. }
+            if effects
+                .max_receives
+                .is_some_and(|max| delivery.attempt >= max) =>
+        {
+            let reason = format!(
+                "received {} times without being processed (maxReceiveCount); last error: {reason}",
+                delivery.attempt
+            );
+            handler.give_up(&delivery, &reason).await
+        }
+        outcome => outcome,
+    };
+    match outcome {
         Outcome::Done { emit, jobs } => apply(effects, &emit, &jobs).await,
         Outcome::Retry { delay, reason } => {
             if let (Some(control), Some(receipt)) = (&effects.control, &record.receipt_handle)

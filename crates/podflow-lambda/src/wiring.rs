@@ -145,11 +145,13 @@ impl AwsWiring {
             events: Arc::new(EventBridgePublisher::new(&self.config, &self.bus)),
             jobs: queue.clone(),
             control: Some(queue),
+            max_receives: None,
         })
     }
 
     /// For the prompt queue's consumer: retries delayed on `PODFLOW_PROMPT_QUEUE_URL`,
-    /// hopeless jobs to `PODFLOW_PROMPT_DLQ_URL`.
+    /// hopeless jobs to `PODFLOW_PROMPT_DLQ_URL`, the last receive (of
+    /// `PODFLOW_PROMPT_MAX_RECEIVE_COUNT`, the queue's redrive policy) given up on.
     fn queue_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
         let url = env("PODFLOW_PROMPT_QUEUE_URL")?;
         let queue = Arc::new(
@@ -162,6 +164,12 @@ impl AwsWiring {
             events: Arc::new(EventBridgePublisher::new(&self.config, &self.bus)),
             jobs: queue.clone(),
             control: Some(queue),
+            max_receives: Some(parsed_env(
+                "PODFLOW_PROMPT_MAX_RECEIVE_COUNT",
+                0u32,
+                "a whole number",
+            )?)
+            .filter(|max| *max > 0),
         })
     }
 

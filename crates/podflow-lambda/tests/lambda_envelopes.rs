@@ -126,6 +126,7 @@ fn effects(recorder: &Arc<Recorder>, with_control: bool) -> Effects {
         events: recorder.clone(),
         jobs: recorder.clone(),
         control: with_control.then(|| recorder.clone() as Arc<dyn DeliveryControl>),
+        max_receives: None,
     }
 }
 

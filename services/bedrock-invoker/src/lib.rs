@@ -254,6 +254,46 @@ impl InvokeHandler {
         )))
     }
 
+    /// The announcement of the job's prompt if the store says it completed already.
+    async fn completed_before(&self, job: &PromptJob) -> Result<Option<EventEnvelope>, PortError> {
+        let states = self.store.prompts(&job.episode_id).await?;
+        Ok(states
+            .iter()
+            .find(|p| {
+                p.prompt_id == job.prompt_id
+                    && p.prompt_version == job.prompt_version
+                    && p.status == PromptStatus::Completed
+            })
+            .and_then(|done| {
+                Some(Self::completed(
+                    job,
+                    done.output.clone()?,
+                    (done.input_tokens, done.output_tokens),
+                    done.attempts,
+                ))
+            }))
+    }
+
+    /// Ends the prompt as failed: recorded, announced with `PromptFailed`, dead-lettered.
+    async fn fail(&self, job: &PromptJob, attempt: u32, err: &PortError) -> Outcome {
+        let update = PromptUpdate::Failed {
+            attempt,
+            error: err.report(),
+        };
+        if let Err(e) = self
+            .store
+            .update_prompt(&job.episode_id, &job.prompt_id, &update)
+            .await
+        {
+            return retry_on_store_error(attempt, &e);
+        }
+        tracing::warn!(episode = %job.episode_id, prompt = %job.prompt_id, attempt, error = %err.report(), "prompt failed");
+        Outcome::DeadLetter {
+            emit: vec![Self::failed(job, attempt, err)],
+            reason: err.report(),
+        }
+    }
+
     /// `PromptCompleted`, with an id of the prompt and its version: announcing the same
     /// completion again gives the same event, which the local bus stores once.
     fn completed(
@@ -289,43 +329,16 @@ impl MessageHandler for InvokeHandler {
     }
 
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let job: PromptJob = match serde_json::from_str::<PromptJob>(&delivery.body) {
-            Ok(job) if job.schema_version.split('.').next() == Some("1") => job,
-            Ok(job) => {
-                return Outcome::DeadLetter {
-                    emit: Vec::new(),
-                    reason: format!(
-                        "PromptJob schema_version `{}` is not supported (this build reads 1.x)",
-                        job.schema_version
-                    ),
-                };
-            }
-            Err(e) => {
-                return Outcome::DeadLetter {
-                    emit: Vec::new(),
-                    reason: format!("not a PromptJob: {e}"),
-                };
-            }
+        let job = match job_of(delivery) {
+            Ok(job) => job,
+            Err(dead_letter) => return dead_letter,
         };
         let attempt = delivery.attempt;
-        match self.store.prompts(&job.episode_id).await {
-            Ok(states) => {
-                // Already done: never run a prompt twice, but announce it again from the
-                // store; the first announcement may have been lost after the store write.
-                if let Some(done) = states.iter().find(|p| {
-                    p.prompt_id == job.prompt_id
-                        && p.prompt_version == job.prompt_version
-                        && p.status == PromptStatus::Completed
-                }) && let Some(output) = done.output.clone()
-                {
-                    return Outcome::done(vec![Self::completed(
-                        &job,
-                        output,
-                        (done.input_tokens, done.output_tokens),
-                        done.attempts,
-                    )]);
-                }
-            }
+        // Already done: never run a prompt twice, but announce it again from the store; the
+        // first announcement may have been lost after the store write.
+        match self.completed_before(&job).await {
+            Ok(Some(completed)) => return Outcome::done(vec![completed]),
+            Ok(None) => {}
             Err(e) => return retry_on_store_error(attempt, &e),
         }
         let err = match self.run(&job, attempt).await {
@@ -333,17 +346,12 @@ impl MessageHandler for InvokeHandler {
             Ok(Ok(completed)) => return Outcome::done(vec![completed]),
             Ok(Err(err)) => err,
         };
-        let give_up = !err.is_retryable() || attempt >= self.retry.max_attempts;
-        let update = if give_up {
-            PromptUpdate::Failed {
-                attempt,
-                error: err.report(),
-            }
-        } else {
-            PromptUpdate::Retrying {
-                attempt,
-                error: err.report(),
-            }
+        if !err.is_retryable() || attempt >= self.retry.max_attempts {
+            return self.fail(&job, attempt, &err).await;
+        }
+        let update = PromptUpdate::Retrying {
+            attempt,
+            error: err.report(),
         };
         if let Err(e) = self
             .store
@@ -351,13 +359,6 @@ impl MessageHandler for InvokeHandler {
             .await
         {
             return retry_on_store_error(attempt, &e);
-        }
-        if give_up {
-            tracing::warn!(episode = %job.episode_id, prompt = %job.prompt_id, attempt, error = %err.report(), "prompt failed");
-            return Outcome::DeadLetter {
-                emit: vec![Self::failed(&job, attempt, &err)],
-                reason: err.report(),
-            };
         }
         let jittered = backoff(
             attempt,
@@ -372,5 +373,38 @@ impl MessageHandler for InvokeHandler {
             delay,
             reason: err.report(),
         }
+    }
+
+    /// A job whose receives are used up fails its prompt with `PromptFailed`, unless the
+    /// prompt completed after all (then that is announced).
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        let job = match job_of(delivery) {
+            Ok(job) => job,
+            Err(dead_letter) => return dead_letter,
+        };
+        match self.completed_before(&job).await {
+            Ok(Some(completed)) => Outcome::done(vec![completed]),
+            Ok(None) => {
+                self.fail(&job, delivery.attempt, &PortError::transient(reason))
+                    .await
+            }
+            Err(e) => retry_on_store_error(delivery.attempt, &e),
+        }
+    }
+}
+
+/// The job a delivery carries, or the dead letter that says why it carries none.
+fn job_of(delivery: &Delivery) -> Result<PromptJob, Outcome> {
+    let dead_letter = |reason| Outcome::DeadLetter {
+        emit: Vec::new(),
+        reason,
+    };
+    match serde_json::from_str::<PromptJob>(&delivery.body) {
+        Ok(job) if job.schema_version.split('.').next() == Some("1") => Ok(job),
+        Ok(job) => Err(dead_letter(format!(
+            "PromptJob schema_version `{}` is not supported (this build reads 1.x)",
+            job.schema_version
+        ))),
+        Err(e) => Err(dead_letter(format!("not a PromptJob: {e}"))),
     }
 }

@@ -1,6 +1,7 @@
-//! A completed prompt whose `PromptCompleted` was lost (PutEvents failed after the store
-//! write, on the Lambda path) is announced on the redelivery, without calling the model
-//! again.
+//! The invoker on the Lambda path, across redeliveries: a completed prompt whose
+//! `PromptCompleted` was lost (PutEvents failed after the store write) is announced on the
+//! redelivery without calling the model again, and a job still failing on its queue's last
+//! receive ends its prompt with `PromptFailed` instead of vanishing into the DLQ.
 
 use std::{
     sync::{Arc, Mutex},
@@ -18,15 +19,36 @@ use podflow_core::{
     PromptInput, PromptStatus, QueuedJob, TRANSCRIPT_MARKER,
 };
 use podflow_embedded::{Db, FileBlobStore};
-use podflow_events::{EventEnvelope, PromptCompleted, PromptJob, SCHEMA_VERSION};
+use podflow_events::{EventEnvelope, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION};
 use podflow_fakes::{FakeLlm, FakeLlmConfig};
 use podflow_lambda::{Effects, handle_sqs_payload};
 use serde_json::json;
 
-/// EventBridge that refuses the first `refusals` calls, then records what it is given.
+/// EventBridge that refuses the first `refusals` calls, then records what it is given; and
+/// the prompt queue's dead-letter queue.
 struct FlakyBus {
     refusals: Mutex<u32>,
     published: Mutex<Vec<EventEnvelope>>,
+    letters: Mutex<Vec<DeadLetter>>,
+}
+
+impl FlakyBus {
+    fn refusing(refusals: u32) -> Arc<Self> {
+        Arc::new(Self {
+            refusals: Mutex::new(refusals),
+            published: Mutex::new(Vec::new()),
+            letters: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn effects(self: &Arc<Self>, max_receives: u32) -> Effects {
+        Effects {
+            events: self.clone(),
+            jobs: self.clone(),
+            control: Some(self.clone()),
+            max_receives: Some(max_receives),
+        }
+    }
 }
 
 #[async_trait]
@@ -60,7 +82,8 @@ impl DeliveryControl for FlakyBus {
         Ok(())
     }
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
-        panic!("nothing here is hopeless: {letter:?}")
+        self.letters.lock().expect("lock").push(letter.clone());
+        Ok(())
     }
 }
 
@@ -83,11 +106,12 @@ fn sqs_payload(job: &PromptJob, receive_count: u32) -> serde_json::Value {
     }]})
 }
 
-#[tokio::test]
-async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
-    let fake = FakeLlm::start(FakeLlmConfig::default())
-        .await
-        .expect("fake llm");
+/// One planned prompt, its job, and an invoker that gives up after `max_attempts` model
+/// failures.
+async fn one_prompt(
+    llm_url: &str,
+    max_attempts: u32,
+) -> (tempfile::TempDir, Db, InvokeHandler, PromptJob) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path()).expect("db");
     let blobs = Arc::new(FileBlobStore::new(dir.path()));
@@ -122,7 +146,7 @@ async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
         store: Arc::new(db.clone()),
         blobs,
         llm: Arc::new(OpenAiCompatible::new(
-            &fake.url,
+            llm_url,
             None,
             Duration::from_secs(10),
         )),
@@ -131,20 +155,22 @@ async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
             Duration::from_secs(60),
         )),
         retry: RetryPolicy {
-            max_attempts: 3,
+            max_attempts,
             base: Duration::from_millis(10),
             cap: Duration::from_millis(50),
         },
     };
-    let bus = Arc::new(FlakyBus {
-        refusals: Mutex::new(1),
-        published: Mutex::new(Vec::new()),
-    });
-    let effects = Effects {
-        events: bus.clone(),
-        jobs: bus.clone(),
-        control: Some(bus.clone()),
-    };
+    (dir, db, handler, job)
+}
+
+#[tokio::test]
+async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
+    let fake = FakeLlm::start(FakeLlmConfig::default())
+        .await
+        .expect("fake llm");
+    let (_dir, db, handler, job) = one_prompt(&fake.url, 3).await;
+    let bus = FlakyBus::refusing(1);
+    let effects = bus.effects(5);
 
     // First receive: the model answers and the store says completed, but PutEvents fails,
     // so the record is reported failed and SQS delivers it again.
@@ -179,4 +205,45 @@ async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
     assert_eq!(published.len(), 2);
     assert_eq!(published[0].id, published[1].id);
     assert_eq!(published[0].detail, published[1].detail);
+}
+
+#[tokio::test]
+async fn a_job_still_failing_on_its_last_receive_ends_its_prompt_with_prompt_failed() {
+    let fake = FakeLlm::start(FakeLlmConfig {
+        throttle_rate: 1.0,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .expect("fake llm");
+    // The invoker would try 8 times; the queue redrives after 2 receives.
+    let (_dir, db, handler, job) = one_prompt(&fake.url, 8).await;
+    let bus = FlakyBus::refusing(0);
+    let effects = bus.effects(2);
+
+    let first = handle_sqs_payload(&handler, &effects, sqs_payload(&job, 1))
+        .await
+        .expect("batch");
+    assert_eq!(first.batch_item_failures.len(), 1, "throttled: try again");
+    assert!(bus.letters.lock().expect("lock").is_empty());
+
+    let last = handle_sqs_payload(&handler, &effects, sqs_payload(&job, 2))
+        .await
+        .expect("batch");
+    assert!(
+        last.batch_item_failures.is_empty(),
+        "given up here, not left to the redrive: {last:?}"
+    );
+    let state = db.prompts("ep").await.expect("prompts");
+    assert_eq!(state[0].status, PromptStatus::Failed);
+    let published = bus.published.lock().expect("lock").clone();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let failed: PromptFailed = published[0].decode().expect("PromptFailed");
+    assert!(
+        failed.reason.contains("maxReceiveCount") && failed.reason.contains("throttled"),
+        "{}",
+        failed.reason
+    );
+    let letters = bus.letters.lock().expect("lock").clone();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].group_id.as_deref(), Some("ep:summary"));
 }

@@ -17,7 +17,7 @@ use catalog::Catalog;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, PromptInput,
     PromptStatus, QueuedJob, StepStatus, TRANSCRIPT_MARKER,
-    handling::{decode_delivery, retry_on_store_error},
+    handling::{decode_delivery, give_up_step, retry_on_store_error},
     transcript::{Transcript, clock},
 };
 use podflow_events::{BlobRef, EpisodeTranscribed, PromptJob, SCHEMA_VERSION};
@@ -254,5 +254,11 @@ impl MessageHandler for DispatchHandler {
             },
             Err(e) => retry_on_store_error(delivery.attempt, &e),
         }
+    }
+
+    /// The dispatch step fails with the reason; the publisher then summarizes the episode
+    /// without prompts.
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, |_| None).await
     }
 }

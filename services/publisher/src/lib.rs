@@ -21,7 +21,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use podflow_core::{
     BlobStore, ClipCutter, Delivery, EpisodeStore, MessageHandler, Outcome, PortError,
-    PromptStatus, StepStatus, StoredRevision, content::sha256_hex, handling::retry_on_store_error,
+    PromptStatus, StepStatus, StoredRevision,
+    content::sha256_hex,
+    handling::{give_up_step, retry_on_store_error},
 };
 use podflow_events::{
     EpisodeSummarized, EventEnvelope, FailedPrompt, FailedStep, PromptOutput, SCHEMA_VERSION,
@@ -58,24 +60,28 @@ impl PublishHandler {
         };
         let steps = self.store.steps(episode_id).await?;
         let status_of = |name: &str| steps.iter().find(|s| s.step == name).map(|s| s.status);
+        let failed_step = |name: &str| FailedStep {
+            step: name.into(),
+            reason: steps
+                .iter()
+                .find(|s| s.step == name)
+                .and_then(|s| s.note.clone())
+                .unwrap_or_else(|| "failed".into()),
+        };
         let mut failed_steps = Vec::new();
         for name in ["transcode", "transcribe"] {
             match status_of(name) {
                 None | Some(StepStatus::Running) => return Ok(Readiness::Waiting),
-                Some(StepStatus::Failed) => failed_steps.push(FailedStep {
-                    step: name.into(),
-                    reason: steps
-                        .iter()
-                        .find(|s| s.step == name)
-                        .and_then(|s| s.note.clone())
-                        .unwrap_or_else(|| "failed".into()),
-                }),
+                Some(StepStatus::Failed) => failed_steps.push(failed_step(name)),
                 Some(StepStatus::Done) => {}
             }
         }
         let transcribed = status_of("transcribe") == Some(StepStatus::Done);
-        if transcribed && status_of("dispatch") != Some(StepStatus::Done) {
-            return Ok(Readiness::AwaitingDispatch);
+        match status_of("dispatch") {
+            Some(StepStatus::Failed) => failed_steps.push(failed_step("dispatch")),
+            Some(StepStatus::Done) => {}
+            _ if transcribed => return Ok(Readiness::AwaitingDispatch),
+            _ => {}
         }
         let prompts = self.store.prompts(episode_id).await?;
         if prompts.iter().any(|p| !p.status.is_terminal()) {
@@ -232,5 +238,11 @@ impl MessageHandler for PublishHandler {
             Ok(outcome) => outcome,
             Err(e) => retry_on_store_error(delivery.attempt, &e),
         }
+    }
+
+    /// The publish step fails with the reason (shown by `podflow status`); the next event
+    /// of the episode, or a replay, publishes again.
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, |_| None).await
     }
 }

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Notifier, Outcome, PortError, StepStatus,
-    handling::{backoff, retry_on_store_error},
+    handling::{backoff, give_up_step, retry_on_store_error},
 };
 use podflow_events::{EpisodeSummarized, EpisodeTranscoded, EventEnvelope, SummaryStatus};
 use serde_json::Value;
@@ -364,5 +364,9 @@ impl MessageHandler for NotifyHandler {
             Ok(outcome) => outcome,
             Err::<_, PortError>(e) => retry_on_store_error(delivery.attempt, &e),
         }
+    }
+
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, |_| None).await
     }
 }

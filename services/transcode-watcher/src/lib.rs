@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, ErrorKind, MessageHandler, Mp3Options, Outcome, PortError,
     Transcoder, content,
-    handling::{StepEnd, StepFailure, decode_delivery, end_step, retry_on_store_error},
+    handling::{
+        StepEnd, StepFailure, decode_delivery, end_step, give_up_step, retry_on_store_error,
+    },
 };
 use podflow_events::{
     BlobRef, EpisodeTranscoded, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION, TranscodeFailed,
@@ -90,6 +92,15 @@ impl TranscodeHandler {
     }
 }
 
+pub(crate) fn transcode_failed(up: &EpisodeUploaded, reason: &str) -> EventEnvelope {
+    EventEnvelope::wrap(&TranscodeFailed {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: up.episode_id.clone(),
+        correlation_id: up.correlation_id.clone(),
+        reason: reason.to_owned(),
+    })
+}
+
 /// Ends the step for one episode: `EpisodeTranscoded` or `TranscodeFailed`.
 async fn finish(
     store: &dyn EpisodeStore,
@@ -100,18 +111,12 @@ async fn finish(
     match result {
         Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
         Err(StepFailure::Final(reason)) => {
-            let event = EventEnvelope::wrap(&TranscodeFailed {
-                schema_version: SCHEMA_VERSION.into(),
-                episode_id: up.episode_id.clone(),
-                correlation_id: up.correlation_id.clone(),
-                reason: reason.clone(),
-            });
             end_step(
                 store,
                 &up.episode_id,
                 STEP,
                 StepEnd::Failed { reason: &reason },
-                event,
+                transcode_failed(up, &reason),
                 attempt,
             )
             .await
@@ -188,5 +193,13 @@ impl MessageHandler for TranscodeHandler {
         }
         let result = self.transcode(&up).await;
         finish(self.store.as_ref(), &up, result, delivery.attempt).await
+    }
+
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
+            let up = envelope.decode::<EpisodeUploaded>().ok()?;
+            Some(transcode_failed(&up, reason))
+        })
+        .await
     }
 }

@@ -10,8 +10,8 @@ use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, TranscodeJobSpec,
     TranscodeJobs, content,
     handling::{
-        StepFailure, decode_delivery, merge_outcomes, retry_on_store_error, retry_or_fail,
-        wait_for_job, waiting_episodes,
+        StepFailure, decode_delivery, give_up_step, merge_outcomes, retry_on_store_error,
+        retry_or_fail, wait_for_job, waiting_episodes,
     },
 };
 use podflow_events::EpisodeUploaded;
@@ -258,6 +258,16 @@ impl MessageHandler for MediaConvertHandler {
             Ok((_, up)) => self.on_upload(&up, delivery.attempt).await,
             Err(outcome) => outcome,
         }
+    }
+
+    /// An upload that gives up fails its episode's step; a job's state change that gives
+    /// up is only dead-lettered (its job's own end, or a replay, finishes the episodes).
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
+            let up = envelope.decode::<EpisodeUploaded>().ok()?;
+            Some(crate::transcode_failed(&up, reason))
+        })
+        .await
     }
 }
 

@@ -10,8 +10,8 @@ use podflow_core::{
     BlobStore, Delivery, EpisodeStore, JobState, MessageHandler, Outcome, PortError,
     TranscriptionJobSpec, TranscriptionJobs,
     handling::{
-        StepFailure, decode_delivery, merge_outcomes, retry_on_store_error, wait_for_job,
-        waiting_episodes,
+        StepFailure, decode_delivery, give_up_step, merge_outcomes, retry_on_store_error,
+        wait_for_job, waiting_episodes,
     },
 };
 use podflow_events::{BlobRef, EpisodeUploaded};
@@ -236,5 +236,15 @@ impl MessageHandler for BatchTranscriberHandler {
             Ok((_, up)) => self.on_upload(&up, delivery.attempt).await,
             Err(outcome) => outcome,
         }
+    }
+
+    /// An upload that gives up fails its episode's step; a job's state change that gives
+    /// up is only dead-lettered (the job's state is read again on the next upload).
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
+            let up = envelope.decode::<EpisodeUploaded>().ok()?;
+            Some(crate::transcription_failed(&up, reason))
+        })
+        .await
     }
 }

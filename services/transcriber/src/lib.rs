@@ -13,7 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, SpeechToText, content,
-    handling::{StepEnd, StepFailure, decode_delivery, end_step, retry_on_store_error},
+    handling::{
+        StepEnd, StepFailure, decode_delivery, end_step, give_up_step, retry_on_store_error,
+    },
     subtitles,
     transcript::{Transcript, TranscriptView},
 };
@@ -208,6 +210,15 @@ async fn relocate(
     Ok(r)
 }
 
+pub(crate) fn transcription_failed(up: &EpisodeUploaded, reason: &str) -> EventEnvelope {
+    EventEnvelope::wrap(&TranscriptionFailed {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: up.episode_id.clone(),
+        correlation_id: up.correlation_id.clone(),
+        reason: reason.to_owned(),
+    })
+}
+
 /// Ends the step for one episode: `EpisodeTranscribed` or `TranscriptionFailed`.
 async fn finish(
     store: &dyn EpisodeStore,
@@ -219,18 +230,12 @@ async fn finish(
     match result {
         Err(StepFailure::Store(e)) => retry_on_store_error(attempt, &e),
         Err(StepFailure::Final(reason)) => {
-            let event = EventEnvelope::wrap(&TranscriptionFailed {
-                schema_version: SCHEMA_VERSION.into(),
-                episode_id: up.episode_id.clone(),
-                correlation_id: up.correlation_id.clone(),
-                reason: reason.clone(),
-            });
             end_step(
                 store,
                 &up.episode_id,
                 STEP,
                 StepEnd::Failed { reason: &reason },
-                event,
+                transcription_failed(up, &reason),
                 attempt,
             )
             .await
@@ -294,5 +299,13 @@ impl MessageHandler for TranscriberHandler {
         let result = self.transcribe(&up).await;
         let notice = self.engine.notice();
         finish(self.store.as_ref(), &up, result, notice, delivery.attempt).await
+    }
+
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
+            let up = envelope.decode::<EpisodeUploaded>().ok()?;
+            Some(transcription_failed(&up, reason))
+        })
+        .await
     }
 }
