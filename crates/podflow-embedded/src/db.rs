@@ -7,6 +7,7 @@ use std::{
 };
 
 use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
 use thiserror::Error;
 use tokio::sync::Notify;
 
@@ -28,6 +29,20 @@ pub enum DbError {
         "another podflow process is working in {0}; wait for it to finish or use another --data-dir"
     )]
     Busy(PathBuf),
+    #[error(
+        "{path} was written by a newer podflow (database schema {found}; this build reads up to {supported}); upgrade podflow, or use another --data-dir"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: usize,
+    },
+    #[error("cannot bring {path} to the current database schema: {source}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
@@ -138,6 +153,30 @@ CREATE TABLE IF NOT EXISTS summaries(
 );
 "#;
 
+/// The database schema, one step per version (SQLite's `user_version` counts the steps
+/// applied). Version 1 is the schema of every data directory made before versions were
+/// kept: its statements are `IF NOT EXISTS`, so such a directory is only stamped. A change
+/// to the schema is a new step at the end; steps are never edited once released.
+const MIGRATIONS: [&str; 1] = [SCHEMA];
+
+/// Brings the database to the newest schema `steps` know, or refuses one that is newer.
+fn migrate(conn: &mut Connection, path: &Path, steps: &[&'static str]) -> Result<(), DbError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > steps.len() as i64 {
+        return Err(DbError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            supported: steps.len(),
+        });
+    }
+    Migrations::new(steps.iter().map(|sql| M::up(sql)).collect())
+        .to_latest(conn)
+        .map_err(|source| DbError::Migrate {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// A handle to the database. Cheap to clone; all clones share one connection, which keeps
 /// writes serialised without SQLITE_BUSY handling, and one wake-up signal for workers.
 #[derive(Clone)]
@@ -167,7 +206,7 @@ impl Db {
             source,
         })?;
         let path = data_dir.join("podflow.db");
-        let conn = Connection::open(&path).map_err(|source| DbError::Open {
+        let mut conn = Connection::open(&path).map_err(|source| DbError::Open {
             path: path.clone(),
             source,
         })?;
@@ -178,7 +217,7 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn, &path, &MIGRATIONS)?;
         // Checkpoints (copying the WAL back into the database, with an fsync) would otherwise
         // run inside whichever commit crosses the threshold and stall that hop for
         // milliseconds; a background connection does them instead.
@@ -266,5 +305,80 @@ impl RunnerLock {
             Ok(()) => Ok(Self { _file: file }),
             Err(_) => Err(DbError::Busy(data_dir.to_owned())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .expect("open")
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version")
+    }
+
+    #[test]
+    fn a_data_directory_from_before_schema_versions_is_stamped_and_keeps_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("podflow.db");
+        {
+            let old = Connection::open(&path).expect("open");
+            old.execute_batch(SCHEMA).expect("old schema");
+            old.execute(
+                "INSERT INTO episodes(episode_id, record, created_at)
+                 VALUES('ep-1', '{\"original_name\":\"weekly.mp3\"}', 0)",
+                [],
+            )
+            .expect("an episode");
+        }
+        assert_eq!(user_version(&path), 0);
+        let db = Db::open(dir.path()).expect("migrated");
+        let kept: String = db
+            .conn()
+            .query_row(
+                "SELECT record FROM episodes WHERE episode_id='ep-1'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the episode is still there");
+        assert!(kept.contains("weekly.mp3"), "{kept}");
+        drop(db);
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_later_step_is_applied_once_on_top_of_the_current_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("podflow.db");
+        drop(Db::open(dir.path()).expect("current"));
+        let mut conn = Connection::open(&path).expect("open");
+        let steps = [SCHEMA, "ALTER TABLE queues ADD COLUMN note TEXT"];
+        migrate(&mut conn, &path, &steps).expect("step 2");
+        migrate(&mut conn, &path, &steps).expect("nothing left to do");
+        assert_eq!(user_version(&path), 2);
+        conn.execute("UPDATE queues SET note='added by step 2'", [])
+            .expect("the new column exists");
+    }
+
+    #[test]
+    fn a_newer_data_directory_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("podflow.db");
+        Connection::open(&path)
+            .expect("open")
+            .pragma_update(None, "user_version", 7)
+            .expect("stamp");
+        let err = Db::open(dir.path()).expect_err("refused").to_string();
+        assert!(
+            err.contains("newer podflow")
+                && err.contains("schema 7")
+                && err.contains(&format!("up to {}", MIGRATIONS.len()))
+                && err.contains(&path.display().to_string())
+                && err.contains("upgrade podflow"),
+            "{err}"
+        );
+        assert_eq!(user_version(&path), 7, "left as it was");
     }
 }
