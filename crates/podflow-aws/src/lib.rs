@@ -77,6 +77,7 @@ fn failure_kind(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         // No response at all: a network problem or a timeout.
         None => ErrorKind::Transient,
         Some(401 | 403) => ErrorKind::Setup,
+        Some(404) => ErrorKind::NotFound,
         Some(_) if denied => ErrorKind::Setup,
         Some(_) => ErrorKind::Input,
     }
@@ -98,7 +99,14 @@ mod tests {
         );
         assert_eq!(failure_kind(None, Some(503)), ErrorKind::Transient);
         assert_eq!(failure_kind(None, None), ErrorKind::Transient);
-        assert_eq!(failure_kind(Some("NotFound"), Some(404)), ErrorKind::Input);
+        assert_eq!(
+            failure_kind(Some("NotFound"), Some(404)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            failure_kind(Some("ValidationError"), Some(400)),
+            ErrorKind::Input
+        );
         assert_eq!(
             failure_kind(Some("AuthorizationError"), Some(403)),
             ErrorKind::Setup

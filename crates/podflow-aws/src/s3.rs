@@ -161,7 +161,8 @@ impl BlobStore for S3BlobStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| s3_error(what(), e))?;
+            // Classified, so a missing object (404) reads as one.
+            .map_err(|e| crate::sdk_failure(&what(), &e))?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = object.body.next().await {

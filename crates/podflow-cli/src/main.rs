@@ -11,6 +11,7 @@ mod runtime;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use podflow_embedded::Durability;
 use podflow_speech::engine::EngineKind;
 use prompt_dispatcher::ReplayVersion;
 use transcriber::TranscriptFormat;
@@ -81,9 +82,19 @@ struct LlmArgs {
     /// An SNS topic ARN to notify instead of Slack (AWS credentials from the environment).
     #[arg(long, env = "PODFLOW_SNS_TOPIC_ARN")]
     sns_topic_arn: Option<String>,
+    /// How hard the database's commits hold: `normal` survives a killed process, `full` also
+    /// a power cut (every commit waits for the disk; see docs/architecture.md).
+    #[arg(long, env = "PODFLOW_DURABILITY", value_enum, default_value_t = DurabilityArg::Normal)]
+    durability: DurabilityArg,
     /// Fault injection: deliver every bus event twice (to show handlers are idempotent).
     #[arg(long, env = "PODFLOW_CHAOS_DUPLICATE_DELIVERY", hide = true)]
     chaos_duplicate_delivery: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    Normal,
+    Full,
 }
 
 #[derive(Subcommand)]
@@ -216,6 +227,10 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         prices: llm.prices,
         slack_webhook_url: llm.slack_webhook_url,
         sns_topic_arn: llm.sns_topic_arn,
+        durability: match llm.durability {
+            DurabilityArg::Normal => Durability::Normal,
+            DurabilityArg::Full => Durability::Full,
+        },
         duplicate_deliveries: llm.chaos_duplicate_delivery,
     }
 }

@@ -13,7 +13,9 @@ use bedrock_invoker::{
 };
 use ingest::IngestService;
 use podflow_core::MessageHandler;
-use podflow_embedded::{Db, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE};
+use podflow_embedded::{
+    Db, Durability, FileBlobStore, QueueSpec, RunnerLock, Worker, queue::PROMPT_QUEUE,
+};
 use podflow_media::Ffmpeg;
 use podflow_speech::engine::{EngineKind, LocalEngine};
 use prompt_dispatcher::DispatchHandler;
@@ -49,6 +51,7 @@ pub struct Settings {
     pub slack_webhook_url: Option<String>,
     /// An SNS topic to notify instead of Slack.
     pub sns_topic_arn: Option<String>,
+    pub durability: Durability,
     pub duplicate_deliveries: bool,
 }
 
@@ -89,8 +92,9 @@ impl Pipeline {
     /// starts one worker per service.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
         let lock = RunnerLock::acquire(&settings.data_dir)?;
-        let db =
-            Db::open(&settings.data_dir)?.with_duplicate_deliveries(settings.duplicate_deliveries);
+        let db = Db::open(&settings.data_dir)?
+            .with_durability(settings.durability)?
+            .with_duplicate_deliveries(settings.duplicate_deliveries);
         let blobs = Arc::new(FileBlobStore::new(&settings.data_dir));
         let store = Arc::new(db.clone());
         let inbox = |name: &str| -> anyhow::Result<QueueSpec> {

@@ -25,6 +25,9 @@ pub enum ErrorKind {
     /// The input is wrong (unreadable media, a request the service refuses): the same input
     /// fails the same way, so its producer is told.
     Input,
+    /// What was asked for does not exist (a file, an object, a job): asking again finds
+    /// nothing until someone makes it.
+    NotFound,
     /// This machine or its configuration is wrong (a tool missing, access denied, a bad
     /// setting): retrying helps only after an operator fixes it.
     Setup,
@@ -65,10 +68,19 @@ impl PortError {
         Self::new(ErrorKind::Setup, message)
     }
 
-    /// A storage or database call that failed while doing `context`: always worth a retry,
-    /// the handler's input was fine.
+    /// A storage or database call that failed while doing `context`: worth a retry, the
+    /// handler's input was fine — unless the file it needed is not there (`NotFound`).
     pub fn storage(context: impl Into<String>, cause: impl Into<BoxError>) -> Self {
-        Self::transient(context).because(cause)
+        let cause = cause.into();
+        let missing = cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let kind = if missing {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Transient
+        };
+        Self::new(kind, context).because(cause)
     }
 
     /// The same failure, caused by `cause`.
@@ -79,7 +91,7 @@ impl PortError {
 
     /// Adds what to do about it (" — check …") when only someone's fix can help.
     pub fn with_fix(mut self, fix: &str) -> Self {
-        if matches!(self.kind, ErrorKind::Input | ErrorKind::Setup) {
+        if !self.is_retryable() {
             self.message = format!("{} — {fix}", self.message);
         }
         self
@@ -115,7 +127,7 @@ impl PortError {
         match self.kind {
             ErrorKind::Throttled { .. } => FailureKind::Throttled,
             ErrorKind::Transient => FailureKind::Transient,
-            ErrorKind::Input | ErrorKind::Setup => FailureKind::Permanent,
+            ErrorKind::Input | ErrorKind::NotFound | ErrorKind::Setup => FailureKind::Permanent,
         }
     }
 }
@@ -163,6 +175,12 @@ mod tests {
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .map(std::io::Error::kind);
         assert_eq!(cause, Some(std::io::ErrorKind::StorageFull));
+
+        let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert_eq!(
+            PortError::storage("reading x", gone).kind(),
+            ErrorKind::NotFound
+        );
 
         let said_twice = PortError::setup("ffmpeg: not found").because("not found");
         assert_eq!(said_twice.report(), "ffmpeg: not found");

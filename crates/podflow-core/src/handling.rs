@@ -6,7 +6,7 @@ use std::time::Duration;
 use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope, PodflowEvent};
 use serde::de::DeserializeOwned;
 
-use crate::{Delivery, EpisodeStore, Outcome, PortError, StepStatus};
+use crate::{BlobStore, Delivery, EpisodeStore, ErrorKind, Outcome, PortError, StepStatus};
 
 /// Why a pipeline step could not produce its result.
 #[derive(Debug)]
@@ -202,6 +202,17 @@ pub fn retry_or_fail(
         })
     } else {
         Err(StepFailure::Final(error.report()))
+    }
+}
+
+/// Whether a stored blob still holds the bytes recorded for it. A cached result whose file
+/// is missing, cut short or changed (a power cut, a full disk, a hand edit) must not be
+/// served; its work is done again. A store that cannot answer is an error (retry).
+pub async fn intact(blobs: &dyn BlobStore, blob: &BlobRef) -> Result<bool, PortError> {
+    match blobs.digest(&blob.key).await {
+        Ok(found) => Ok(found.size == blob.size && found.sha256 == blob.sha256),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

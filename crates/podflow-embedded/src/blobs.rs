@@ -1,5 +1,6 @@
-//! Files under the data directory as the blob store. Writes go to a temporary file and are
-//! renamed into place, so a crash never leaves a half-written output under its final name.
+//! Files under the data directory as the blob store. Writes go to a temporary file that is
+//! flushed to disk and then renamed into place (the directory flushed too), so neither a
+//! crash nor a power cut leaves a half-written or empty output under its final name.
 
 use std::{
     path::{Path, PathBuf},
@@ -52,9 +53,9 @@ impl BlobStore for FileBlobStore {
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(err)?;
         }
-        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-        tokio::fs::write(&tmp, &bytes).await.map_err(err)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(err)?;
+        let tmp = beside(&path);
+        let written = tokio::fs::write(&tmp, &bytes).await;
+        settle(written, &tmp, &path).await.map_err(err)?;
         Ok(BlobRef {
             bucket: None,
             key: key.to_owned(),
@@ -72,9 +73,9 @@ impl BlobStore for FileBlobStore {
             tokio::fs::create_dir_all(parent).await.map_err(err)?;
         }
         // Copied beside the target, then renamed: a reader never sees half a file.
-        let tmp = to.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-        tokio::fs::copy(&from, &tmp).await.map_err(err)?;
-        tokio::fs::rename(&tmp, &to).await.map_err(err)?;
+        let tmp = beside(&to);
+        let copied = tokio::fs::copy(&from, &tmp).await.map(|_| ());
+        settle(copied, &tmp, &to).await.map_err(err)?;
         Ok(BlobRef {
             bucket: None,
             key: key.to_owned(),
@@ -94,11 +95,16 @@ impl BlobStore for FileBlobStore {
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(err)?;
         }
-        if tokio::fs::rename(file, &path).await.is_err() {
-            // Different filesystems: copy, then rename within the target directory.
-            let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-            tokio::fs::copy(file, &tmp).await.map_err(err)?;
-            tokio::fs::rename(&tmp, &path).await.map_err(err)?;
+        match durable_rename(file, &path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                // The file is on another filesystem: copied beside the target, then renamed.
+                let tmp = beside(&path);
+                let copied = tokio::fs::copy(file, &tmp).await.map(|_| ());
+                settle(copied, &tmp, &path).await.map_err(err)?;
+                let _ = tokio::fs::remove_file(file).await;
+            }
+            Err(e) => return Err(err(e)),
         }
         Ok(BlobRef {
             bucket: None,
@@ -147,6 +153,41 @@ impl BlobStore for FileBlobStore {
     }
 }
 
+/// A temporary name in the target's directory (so the rename stays on one filesystem).
+fn beside(path: &Path) -> PathBuf {
+    path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()))
+}
+
+/// Makes the file `tmp` (once `written` says it is complete) the file at `path`, durably:
+/// its data is flushed before the rename and the directory after it, so after a power cut
+/// `path` holds the whole file or does not exist. On any failure (a full disk, say) `tmp`
+/// is removed, leaving nothing behind.
+async fn settle(written: std::io::Result<()>, tmp: &Path, path: &Path) -> std::io::Result<()> {
+    let settled = match written {
+        Ok(()) => durable_rename(tmp, path).await,
+        Err(e) => Err(e),
+    };
+    if settled.is_err() {
+        let _ = tokio::fs::remove_file(tmp).await;
+    }
+    settled
+}
+
+/// Renames `from` to `to` with `from`'s data flushed before and the directory entry after.
+async fn durable_rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (from, to) = (from.to_owned(), to.to_owned());
+    tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&from)?.sync_all()?;
+        std::fs::rename(&from, &to)?;
+        if let Some(dir) = to.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +211,24 @@ mod tests {
         assert_eq!(copy.key, "episodes/f/x.txt");
         assert_eq!(store.get(&copy).await.expect("get"), b"hello");
         assert!(store.copy(&blob, "../escape").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_write_that_cannot_be_put_in_place_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileBlobStore::new(dir.path());
+        // A directory where the file should go: the rename fails after the write.
+        std::fs::create_dir_all(dir.path().join("episodes/e/notes.md/taken")).expect("dir");
+        let err = store
+            .put("episodes/e/notes.md", b"# Notes".to_vec())
+            .await
+            .expect_err("refused");
+        assert!(err.report().contains("notes.md"), "{}", err.report());
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("episodes/e"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("notes.md")]);
     }
 
     #[tokio::test]

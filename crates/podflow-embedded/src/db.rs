@@ -177,6 +177,18 @@ fn migrate(conn: &mut Connection, path: &Path, steps: &[&'static str]) -> Result
         })
 }
 
+/// How hard a commit holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a commit is in the OS's hands before it returns, so it
+    /// survives the process being killed; a power cut may lose the last few.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on disk before it returns (a power cut loses
+    /// nothing committed), at the cost the bus bench shows.
+    Full,
+}
+
 /// A handle to the database. Cheap to clone; all clones share one connection, which keeps
 /// writes serialised without SQLITE_BUSY handling, and one wake-up signal for workers.
 #[derive(Clone)]
@@ -210,9 +222,7 @@ impl Db {
             path: path.clone(),
             source,
         })?;
-        // WAL + NORMAL: a commit is in the OS's hands before it returns, so it survives the
-        // process being killed; only a power cut can lose the last transactions. FULL would
-        // fsync every commit and cap throughput far below the bus target.
+        // WAL + NORMAL by default (see `Durability`): FULL fsyncs every commit.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -231,6 +241,16 @@ impl Db {
             path,
             _alive: alive,
         })
+    }
+
+    /// Sets how hard commits hold (see [`Durability`]).
+    pub fn with_durability(self, durability: Durability) -> Result<Self, DbError> {
+        let level = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        self.conn().pragma_update(None, "synchronous", level)?;
+        Ok(self)
     }
 
     /// Turns on duplicate delivery of every bus event (fault injection).

@@ -19,7 +19,7 @@ pub mod store;
 pub mod worker;
 
 pub use blobs::FileBlobStore;
-pub use db::{Db, DbError, RunnerLock};
+pub use db::{Db, DbError, Durability, RunnerLock};
 pub use queue::{QueueSpec, Received};
 pub use worker::Worker;
 

@@ -11,7 +11,7 @@ use podflow_core::{
     BlobStore, Delivery, EpisodeStore, ErrorKind, MessageHandler, Mp3Options, Outcome, PortError,
     Transcoder, content,
     handling::{
-        StepEnd, StepFailure, decode_delivery, end_step, give_up_step, retry_on_store_error,
+        StepEnd, StepFailure, decode_delivery, end_step, give_up_step, intact, retry_on_store_error,
     },
 };
 use podflow_events::{
@@ -162,6 +162,10 @@ async fn cached(
     let Ok(result) = serde_json::from_value::<TranscodeResult>(value) else {
         return Ok(None);
     };
+    if !intact(blobs, &result.audio).await? {
+        tracing::warn!(key, file = %result.audio.key, "the cached MP3 is missing or damaged; transcoding again");
+        return Ok(None);
+    }
     Ok(Some(placed(blobs, result, episode_id).await?))
 }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, SpeechToText, content,
     handling::{
-        StepEnd, StepFailure, decode_delivery, end_step, give_up_step, retry_on_store_error,
+        StepEnd, StepFailure, decode_delivery, end_step, give_up_step, intact, retry_on_store_error,
     },
     subtitles,
     transcript::{Transcript, TranscriptView},
@@ -153,13 +153,19 @@ async fn cached(
     key: &str,
     episode_id: &str,
 ) -> Result<Option<TranscriptionResult>, PortError> {
-    match store.work_result(key).await? {
-        Some(value) => match serde_json::from_value::<TranscriptionResult>(value) {
-            Ok(result) => Ok(Some(relocate(blobs, result, episode_id).await?)),
-            Err(_) => Ok(None),
-        },
-        None => Ok(None),
+    let Some(value) = store.work_result(key).await? else {
+        return Ok(None);
+    };
+    let Ok(result) = serde_json::from_value::<TranscriptionResult>(value) else {
+        return Ok(None);
+    };
+    for blob in [&result.transcript, &result.srt, &result.vtt] {
+        if !intact(blobs, blob).await? {
+            tracing::warn!(key, file = %blob.key, "the cached transcription's file is missing or damaged; transcribing again");
+            return Ok(None);
+        }
     }
+    Ok(Some(relocate(blobs, result, episode_id).await?))
 }
 
 /// Stores a new transcript and its subtitles for `up`'s episode and caches the result
