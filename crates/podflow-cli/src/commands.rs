@@ -45,6 +45,7 @@ async fn drain(pipeline: &Pipeline, episodes: &[String], quiet: bool) -> anyhow:
         if pipeline.pending()? == 0 {
             break;
         }
+        crate::space::check(&pipeline.data_dir)?;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     for bar in lines {
@@ -110,12 +111,16 @@ pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::
             }
             Err(e) => {
                 pipeline.shutdown().await;
+                // Out of space while copying the episode in: say that, not the copy's error.
+                crate::space::check(&settings.data_dir)?;
                 return Err(e.into());
             }
         }
     }
-    drain(&pipeline, &episodes, json).await?;
+    // Stopped either way (a full disk stops the drain), so scratch files are cleared.
+    let drained = drain(&pipeline, &episodes, json).await;
     pipeline.shutdown().await;
+    drained?;
     let reports = reports_for(&settings.data_dir, &episodes).await?;
     print_reports(&reports, json, &settings.data_dir);
     if !json {
@@ -201,8 +206,10 @@ pub async fn dlq_replay(
             episodes.push(job.episode_id.clone());
         }
     }
-    drain(&pipeline, &episodes, json).await?;
+    // Stopped either way (a full disk stops the drain), so scratch files are cleared.
+    let drained = drain(&pipeline, &episodes, json).await;
     pipeline.shutdown().await;
+    drained?;
     let reports = reports_for(&settings.data_dir, &episodes).await?;
     print_reports(&reports, json, &settings.data_dir);
     let still_failed = reports

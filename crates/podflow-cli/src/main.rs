@@ -7,6 +7,7 @@ mod dlq;
 mod doctor;
 mod report;
 mod runtime;
+mod space;
 
 use std::path::PathBuf;
 

@@ -77,6 +77,7 @@ pub struct Pipeline {
     pub ingest: IngestService,
     /// Renders prompts (also for replays at a new prompt version).
     pub dispatcher: Arc<DispatchHandler>,
+    pub data_dir: PathBuf,
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
     _lock: RunnerLock,
@@ -91,7 +92,10 @@ impl Pipeline {
     /// Takes the data directory's runner lock, recovers work a dead run left in flight, and
     /// starts one worker per service.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        crate::space::check(&settings.data_dir)?;
         let lock = RunnerLock::acquire(&settings.data_dir)?;
+        // Scratch files of a run that died belong to no one now.
+        clear_scratch(&settings.data_dir);
         let db = Db::open(&settings.data_dir)?
             .with_durability(settings.durability)?
             .with_duplicate_deliveries(settings.duplicate_deliveries);
@@ -209,6 +213,7 @@ impl Pipeline {
             db,
             ingest,
             dispatcher,
+            data_dir: settings.data_dir.clone(),
             stop,
             workers,
             _lock: lock,
@@ -224,6 +229,26 @@ impl Pipeline {
         let _ = self.stop.send(true);
         for w in self.workers {
             let _ = w.await;
+        }
+        clear_scratch(&self.data_dir);
+    }
+}
+
+/// Empties `<data-dir>/tmp`, where tools write before a file is stored. Only for the holder
+/// of the runner lock: no one else writes there then.
+fn clear_scratch(data_dir: &Path) {
+    let scratch = data_dir.join("tmp");
+    if let Ok(entries) = std::fs::read_dir(&scratch) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a scratch file");
+            }
         }
     }
 }
