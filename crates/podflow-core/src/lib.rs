@@ -8,9 +8,11 @@
 //! - [`subtitles`]: SRT/WebVTT cue building under captioning rules.
 //! - [`handling`]: decoding deliveries and mapping failures to outcomes (DLQ or retry).
 //! - [`content`]: content hashing and keys for work that must never be done twice.
+//! - [`crash`]: named crash points for tests that kill the process mid-step.
 
 pub mod cache;
 pub mod content;
+pub mod crash;
 pub mod error;
 pub mod handling;
 pub mod ports;

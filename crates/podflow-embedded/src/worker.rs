@@ -129,6 +129,7 @@ async fn process(db: &Db, queue: &QueueSpec, handler: &dyn MessageHandler, recei
         None => handler.handle(&delivery).await,
     };
     heartbeat.abort();
+    podflow_core::crash::point(&format!("runner.before_ack.{}", handler.name()));
     match &outcome {
         Outcome::Done { emit, jobs } => tracing::debug!(
             service = handler.name(), message = %received.message_id,

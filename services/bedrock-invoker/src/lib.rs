@@ -246,6 +246,7 @@ impl InvokeHandler {
                 },
             )
             .await?;
+        podflow_core::crash::point("invoker.after_completed");
         Ok(Ok(Self::completed(
             job,
             output,

@@ -199,6 +199,7 @@ impl IngestService {
             created_at_ms: podflow_core::now_ms(),
         };
         self.store.upsert_episode(&record).await?;
+        podflow_core::crash::point("ingest.after_record");
         Ok(record)
     }
 

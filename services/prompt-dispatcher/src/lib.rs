@@ -183,6 +183,7 @@ impl DispatchHandler {
             plan.push((def.id.clone(), def.version, job.model));
         }
         self.store.plan_prompts(&ev.episode_id, &plan).await?;
+        podflow_core::crash::point("dispatch.after_plan");
         Ok(jobs)
     }
 

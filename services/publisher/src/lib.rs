@@ -175,6 +175,7 @@ impl PublishHandler {
             .store
             .record_revision(episode_id, &fingerprint, &envelope_for)
             .await?;
+        podflow_core::crash::point("publisher.after_revision");
         let body =
             serde_json::to_vec_pretty(&envelope).map_err(|e| PortError::storage("summary", e))?;
         self.blobs

@@ -326,6 +326,7 @@ impl MessageHandler for NotifyHandler {
             self.store.step_started(&episode_id, STEP).await?;
             match notifier.send(&message).await {
                 Ok(()) => {
+                    podflow_core::crash::point("notify.after_send");
                     self.store
                         .record_work(
                             &sent_key,

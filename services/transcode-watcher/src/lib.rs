@@ -88,6 +88,7 @@ impl TranscodeHandler {
         };
         let value = serde_json::to_value(&result).map_err(|e| PortError::storage("caching", e))?;
         self.store.record_work(&key, &up.episode_id, &value).await?;
+        podflow_core::crash::point("transcode.after_cache");
         Ok((result, false))
     }
 }

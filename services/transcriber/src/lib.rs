@@ -196,6 +196,7 @@ async fn keep(
     };
     let value = serde_json::to_value(&result).map_err(|e| PortError::storage("caching", e))?;
     store.record_work(key, &up.episode_id, &value).await?;
+    podflow_core::crash::point("transcribe.after_cache");
     Ok(result)
 }
 
