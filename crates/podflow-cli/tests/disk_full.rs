@@ -4,7 +4,11 @@
 //! temporary file, and — once the filesystem is grown — a second run must finish the
 //! episode.
 
-use std::{collections::HashMap, path::Path, process::Command};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use podflow_fakes::{FakeLlm, FakeLlmConfig};
 
@@ -29,14 +33,9 @@ echo "second_report=$(head -n 1 "$mnt/second.out")"
 echo "second_error=$(tail -n 1 "$mnt/second.err")"
 "#;
 
-fn sample(dir: &Path) -> std::path::PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+fn sample(dir: &Path) -> PathBuf {
     let out = dir.join("sample-episode.m4a");
-    let made = Command::new(repo.join("scripts/make-sample-episode.sh"))
-        .arg(&out)
-        .status()
-        .expect("the sample script runs");
-    assert!(made.success());
+    podflow_fakes::media::sample_episode(&out);
     out
 }
 

@@ -1,9 +1,20 @@
-//! Test and bench audio: files joined one after another with ffmpeg.
+//! Test and bench audio: the sample episode, and files joined one after another with ffmpeg.
 
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
+
+/// Makes the two-voice sample episode (about 40 s, `scripts/make-sample-episode.sh`) at
+/// `out`. Panics if the script fails: for tests.
+pub fn sample_episode(out: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-sample-episode.sh");
+    let made = Command::new(script)
+        .arg(out)
+        .status()
+        .expect("the sample script runs");
+    assert!(made.success(), "scripts/make-sample-episode.sh failed");
+}
 
 /// Joins `parts` (same format) into `out` with ffmpeg's concat demuxer; the list it reads
 /// is written beside `out`. Panics with ffmpeg's words if it fails: for tests and benches.

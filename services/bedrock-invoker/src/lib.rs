@@ -275,18 +275,27 @@ impl InvokeHandler {
             }))
     }
 
+    /// Records a change of the job's prompt; a store that fails retries the delivery.
+    async fn update(
+        &self,
+        job: &PromptJob,
+        update: &PromptUpdate,
+        attempt: u32,
+    ) -> Result<(), Outcome> {
+        self.store
+            .update_prompt(&job.episode_id, &job.prompt_id, update)
+            .await
+            .map_err(|e| retry_on_store_error(attempt, &e))
+    }
+
     /// Ends the prompt as failed: recorded, announced with `PromptFailed`, dead-lettered.
     async fn fail(&self, job: &PromptJob, attempt: u32, err: &PortError) -> Outcome {
         let update = PromptUpdate::Failed {
             attempt,
             error: err.report(),
         };
-        if let Err(e) = self
-            .store
-            .update_prompt(&job.episode_id, &job.prompt_id, &update)
-            .await
-        {
-            return retry_on_store_error(attempt, &e);
+        if let Err(retry) = self.update(job, &update, attempt).await {
+            return retry;
         }
         tracing::warn!(episode = %job.episode_id, prompt = %job.prompt_id, attempt, error = %err.report(), "prompt failed");
         Outcome::DeadLetter {
@@ -354,12 +363,8 @@ impl MessageHandler for InvokeHandler {
             attempt,
             error: err.report(),
         };
-        if let Err(e) = self
-            .store
-            .update_prompt(&job.episode_id, &job.prompt_id, &update)
-            .await
-        {
-            return retry_on_store_error(attempt, &e);
+        if let Err(retry) = self.update(&job, &update, attempt).await {
+            return retry;
         }
         let jittered = backoff(
             attempt,
