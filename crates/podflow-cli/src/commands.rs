@@ -19,6 +19,40 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_BAD_INPUT: i32 = 1;
 pub const EXIT_PROMPTS_FAILED: i32 = 3;
 
+/// The run was stopped by a signal; its code is 128 + the signal's number, as shells report.
+#[derive(Debug, thiserror::Error)]
+#[error("{signal}: stopped; finished steps are kept, and running the same command again continues")]
+pub struct Interrupted {
+    signal: &'static str,
+    pub exit_code: i32,
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+async fn interrupted() -> anyhow::Result<Interrupted> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = interrupt.recv() => Interrupted { signal: "interrupted (SIGINT)", exit_code: 130 },
+        _ = terminate.recv() => Interrupted { signal: "terminated (SIGTERM)", exit_code: 143 },
+    })
+}
+
+/// Drains until the work is done or a signal stops it; either way the workers stop (and
+/// take their ffmpeg children with them) and scratch files are cleared.
+async fn drain_until_stopped(
+    pipeline: Pipeline,
+    episodes: &[String],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let drained = tokio::select! {
+        drained = drain(&pipeline, episodes, quiet) => drained,
+        signal = interrupted() => Err(signal?.into()),
+    };
+    pipeline.shutdown().await;
+    drained
+}
+
 /// Waits until every queue is drained, refreshing one status line per episode.
 async fn drain(pipeline: &Pipeline, episodes: &[String], quiet: bool) -> anyhow::Result<()> {
     let bars = MultiProgress::new();
@@ -117,10 +151,7 @@ pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::
             }
         }
     }
-    // Stopped either way (a full disk stops the drain), so scratch files are cleared.
-    let drained = drain(&pipeline, &episodes, json).await;
-    pipeline.shutdown().await;
-    drained?;
+    drain_until_stopped(pipeline, &episodes, json).await?;
     let reports = reports_for(&settings.data_dir, &episodes).await?;
     print_reports(&reports, json, &settings.data_dir);
     if !json {
@@ -206,10 +237,7 @@ pub async fn dlq_replay(
             episodes.push(job.episode_id.clone());
         }
     }
-    // Stopped either way (a full disk stops the drain), so scratch files are cleared.
-    let drained = drain(&pipeline, &episodes, json).await;
-    pipeline.shutdown().await;
-    drained?;
+    drain_until_stopped(pipeline, &episodes, json).await?;
     let reports = reports_for(&settings.data_dir, &episodes).await?;
     print_reports(&reports, json, &settings.data_dir);
     let still_failed = reports

@@ -319,7 +319,10 @@ fn exit(result: anyhow::Result<i32>) -> ! {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::exit(commands::EXIT_BAD_INPUT);
+            let code = e
+                .downcast_ref::<commands::Interrupted>()
+                .map_or(commands::EXIT_BAD_INPUT, |i| i.exit_code);
+            std::process::exit(code);
         }
     }
 }

@@ -63,6 +63,8 @@ impl MediaProbe for Ffmpeg {
                 "-show_format",
             ])
             .arg(file)
+            // A step that is stopped (Ctrl-C, shutdown) takes its tool with it.
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| tool_missing("ffprobe", e))?;
@@ -159,6 +161,7 @@ impl Ffmpeg {
             .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
             .args(args)
             .arg(output)
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| tool_missing("ffmpeg", e))?;
