@@ -1,12 +1,14 @@
 //! Crash anywhere, run again, and the episode completes exactly once: for every crash point
 //! (`podflow_core::crash::POINTS`), `podflow run` is aborted there, then run again; the
 //! second run must exit 0 with everything done, having transcribed and transcoded the
-//! audio once, published each summary revision once and posted one Slack message per
-//! revision and one "MP3 ready".
+//! audio once and published each summary revision once, and having posted every Slack
+//! message (one per revision, one "MP3 ready").
 //!
-//! One exception, by nature: a crash after Slack accepted a message and before podflow
-//! recorded it means that message is posted again (a webhook has no idempotency key, and
-//! losing the message would be worse than repeating it).
+//! Slack messages are posted at least once, not exactly once: a crash after Slack accepted
+//! a message and before podflow recorded it posts that message again (a webhook has no
+//! idempotency key, and losing the message would be worse than repeating it). The
+//! notifier runs beside the other workers, so a crash at any point can land in that window;
+//! the test allows one repeat, never a missing message.
 
 use std::{
     collections::BTreeMap,
@@ -102,19 +104,15 @@ async fn an_episode_completes_once_after_a_crash_at_any_point() {
             }
         }
         assert!(!revisions.is_empty(), "{point}: summarized");
-        let reposted = *point == "notify.after_send";
         for (revision, published) in &revisions {
             assert_eq!(*published, 1, "{point}: revision {revision} published once");
             let messages = posted(&slack, &format!("revision {revision}"));
             assert!(
-                messages == 1 || (reposted && messages == 2),
+                (1..=2).contains(&messages),
                 "{point}: revision {revision} posted {messages} times"
             );
         }
         let mp3 = posted(&slack, "MP3 ready");
-        assert!(
-            mp3 == 1 || (reposted && mp3 == 2),
-            "{point}: MP3 announced {mp3} times"
-        );
+        assert!((1..=2).contains(&mp3), "{point}: MP3 announced {mp3} times");
     }
 }
