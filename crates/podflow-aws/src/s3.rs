@@ -55,15 +55,9 @@ impl S3BlobStore {
     }
 }
 
-fn s3_error(what: String, e: impl std::error::Error) -> PortError {
+fn s3_error(what: String, e: impl std::error::Error + 'static) -> PortError {
     // The SDK's Display is terse ("service error"); the source chain says what happened.
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    PortError::storage(what, message)
+    PortError::storage(what, podflow_core::report(&e))
 }
 
 #[async_trait]

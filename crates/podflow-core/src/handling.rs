@@ -113,25 +113,25 @@ pub fn merge_outcomes(outcomes: Vec<Outcome>) -> Outcome {
 }
 
 /// Gives up on a delivery about one episode's `step` (see `MessageHandler::give_up`): the
-/// step fails with `reason`, unless it has ended already, and the event `failed` makes of
-/// the delivery, if any, announces that. A message that names no episode is only
-/// dead-lettered.
+/// step fails with `reason`, unless it has ended already. For an `EpisodeUploaded`
+/// delivery, `announce` makes the event that says so (`TranscodeFailed`, say). A message
+/// that names no episode is only dead-lettered.
 pub async fn give_up_step(
     store: &dyn EpisodeStore,
     delivery: &Delivery,
     step: &str,
     reason: &str,
-    failed: impl FnOnce(&EventEnvelope) -> Option<EventEnvelope> + Send,
+    announce: Option<fn(&EpisodeUploaded, &str) -> EventEnvelope>,
 ) -> Outcome {
-    let mut dead_letter = Outcome::DeadLetter {
-        emit: Vec::new(),
+    let dead_letter = |emit: Vec<EventEnvelope>| Outcome::DeadLetter {
+        emit,
         reason: reason.to_owned(),
     };
     let Ok(envelope) = EventEnvelope::from_json(&delivery.body) else {
-        return dead_letter;
+        return dead_letter(Vec::new());
     };
     let Some(episode_id) = envelope.episode_id() else {
-        return dead_letter;
+        return dead_letter(Vec::new());
     };
     let ended = async {
         let steps = store.steps(episode_id).await?;
@@ -148,12 +148,11 @@ pub async fn give_up_step(
     };
     match ended.await {
         Ok(true) => {
-            if let Outcome::DeadLetter { emit, .. } = &mut dead_letter {
-                emit.extend(failed(&envelope));
-            }
-            dead_letter
+            let upload = envelope.decode::<EpisodeUploaded>().ok();
+            let failed = announce.zip(upload).map(|(make, up)| make(&up, reason));
+            dead_letter(failed.into_iter().collect())
         }
-        Ok(false) => dead_letter,
+        Ok(false) => dead_letter(Vec::new()),
         Err(e) => retry_on_store_error(delivery.attempt, &e),
     }
 }

@@ -260,6 +260,6 @@ impl MessageHandler for DispatchHandler {
     /// The dispatch step fails with the reason; the publisher then summarizes the episode
     /// without prompts.
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        give_up_step(self.store.as_ref(), delivery, STEP, reason, |_| None).await
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, None).await
     }
 }

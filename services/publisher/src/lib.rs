@@ -244,6 +244,6 @@ impl MessageHandler for PublishHandler {
     /// The publish step fails with the reason (shown by `podflow status`); the next event
     /// of the episode, or a replay, publishes again.
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        give_up_step(self.store.as_ref(), delivery, STEP, reason, |_| None).await
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, None).await
     }
 }

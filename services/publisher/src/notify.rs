@@ -368,6 +368,6 @@ impl MessageHandler for NotifyHandler {
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        give_up_step(self.store.as_ref(), delivery, STEP, reason, |_| None).await
+        give_up_step(self.store.as_ref(), delivery, STEP, reason, None).await
     }
 }

@@ -201,10 +201,13 @@ impl MessageHandler for TranscodeHandler {
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
-            let up = envelope.decode::<EpisodeUploaded>().ok()?;
-            Some(transcode_failed(&up, reason))
-        })
+        give_up_step(
+            self.store.as_ref(),
+            delivery,
+            STEP,
+            reason,
+            Some(transcode_failed),
+        )
         .await
     }
 }

@@ -263,10 +263,13 @@ impl MessageHandler for MediaConvertHandler {
     /// An upload that gives up fails its episode's step; a job's state change that gives
     /// up is only dead-lettered (its job's own end, or a replay, finishes the episodes).
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
-            let up = envelope.decode::<EpisodeUploaded>().ok()?;
-            Some(crate::transcode_failed(&up, reason))
-        })
+        give_up_step(
+            self.store.as_ref(),
+            delivery,
+            STEP,
+            reason,
+            Some(crate::transcode_failed),
+        )
         .await
     }
 }

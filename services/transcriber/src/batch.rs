@@ -241,10 +241,13 @@ impl MessageHandler for BatchTranscriberHandler {
     /// An upload that gives up fails its episode's step; a job's state change that gives
     /// up is only dead-lettered (the job's state is read again on the next upload).
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
-            let up = envelope.decode::<EpisodeUploaded>().ok()?;
-            Some(crate::transcription_failed(&up, reason))
-        })
+        give_up_step(
+            self.store.as_ref(),
+            delivery,
+            STEP,
+            reason,
+            Some(crate::transcription_failed),
+        )
         .await
     }
 }

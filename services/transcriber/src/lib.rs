@@ -309,10 +309,13 @@ impl MessageHandler for TranscriberHandler {
     }
 
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        give_up_step(self.store.as_ref(), delivery, STEP, reason, |envelope| {
-            let up = envelope.decode::<EpisodeUploaded>().ok()?;
-            Some(transcription_failed(&up, reason))
-        })
+        give_up_step(
+            self.store.as_ref(),
+            delivery,
+            STEP,
+            reason,
+            Some(transcription_failed),
+        )
         .await
     }
 }
