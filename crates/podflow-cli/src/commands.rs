@@ -283,7 +283,7 @@ pub async fn transcribe(
     };
     // ffprobe first: a file it rejects is reported in its words before any model loads,
     // and the length it reads sizes the bar and the engine's pieces (no second probe).
-    let info = match Ffmpeg.probe(file).await {
+    let info = match Ffmpeg::default().probe(file).await {
         Ok(info) => info,
         Err(e) => {
             eprintln!("error: {}: {}", file.display(), e.report());

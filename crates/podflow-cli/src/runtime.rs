@@ -143,7 +143,7 @@ impl Pipeline {
                 Arc::new(TranscodeHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    transcoder: Arc::new(Ffmpeg),
+                    transcoder: Arc::new(Ffmpeg::default()),
                     bitrate_kbps: settings.mp3_bitrate_kbps,
                 }),
                 1,
@@ -181,7 +181,7 @@ impl Pipeline {
                 Arc::new(PublishHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    clips: Arc::new(Ffmpeg),
+                    clips: Arc::new(Ffmpeg::default()),
                     prices,
                 }),
                 1,
@@ -207,7 +207,7 @@ impl Pipeline {
         let ingest = IngestService {
             store,
             blobs,
-            probe: Arc::new(Ffmpeg),
+            probe: Arc::new(Ffmpeg::default()),
         };
         Ok(Self {
             db,

@@ -4,68 +4,53 @@
 use std::{
     io::Read,
     path::{Path, PathBuf},
-    process::{Child, ChildStdout, Command, Stdio},
-    sync::{Arc, Mutex},
-    thread::JoinHandle,
+    process::ChildStdout,
 };
 
 use podflow_core::PortError;
 
+use crate::{
+    ffmpeg::file_arg,
+    tool::{Limit, RunningTool, ToolDeadlines, ToolError},
+};
+
 /// Samples per second of the decoded audio (Whisper's rate).
 pub const SAMPLE_RATE: usize = 16_000;
 
-/// The most of ffmpeg's stderr kept for an error message: its last lines say what failed.
-const STDERR_TAIL: usize = 4096;
-
 /// Audio decoded by ffmpeg, read a stretch at a time so memory stays flat however long the
-/// episode is. ffmpeg's stderr is drained as it runs (a damaged file can make it log more
-/// than a pipe holds, which would stall both processes); its tail goes into the error.
+/// episode is. ffmpeg runs under the tool watchdog: it must produce audio within the fixed
+/// tool deadline whenever the reader waits for some (time the speech engine spends working
+/// does not count), and its stderr is drained as it runs.
 pub struct AudioStream {
-    child: Child,
+    tool: RunningTool,
     stdout: ChildStdout,
-    stderr: Option<JoinHandle<()>>,
-    stderr_tail: Arc<Mutex<Vec<u8>>>,
     path: PathBuf,
 }
 
 impl AudioStream {
-    /// Starts ffmpeg on `path`; an error means ffmpeg could not be run (setup).
+    /// Starts ffmpeg on `path` (deadline from `PODFLOW_TOOL_TIMEOUT`); an error means
+    /// ffmpeg could not be run (setup).
     pub fn open(path: &Path) -> Result<Self, PortError> {
-        let mut child = Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-            .arg(path)
-            .args(["-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| PortError::setup(format!("cannot run ffmpeg ({e}); install ffmpeg")))?;
-        let stdout = child
+        Self::open_with(path, ToolDeadlines::from_env())
+    }
+
+    pub fn open_with(path: &Path, deadlines: ToolDeadlines) -> Result<Self, PortError> {
+        let mut args: Vec<std::ffi::OsString> =
+            ["-nostdin", "-hide_banner", "-loglevel", "error", "-i"]
+                .map(Into::into)
+                .to_vec();
+        args.push(file_arg(path));
+        args.extend(["-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"].map(Into::into));
+        let mut tool = RunningTool::start("ffmpeg", &args, Limit::Stall(deadlines.fixed()))
+            .map_err(|e| e.into_port_error("the audio for transcription"))?;
+        let stdout = tool
+            .child
             .stdout
             .take()
             .ok_or_else(|| PortError::setup("ffmpeg gave no output pipe"))?;
-        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().map(|mut pipe| {
-            let tail = Arc::clone(&stderr_tail);
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 1024];
-                while let Ok(n) = pipe.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut kept) = tail.lock() {
-                        kept.extend_from_slice(&chunk[..n]);
-                        let excess = kept.len().saturating_sub(STDERR_TAIL);
-                        kept.drain(..excess);
-                    }
-                }
-            })
-        });
         Ok(Self {
-            child,
+            tool,
             stdout,
-            stderr,
-            stderr_tail,
             path: path.to_owned(),
         })
     }
@@ -73,15 +58,21 @@ impl AudioStream {
     /// Appends up to `n` samples to `buffer`; returns how many came (fewer only at the end).
     pub fn read_into(&mut self, buffer: &mut Vec<f32>, n: usize) -> Result<usize, PortError> {
         let mut bytes = vec![0u8; n * 4];
-        let mut filled = 0;
-        while filled < bytes.len() {
-            match self.stdout.read(&mut bytes[filled..]) {
-                Ok(0) => break,
-                Ok(k) => filled += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(PortError::setup(format!("reading ffmpeg's output: {e}"))),
+        let stdout = &mut self.stdout;
+        let filled = self.tool.waiting(|| {
+            let mut filled = 0;
+            while filled < bytes.len() {
+                match stdout.read(&mut bytes[filled..]) {
+                    Ok(0) => break,
+                    Ok(k) => filled += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(PortError::setup(format!("reading ffmpeg's output: {e}")));
+                    }
+                }
             }
-        }
+            Ok(filled)
+        })?;
         buffer.extend(
             bytes[..filled - filled % 4]
                 .chunks_exact(4)
@@ -92,37 +83,17 @@ impl AudioStream {
 
     /// Waits for ffmpeg; an input it could not decode is the audio's fault.
     pub fn finish(mut self) -> Result<(), PortError> {
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| PortError::setup(format!("waiting for ffmpeg: {e}")))?;
-        if let Some(reader) = self.stderr.take() {
-            let _ = reader.join();
-        }
-        if status.success() {
-            return Ok(());
-        }
-        let tail = self
-            .stderr_tail
-            .lock()
-            .map(|t| String::from_utf8_lossy(&t).into_owned())
-            .unwrap_or_default();
-        Err(PortError::input(format!(
-            "ffmpeg could not decode {}: {}",
-            self.path.display(),
-            tail.lines()
-                .rfind(|l| !l.trim().is_empty())
-                .unwrap_or("unknown error")
-        )))
-    }
-}
-
-impl Drop for AudioStream {
-    /// A stream dropped before its end (an error, a cancelled step) stops its ffmpeg.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        match self.tool.wait() {
+            Ok(_) => Ok(()),
+            Err(ToolError::Failed { stderr_tail, .. }) => Err(PortError::input(format!(
+                "ffmpeg could not decode {}: {}",
+                self.path.display(),
+                crate::tool::last_line(&stderr_tail)
+            ))),
+            Err(e) => Err(e.into_port_error(&format!(
+                "the audio of {} for transcription",
+                self.path.display()
+            ))),
         }
     }
 }
@@ -130,6 +101,7 @@ impl Drop for AudioStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     fn tone(dir: &Path, seconds: f64) -> PathBuf {
         let wav = dir.join("tone.wav");

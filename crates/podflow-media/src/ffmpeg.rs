@@ -1,15 +1,44 @@
 //! ffmpeg/ffprobe as the media probe and the MP3 transcoder.
 
-use std::path::{Path, PathBuf};
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+};
 
 use async_trait::async_trait;
 use podflow_core::{ClipCutter, MediaInfo, MediaProbe, Mp3Options, PortError, Transcoder};
 use serde::Deserialize;
-use tokio::process::Command;
 
-/// Runs the `ffmpeg` and `ffprobe` found on `PATH`.
-#[derive(Debug, Clone, Default)]
-pub struct Ffmpeg;
+use crate::tool::{self, ToolDeadlines};
+
+/// Runs the `ffmpeg` and `ffprobe` found on `PATH`, each run bounded by `deadlines`.
+#[derive(Debug, Clone)]
+pub struct Ffmpeg {
+    pub deadlines: ToolDeadlines,
+}
+
+impl Default for Ffmpeg {
+    /// Deadlines from `PODFLOW_TOOL_TIMEOUT`, for every runtime alike.
+    fn default() -> Self {
+        Self::new(ToolDeadlines::from_env())
+    }
+}
+
+impl Ffmpeg {
+    pub fn new(deadlines: ToolDeadlines) -> Self {
+        Self { deadlines }
+    }
+}
+
+/// A file name as an argument no tool reads as an option or a protocol (`-x.wav`,
+/// `concat:a|b`): relative names get a `./` in front.
+pub fn file_arg(path: &Path) -> OsString {
+    if path.is_absolute() {
+        path.as_os_str().to_owned()
+    } else {
+        Path::new(".").join(path).into_os_string()
+    }
+}
 
 #[derive(Deserialize)]
 struct ProbeOutput {
@@ -32,48 +61,30 @@ struct ProbeFormat {
     duration: Option<String>,
 }
 
-fn tool_missing(tool: &str, e: std::io::Error) -> PortError {
-    PortError::setup(format!(
-        "cannot run {tool} ({e}); install ffmpeg (Debian: apt-get install ffmpeg; on Lambda: \
-         the FfmpegLayerArn layer, see docs/deploy.md)"
-    ))
-}
-
-/// The last meaningful line ffmpeg printed: its actual complaint.
-fn last_error_line(stderr: &[u8]) -> String {
-    String::from_utf8_lossy(stderr)
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no output")
-        .to_owned()
-}
-
 #[async_trait]
 impl MediaProbe for Ffmpeg {
     async fn probe(&self, file: &Path) -> Result<MediaInfo, PortError> {
-        let out = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-print_format",
-                "json",
-                "-show_streams",
-                "-show_format",
-            ])
-            .arg(file)
-            // A step that is stopped (Ctrl-C, shutdown) takes its tool with it.
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| tool_missing("ffprobe", e))?;
-        if !out.status.success() {
-            return Err(PortError::input(format!(
-                "not a readable audio file ({})",
-                last_error_line(&out.stderr)
-            )));
-        }
+        let mut args: Vec<OsString> = [
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ]
+        .map(Into::into)
+        .to_vec();
+        args.push(file_arg(file));
+        let out = match tool::run("ffprobe", args, self.deadlines.fixed()).await {
+            Ok(out) => out,
+            Err(tool::ToolError::Failed { stderr_tail, .. }) => {
+                return Err(PortError::input(format!(
+                    "not a readable audio file ({})",
+                    tool::last_line(&stderr_tail)
+                )));
+            }
+            Err(e) => return Err(e.into_port_error("a probe of the audio")),
+        };
         let parsed: ProbeOutput = serde_json::from_slice(&out.stdout)
             .map_err(|e| PortError::setup(format!("ffprobe printed something unexpected: {e}")))?;
         let audio = parsed
@@ -119,7 +130,7 @@ impl Transcoder for Ffmpeg {
         let target = if source.channels >= 2 { -16 } else { -19 };
         let args = vec![
             "-i".into(),
-            input.as_os_str().to_owned(),
+            file_arg(input),
             "-vn".into(),
             "-map".into(),
             "0:a:0".into(),
@@ -138,7 +149,8 @@ impl Transcoder for Ffmpeg {
             "-f".into(),
             "mp3".into(),
         ];
-        self.run(args, output, "the MP3").await?;
+        let deadline = self.deadlines.for_audio(source.duration_seconds);
+        self.run(args, output, "the MP3", deadline).await?;
         self.probe(output).await
     }
 }
@@ -148,29 +160,24 @@ impl Ffmpeg {
     /// Needs only `ffmpeg`, not `ffprobe`: a Lambda layer may carry ffmpeg alone.
     async fn run(
         &self,
-        args: Vec<std::ffi::OsString>,
+        mut args: Vec<OsString>,
         output: &Path,
         what: &str,
+        deadline: std::time::Duration,
     ) -> Result<(), PortError> {
         if let Some(parent) = output.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| {
                 PortError::setup(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        let out = Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-            .args(args)
-            .arg(output)
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| tool_missing("ffmpeg", e))?;
-        if !out.status.success() {
+        let mut full: Vec<OsString> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+            .map(Into::into)
+            .to_vec();
+        full.append(&mut args);
+        full.push(file_arg(output));
+        if let Err(e) = tool::run("ffmpeg", full, deadline).await {
             let _ = tokio::fs::remove_file(output).await;
-            return Err(PortError::input(format!(
-                "ffmpeg could not make {what} ({})",
-                last_error_line(&out.stderr)
-            )));
+            return Err(e.into_port_error(what));
         }
         match tokio::fs::metadata(output).await {
             Ok(meta) if meta.len() > 0 => Ok(()),
@@ -195,9 +202,9 @@ impl ClipCutter for Ffmpeg {
         let fade = fade.min(length / 4.0);
         // Seeking after -i decodes from the start: exact to the sample, and an episode's
         // MP3 decodes fast enough that this costs well under a second.
-        let mut args: Vec<std::ffi::OsString> = vec![
+        let mut args: Vec<OsString> = vec![
             "-i".into(),
-            input.as_os_str().to_owned(),
+            file_arg(input),
             "-ss".into(),
             format!("{start:.3}").into(),
             "-t".into(),
@@ -210,14 +217,16 @@ impl ClipCutter for Ffmpeg {
             .into(),
         ];
         args.extend(clip_mp3());
-        self.run(args, output, "the clip").await
+        // Decoding from the start reads up to `end` seconds of audio.
+        let deadline = self.deadlines.for_audio(end);
+        self.run(args, output, "the clip", deadline).await
     }
 
     async fn join(&self, parts: &[PathBuf], output: &Path) -> Result<(), PortError> {
-        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        let mut args: Vec<OsString> = Vec::new();
         for part in parts {
             args.push("-i".into());
-            args.push(part.as_os_str().to_owned());
+            args.push(file_arg(part));
         }
         let inputs: String = (0..parts.len()).map(|i| format!("[{i}:a]")).collect();
         args.extend([
@@ -227,11 +236,13 @@ impl ClipCutter for Ffmpeg {
             "[out]".into(),
         ]);
         args.extend(clip_mp3());
-        self.run(args, output, "the trailer").await
+        // Trailers join a few short clips; the fixed deadline is ample.
+        self.run(args, output, "the trailer", self.deadlines.fixed())
+            .await
     }
 }
 
 /// The output format of clips and trailers: 128 kb/s MP3.
-fn clip_mp3() -> [std::ffi::OsString; 6] {
+fn clip_mp3() -> [OsString; 6] {
     ["-codec:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"].map(Into::into)
 }

@@ -1,6 +1,7 @@
 //! Media files for every runtime (the `podflow` process and the Lambda functions alike):
 //! [`Ffmpeg`] runs ffmpeg and ffprobe behind the `MediaProbe`, `Transcoder` and
-//! `ClipCutter` ports, [`decode::AudioStream`] streams the samples the speech engines read,
+//! `ClipCutter` ports through [`tool`] (deadlines, process groups, bounded stderr),
+//! [`decode::AudioStream`] streams the samples the speech engines read,
 //! [`duration_seconds`] reads just the length, [`hash_file`] and [`copy_hashing`] read
 //! an episode's SHA-256 as a stream, and [`store_file`] moves a finished file into a blob
 //! store with its digest.
@@ -14,26 +15,27 @@ use tokio::io::AsyncReadExt;
 
 pub mod decode;
 pub mod ffmpeg;
+pub mod tool;
 
 pub use ffmpeg::Ffmpeg;
+pub use tool::ToolDeadlines;
 
 /// The audio's length in seconds as ffprobe reads it from the container, if it can: for
 /// blocking code that only needs the length (the speech engine sizing its pieces). The
 /// `MediaProbe` port's [`Ffmpeg::probe`](ffmpeg::Ffmpeg) is the full, checked probe.
 pub fn duration_seconds(path: &Path) -> Option<f64> {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
+    let mut args: Vec<std::ffi::OsString> = [
+        "-v",
+        "error",
+        "-show_entries",
+        "format=duration",
+        "-of",
+        "csv=p=0",
+    ]
+    .map(Into::into)
+    .to_vec();
+    args.push(ffmpeg::file_arg(path));
+    let out = tool::run_blocking("ffprobe", &args, ToolDeadlines::from_env().fixed()).ok()?;
     let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
     (seconds.is_finite() && seconds > 0.0).then_some(seconds)
 }

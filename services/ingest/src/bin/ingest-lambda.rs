@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
         store: aws.store.clone(),
         blobs: aws.blobs.clone(),
         // Never called for S3 objects (nothing is probed on Lambda).
-        probe: Arc::new(Ffmpeg),
+        probe: Arc::new(Ffmpeg::default()),
     };
     let handler = UploadHandler {
         service: Arc::new(service),

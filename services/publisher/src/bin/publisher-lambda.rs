@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let handler = PublishHandler {
         store: aws.store.clone(),
         blobs: aws.blobs.clone(),
-        clips: Arc::new(Ffmpeg),
+        clips: Arc::new(Ffmpeg::default()),
         prices: PriceTable::load(prices.as_deref())?,
     };
     Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
