@@ -102,7 +102,13 @@ impl Pipeline {
         let blobs = Arc::new(FileBlobStore::new(&settings.data_dir));
         let store = Arc::new(db.clone());
         let inbox = |name: &str| -> anyhow::Result<QueueSpec> {
-            let spec = QueueSpec::inbox(name);
+            let spec = match name {
+                // Work over the whole episode: hours for a long one on a slow machine.
+                "transcode-watcher" | "transcriber" => {
+                    QueueSpec::inbox(name).with_max_handler_time(Duration::from_secs(12 * 3600))
+                }
+                _ => QueueSpec::inbox(name),
+            };
             db.declare_queue(&spec)?;
             Ok(spec)
         };

@@ -37,6 +37,9 @@ pub struct QueueSpec {
     pub visibility_timeout: Duration,
     pub max_receive_count: u32,
     pub dlq: Option<String>,
+    /// The longest one handler run may take; past it the run is stopped and the message
+    /// released for a retry (a hang must not hold a message, or a run, forever).
+    pub max_handler_time: Duration,
 }
 
 impl QueueSpec {
@@ -48,6 +51,15 @@ impl QueueSpec {
             visibility_timeout: Duration::from_secs(60),
             max_receive_count: 10,
             dlq: Some(format!("{service}-dlq")),
+            max_handler_time: Duration::from_secs(30 * 60),
+        }
+    }
+
+    /// The same queue with another maximum handler time.
+    pub fn with_max_handler_time(self, max_handler_time: Duration) -> Self {
+        Self {
+            max_handler_time,
+            ..self
         }
     }
 
@@ -60,6 +72,8 @@ impl QueueSpec {
             // A backstop: the invoker gives up (and says why) before this is reached.
             max_receive_count: 8,
             dlq: Some(PROMPT_DLQ.to_owned()),
+            // An LLM call is bounded by its own timeout; this catches anything else.
+            max_handler_time: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -37,9 +37,10 @@ impl Worker {
 
     /// Processes one received message: runs the handler while keeping the message hidden
     /// (a heartbeat extends its visibility, so long transcriptions are not redelivered),
-    /// then applies the outcome atomically.
+    /// within the queue's maximum handler time and with panics caught, then applies the
+    /// outcome atomically.
     pub async fn process(&self, received: Received) {
-        process(&self.db, &self.queue, self.handler.as_ref(), received).await;
+        process(&self.db, &self.queue, &self.handler, received).await;
     }
 
     /// Runs until `stop` turns true. In-flight work is abandoned on stop; its messages
@@ -102,33 +103,119 @@ pub async fn run_until_ctrl_c(workers: Vec<Worker>) {
     }
 }
 
-async fn process(db: &Db, queue: &QueueSpec, handler: &dyn MessageHandler, received: Received) {
+/// Aborts a spawned task when dropped: a stopped worker takes its handlers with it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps a message hidden while its handler runs; never ends by itself.
+async fn heartbeat(db: Db, receipt: String, timeout: Duration) {
+    let mut tick = tokio::time::interval(timeout / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = db.change_visibility(&receipt, timeout) {
+            tracing::warn!(error = %e, "could not extend visibility");
+        }
+    }
+}
+
+/// What a panic carried, in words.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
+/// Runs the handler (or its give-up) in its own task, so a panic is caught, with the
+/// heartbeat beside it in the same `select!`, so the heartbeat ends with the handler, and
+/// under the queue's maximum handler time, so a hang releases the message for a retry.
+/// A panic or an overrun counts as a failed attempt; at the last one the message is
+/// dead-lettered with that reason.
+async fn run_handler(
+    db: &Db,
+    queue: &QueueSpec,
+    handler: &Arc<dyn MessageHandler>,
+    received: &Received,
+    delivery: &Delivery,
+) -> Outcome {
+    let mut task = AbortOnDrop(tokio::spawn({
+        let handler = Arc::clone(handler);
+        let delivery = delivery.clone();
+        let exhausted = received.exhausted.clone();
+        async move {
+            match exhausted {
+                // Used up: the handler ends the step or prompt, then the message is
+                // dead-lettered.
+                Some(reason) => handler.give_up(&delivery, &reason).await,
+                None => handler.handle(&delivery).await,
+            }
+        }
+    }));
+    let joined = tokio::select! {
+        joined = tokio::time::timeout(queue.max_handler_time, &mut task.0) => joined,
+        _ = heartbeat(db.clone(), received.receipt.clone(), queue.visibility_timeout) => {
+            unreachable!("the heartbeat never ends")
+        }
+    };
+    let (reason, delay) = match joined {
+        Ok(Ok(outcome)) => return outcome,
+        Ok(Err(e)) if e.is_panic() => {
+            let reason = format!(
+                "{} panicked: {}",
+                handler.name(),
+                panic_text(e.into_panic())
+            );
+            tracing::error!(
+                service = handler.name(), message = %received.message_id,
+                attempt = received.receive_count, %reason, "handler panicked"
+            );
+            // Like a crash: the message comes back after its visibility timeout.
+            (reason, queue.visibility_timeout)
+        }
+        Ok(Err(_)) => (format!("{} was cancelled", handler.name()), Duration::ZERO),
+        Err(_) => {
+            let reason = format!(
+                "{} took longer than {} s and was stopped",
+                handler.name(),
+                queue.max_handler_time.as_secs()
+            );
+            tracing::warn!(
+                service = handler.name(), message = %received.message_id,
+                attempt = received.receive_count, %reason, "handler overran"
+            );
+            (reason, Duration::ZERO)
+        }
+    };
+    if received.exhausted.is_some() {
+        // Giving up itself failed: dead-letter without its events rather than loop.
+        Outcome::DeadLetter {
+            emit: Vec::new(),
+            reason,
+        }
+    } else {
+        Outcome::Retry { delay, reason }
+    }
+}
+
+async fn process(
+    db: &Db,
+    queue: &QueueSpec,
+    handler: &Arc<dyn MessageHandler>,
+    received: Received,
+) {
     let delivery = Delivery {
         message_id: received.message_id.clone(),
         body: received.body.clone(),
         attempt: received.receive_count,
     };
-    let heartbeat = {
-        let db = db.clone();
-        let receipt = received.receipt.clone();
-        let timeout = queue.visibility_timeout;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(timeout / 3);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = db.change_visibility(&receipt, timeout) {
-                    tracing::warn!(error = %e, "could not extend visibility");
-                }
-            }
-        })
-    };
-    let outcome = match &received.exhausted {
-        // Used up: the handler ends the step or prompt, then the message is dead-lettered.
-        Some(reason) => handler.give_up(&delivery, reason).await,
-        None => handler.handle(&delivery).await,
-    };
-    heartbeat.abort();
+    let outcome = run_handler(db, queue, handler, &received, &delivery).await;
     podflow_core::crash::point(&format!("runner.before_ack.{}", handler.name()));
     match &outcome {
         Outcome::Done { emit, jobs } => tracing::debug!(
@@ -279,5 +366,98 @@ mod tests {
         let dead = db.dead_letters().expect("dlq");
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].dlq, "hopeless-dlq");
+    }
+
+    /// Panics on every delivery.
+    struct Panicky {
+        calls: AtomicU32,
+    }
+
+    #[async_trait]
+    impl MessageHandler for Panicky {
+        fn name(&self) -> &'static str {
+            "panicky"
+        }
+        async fn handle(&self, _delivery: &Delivery) -> Outcome {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            panic!("index out of bounds in the test handler");
+        }
+    }
+
+    /// Hangs on its first delivery, succeeds on the next.
+    struct HangsOnce {
+        calls: AtomicU32,
+    }
+
+    #[async_trait]
+    impl MessageHandler for HangsOnce {
+        fn name(&self) -> &'static str {
+            "hangs-once"
+        }
+        async fn handle(&self, _delivery: &Delivery) -> Outcome {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            Outcome::nothing()
+        }
+    }
+
+    async fn drain(db: &Db, spec: QueueSpec, handler: Arc<dyn MessageHandler>) {
+        let queue = spec.name.clone();
+        db.declare_queue(&spec).expect("declare");
+        db.send(&queue, "m", None, None).expect("send");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(Worker::new(db.clone(), spec, handler, 1).run(stop_rx));
+        for _ in 0..500 {
+            if db.pending(&[queue.as_str()]).expect("pending") == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop_tx.send(true).expect("stop");
+        worker.await.expect("join");
+        assert_eq!(db.pending(&[queue.as_str()]).expect("pending"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_retried_after_its_visibility_then_dead_lettered_with_the_panic()
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let handler = Arc::new(Panicky {
+            calls: AtomicU32::new(0),
+        });
+        let spec = QueueSpec {
+            visibility_timeout: Duration::from_millis(300),
+            max_receive_count: 2,
+            ..QueueSpec::inbox("panicky")
+        };
+        let started = std::time::Instant::now();
+        drain(&db, spec, handler.clone()).await;
+        assert_eq!(handler.calls.load(Ordering::SeqCst), 2);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "the retry waited for the visibility timeout"
+        );
+        let dead = db.dead_letters().expect("dlq");
+        assert_eq!(dead.len(), 1);
+        let reason = dead[0].last_error.clone().unwrap_or_default();
+        assert!(
+            reason.contains("panicky panicked: index out of bounds in the test handler"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_overruns_its_time_is_stopped_and_the_message_retried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let handler = Arc::new(HangsOnce {
+            calls: AtomicU32::new(0),
+        });
+        let spec = QueueSpec::inbox("hangs-once").with_max_handler_time(Duration::from_millis(200));
+        drain(&db, spec, handler.clone()).await;
+        assert_eq!(handler.calls.load(Ordering::SeqCst), 2);
+        assert!(db.dead_letters().expect("dlq").is_empty());
     }
 }
