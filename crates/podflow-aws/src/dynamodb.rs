@@ -438,8 +438,22 @@ impl EpisodeStore for DynamoEpisodeStore {
             PromptUpdate::Running { .. } => {
                 request.update_expression("SET #status = :s, attempts = :a, updated_at = :now")
             }
-            PromptUpdate::Retrying { error, .. } | PromptUpdate::Failed { error, .. } => request
+            PromptUpdate::Retrying { error, .. } => request
                 .update_expression("SET #status = :s, attempts = :a, last_error = :e, updated_at = :now")
+                .expression_attribute_values(":e", s(error)),
+            PromptUpdate::Throttled { error, .. } => request
+                .update_expression(
+                    "SET #status = :s, attempts = :a, last_error = :e, updated_at = :now, \
+                     throttled_since = if_not_exists(throttled_since, :now) ADD throttles :one",
+                )
+                .expression_attribute_values(":e", s(error))
+                .expression_attribute_values(":one", n(1)),
+            // A replay of a failed prompt starts a fresh throttling budget.
+            PromptUpdate::Failed { error, .. } => request
+                .update_expression(
+                    "SET #status = :s, attempts = :a, last_error = :e, updated_at = :now \
+                     REMOVE throttles, throttled_since",
+                )
                 .expression_attribute_values(":e", s(error)),
             PromptUpdate::Completed {
                 output,
@@ -478,6 +492,8 @@ impl EpisodeStore for DynamoEpisodeStore {
                     output: json_of::<BlobRef>(item, "output", "prompt output")?,
                     input_tokens: number(item, "input_tokens").unwrap_or(0),
                     output_tokens: number(item, "output_tokens").unwrap_or(0),
+                    throttles: number(item, "throttles").unwrap_or(0),
+                    throttled_since_ms: number(item, "throttled_since"),
                 })
             })
             .collect()

@@ -9,7 +9,7 @@ mod report;
 mod runtime;
 mod space;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 use podflow_embedded::Durability;
@@ -68,9 +68,14 @@ struct LlmArgs {
     engine: Option<EngineKind>,
     #[arg(long, env = "PODFLOW_MP3_BITRATE", default_value_t = 128)]
     mp3_bitrate_kbps: u32,
-    /// How many times a prompt is tried before it goes to the dead-letter queue.
-    #[arg(long, env = "PODFLOW_PROMPT_ATTEMPTS", default_value_t = 3)]
+    /// How many failed tries (5xx, timeouts, garbled answers) a prompt gets before it goes
+    /// to the dead-letter queue; throttled tries do not count.
+    #[arg(long, env = "PODFLOW_PROMPT_ATTEMPTS", default_value_t = 5)]
     prompt_attempts: u32,
+    /// Minutes a prompt may stay throttled by its provider (from the first throttle)
+    /// before it goes to the dead-letter queue.
+    #[arg(long, env = "PODFLOW_PROMPT_THROTTLE_BUDGET", default_value_t = 30)]
+    prompt_throttle_budget: u64,
     /// A TOML file of per-model limits: requests and tokens per minute, context size.
     #[arg(long, env = "PODFLOW_MODEL_LIMITS")]
     model_limits: Option<PathBuf>,
@@ -224,6 +229,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         engine: llm.engine.unwrap_or_else(EngineKind::default_kind),
         mp3_bitrate_kbps: llm.mp3_bitrate_kbps,
         prompt_attempts: llm.prompt_attempts.max(1),
+        prompt_throttle_budget: Duration::from_secs(60 * llm.prompt_throttle_budget),
         model_limits: llm.model_limits,
         prices: llm.prices,
         slack_webhook_url: llm.slack_webhook_url,

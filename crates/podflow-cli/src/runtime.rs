@@ -42,6 +42,7 @@ pub struct Settings {
     pub engine: EngineKind,
     pub mp3_bitrate_kbps: u32,
     pub prompt_attempts: u32,
+    pub prompt_throttle_budget: Duration,
     /// Per-model rate limits and context sizes (TOML); conservative defaults without it.
     pub model_limits: Option<PathBuf>,
     /// A TOML price table replacing bundled prices by name.
@@ -177,6 +178,8 @@ impl Pipeline {
                     throttle,
                     retry: RetryPolicy {
                         max_attempts: settings.prompt_attempts,
+                        throttle_budget: settings.prompt_throttle_budget,
+                        call_time: LLM_TIMEOUT,
                         ..RetryPolicy::default()
                     },
                 }),

@@ -758,3 +758,59 @@ async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// Three episodes × the eight bundled prompts against a provider that throttles half the
+/// calls and fails 5% with 5xx: throttles slow podflow down but never fail a prompt, so the
+/// run ends with exit 0 and every prompt answered exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttling_storm_over_three_episodes_still_exits_0() {
+    let llm = FakeLlm::start(FakeLlmConfig {
+        throttle_rate: 0.5,
+        server_error_rate: 0.05,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .expect("fake LLM");
+    let data = tempfile::tempdir().expect("tempdir");
+    // The same audio under three names: three episodes, one transcription.
+    let episodes: Vec<PathBuf> = ["storm-a", "storm-b", "storm-c"]
+        .iter()
+        .map(|name| {
+            let copy = data.path().join(format!("{name}.m4a"));
+            std::fs::copy(sample(), &copy).expect("copy");
+            copy
+        })
+        .collect();
+    // A quota far above what the storm needs: the 429s come from the provider alone.
+    let limits = data.path().join("limits.toml");
+    std::fs::write(
+        &limits,
+        "[default]\nrequests_per_minute = 6000\ntokens_per_minute = 100000000\n",
+    )
+    .expect("limits");
+    let mut cmd = podflow(&data.path().join("data"), &llm.url);
+    cmd.env("PODFLOW_MODEL_LIMITS", &limits)
+        .args(["run", "--json"])
+        .args(&episodes);
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let reports: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per episode"))
+        .collect();
+    assert_eq!(reports.len(), 3);
+    for report in &reports {
+        assert_eq!(report["status"], "done", "{report}");
+    }
+    let stats = llm.stats();
+    assert!(stats.throttled >= 8, "the storm happened: {stats:?}");
+    // Some prompts read the same for every episode (they do not name the file), so the
+    // fake's answers are counted, not told apart: one per prompt per episode, none again.
+    assert_eq!(
+        stats.served.values().sum::<u32>() as usize,
+        3 * BUNDLED_PROMPTS.len(),
+        "{:?}",
+        stats.served
+    );
+}

@@ -261,6 +261,7 @@ mod tests {
             message_id: "m".into(),
             body: "{not json".into(),
             attempt: 1,
+            deadline: None,
         };
         match decode_delivery::<podflow_events::EpisodeUploaded>(&delivery) {
             Err(Outcome::DeadLetter { reason, .. }) => {

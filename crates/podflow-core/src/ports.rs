@@ -151,6 +151,11 @@ pub struct PromptState {
     pub output: Option<BlobRef>,
     pub input_tokens: u32,
     pub output_tokens: u32,
+    /// Deliveries the provider throttled: they do not count as failed attempts.
+    pub throttles: u32,
+    /// When the provider first throttled this prompt (ms since the epoch): the start of its
+    /// throttling time budget.
+    pub throttled_since_ms: Option<i64>,
 }
 
 /// A change to a prompt's state.
@@ -160,6 +165,12 @@ pub enum PromptUpdate {
         attempt: u32,
     },
     Retrying {
+        attempt: u32,
+        error: String,
+    },
+    /// The provider asked to slow down: back in the queue, the throttle counted (not as a
+    /// failed attempt) and the budget's start kept from the first throttle.
+    Throttled {
         attempt: u32,
         error: String,
     },
@@ -180,7 +191,7 @@ impl PromptUpdate {
     pub fn status(&self) -> PromptStatus {
         match self {
             PromptUpdate::Running { .. } => PromptStatus::Running,
-            PromptUpdate::Retrying { .. } => PromptStatus::Queued,
+            PromptUpdate::Retrying { .. } | PromptUpdate::Throttled { .. } => PromptStatus::Queued,
             PromptUpdate::Completed { .. } => PromptStatus::Completed,
             PromptUpdate::Failed { .. } => PromptStatus::Failed,
         }
@@ -190,6 +201,7 @@ impl PromptUpdate {
         match self {
             PromptUpdate::Running { attempt }
             | PromptUpdate::Retrying { attempt, .. }
+            | PromptUpdate::Throttled { attempt, .. }
             | PromptUpdate::Completed { attempt, .. }
             | PromptUpdate::Failed { attempt, .. } => *attempt,
         }
@@ -292,6 +304,9 @@ pub struct Delivery {
     pub body: String,
     /// 1 on the first delivery (SQS `ApproximateReceiveCount`).
     pub attempt: u32,
+    /// When the runtime stops waiting for this delivery (a Lambda invocation's deadline);
+    /// a handler that would wait past it returns the message with a delay instead.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// What a handler made of a delivery. The runtime applies it atomically: acknowledging the

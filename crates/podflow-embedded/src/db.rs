@@ -157,7 +157,11 @@ CREATE TABLE IF NOT EXISTS summaries(
 /// applied). Version 1 is the schema of every data directory made before versions were
 /// kept: its statements are `IF NOT EXISTS`, so such a directory is only stamped. A change
 /// to the schema is a new step at the end; steps are never edited once released.
-const MIGRATIONS: [&str; 1] = [SCHEMA];
+const MIGRATIONS: [&str; 2] = [
+    SCHEMA,
+    "ALTER TABLE prompts ADD COLUMN throttles INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE prompts ADD COLUMN throttled_since INTEGER;",
+];
 
 /// Brings the database to the newest schema `steps` know, or refuses one that is newer.
 fn migrate(conn: &mut Connection, path: &Path, steps: &[&'static str]) -> Result<(), DbError> {

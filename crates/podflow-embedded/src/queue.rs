@@ -69,11 +69,14 @@ impl QueueSpec {
             name: PROMPT_QUEUE.to_owned(),
             fifo: true,
             visibility_timeout: Duration::from_secs(120),
-            // A backstop: the invoker gives up (and says why) before this is reached.
-            max_receive_count: 8,
+            // A backstop: the invoker gives up (and says why) before this is reached. High,
+            // because throttled deliveries do not count as attempts: a prompt may be
+            // throttled for its whole throttling budget (retries at most 30 s apart).
+            max_receive_count: 200,
             dlq: Some(PROMPT_DLQ.to_owned()),
-            // An LLM call is bounded by its own timeout; this catches anything else.
-            max_handler_time: Duration::from_secs(15 * 60),
+            // Each LLM call is bounded by its own timeout; this catches anything else (a
+            // long transcript's map-reduce makes many calls, and keeps finished parts).
+            max_handler_time: Duration::from_secs(60 * 60),
         }
     }
 }

@@ -175,7 +175,7 @@ impl EpisodeStore for Db {
                 "INSERT INTO prompts(episode_id, prompt_id, prompt_version, model, status, updated_at) VALUES(?1,?2,?3,?4,'queued',?5)
                  ON CONFLICT(episode_id, prompt_id) DO UPDATE SET prompt_version=excluded.prompt_version,
                    model=excluded.model, status='queued', attempts=0, last_error=NULL, output=NULL,
-                   updated_at=excluded.updated_at
+                   throttles=0, throttled_since=NULL, updated_at=excluded.updated_at
                  WHERE prompts.status!='completed' OR prompts.prompt_version!=excluded.prompt_version",
                 params![episode_id, id, version, model, now],
             )
@@ -198,8 +198,20 @@ impl EpisodeStore for Db {
                 "UPDATE prompts SET status=?3, attempts=?4, updated_at=?5 WHERE episode_id=?1 AND prompt_id=?2",
                 params![episode_id, prompt_id, status, attempt, now],
             ),
-            PromptUpdate::Retrying { error, .. } | PromptUpdate::Failed { error, .. } => conn.execute(
+            PromptUpdate::Throttled { error, .. } => conn.execute(
+                "UPDATE prompts SET status=?3, attempts=?4, last_error=?5, updated_at=?6,
+                   throttles=throttles+1, throttled_since=COALESCE(throttled_since, ?6)
+                   WHERE episode_id=?1 AND prompt_id=?2",
+                params![episode_id, prompt_id, status, attempt, error, now],
+            ),
+            PromptUpdate::Retrying { error, .. } => conn.execute(
                 "UPDATE prompts SET status=?3, attempts=?4, last_error=?5, updated_at=?6 WHERE episode_id=?1 AND prompt_id=?2",
+                params![episode_id, prompt_id, status, attempt, error, now],
+            ),
+            // A replay of a failed prompt starts a fresh throttling budget.
+            PromptUpdate::Failed { error, .. } => conn.execute(
+                "UPDATE prompts SET status=?3, attempts=?4, last_error=?5, updated_at=?6,
+                   throttles=0, throttled_since=NULL WHERE episode_id=?1 AND prompt_id=?2",
                 params![episode_id, prompt_id, status, attempt, error, now],
             ),
             PromptUpdate::Completed {
@@ -229,7 +241,8 @@ impl EpisodeStore for Db {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT prompt_id, prompt_version, model, status, attempts, last_error, output, input_tokens, output_tokens
+                "SELECT prompt_id, prompt_version, model, status, attempts, last_error, output, input_tokens,
+                   output_tokens, throttles, throttled_since
                  FROM prompts WHERE episode_id=?1 ORDER BY prompt_id",
             )
             .map_err(sql)?;
@@ -246,6 +259,8 @@ impl EpisodeStore for Db {
                         output: None,
                         input_tokens: r.get(7)?,
                         output_tokens: r.get(8)?,
+                        throttles: r.get(9)?,
+                        throttled_since_ms: r.get(10)?,
                     },
                     r.get(6)?,
                 ))

@@ -214,6 +214,7 @@ async fn process(
         message_id: received.message_id.clone(),
         body: received.body.clone(),
         attempt: received.receive_count,
+        deadline: None,
     };
     let outcome = run_handler(db, queue, handler, &received, &delivery).await;
     podflow_core::crash::point(&format!("runner.before_ack.{}", handler.name()));

@@ -194,6 +194,44 @@ async fn planning_keeps_completed_prompts(store: &dyn EpisodeStore) {
         )
         .await
         .expect("retrying");
+    // Throttles are counted, and the budget starts at the first one.
+    for attempt in [2, 3] {
+        store
+            .update_prompt(
+                "ep-a",
+                "chapters",
+                &PromptUpdate::Throttled {
+                    attempt,
+                    error: "429".into(),
+                },
+            )
+            .await
+            .expect("throttled");
+        if attempt == 2 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let chapters = store.prompts("ep-a").await.expect("prompts").remove(0);
+    assert_eq!(
+        (chapters.status, chapters.attempts, chapters.throttles),
+        (PromptStatus::Queued, 3, 2)
+    );
+    let since = chapters.throttled_since_ms.expect("throttled since");
+    assert!(since > 0 && since <= podflow_core_now_ms(), "{since}");
+    store
+        .update_prompt(
+            "ep-a",
+            "chapters",
+            &PromptUpdate::Throttled {
+                attempt: 4,
+                error: "429".into(),
+            },
+        )
+        .await
+        .expect("throttled");
+    let again = store.prompts("ep-a").await.expect("prompts").remove(0);
+    assert_eq!(again.throttled_since_ms, Some(since), "kept from the first");
+    assert_eq!(again.throttles, 3);
     store
         .update_prompt(
             "ep-a",
@@ -219,6 +257,10 @@ async fn planning_keeps_completed_prompts(store: &dyn EpisodeStore) {
     assert_eq!(states[2].status, PromptStatus::Failed);
     assert_eq!(states[2].last_error.as_deref(), Some("throttled"));
     assert_eq!(states[2].attempts, 3);
+    assert_eq!(
+        (states[2].throttles, states[2].throttled_since_ms),
+        (0, None)
+    );
 
     // Planning again (a replay): completed prompts keep their output, failed ones are
     // queued afresh, and a new version of a completed prompt runs again.
@@ -235,6 +277,11 @@ async fn planning_keeps_completed_prompts(store: &dyn EpisodeStore) {
             states[2].last_error.clone()
         ),
         (PromptStatus::Queued, 0, None)
+    );
+    assert_eq!(
+        (states[0].throttles, states[0].throttled_since_ms),
+        (0, None),
+        "a new plan starts a fresh throttling budget"
     );
     store
         .plan_prompts("ep-a", &[("summary".to_owned(), 2, "sonnet".to_owned())])
@@ -366,4 +413,10 @@ async fn racing_claims_share_one_revision(store: Arc<dyn EpisodeStore>) {
             .is_some(),
         "a recorded revision always has its envelope"
     );
+}
+
+fn podflow_core_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

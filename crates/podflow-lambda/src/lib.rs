@@ -14,7 +14,10 @@
 //!   the template sets; a function's `main` builds its handler on them and calls
 //!   [`wiring::AwsWiring::serve_events`] or [`wiring::AwsWiring::serve_queue`].
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use aws_lambda_events::{
     eventbridge::EventBridgeEvent,
@@ -43,6 +46,11 @@ pub struct Effects {
     /// receive becomes the handler's `give_up` (its `…Failed` event and a dead letter),
     /// since SQS's redrive would move the message silently.
     pub max_receives: Option<u32>,
+    /// For queue consumers: the longest one record may take. A record is not started when
+    /// less than this is left before the invocation's deadline; it is returned at once for
+    /// another invocation, so a batch never runs past the function's timeout (where Lambda
+    /// would kill it and SQS redrive it with no `…Failed` event).
+    pub record_budget: Option<Duration>,
 }
 
 impl Effects {
@@ -125,6 +133,7 @@ async fn handle_record(
     handler: &dyn MessageHandler,
     effects: &Effects,
     record: &SqsMessage,
+    deadline: Option<Instant>,
 ) -> Result<(), String> {
     let message_id = record.message_id.clone().unwrap_or_default();
     let delivery = Delivery {
@@ -136,7 +145,22 @@ async fn handle_record(
             .get("ApproximateReceiveCount")
             .and_then(|n| n.parse().ok())
             .unwrap_or(1),
+        deadline,
     };
+    if let (Some(deadline), Some(budget)) = (deadline, effects.record_budget)
+        && deadline.saturating_duration_since(Instant::now()) < budget
+    {
+        // Not started, so nothing to undo: visible again at once for the next invocation.
+        if let (Some(control), Some(receipt)) = (&effects.control, &record.receipt_handle)
+            && let Err(e) = control.delay(receipt, Duration::ZERO).await
+        {
+            tracing::warn!(message_id, error = %e.report(), "could not return the record early; the queue's visibility timeout applies");
+        }
+        return Err(format!(
+            "not started: less than {} s left in this invocation",
+            budget.as_secs()
+        ));
+    }
     let outcome = match handler.handle(&delivery).await {
         Outcome::Retry { reason, .. }
             if effects
@@ -184,6 +208,17 @@ pub async fn handle_sqs_batch(
     effects: &Effects,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, InvocationError> {
+    handle_sqs_batch_until(handler, effects, event, None).await
+}
+
+/// [`handle_sqs_batch`] within an invocation that ends at `deadline`: every delivery
+/// carries it, and records are started only while [`Effects::record_budget`] fits.
+pub async fn handle_sqs_batch_until(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    event: SqsEvent,
+    deadline: Option<Instant>,
+) -> Result<SqsBatchResponse, InvocationError> {
     let mut groups: Vec<(Option<String>, Vec<&SqsMessage>)> = Vec::new();
     for record in &event.records {
         let group = record.attributes.get("MessageGroupId").cloned();
@@ -202,7 +237,7 @@ pub async fn handle_sqs_batch(
                 failed.push(record);
                 continue;
             }
-            if let Err(reason) = handle_record(handler, effects, record).await {
+            if let Err(reason) = handle_record(handler, effects, record, deadline).await {
                 tracing::info!(
                     service = handler.name(),
                     message_id = record.message_id.as_deref().unwrap_or(""),
@@ -237,6 +272,16 @@ pub async fn handle_sqs_payload(
     handler: &dyn MessageHandler,
     effects: &Effects,
     payload: Value,
+) -> Result<SqsBatchResponse, InvocationError> {
+    handle_sqs_payload_until(handler, effects, payload, None).await
+}
+
+/// [`handle_sqs_payload`] within an invocation that ends at `deadline`.
+pub async fn handle_sqs_payload_until(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    payload: Value,
+    deadline: Option<Instant>,
 ) -> Result<SqsBatchResponse, InvocationError> {
     let mut event = SqsEvent::default();
     let mut unreadable: Vec<String> = Vec::new();
@@ -278,7 +323,7 @@ pub async fn handle_sqs_payload(
     if unidentified > 0 {
         return Err(InvocationError::UnidentifiedRecords(unidentified));
     }
-    let mut response = handle_sqs_batch(handler, effects, event).await?;
+    let mut response = handle_sqs_batch_until(handler, effects, event, deadline).await?;
     for id in unreadable {
         response.add_failure(id);
     }
@@ -301,6 +346,7 @@ pub async fn handle_event(
                     message_id: id.clone(),
                     body: body.clone(),
                     attempt: 1,
+                    deadline: None,
                 })
                 .await
         }
@@ -343,9 +389,21 @@ pub async fn run_sqs(
 ) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (handler, effects) = (handler.clone(), effects.clone());
-        async move { handle_sqs_payload(handler.as_ref(), &effects, event.payload).await }
+        let deadline = instant_of(event.context.deadline);
+        async move {
+            handle_sqs_payload_until(handler.as_ref(), &effects, event.payload, deadline).await
+        }
     }))
     .await
+}
+
+/// Lambda's deadline (milliseconds since the epoch) as an instant on this machine's clock.
+fn instant_of(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    Instant::now().checked_add(Duration::from_millis(deadline_ms.checked_sub(now_ms)?))
 }
 
 /// The Lambda loop of an EventBridge rule target.

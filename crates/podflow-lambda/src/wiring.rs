@@ -1,7 +1,7 @@
 //! The AWS adapters a function needs, built from the environment `infra/template.yaml`
 //! gives every function.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use aws_config::{
     BehaviorVersion, Region, SdkConfig, environment::EnvironmentVariableCredentialsProvider,
@@ -146,6 +146,7 @@ impl AwsWiring {
             jobs: queue.clone(),
             control: Some(queue),
             max_receives: None,
+            record_budget: None,
         })
     }
 
@@ -170,6 +171,7 @@ impl AwsWiring {
                 "a whole number",
             )?)
             .filter(|max| *max > 0),
+            record_budget: None,
         })
     }
 
@@ -188,12 +190,18 @@ impl AwsWiring {
 
     /// Runs `handler` as the consumer of the SQS queue `job_queue` (see
     /// [`AwsWiring::queue_effects`]) until Lambda ends the process.
+    /// Each record is started only while `record_budget` (its longest run) is left before
+    /// the invocation's deadline.
     pub async fn serve_queue(
         &self,
         job_queue: &str,
         handler: Arc<dyn MessageHandler>,
+        record_budget: Duration,
     ) -> Result<(), ServeError> {
-        let effects = Arc::new(self.queue_effects(job_queue)?);
+        let effects = Arc::new(Effects {
+            record_budget: Some(record_budget),
+            ..self.queue_effects(job_queue)?
+        });
         crate::run_sqs(handler, effects)
             .await
             .map_err(|e| ServeError::Runtime(e.to_string()))

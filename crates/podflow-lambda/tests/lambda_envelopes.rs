@@ -127,6 +127,7 @@ fn effects(recorder: &Arc<Recorder>, with_control: bool) -> Effects {
         jobs: recorder.clone(),
         control: with_control.then(|| recorder.clone() as Arc<dyn DeliveryControl>),
         max_receives: None,
+        record_budget: None,
     }
 }
 

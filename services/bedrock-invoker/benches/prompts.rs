@@ -91,6 +91,7 @@ async fn scenario(limits: ModelLimits) -> (f64, u64, usize) {
                 max_attempts: 12,
                 base: Duration::from_millis(200),
                 cap: MINUTE,
+                ..RetryPolicy::default()
             },
             client_timeout: Duration::from_secs(30),
             concurrency: 16,

@@ -1,8 +1,10 @@
 //! bedrock-invoker: drains the FIFO prompt queue. Each PromptJob is run once: a job whose
-//! prompt already completed at its version is skipped. Failures are classified — throttled
-//! and transient ones retry with exponential backoff and full jitter (honouring
-//! Retry-After), permanent ones fail at once — and after the last attempt the message goes
-//! to the DLQ together with a PromptFailed event that says why.
+//! prompt already completed at its version is skipped. Failures are classified: transient
+//! ones (5xx, timeouts, garbled answers) retry with exponential backoff and full jitter
+//! until the attempt budget is spent; throttles slow the model down (see [`ratelimit`]) and
+//! retry without spending an attempt, until the throttling time budget is spent; permanent
+//! ones fail at once. A failed prompt goes to the DLQ together with a PromptFailed event
+//! that says why.
 
 pub mod bedrock;
 pub mod chunking;
@@ -10,13 +12,16 @@ pub mod llm;
 pub mod openai;
 pub mod ratelimit;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use llm::{ChatRequest, ChatResponse, LlmClient};
 use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, PromptInput,
-    PromptStatus, PromptUpdate,
+    BlobStore, Delivery, EpisodeStore, ErrorKind, MessageHandler, Outcome, PortError, PromptInput,
+    PromptState, PromptStatus, PromptUpdate,
     content::sha256_hex,
     handling::{backoff, retry_on_store_error},
 };
@@ -53,19 +58,34 @@ pub async fn llm_backend(
 /// Retry policy for prompt calls.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// Attempts that failed for real (5xx, timeouts, garbled answers) before the prompt
+    /// fails; throttled deliveries do not count.
     pub max_attempts: u32,
     pub base: Duration,
     pub cap: Duration,
+    /// How long a prompt may stay throttled, from the first throttle, before it fails.
+    pub throttle_budget: Duration,
+    /// The longest one LLM call takes (the client's timeout): no call starts with less
+    /// than this left before the delivery's deadline.
+    pub call_time: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 3,
+            max_attempts: 5,
             base: Duration::from_millis(500),
             cap: Duration::from_secs(30),
+            throttle_budget: Duration::from_secs(30 * 60),
+            call_time: Duration::from_secs(60),
         }
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The bedrock-invoker service's handler.
@@ -78,28 +98,55 @@ pub struct InvokeHandler {
 }
 
 impl InvokeHandler {
-    /// One call, after waiting for the model's rate limits.
+    /// One call, after waiting for the model's rate limits. With a deadline, neither the
+    /// wait nor the call may run past it: the call is then deferred (a throttle with the
+    /// wait as its retry-after), and the job returns to the queue with that delay.
     async fn call(
         &self,
-        model: &str,
-        system: &str,
-        user: &str,
-        max_tokens: u32,
-        temperature: f32,
+        request: ChatRequest,
+        deadline: Option<Instant>,
     ) -> Result<ChatResponse, PortError> {
-        let tokens = estimate_tokens(system) + estimate_tokens(user) + max_tokens;
-        let waited = self.throttle.acquire(model, tokens).await;
+        let model = request.model.as_str();
+        let tokens =
+            estimate_tokens(&request.system) + estimate_tokens(&request.user) + request.max_tokens;
+        let latest_start = deadline.map(|d| d.checked_sub(self.retry.call_time).unwrap_or(d));
+        if latest_start.is_some_and(|at| at <= Instant::now()) {
+            return Err(PortError::throttled(
+                format!(
+                    "deferred: less than {} s left in this invocation for a call to {model}",
+                    self.retry.call_time.as_secs()
+                ),
+                Some(Duration::ZERO),
+            ));
+        }
+        let waited = match self
+            .throttle
+            .acquire_before(model, tokens, latest_start)
+            .await
+        {
+            Ok(waited) => waited,
+            Err(wait) => {
+                return Err(PortError::throttled(
+                    format!(
+                        "deferred: {model}'s rate limit asks for a {} s wait, past this invocation's deadline",
+                        wait.as_secs()
+                    ),
+                    Some(wait),
+                ));
+            }
+        };
         if waited > Duration::from_millis(100) {
             tracing::debug!(model, waited_ms = waited.as_millis() as u64, "rate limit");
         }
-        let request = ChatRequest {
-            model: model.to_owned(),
-            system: system.to_owned(),
-            user: user.to_owned(),
-            max_tokens,
-            temperature,
-        };
-        self.llm.chat(&request).await
+        let answer = self.llm.chat(&request).await;
+        match &answer {
+            Ok(_) => self.throttle.answered(model),
+            Err(e) if matches!(e.kind(), ErrorKind::Throttled { .. }) => {
+                self.throttle.throttled(model)
+            }
+            Err(_) => {}
+        }
+        answer
     }
 
     /// The prompt's answer: one call when the transcript fits the model's context; otherwise
@@ -109,6 +156,7 @@ impl InvokeHandler {
         &self,
         job: &PromptJob,
         input: &PromptInput,
+        deadline: Option<Instant>,
     ) -> Result<Result<ChatResponse, PortError>, PortError> {
         let context = self.throttle.limits(&job.model).context_tokens;
         let fixed = estimate_tokens(&input.system) + estimate_tokens(&input.user) + job.max_tokens;
@@ -151,10 +199,14 @@ impl InvokeHandler {
                     i + 1,
                     chunks.len()
                 );
-                match self
-                    .call(&job.model, MAP_SYSTEM, &user, MAP_MAX_TOKENS, 0.2)
-                    .await
-                {
+                let request = ChatRequest {
+                    model: job.model.clone(),
+                    system: MAP_SYSTEM.to_owned(),
+                    user,
+                    max_tokens: MAP_MAX_TOKENS,
+                    temperature: 0.2,
+                };
+                match self.call(request, deadline).await {
                     Ok(a) => {
                         tokens_in += a.input_tokens;
                         tokens_out += a.output_tokens;
@@ -174,21 +226,18 @@ impl InvokeHandler {
         } else {
             material
         };
-        let user = input.user_with(&transcript);
-        Ok(self
-            .call(
-                &job.model,
-                &input.system,
-                &user,
-                job.max_tokens,
-                job.temperature,
-            )
-            .await
-            .map(|a| ChatResponse {
-                text: a.text,
-                input_tokens: a.input_tokens + tokens_in,
-                output_tokens: a.output_tokens + tokens_out,
-            }))
+        let request = ChatRequest {
+            model: job.model.clone(),
+            system: input.system.clone(),
+            user: input.user_with(&transcript),
+            max_tokens: job.max_tokens,
+            temperature: job.temperature,
+        };
+        Ok(self.call(request, deadline).await.map(|a| ChatResponse {
+            text: a.text,
+            input_tokens: a.input_tokens + tokens_in,
+            output_tokens: a.output_tokens + tokens_out,
+        }))
     }
 
     fn failed(job: &PromptJob, attempt: u32, err: &PortError) -> EventEnvelope {
@@ -209,6 +258,7 @@ impl InvokeHandler {
         &self,
         job: &PromptJob,
         attempt: u32,
+        deadline: Option<Instant>,
     ) -> Result<Result<EventEnvelope, PortError>, PortError> {
         let input: PromptInput = match serde_json::from_slice(&self.blobs.get(&job.input).await?) {
             Ok(i) => i,
@@ -226,7 +276,7 @@ impl InvokeHandler {
                 &PromptUpdate::Running { attempt },
             )
             .await?;
-        let answer = match self.answer(job, &input).await? {
+        let answer = match self.answer(job, &input, deadline).await? {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };
@@ -255,24 +305,27 @@ impl InvokeHandler {
         )))
     }
 
+    /// The job's prompt as the store has it.
+    async fn state_of(&self, job: &PromptJob) -> Result<Option<PromptState>, PortError> {
+        Ok(self
+            .store
+            .prompts(&job.episode_id)
+            .await?
+            .into_iter()
+            .find(|p| p.prompt_id == job.prompt_id))
+    }
+
     /// The announcement of the job's prompt if the store says it completed already.
-    async fn completed_before(&self, job: &PromptJob) -> Result<Option<EventEnvelope>, PortError> {
-        let states = self.store.prompts(&job.episode_id).await?;
-        Ok(states
-            .iter()
-            .find(|p| {
-                p.prompt_id == job.prompt_id
-                    && p.prompt_version == job.prompt_version
-                    && p.status == PromptStatus::Completed
-            })
-            .and_then(|done| {
-                Some(Self::completed(
-                    job,
-                    done.output.clone()?,
-                    (done.input_tokens, done.output_tokens),
-                    done.attempts,
-                ))
-            }))
+    fn completed_before(job: &PromptJob, state: Option<&PromptState>) -> Option<EventEnvelope> {
+        let done = state.filter(|p| {
+            p.prompt_version == job.prompt_version && p.status == PromptStatus::Completed
+        })?;
+        Some(Self::completed(
+            job,
+            done.output.clone()?,
+            (done.input_tokens, done.output_tokens),
+            done.attempts,
+        ))
     }
 
     /// Records a change of the job's prompt; a store that fails retries the delivery.
@@ -343,19 +396,57 @@ impl MessageHandler for InvokeHandler {
             Ok(job) => job,
             Err(dead_letter) => return dead_letter,
         };
-        let attempt = delivery.attempt;
+        let state = match self.state_of(&job).await {
+            Ok(state) => state,
+            Err(e) => return retry_on_store_error(delivery.attempt, &e),
+        };
         // Already done: never run a prompt twice, but announce it again from the store; the
         // first announcement may have been lost after the store write.
-        match self.completed_before(&job).await {
-            Ok(Some(completed)) => return Outcome::done(vec![completed]),
-            Ok(None) => {}
-            Err(e) => return retry_on_store_error(attempt, &e),
+        if let Some(completed) = Self::completed_before(&job, state.as_ref()) {
+            return Outcome::done(vec![completed]);
         }
-        let err = match self.run(&job, attempt).await {
+        // Throttled deliveries are not attempts: this is attempt (deliveries - throttles).
+        let throttles = state.as_ref().map_or(0, |s| s.throttles);
+        let attempt = delivery.attempt.saturating_sub(throttles).max(1);
+        let err = match self.run(&job, attempt, delivery.deadline).await {
             Err(e) => return retry_on_store_error(attempt, &e),
             Ok(Ok(completed)) => return Outcome::done(vec![completed]),
             Ok(Err(err)) => err,
         };
+        if matches!(err.kind(), ErrorKind::Throttled { .. }) {
+            let since = state
+                .and_then(|s| s.throttled_since_ms)
+                .unwrap_or_else(now_ms);
+            let throttled_for = Duration::from_millis(now_ms().saturating_sub(since).max(0) as u64);
+            if throttled_for >= self.retry.throttle_budget {
+                let err = PortError::throttled(
+                    format!(
+                        "still throttled after {} min (the throttling budget, PODFLOW_PROMPT_THROTTLE_BUDGET): {}",
+                        throttled_for.as_secs() / 60,
+                        err.report()
+                    ),
+                    None,
+                );
+                return self.fail(&job, attempt, &err).await;
+            }
+            let update = PromptUpdate::Throttled {
+                attempt: attempt.saturating_sub(1),
+                error: err.report(),
+            };
+            if let Err(retry) = self.update(&job, &update, attempt).await {
+                return retry;
+            }
+            let wait = backoff(
+                throttles + 1,
+                self.retry.base,
+                self.retry.cap,
+                rand::random::<f64>(),
+            );
+            return Outcome::Retry {
+                delay: err.retry_after().map_or(wait, |asked| wait.max(asked)),
+                reason: err.report(),
+            };
+        }
         if !err.is_retryable() || attempt >= self.retry.max_attempts {
             return self.fail(&job, attempt, &err).await;
         }
@@ -388,12 +479,16 @@ impl MessageHandler for InvokeHandler {
             Ok(job) => job,
             Err(dead_letter) => return dead_letter,
         };
-        match self.completed_before(&job).await {
-            Ok(Some(completed)) => Outcome::done(vec![completed]),
-            Ok(None) => {
-                self.fail(&job, delivery.attempt, &PortError::transient(reason))
-                    .await
-            }
+        match self.state_of(&job).await {
+            Ok(state) => match Self::completed_before(&job, state.as_ref()) {
+                Some(completed) => Outcome::done(vec![completed]),
+                None => {
+                    let throttles = state.as_ref().map_or(0, |s| s.throttles);
+                    let attempt = delivery.attempt.saturating_sub(throttles).max(1);
+                    self.fail(&job, attempt, &PortError::transient(reason))
+                        .await
+                }
+            },
             Err(e) => retry_on_store_error(delivery.attempt, &e),
         }
     }

@@ -6,6 +6,13 @@
 //! refilled continuously at quota/minute. Waiting for our own bucket instead of sending and
 //! being throttled keeps every model at its quota without a single 429 — and each model has
 //! its own buckets, so a slow or saturated model never holds back another.
+//!
+//! When the provider throttles anyway (a quota shared with other clients, or lower than
+//! configured), the model's sending rate adapts the way the AWS SDKs' adaptive retry mode
+//! does: each throttle cuts it to 70% of what it was, each answer gives back 5% of the
+//! quota, and it never drops below a tenth of the quota. Waits can be bounded by a
+//! deadline (a Lambda invocation's): a wait that would pass it is refused with its length,
+//! so the caller can return the work with that delay instead of sleeping.
 
 use std::{
     collections::HashMap,
@@ -15,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter, clock::Clock};
 use serde::Deserialize;
 
 /// Limits for one model.
@@ -122,6 +129,31 @@ struct Buckets {
     requests: DefaultDirectRateLimiter,
     tokens: DefaultDirectRateLimiter,
     token_capacity: u32,
+    requests_per_minute: u32,
+    pace: Mutex<Pace>,
+}
+
+/// The adaptive part of a model's rate: a share of its request quota, and the earliest
+/// time the next request may go while that share is below 1.
+struct Pace {
+    share: f64,
+    next_send: Instant,
+}
+
+/// A throttle cuts the sending rate to this share of what it was (the AWS SDKs' beta).
+const THROTTLE_CUT: f64 = 0.7;
+/// Each answer gives back this share of the quota.
+const RECOVERY_STEP: f64 = 0.05;
+/// The rate never drops below this share of the quota.
+const FLOOR_SHARE: f64 = 0.1;
+
+/// Sleeps `wait`, or refuses with its length when it would end past `deadline`.
+async fn wait_within(wait: Duration, deadline: Option<Instant>) -> Result<(), Duration> {
+    if deadline.is_some_and(|d| Instant::now() + wait > d) {
+        return Err(wait);
+    }
+    tokio::time::sleep(wait).await;
+    Ok(())
 }
 
 /// Waits until a model's quotas allow a request.
@@ -163,6 +195,11 @@ impl Throttle {
                     requests: RateLimiter::direct(quota(l.requests_per_minute, self.minute)),
                     tokens: RateLimiter::direct(quota(l.tokens_per_minute, self.minute)),
                     token_capacity: l.tokens_per_minute,
+                    requests_per_minute: l.requests_per_minute.max(1),
+                    pace: Mutex::new(Pace {
+                        share: 1.0,
+                        next_send: Instant::now(),
+                    }),
                 })
             })
             .clone()
@@ -172,14 +209,75 @@ impl Throttle {
     /// it waited. A request larger than the whole per-minute token quota waits for a full
     /// bucket and then goes (the provider decides; we never refuse it outright).
     pub async fn acquire(&self, model: &str, tokens: u32) -> Duration {
+        self.acquire_before(model, tokens, None)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// [`Throttle::acquire`], but a wait that would end past `deadline` is refused: `Err`
+    /// carries how long it would have been (at least).
+    pub async fn acquire_before(
+        &self,
+        model: &str,
+        tokens: u32,
+        deadline: Option<Instant>,
+    ) -> Result<Duration, Duration> {
         let start = Instant::now();
         let b = self.buckets(model);
         let n =
             NonZeroU32::new(tokens.clamp(1, b.token_capacity.max(1))).unwrap_or(NonZeroU32::MIN);
-        // Capacity is checked above, so these cannot report InsufficientCapacity.
-        let _ = b.tokens.until_n_ready(n).await;
-        b.requests.until_ready().await;
-        start.elapsed()
+        // Capacity is checked above, so `check_n` cannot report InsufficientCapacity.
+        while let Ok(Err(not_until)) = b.tokens.check_n(n) {
+            wait_within(not_until.wait_time_from(b.tokens.clock().now()), deadline).await?;
+        }
+        while let Err(not_until) = b.requests.check() {
+            wait_within(not_until.wait_time_from(b.requests.clock().now()), deadline).await?;
+        }
+        let send_at = {
+            let mut pace = b.pace.lock().unwrap_or_else(|p| p.into_inner());
+            if pace.share >= 1.0 {
+                None
+            } else {
+                let now = Instant::now();
+                let at = pace.next_send.max(now);
+                if deadline.is_some_and(|d| at > d) {
+                    return Err(at - now);
+                }
+                let per_minute = f64::from(b.requests_per_minute) * pace.share;
+                pace.next_send = at + self.minute.div_f64(per_minute.max(f64::MIN_POSITIVE));
+                Some(at)
+            }
+        };
+        if let Some(at) = send_at {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// The provider throttled a request to `model`: slow down.
+    pub fn throttled(&self, model: &str) {
+        let b = self.buckets(model);
+        let mut pace = b.pace.lock().unwrap_or_else(|p| p.into_inner());
+        pace.share = (pace.share * THROTTLE_CUT).max(FLOOR_SHARE);
+        tracing::info!(
+            model,
+            share = pace.share,
+            "throttled by the provider; sending slower"
+        );
+    }
+
+    /// The provider answered a request to `model`: speed back up a little.
+    pub fn answered(&self, model: &str) {
+        let b = self.buckets(model);
+        let mut pace = b.pace.lock().unwrap_or_else(|p| p.into_inner());
+        pace.share = (pace.share + RECOVERY_STEP).min(1.0);
+    }
+
+    /// The share of its quota `model` is sent at now (1.0 until it is throttled).
+    pub fn share(&self, model: &str) -> f64 {
+        let b = self.buckets(model);
+        let pace = b.pace.lock().unwrap_or_else(|p| p.into_inner());
+        pace.share
     }
 }
 
@@ -311,6 +409,78 @@ mod tests {
         assert!(
             waited >= Duration::from_millis(400),
             "half a bucket needs half a minute: {waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttles_slow_a_model_down_and_answers_bring_it_back() {
+        // 600 requests a "minute" of 600 ms: one per ms at full rate.
+        let config = LimitsConfig {
+            default: Some(ModelLimits {
+                requests_per_minute: 600,
+                tokens_per_minute: 100_000_000,
+                context_tokens: 8192,
+            }),
+            ..LimitsConfig::default()
+        };
+        let t = Throttle::new(config, Duration::from_millis(600));
+        let timed = |n: usize| {
+            let t = &t;
+            async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    t.acquire("m", 1).await;
+                }
+                start.elapsed()
+            }
+        };
+        let full = timed(20).await;
+        for _ in 0..10 {
+            t.throttled("m");
+        }
+        assert!(
+            (t.share("m") - FLOOR_SHARE).abs() < 1e-9,
+            "never below the floor"
+        );
+        // At a tenth of the quota, 20 requests are spaced 10 ms apart.
+        let slowed = timed(20).await;
+        assert!(
+            slowed >= Duration::from_millis(180) && slowed > full * 4,
+            "full {full:?}, slowed {slowed:?}"
+        );
+        for _ in 0..18 {
+            t.answered("m");
+        }
+        assert!((t.share("m") - 1.0).abs() < 1e-9, "{}", t.share("m"));
+        // Another model was never slowed.
+        assert!((t.share("other") - 1.0).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn a_wait_past_the_deadline_is_refused_with_its_length() {
+        let config = LimitsConfig {
+            default: Some(ModelLimits {
+                requests_per_minute: 1,
+                tokens_per_minute: 1_000_000,
+                context_tokens: 8192,
+            }),
+            ..LimitsConfig::default()
+        };
+        let t = Throttle::new(config, Duration::from_secs(60));
+        let soon = Some(Instant::now() + Duration::from_secs(2));
+        assert!(
+            t.acquire_before("m", 10, soon).await.is_ok(),
+            "the first goes"
+        );
+        let started = Instant::now();
+        let refused = t
+            .acquire_before("m", 10, soon)
+            .await
+            .expect_err("the next would wait a minute");
+        assert!(refused > Duration::from_secs(50), "{refused:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "it did not sleep"
         );
     }
 

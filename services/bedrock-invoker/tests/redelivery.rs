@@ -1,11 +1,13 @@
 //! The invoker on the Lambda path, across redeliveries: a completed prompt whose
 //! `PromptCompleted` was lost (PutEvents failed after the store write) is announced on the
 //! redelivery without calling the model again, and a job still failing on its queue's last
-//! receive ends its prompt with `PromptFailed` instead of vanishing into the DLQ.
+//! receive ends its prompt with `PromptFailed` instead of vanishing into the DLQ; and an
+//! invocation with a deadline returns every record before it, deferring rate-limit waits
+//! that would pass it instead of sleeping.
 
 use std::{
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -21,7 +23,7 @@ use podflow_core::{
 use podflow_embedded::{Db, FileBlobStore};
 use podflow_events::{EventEnvelope, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION};
 use podflow_fakes::{FakeLlm, FakeLlmConfig};
-use podflow_lambda::{Effects, handle_sqs_payload};
+use podflow_lambda::{Effects, handle_sqs_payload, handle_sqs_payload_until};
 use serde_json::json;
 
 /// EventBridge that refuses the first `refusals` calls, then records what it is given; and
@@ -47,6 +49,7 @@ impl FlakyBus {
             jobs: self.clone(),
             control: Some(self.clone()),
             max_receives: Some(max_receives),
+            record_budget: None,
         }
     }
 }
@@ -158,6 +161,7 @@ async fn one_prompt(
             max_attempts,
             base: Duration::from_millis(10),
             cap: Duration::from_millis(50),
+            ..RetryPolicy::default()
         },
     };
     (dir, db, handler, job)
@@ -246,4 +250,143 @@ async fn a_job_still_failing_on_its_last_receive_ends_its_prompt_with_prompt_fai
     let letters = bus.letters.lock().expect("lock").clone();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].group_id.as_deref(), Some("ep:summary"));
+}
+
+/// Six prompts of one episode, planned, as one SQS batch (one FIFO group each, as the
+/// dispatcher sends them).
+async fn six_prompts(blobs: &FileBlobStore, db: &Db) -> serde_json::Value {
+    let mut records = Vec::new();
+    for p in 0..6 {
+        let prompt = format!("prompt{p}");
+        let input = PromptInput {
+            system: "You write show notes.".into(),
+            user: format!("Summarise:\n\n{TRANSCRIPT_MARKER}"),
+            transcript: format!("Speaker 1: topic {p}."),
+        };
+        let input = blobs
+            .put(
+                &format!("episodes/ep/prompts/{prompt}.v1.input.json"),
+                serde_json::to_vec(&input).expect("json"),
+            )
+            .await
+            .expect("put");
+        db.plan_prompts("ep", &[(prompt.clone(), 1, "model-a".into())])
+            .await
+            .expect("plan");
+        let job = PromptJob {
+            schema_version: SCHEMA_VERSION.into(),
+            episode_id: "ep".into(),
+            correlation_id: "c".into(),
+            prompt_id: prompt.clone(),
+            prompt_version: 1,
+            model: "model-a".into(),
+            max_tokens: 100,
+            temperature: 0.2,
+            input,
+            output_key: format!("episodes/ep/prompts/{prompt}.md"),
+        };
+        let mut record = sqs_payload(&job, 1)["Records"][0].clone();
+        record["messageId"] = json!(format!("message-{p}"));
+        records.push(record);
+    }
+    json!({ "Records": records })
+}
+
+/// A quota "minute" of 3 s allowing 2 requests, and an invocation with 2 s left: two
+/// prompts run, the others would wait past the deadline, so they return at once with a
+/// delay (a throttle, not an attempt) and the invocation ends before its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_returns_before_the_invocation_deadline() {
+    let fake = FakeLlm::start(FakeLlmConfig {
+        answer_delay: Duration::from_millis(50),
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("db");
+    let blobs = Arc::new(FileBlobStore::new(dir.path()));
+    let payload = six_prompts(&blobs, &db).await;
+    let limits = LimitsConfig {
+        default: Some(bedrock_invoker::ratelimit::ModelLimits {
+            requests_per_minute: 2,
+            tokens_per_minute: 1_000_000,
+            context_tokens: 8192,
+        }),
+        ..LimitsConfig::default()
+    };
+    let retry = RetryPolicy {
+        call_time: Duration::from_millis(500),
+        ..RetryPolicy::default()
+    };
+    let handler = InvokeHandler {
+        store: Arc::new(db.clone()),
+        blobs,
+        llm: Arc::new(OpenAiCompatible::new(&fake.url, None, retry.call_time)),
+        throttle: Arc::new(Throttle::new(limits, Duration::from_secs(3))),
+        retry,
+    };
+    let bus = FlakyBus::refusing(0);
+    let effects = Effects {
+        record_budget: Some(Duration::from_millis(600)),
+        ..bus.effects(200)
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let response = handle_sqs_payload_until(&handler, &effects, payload, Some(deadline))
+        .await
+        .expect("batch");
+    assert!(
+        Instant::now() < deadline,
+        "the invocation ran past its deadline"
+    );
+    let states = db.prompts("ep").await.expect("prompts");
+    let completed = states
+        .iter()
+        .filter(|s| s.status == PromptStatus::Completed)
+        .count();
+    assert_eq!(completed, 2, "{states:?}");
+    assert_eq!(response.batch_item_failures.len(), 4, "{response:?}");
+    for deferred in states
+        .iter()
+        .filter(|s| s.status != PromptStatus::Completed)
+    {
+        assert_eq!(deferred.status, PromptStatus::Queued, "{deferred:?}");
+        assert_eq!(
+            (deferred.attempts, deferred.throttles),
+            (0, 1),
+            "a deferral is not an attempt: {deferred:?}"
+        );
+        assert!(
+            deferred
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("past this invocation's deadline")),
+            "{deferred:?}"
+        );
+    }
+    assert!(bus.letters.lock().expect("lock").is_empty());
+    assert_eq!(fake.stats().requests, 2, "no call was started late");
+}
+
+/// With less than a record's budget left, a record is not started at all.
+#[tokio::test]
+async fn a_record_is_not_started_without_its_budget_left() {
+    let fake = FakeLlm::start(FakeLlmConfig::default())
+        .await
+        .expect("fake llm");
+    let (_dir, db, handler, job) = one_prompt(&fake.url, 3).await;
+    let bus = FlakyBus::refusing(0);
+    let effects = Effects {
+        record_budget: Some(Duration::from_secs(70)),
+        ..bus.effects(200)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let response =
+        handle_sqs_payload_until(&handler, &effects, sqs_payload(&job, 1), Some(deadline))
+            .await
+            .expect("batch");
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(fake.stats().requests, 0);
+    let state = db.prompts("ep").await.expect("prompts").remove(0);
+    assert_eq!((state.status, state.attempts), (PromptStatus::Queued, 0));
 }

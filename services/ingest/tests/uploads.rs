@@ -26,6 +26,7 @@ fn delivery(body: String) -> Delivery {
         message_id: "evt-1".into(),
         body,
         attempt: 1,
+        deadline: None,
     }
 }
 

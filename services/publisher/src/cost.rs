@@ -150,6 +150,8 @@ mod tests {
             output: None,
             input_tokens: input,
             output_tokens: output,
+            throttles: 0,
+            throttled_since_ms: None,
         }
     }
 

@@ -163,6 +163,7 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
         message_id: completed.id.clone(),
         body: serde_json::to_string(&completed).expect("json"),
         attempt: 1,
+        deadline: None,
     };
     let handler = |clips: Arc<dyn ClipCutter>| PublishHandler {
         store: Arc::new(db.clone()),

@@ -174,6 +174,7 @@ fn delivery(envelope: &EventEnvelope) -> Delivery {
         message_id: envelope.id.clone(),
         body: serde_json::to_string(envelope).expect("json"),
         attempt: 1,
+        deadline: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn delivery(up: &EpisodeUploaded) -> Delivery {
         message_id: format!("m-{}", up.episode_id),
         body: serde_json::to_string(&EventEnvelope::wrap(up)).expect("json"),
         attempt: 1,
+        deadline: None,
     }
 }
 

@@ -29,6 +29,7 @@ fn uploaded(episode_id: &str, source: &BlobRef) -> Delivery {
         message_id: format!("up-{episode_id}"),
         body: serde_json::to_string(&event).expect("json"),
         attempt: 1,
+        deadline: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn state_change(file: &str, job: &Value, output: Option<&str>) -> Delivery {
         message_id: "state-1".into(),
         body: event.to_string(),
         attempt: 1,
+        deadline: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn uploaded(episode_id: &str, name: &str, source: &podflow_events::BlobRef) -> D
         message_id: format!("up-{episode_id}"),
         body: serde_json::to_string(&event).expect("json"),
         attempt: 1,
+        deadline: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn state_change(job: &str, status: &str) -> Delivery {
         message_id: "state-1".into(),
         body: event.to_string(),
         attempt: 1,
+        deadline: None,
     }
 }
 

@@ -24,15 +24,26 @@ async fn main() -> anyhow::Result<()> {
             1,
             "a whole number",
         )?);
+    let retry = RetryPolicy {
+        throttle_budget: Duration::from_secs(
+            60 * parsed_env("PODFLOW_PROMPT_THROTTLE_BUDGET", 30u64, "whole minutes")?,
+        ),
+        ..RetryPolicy::default()
+    };
+    // A record is started only with one call's time (and a margin to record its outcome)
+    // left, so a batch never runs into the function's timeout.
+    let record_budget = retry.call_time + Duration::from_secs(10);
     let handler = InvokeHandler {
         throttle: Arc::new(Throttle::new(limits, Duration::from_secs(60))),
         store: aws.store.clone(),
         blobs: aws.blobs.clone(),
         llm: Arc::new(BedrockConverse::from_conf(
             aws_sdk_bedrockruntime::config::Builder::from(&aws.config),
-            Duration::from_secs(120),
+            retry.call_time,
         )),
-        retry: RetryPolicy::default(),
+        retry,
     };
-    Ok(aws.serve_queue(PROMPT_QUEUE, Arc::new(handler)).await?)
+    Ok(aws
+        .serve_queue(PROMPT_QUEUE, Arc::new(handler), record_budget)
+        .await?)
 }
