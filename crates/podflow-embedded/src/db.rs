@@ -378,12 +378,42 @@ mod tests {
         let path = dir.path().join("podflow.db");
         drop(Db::open(dir.path()).expect("current"));
         let mut conn = Connection::open(&path).expect("open");
-        let steps = [SCHEMA, "ALTER TABLE queues ADD COLUMN note TEXT"];
-        migrate(&mut conn, &path, &steps).expect("step 2");
+        let mut steps = MIGRATIONS.to_vec();
+        steps.push("ALTER TABLE queues ADD COLUMN note TEXT");
+        migrate(&mut conn, &path, &steps).expect("the extra step");
         migrate(&mut conn, &path, &steps).expect("nothing left to do");
-        assert_eq!(user_version(&path), 2);
-        conn.execute("UPDATE queues SET note='added by step 2'", [])
+        assert_eq!(user_version(&path), steps.len() as i64);
+        conn.execute("UPDATE queues SET note='added by the extra step'", [])
             .expect("the new column exists");
+    }
+
+    #[test]
+    fn a_data_directory_at_schema_1_gains_the_throttle_columns_and_keeps_its_prompts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("podflow.db");
+        {
+            let mut old = Connection::open(&path).expect("open");
+            migrate(&mut old, &path, &MIGRATIONS[..1]).expect("schema 1");
+            old.execute(
+                "INSERT INTO prompts(episode_id, prompt_id, prompt_version, model, status, updated_at)
+                 VALUES('ep-1', 'summary', 1, 'm', 'pending', 0)",
+                [],
+            )
+            .expect("a prompt");
+        }
+        assert_eq!(user_version(&path), 1);
+        let db = Db::open(dir.path()).expect("migrated");
+        let (throttles, since): (i64, Option<i64>) = db
+            .conn()
+            .query_row(
+                "SELECT throttles, throttled_since FROM prompts WHERE prompt_id='summary'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the prompt is still there, with the new columns");
+        assert_eq!((throttles, since), (0, None));
+        drop(db);
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
     }
 
     #[test]
