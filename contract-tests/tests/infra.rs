@@ -319,7 +319,7 @@ fn the_prompt_queue_is_fifo_with_a_dlq_and_the_invoker_reports_partial_failures(
     );
     let max_receive = &t["Parameters"]["PromptMaxReceiveCount"];
     assert!(
-        max_receive["MinValue"].as_u64().is_some_and(|n| n >= 1)
+        max_receive["MinValue"].as_u64().is_some_and(|n| n >= 2)
             && max_receive["MaxValue"].as_u64().is_some_and(|n| n <= 1000)
     );
 

@@ -1,13 +1,15 @@
 //! AWS Elemental MediaConvert's CreateJob on loopback (moto does not serve MediaConvert).
 //! It speaks the REST-JSON wire format the SDK uses: `POST /2017-08-29/jobs` with the job
 //! in camelCase, `201 {"job": {...}}` back. Like the service it returns the same job for a
-//! repeated `clientRequestToken`, answers `400 BadRequestException` for a job without a
-//! role, an `s3://` input or an output group, and `429 TooManyRequestsException` for as
+//! `clientRequestToken` repeated within a minute (a new job after that), answers
+//! `400 BadRequestException` for a token longer than 64 characters or not ASCII, and for a
+//! job without a role, an `s3://` input or an output group, and `429 TooManyRequestsException` for as
 //! many requests as it was told to throttle. A request without a SigV4 signature for the
 //! `mediaconvert` service is refused with 403, as the service refuses it. It records every
 //! job it created.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::{
     Json, Router,
@@ -18,11 +20,16 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+/// MediaConvert's documented limits for `clientRequestToken`: up to 64 ASCII characters,
+/// and a repeat returns the original job only within one minute.
+const MAX_TOKEN_LEN: usize = 64;
+const TOKEN_WINDOW: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct Shared {
     throttle: Mutex<u32>,
-    /// (token, job) in creation order.
-    jobs: Mutex<Vec<(String, Value)>>,
+    /// (token, when, job) in creation order.
+    jobs: Mutex<Vec<(String, Instant, Value)>>,
 }
 
 pub struct FakeMediaConvert {
@@ -100,6 +107,16 @@ async fn create_job(
         );
     }
     let token = body["clientRequestToken"].as_str().unwrap_or("").to_owned();
+    if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            &format!(
+                "/clientRequestToken: must be up to {MAX_TOKEN_LEN} ASCII characters; found {} characters",
+                token.chars().count()
+            ),
+        );
+    }
     let Ok(mut jobs) = shared.jobs.lock() else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,7 +124,11 @@ async fn create_job(
             "lock",
         );
     };
-    if let Some((_, job)) = jobs.iter().find(|(t, _)| !token.is_empty() && *t == token) {
+    if let Some((_, _, job)) = jobs
+        .iter()
+        .rev()
+        .find(|(t, at, _)| !token.is_empty() && *t == token && at.elapsed() < TOKEN_WINDOW)
+    {
         return (StatusCode::CREATED, Json(json!({ "job": job }))).into_response();
     }
     let id = format!("1671476818694-{:06}", jobs.len());
@@ -120,7 +141,7 @@ async fn create_job(
         "userMetadata": body.get("userMetadata").cloned().unwrap_or(json!({})),
         "createdAt": 1_671_476_818,
     });
-    jobs.push((token, job.clone()));
+    jobs.push((token, Instant::now(), job.clone()));
     (StatusCode::CREATED, Json(json!({ "job": job }))).into_response()
 }
 
@@ -150,7 +171,17 @@ impl FakeMediaConvert {
         self.shared
             .jobs
             .lock()
-            .map(|j| j.iter().map(|(_, job)| job.clone()).collect())
+            .map(|j| j.iter().map(|(_, _, job)| job.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Makes every job created so far `by` older, as if that much time had passed (so a
+    /// test can cross the token's one-minute window without waiting for it).
+    pub fn age_jobs(&self, by: Duration) {
+        if let Ok(mut jobs) = self.shared.jobs.lock() {
+            for (_, at, _) in jobs.iter_mut() {
+                *at = at.checked_sub(by).unwrap_or(*at);
+            }
+        }
     }
 }

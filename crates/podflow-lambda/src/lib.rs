@@ -42,9 +42,10 @@ pub struct Effects {
     /// messages to the dead-letter queue at once. Without it a retry waits out the queue's
     /// visibility timeout, and a dead letter fails until the redrive policy moves it.
     pub control: Option<Arc<dyn DeliveryControl>>,
-    /// The queue's `maxReceiveCount`, for queue consumers: a retry asked for on the last
-    /// receive becomes the handler's `give_up` (its `…Failed` event and a dead letter),
-    /// since SQS's redrive would move the message silently.
+    /// The queue's `maxReceiveCount`, for queue consumers: the last receive runs the
+    /// handler's `give_up` (its `…Failed` event and a dead letter) instead of another
+    /// attempt, since SQS's redrive would move the message on silently — also after
+    /// earlier receives that crashed or timed out and so could say nothing.
     pub max_receives: Option<u32>,
     /// For queue consumers: the longest one record may take. A record is not started when
     /// less than this is left before the invocation's deadline; it is returned at once for
@@ -161,19 +162,18 @@ async fn handle_record(
             budget.as_secs()
         ));
     }
-    let outcome = match handler.handle(&delivery).await {
-        Outcome::Retry { reason, .. }
-            if effects
-                .max_receives
-                .is_some_and(|max| delivery.attempt >= max) =>
-        {
+    let outcome = match effects.max_receives {
+        // SQS moves the message to its dead-letter queue after this receive, silently; so
+        // this receive ends the step or prompt instead, whatever became of the earlier ones
+        // (answers asking for a retry, or a function that crashed or ran out of time).
+        Some(max) if delivery.attempt >= max => {
             let reason = format!(
-                "received {} times without being processed (maxReceiveCount); last error: {reason}",
+                "received {} times without being processed (maxReceiveCount {max})",
                 delivery.attempt
             );
             handler.give_up(&delivery, &reason).await
         }
-        outcome => outcome,
+        _ => handler.handle(&delivery).await,
     };
     match outcome {
         Outcome::Done { emit, jobs } => apply(effects, &emit, &jobs).await,

@@ -485,6 +485,14 @@ impl MessageHandler for InvokeHandler {
                 None => {
                     let throttles = state.as_ref().map_or(0, |s| s.throttles);
                     let attempt = delivery.attempt.saturating_sub(throttles).max(1);
+                    // The queue may not know why the earlier attempts failed (on SQS it
+                    // never does); the prompt's record does.
+                    let reason = match state.as_ref().and_then(|s| s.last_error.as_deref()) {
+                        Some(last) if !reason.contains("last error") => {
+                            format!("{reason}; last error: {last}")
+                        }
+                        _ => reason.to_owned(),
+                    };
                     self.fail(&job, attempt, &PortError::transient(reason))
                         .await
                 }

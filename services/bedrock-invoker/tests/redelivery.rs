@@ -252,6 +252,35 @@ async fn a_job_still_failing_on_its_last_receive_ends_its_prompt_with_prompt_fai
     assert_eq!(letters[0].group_id.as_deref(), Some("ep:summary"));
 }
 
+#[tokio::test]
+async fn a_last_receive_after_crashed_ones_ends_its_prompt_without_asking_the_model() {
+    let fake = FakeLlm::start(FakeLlmConfig::default())
+        .await
+        .expect("fake llm");
+    let (_dir, db, handler, job) = one_prompt(&fake.url, 8).await;
+    let bus = FlakyBus::refusing(0);
+    // Receive 1 ran out of time on Lambda and left no trace; receive 2 is the queue's last.
+    let last = handle_sqs_payload(&handler, &bus.effects(2), sqs_payload(&job, 2))
+        .await
+        .expect("batch");
+    assert!(last.batch_item_failures.is_empty(), "{last:?}");
+    assert_eq!(
+        fake.stats().requests,
+        0,
+        "the last receive only ends the prompt"
+    );
+    let state = db.prompts("ep").await.expect("prompts");
+    assert_eq!(state[0].status, PromptStatus::Failed);
+    let published = bus.published.lock().expect("lock").clone();
+    let failed: PromptFailed = published[0].decode().expect("PromptFailed");
+    assert!(
+        failed.reason.contains("received 2 times") && failed.reason.contains("maxReceiveCount 2"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(bus.letters.lock().expect("lock").len(), 1);
+}
+
 /// Six prompts of one episode, planned, as one SQS batch (one FIFO group each, as the
 /// dispatcher sends them).
 async fn six_prompts(blobs: &FileBlobStore, db: &Db) -> serde_json::Value {

@@ -141,7 +141,9 @@ impl MediaConvertHandler {
             media: up.source.clone(),
             output_base: format!("episodes/_transcode/{sha}-{k}k"),
             bitrate_kbps: k,
-            idempotency_token: format!("podflow-{sha}-{k}k"),
+            // MediaConvert takes up to 64 ASCII characters; 192 bits of the hash keep it
+            // unique per audio.
+            idempotency_token: format!("podflow-{}-{k}k", &sha[..48.min(sha.len())]),
             metadata: vec![
                 (META_STACK.into(), self.stack.clone()),
                 (META_AUDIO.into(), sha.clone()),

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use podflow_aws::{mediaconvert::MediaConvertJobs, s3::S3BlobStore};
-use podflow_core::{BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome};
+use podflow_core::{
+    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, TranscodeJobSpec, TranscodeJobs,
+};
 use podflow_embedded::Db;
 use podflow_events::{
     BlobRef, EpisodeTranscoded, EpisodeUploaded, EventEnvelope, SCHEMA_VERSION, TranscodeFailed,
@@ -267,4 +269,52 @@ async fn a_failed_job_fails_its_episodes_and_foreign_jobs_are_refused() {
             .await,
         Outcome::DeadLetter { .. }
     ));
+}
+
+#[tokio::test]
+async fn the_service_limits_on_request_tokens_hold_for_the_adapter() {
+    let fake = FakeMediaConvert::start(0).await.expect("fake");
+    let jobs = MediaConvertJobs::new(
+        &podflow_fakes::moto::sdk_config(&fake.url).await,
+        ROLE,
+        BUCKET,
+    );
+    let sha = "ab".repeat(32);
+    let spec = |token: String| TranscodeJobSpec {
+        media: BlobRef {
+            bucket: Some(BUCKET.into()),
+            key: "uploads/weekly.wav".into(),
+            size: 1,
+            sha256: sha.clone(),
+        },
+        output_base: "episodes/_transcode/x".into(),
+        bitrate_kbps: 128,
+        idempotency_token: token,
+        metadata: Vec::new(),
+    };
+
+    // The whole hash in the token is 77 characters: refused, as the service refuses it.
+    let long = format!("podflow-{sha}-128k");
+    assert_eq!(long.len(), 77);
+    let err = jobs
+        .create(&spec(long))
+        .await
+        .expect_err("too long")
+        .to_string();
+    assert!(
+        err.contains("clientRequestToken") && err.contains("64"),
+        "{err}"
+    );
+
+    // The handler's token fits, and a repeat within a minute is the same job.
+    let token = format!("podflow-{}-128k", &sha[..48]);
+    assert!(token.len() <= 64);
+    let first = jobs.create(&spec(token.clone())).await.expect("created");
+    let again = jobs.create(&spec(token.clone())).await.expect("repeated");
+    assert_eq!(first, again);
+    // After the minute the service makes a new job for the same token.
+    fake.age_jobs(std::time::Duration::from_secs(61));
+    let later = jobs.create(&spec(token)).await.expect("created again");
+    assert_ne!(first, later);
+    assert_eq!(fake.jobs().len(), 2);
 }
