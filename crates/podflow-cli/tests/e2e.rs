@@ -476,19 +476,28 @@ async fn killed_mid_run_resumes_without_transcribing_again() {
     let llm = fake_llm(Duration::from_secs(3)).await;
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = podflow(data.path(), &llm);
+    let log = data.path().join("first-run.log");
     cmd.args(["run", "--json"])
         .arg(sample())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(std::fs::File::create(&log).expect("log"));
     let mut child = cmd.spawn().expect("spawn");
+    let first_run = || std::fs::read_to_string(&log).unwrap_or_default();
     // Wait until transcription is done and prompts are in flight, then kill -9.
     let db = Db::open(data.path()).expect("db");
     let started = Instant::now();
     let id = loop {
         assert!(
             started.elapsed() < Duration::from_secs(300),
-            "never reached the prompts"
+            "never reached the prompts in 300 s; podflow said:\n{}",
+            first_run()
         );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "podflow ended ({status}) before its prompts ran; it said:\n{}",
+                first_run()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let Some(ep) = db.episodes().await.expect("episodes").into_iter().next() else {
             continue;
