@@ -22,6 +22,8 @@ pub enum TemplateError {
     },
     #[error("{function}: {why}")]
     Function { function: String, why: String },
+    #[error("{0} has no value here: give one to resolve_intrinsics")]
+    Unresolved(String),
 }
 
 /// Where a rule listens.
@@ -157,4 +159,128 @@ pub fn iam_statements(template: &Value) -> Vec<(String, &Value)> {
         }
     }
     out
+}
+
+/// Resolves `Ref`, `Fn::GetAtt` and `Fn::Sub` with `values`: a `Ref` by its name, a
+/// `Fn::GetAtt [A, B]` and a `${A.B}` by `"A.B"`, pseudo parameters (`AWS::Region`) by their
+/// names. Anything else without a value is an error naming it, so a statement that depends
+/// on something the caller did not provide is never silently wrong.
+pub fn resolve_intrinsics(
+    value: &Value,
+    values: &BTreeMap<String, String>,
+) -> Result<Value, TemplateError> {
+    let lookup = |name: &str| {
+        values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TemplateError::Unresolved(name.to_owned()))
+    };
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => {
+            Ok(Value::String(lookup(map["Ref"].as_str().unwrap_or_default())?))
+        }
+        Value::Object(map) if map.len() == 1 && map.contains_key("Fn::GetAtt") => {
+            let parts: Vec<&str> = map["Fn::GetAtt"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            Ok(Value::String(lookup(&parts.join("."))?))
+        }
+        Value::Object(map) if map.len() == 1 && map.contains_key("Fn::Sub") => {
+            let Some(text) = map["Fn::Sub"].as_str() else {
+                return Err(TemplateError::Unresolved(format!(
+                    "Fn::Sub with variables {}",
+                    map["Fn::Sub"]
+                )));
+            };
+            let mut out = String::new();
+            let mut rest = text;
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after
+                    .find('}')
+                    .ok_or_else(|| TemplateError::Unresolved(text.to_owned()))?;
+                out.push_str(&lookup(&after[..end])?);
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            Ok(Value::String(out))
+        }
+        Value::Object(map) => Ok(Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), resolve_intrinsics(v, values)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        )),
+        Value::Array(items) => Ok(Value::Array(
+            items
+                .iter()
+                .map(|v| resolve_intrinsics(v, values))
+                .collect::<Result<_, _>>()?,
+        )),
+        other => Ok(other.clone()),
+    }
+}
+
+/// A function's IAM policy as a plain policy document (intrinsics resolved with `values`).
+pub fn function_policy(
+    template: &Value,
+    function: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<Value, TemplateError> {
+    let policies = &template["Resources"][function]["Properties"]["Policies"];
+    let mut statements = Vec::new();
+    for policy in policies.as_array().into_iter().flatten() {
+        for s in policy["Statement"].as_array().into_iter().flatten() {
+            statements.push(resolve_intrinsics(s, values)?);
+        }
+    }
+    if statements.is_empty() {
+        return Err(TemplateError::Function {
+            function: function.to_owned(),
+            why: "has no policy statements".into(),
+        });
+    }
+    Ok(serde_json::json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn intrinsics_resolve_or_name_what_is_missing() {
+        let values: BTreeMap<String, String> = [
+            ("EpisodeBucket.Arn", "arn:aws:s3:::b"),
+            ("AWS::Region", "us-east-1"),
+            ("PromptQueue.Arn", "arn:aws:sqs:us-east-1:1:q"),
+            ("ModelArns", "arn:m"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let resolved = resolve_intrinsics(
+            &json!({
+                "A": {"Fn::Sub": "${EpisodeBucket.Arn}/episodes/* in ${AWS::Region}"},
+                "B": [{"Fn::GetAtt": ["PromptQueue", "Arn"]}, {"Ref": "ModelArns"}],
+                "C": "plain"
+            }),
+            &values,
+        )
+        .expect("resolved");
+        assert_eq!(
+            resolved,
+            json!({
+                "A": "arn:aws:s3:::b/episodes/* in us-east-1",
+                "B": ["arn:aws:sqs:us-east-1:1:q", "arn:m"],
+                "C": "plain"
+            })
+        );
+        let err = resolve_intrinsics(&json!({"Fn::GetAtt": ["EventDlq", "Arn"]}), &values)
+            .expect_err("not given");
+        assert!(err.to_string().contains("EventDlq.Arn"), "{err}");
+    }
 }

@@ -424,3 +424,137 @@ fn every_function_is_built_by_the_makefile_from_an_existing_lambda_entry_point()
         );
     }
 }
+
+#[test]
+fn the_bucket_takes_only_tls_is_versioned_and_outlives_the_stack() {
+    let t = template();
+    let bucket = &t["Resources"]["EpisodeBucket"];
+    assert_eq!(bucket["DeletionPolicy"], "Retain");
+    assert_eq!(bucket["UpdateReplacePolicy"], "Retain");
+    assert_eq!(
+        bucket["Properties"]["VersioningConfiguration"]["Status"],
+        "Enabled"
+    );
+    let policies = template::resources(&t, "AWS::S3::BucketPolicy");
+    let tls_only = policies.iter().any(|(_, p)| {
+        p["Properties"]["Bucket"] == json!({"Ref": "EpisodeBucket"})
+            && p["Properties"]["PolicyDocument"]["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| {
+                    s["Effect"] == "Deny"
+                        && s["Principal"] == "*"
+                        && s["Action"] == "s3:*"
+                        && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+                        && s["Resource"].as_array().is_some_and(|r| r.len() == 2)
+                })
+    });
+    assert!(tls_only, "a Deny of s3:* without TLS on the bucket and its objects");
+}
+
+#[test]
+fn the_table_outlives_the_stack_and_every_store_of_data_is_encrypted() {
+    let t = template();
+    let table = &t["Resources"]["EpisodeTable"];
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain");
+    assert_eq!(table["Properties"]["SSESpecification"]["SSEEnabled"], true);
+    let queues = template::resources(&t, "AWS::SQS::Queue");
+    assert!(queues.len() >= 3);
+    for (id, q) in queues {
+        assert_eq!(
+            q["Properties"]["SqsManagedSseEnabled"], true,
+            "{id}: encryption declared"
+        );
+    }
+    for (id, topic) in template::resources(&t, "AWS::SNS::Topic") {
+        let key = &topic["Properties"]["KmsMasterKeyId"];
+        assert!(!key.is_null(), "{id} is encrypted");
+        // CloudWatch can publish only under a key whose policy lets it.
+        let name = key["Ref"].as_str().expect("a key of the stack");
+        let statements = &t["Resources"][name]["Properties"]["KeyPolicy"]["Statement"];
+        assert!(
+            statements.as_array().into_iter().flatten().any(|s| {
+                s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                    && s["Action"].to_string().contains("kms:GenerateDataKey")
+            }),
+            "{id}'s key lets CloudWatch alarms publish"
+        );
+    }
+}
+
+#[test]
+fn service_roles_trust_only_this_account_and_functions_put_only_their_own_events() {
+    let t = template();
+    for (id, role) in template::resources(&t, "AWS::IAM::Role") {
+        for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if s["Principal"]["Service"].is_string() {
+                assert_eq!(
+                    s["Condition"]["StringEquals"]["aws:SourceAccount"],
+                    json!({"Ref": "AWS::AccountId"}),
+                    "{id}: a service may assume it only for this account"
+                );
+            }
+        }
+    }
+    // Each function may put only the events whose source it is.
+    let mut checked = 0;
+    for (owner, s) in template::iam_statements(&t) {
+        if s["Action"] != "events:PutEvents" {
+            continue;
+        }
+        let source = s["Condition"]["StringEquals"]["events:source"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{owner}: PutEvents without an events:source condition"));
+        let service = t["Resources"][owner.as_str()]["Properties"]["Environment"]["Variables"]
+            ["PODFLOW_SERVICE"]
+            .as_str()
+            .expect("service");
+        assert_eq!(source, format!("podflow.{service}"), "{owner}");
+        let own: Vec<_> = podflow_events()
+            .into_iter()
+            .filter(|(_, s)| *s == source)
+            .collect();
+        assert!(!own.is_empty(), "{owner}: no podflow event has source {source}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5, "every producer of events is conditioned");
+}
+
+#[test]
+fn the_bus_is_archived_for_replay_and_subscribers_see_only_episode_summarized() {
+    let t = template();
+    let archives = template::resources(&t, "AWS::Events::Archive");
+    assert_eq!(archives.len(), 1);
+    assert_eq!(
+        archives[0].1["Properties"]["SourceArn"],
+        json!({"Fn::GetAtt": ["PodflowBus", "Arn"]})
+    );
+    let policies = template::resources(&t, "AWS::Events::EventBusPolicy");
+    assert_eq!(policies.len(), 1);
+    let (_, policy) = policies[0];
+    assert_eq!(policy["Condition"], "HasSubscribers");
+    let statement = &policy["Properties"]["Statement"];
+    assert_eq!(
+        statement["Principal"]["AWS"],
+        json!({"Ref": "SubscriberAccountIds"})
+    );
+    let condition = &statement["Condition"];
+    assert_eq!(
+        condition["StringEqualsIfExists"]["events:detail-type"],
+        "EpisodeSummarized"
+    );
+    assert_eq!(
+        condition["StringEqualsIfExists"]["events:creatorAccount"],
+        "${aws:PrincipalAccount}"
+    );
+    assert_eq!(condition["Null"]["events:source"], "false");
+    let actions = statement["Action"].to_string();
+    assert!(!actions.contains("PutEvents") && !actions.contains('*'), "{actions}");
+    assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+}

@@ -15,6 +15,7 @@ pub mod content;
 pub mod crash;
 pub mod error;
 pub mod handling;
+pub mod links;
 pub mod ports;
 pub mod subtitles;
 pub mod telemetry;

@@ -119,60 +119,93 @@ impl AwsWiring {
         if !on_lambda() {
             return Err(WiringError::NotOnLambda);
         }
-        let config = lambda_sdk_config()?;
-        let bucket = env("PODFLOW_BUCKET")?;
-        let table = env("PODFLOW_TABLE")?;
-        let bus = env("PODFLOW_EVENT_BUS")?;
-        Ok(Self {
-            store: Arc::new(DynamoEpisodeStore::new(&config, &table)),
-            blobs: Arc::new(S3BlobStore::new(&config, &bucket, false)),
-            bucket,
+        Ok(Self::new(
+            lambda_sdk_config()?,
+            &env("PODFLOW_BUCKET")?,
+            &env("PODFLOW_TABLE")?,
+            &env("PODFLOW_EVENT_BUS")?,
+            false,
+        ))
+    }
+
+    /// The adapters over `config`'s account: the bucket, the table and the event bus
+    /// (`s3_path_style` for an emulator on loopback, where bucket host names do not resolve).
+    pub fn new(config: SdkConfig, bucket: &str, table: &str, bus: &str, s3_path_style: bool) -> Self {
+        Self {
+            store: Arc::new(DynamoEpisodeStore::new(&config, table)),
+            blobs: Arc::new(S3BlobStore::new(&config, bucket, s3_path_style)),
+            bucket: bucket.to_owned(),
             config,
-            bus,
-        })
+            bus: bus.to_owned(),
+        }
+    }
+
+    /// [`AwsWiring::rule_target_effects`] with `PODFLOW_EVENT_DLQ_URL` and, when the
+    /// function has one, `PODFLOW_PROMPT_QUEUE_URL`.
+    fn event_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
+        Ok(self.rule_target_effects(
+            job_queue,
+            &env("PODFLOW_EVENT_DLQ_URL")?,
+            optional_env("PODFLOW_PROMPT_QUEUE_URL").as_deref(),
+        ))
     }
 
     /// For an EventBridge rule target: events to the bus, jobs named `job_queue` to
-    /// `PODFLOW_PROMPT_QUEUE_URL` (when the function has one), hopeless events to
-    /// `PODFLOW_EVENT_DLQ_URL`.
-    fn event_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
-        let mut queue = SqsQueue::new(&self.config).dead_letters_to(&env("PODFLOW_EVENT_DLQ_URL")?);
-        if let Ok(url) = env("PODFLOW_PROMPT_QUEUE_URL") {
-            queue = queue.with_queue(job_queue, &url);
+    /// `job_queue_url` (when the function sends any), hopeless events to `event_dlq_url`.
+    pub fn rule_target_effects(
+        &self,
+        job_queue: &str,
+        event_dlq_url: &str,
+        job_queue_url: Option<&str>,
+    ) -> Effects {
+        let mut queue = SqsQueue::new(&self.config).dead_letters_to(event_dlq_url);
+        if let Some(url) = job_queue_url {
+            queue = queue.with_queue(job_queue, url);
         }
         let queue = Arc::new(queue);
-        Ok(Effects {
+        Effects {
             events: Arc::new(EventBridgePublisher::new(&self.config, &self.bus)),
             jobs: queue.clone(),
             control: Some(queue),
             max_receives: None,
             record_budget: None,
-        })
+        }
     }
 
-    /// For the prompt queue's consumer: retries delayed on `PODFLOW_PROMPT_QUEUE_URL`,
-    /// hopeless jobs to `PODFLOW_PROMPT_DLQ_URL`, the last receive (of
-    /// `PODFLOW_PROMPT_MAX_RECEIVE_COUNT`, the queue's redrive policy) given up on.
+    /// [`AwsWiring::consumer_effects`] with `PODFLOW_PROMPT_QUEUE_URL`,
+    /// `PODFLOW_PROMPT_DLQ_URL` and `PODFLOW_PROMPT_MAX_RECEIVE_COUNT`.
     fn queue_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
-        let url = env("PODFLOW_PROMPT_QUEUE_URL")?;
+        Ok(self.consumer_effects(
+            job_queue,
+            &env("PODFLOW_PROMPT_QUEUE_URL")?,
+            &env("PODFLOW_PROMPT_DLQ_URL")?,
+            parsed_env("PODFLOW_PROMPT_MAX_RECEIVE_COUNT", 0u32, "a whole number")?,
+        ))
+    }
+
+    /// For the consumer of the queue `job_queue` at `url`: retries delayed there, hopeless
+    /// jobs to `dlq_url`, the last of `max_receives` receives (the queue's redrive policy;
+    /// 0 for none) given up on.
+    pub fn consumer_effects(
+        &self,
+        job_queue: &str,
+        url: &str,
+        dlq_url: &str,
+        max_receives: u32,
+    ) -> Effects {
         let queue = Arc::new(
             SqsQueue::new(&self.config)
-                .with_queue(job_queue, &url)
-                .consuming(&url)
-                .dead_letters_to(&env("PODFLOW_PROMPT_DLQ_URL")?),
+                .with_queue(job_queue, url)
+                .consuming(url)
+                .dead_letters_to(dlq_url),
         );
-        Ok(Effects {
+        Effects {
             events: Arc::new(EventBridgePublisher::new(&self.config, &self.bus)),
             jobs: queue.clone(),
             control: Some(queue),
-            max_receives: Some(parsed_env(
-                "PODFLOW_PROMPT_MAX_RECEIVE_COUNT",
-                0u32,
-                "a whole number",
-            )?)
-            .filter(|max| *max > 0),
+            max_receives: Some(max_receives).filter(|max| *max > 0),
             record_budget: None,
-        })
+        }
     }
 
     /// Runs `handler` as an EventBridge rule target (see [`AwsWiring::event_effects`]) until
