@@ -176,9 +176,9 @@ pub fn resolve_intrinsics(
             .ok_or_else(|| TemplateError::Unresolved(name.to_owned()))
     };
     match value {
-        Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => {
-            Ok(Value::String(lookup(map["Ref"].as_str().unwrap_or_default())?))
-        }
+        Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => Ok(Value::String(
+            lookup(map["Ref"].as_str().unwrap_or_default())?,
+        )),
         Value::Object(map) if map.len() == 1 && map.contains_key("Fn::GetAtt") => {
             let parts: Vec<&str> = map["Fn::GetAtt"]
                 .as_array()

@@ -9,7 +9,9 @@
 //! What moto checks (moto/core/authorization.py): the action of every call; the resource
 //! only for S3 objects and SQS queues (other services are matched against `*`, so their
 //! statements are given `Resource: *` here); conditions are not evaluated (the template
-//! tests check them). MediaConvert and Bedrock are faithful fakes with no IAM: their
+//! tests check them); a DynamoDB transaction and an SQS batch are checked as actions of
+//! their own, where AWS checks the puts and updates inside the transaction and the single
+//! action of the batch. MediaConvert and Bedrock are faithful fakes with no IAM: their
 //! statements are checked by reading only.
 
 use std::{
@@ -117,6 +119,27 @@ fn as_moto_enforces(policy: &Value) -> Value {
             let mut s = s.clone();
             if let Some(map) = s.as_object_mut() {
                 map.remove("Condition");
+                // AWS authorises a transaction by the actions inside it (podflow's hold
+                // puts and updates); moto asks for a `TransactWriteItems` action instead.
+                // Likewise SQS authorises a batch call by its single action's permission.
+                let mut with = actions.clone();
+                if actions.contains(&"dynamodb:PutItem") && actions.contains(&"dynamodb:UpdateItem")
+                {
+                    with.push("dynamodb:TransactWriteItems");
+                }
+                for (single, batch) in [
+                    ("sqs:SendMessage", "sqs:SendMessageBatch"),
+                    ("sqs:DeleteMessage", "sqs:DeleteMessageBatch"),
+                    (
+                        "sqs:ChangeMessageVisibility",
+                        "sqs:ChangeMessageVisibilityBatch",
+                    ),
+                ] {
+                    if actions.contains(&single) {
+                        with.push(batch);
+                    }
+                }
+                map.insert("Action".into(), json!(with));
                 if !actions
                     .iter()
                     .all(|a| a.starts_with("s3:") || a.starts_with("sqs:"))
@@ -306,7 +329,13 @@ impl Denials {
         };
         let user = response
             .find("User: ")
-            .map(|at| response[at..].split(' ').nth(1).unwrap_or_default().to_owned())
+            .map(|at| {
+                response[at..]
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .unwrap_or_default();
         if let Ok(mut d) = self.0.lock() {
             d.push(format!("{user} {denial} ({request})"));
@@ -496,12 +525,9 @@ async fn account(slack_url: &str) -> Account {
 impl Account {
     /// The function's principal: an IAM user with exactly its template policy.
     async fn principal(&self, function: &str) -> aws_config::SdkConfig {
-        let policy = contract_tests::template::function_policy(
-            &template(),
-            function,
-            &values(&self.queues),
-        )
-        .expect("the function's policy resolves");
+        let policy =
+            contract_tests::template::function_policy(&template(), function, &values(&self.queues))
+                .expect("the function's policy resolves");
         let credentials = self
             .iam
             .principal(function, &as_moto_enforces(&policy))
@@ -586,7 +612,10 @@ fn tone(seconds: u32, format: &str) -> Vec<u8> {
 /// refused, if anything.
 async fn deliver(account: &Account, function: &Function, event: Value) {
     let result = handle_event(function.handler.as_ref(), &function.effects, event.clone()).await;
-    account.no_denials(&format!("{} handling {}", function.name, event["detail-type"]));
+    account.no_denials(&format!(
+        "{} handling {}",
+        function.name, event["detail-type"]
+    ));
     if let Err(e) = result {
         panic!("{} failed on {}: {e}", function.name, event["detail-type"]);
     }
@@ -644,7 +673,11 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
         handler: Arc::new(transcriber::batch::BatchTranscriberHandler {
             store: transcriber_wiring.store.clone(),
             blobs: transcriber_wiring.blobs.clone(),
-            jobs: Arc::new(TranscribeJobs::new(&transcriber_wiring.config, BUCKET, "en-US")),
+            jobs: Arc::new(TranscribeJobs::new(
+                &transcriber_wiring.config,
+                BUCKET,
+                "en-US",
+            )),
         }),
     };
     let dispatcher_wiring = account.wiring(role("PromptDispatcherFunction"));
@@ -715,16 +748,11 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
             link_lifetime: Duration::from_secs(3600),
         }),
     };
-    let by_service: BTreeMap<&str, &Function> = [
-        &watcher,
-        &transcriber,
-        &dispatcher,
-        &publisher,
-        &notify,
-    ]
-    .into_iter()
-    .map(|f| (f.name, f))
-    .collect();
+    let by_service: BTreeMap<&str, &Function> =
+        [&watcher, &transcriber, &dispatcher, &publisher, &notify]
+            .into_iter()
+            .map(|f| (f.name, f))
+            .collect();
 
     // The upload, and S3's event for it to ingest.
     let s3 = aws_sdk_s3::Client::new(&account.operator);
@@ -766,7 +794,9 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
             let detail_type = event["detail-type"].as_str().unwrap_or_default().to_owned();
             seen.push(detail_type.clone());
             if detail_type == "EpisodeUploaded" {
-                upload_sha = event["detail"]["source"]["sha256"].as_str().map(str::to_owned);
+                upload_sha = event["detail"]["source"]["sha256"]
+                    .as_str()
+                    .map(str::to_owned);
             }
             for service in subscribers(&detail_type) {
                 deliver(&account, by_service[service], event.clone()).await;
@@ -807,7 +837,14 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
         {
             let job = transcriber::batch::job_name(sha);
             let output = transcriber::batch::output_key(&job);
-            if s3.head_object().bucket(BUCKET).key(&output).send().await.is_err() {
+            if s3
+                .head_object()
+                .bucket(BUCKET)
+                .key(&output)
+                .send()
+                .await
+                .is_err()
+            {
                 s3.put_object()
                     .bucket(BUCKET)
                     .key(&output)
@@ -904,9 +941,7 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
     );
     assert!(seen.iter().any(|t| t == "PromptCompleted"), "{seen:?}");
     assert!(
-        !seen
-            .iter()
-            .any(|t| t.ends_with("Failed")),
+        !seen.iter().any(|t| t.ends_with("Failed")),
         "no step or prompt failed: {seen:?}"
     );
 }

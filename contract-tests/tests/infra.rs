@@ -450,7 +450,10 @@ fn the_bucket_takes_only_tls_is_versioned_and_outlives_the_stack() {
                         && s["Resource"].as_array().is_some_and(|r| r.len() == 2)
                 })
     });
-    assert!(tls_only, "a Deny of s3:* without TLS on the bucket and its objects");
+    assert!(
+        tls_only,
+        "a Deny of s3:* without TLS on the bucket and its objects"
+    );
 }
 
 #[test]
@@ -520,7 +523,10 @@ fn service_roles_trust_only_this_account_and_functions_put_only_their_own_events
             .into_iter()
             .filter(|(_, s)| *s == source)
             .collect();
-        assert!(!own.is_empty(), "{owner}: no podflow event has source {source}");
+        assert!(
+            !own.is_empty(),
+            "{owner}: no podflow event has source {source}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 5, "every producer of events is conditioned");
@@ -555,6 +561,9 @@ fn the_bus_is_archived_for_replay_and_subscribers_see_only_episode_summarized() 
     );
     assert_eq!(condition["Null"]["events:source"], "false");
     let actions = statement["Action"].to_string();
-    assert!(!actions.contains("PutEvents") && !actions.contains('*'), "{actions}");
+    assert!(
+        !actions.contains("PutEvents") && !actions.contains('*'),
+        "{actions}"
+    );
     assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
 }

@@ -26,11 +26,17 @@ impl std::fmt::Debug for LinkSecret {
 /// Why a link is refused, in words for the person who opened it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkRefusal {
-    #[error("this link is incomplete ({0} is missing or malformed); copy the whole link from the message")]
+    #[error(
+        "this link is incomplete ({0} is missing or malformed); copy the whole link from the message"
+    )]
     Malformed(&'static str),
-    #[error("this link expired at {expired} (Unix time); a newer message about the episode has a fresh link")]
+    #[error(
+        "this link expired at {expired} (Unix time); a newer message about the episode has a fresh link"
+    )]
     Expired { expired: u64 },
-    #[error("this link is not valid (its signature does not match); copy the whole link from the message")]
+    #[error(
+        "this link is not valid (its signature does not match); copy the whole link from the message"
+    )]
     BadSignature,
     #[error("this link points outside the episodes' files")]
     OutsideEpisodes,
@@ -133,7 +139,10 @@ mod tests {
         let q = query(&link);
         let other_key = q.replace("audio.mp3", "summary.md");
         let later = q.replace("expires=5000", "expires=9000");
-        assert_eq!(secret().check(&other_key, 0), Err(LinkRefusal::BadSignature));
+        assert_eq!(
+            secret().check(&other_key, 0),
+            Err(LinkRefusal::BadSignature)
+        );
         assert_eq!(secret().check(&later, 0), Err(LinkRefusal::BadSignature));
         let other = LinkSecret::new(vec![7u8; 32]).expect("secret");
         assert_eq!(other.check(q, 0), Err(LinkRefusal::BadSignature));

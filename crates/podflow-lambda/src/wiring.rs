@@ -130,7 +130,13 @@ impl AwsWiring {
 
     /// The adapters over `config`'s account: the bucket, the table and the event bus
     /// (`s3_path_style` for an emulator on loopback, where bucket host names do not resolve).
-    pub fn new(config: SdkConfig, bucket: &str, table: &str, bus: &str, s3_path_style: bool) -> Self {
+    pub fn new(
+        config: SdkConfig,
+        bucket: &str,
+        table: &str,
+        bus: &str,
+        s3_path_style: bool,
+    ) -> Self {
         Self {
             store: Arc::new(DynamoEpisodeStore::new(&config, table)),
             blobs: Arc::new(S3BlobStore::new(&config, bucket, s3_path_style)),
