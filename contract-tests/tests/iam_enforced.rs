@@ -48,7 +48,7 @@ const WEBHOOK_PARAMETER: &str = "/podflow/slack-webhook";
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 /// The template's functions and the names their handlers go by here.
-const FUNCTIONS: [(&str, &str); 7] = [
+const FUNCTIONS: [(&str, &str); 8] = [
     ("IngestFunction", "ingest"),
     ("TranscodeWatcherFunction", "transcode-watcher"),
     ("TranscriberFunction", "transcriber"),
@@ -56,7 +56,10 @@ const FUNCTIONS: [(&str, &str); 7] = [
     ("BedrockInvokerFunction", "bedrock-invoker"),
     ("PublisherFunction", "publisher"),
     ("PublisherNotifyFunction", "publisher-notify"),
+    ("LinkFunction", "publisher-link"),
 ];
+/// The link function's URL (links are only made and checked here, never fetched).
+const LINK_BASE: &str = "https://links.lambda-url.us-east-1.on.aws/";
 
 fn template() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
@@ -96,6 +99,7 @@ fn values(queues: &Queues) -> BTreeMap<String, String> {
             format!("arn:aws:bedrock:{REGION}::foundation-model/{MODEL}"),
         ),
         ("SlackWebhookParameterName", WEBHOOK_PARAMETER.to_owned()),
+        ("LinkSecret", queues.link_secret.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -159,6 +163,8 @@ struct Queues {
     prompt_dlq: String,
     /// Every podflow event on the bus, as EventBridge delivers it.
     tap: String,
+    /// The ARN of the secret stable links are signed with.
+    link_secret: String,
 }
 
 /// moto's IAM API (query protocol), for users and their keys. Called before enforcement
@@ -448,11 +454,22 @@ async fn account(slack_url: &str) -> Account {
                 .to_owned()
         }
     };
+    let link_secret = aws_sdk_secretsmanager::Client::new(&admin)
+        .create_secret()
+        .name("podflow-iam-link-secret")
+        .secret_string("k".repeat(64))
+        .send()
+        .await
+        .expect("secret")
+        .arn()
+        .expect("arn")
+        .to_owned();
     let queues = Queues {
         event_dlq: queue("podflow-iam-events-dlq", false).await,
         prompts: queue("podflow-iam-prompts.fifo", true).await,
         prompt_dlq: queue("podflow-iam-prompts-dlq.fifo", true).await,
         tap: queue("podflow-iam-tap", false).await,
+        link_secret,
     };
     let events = aws_sdk_eventbridge::Client::new(&admin);
     events
@@ -738,6 +755,16 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
     .await
     .expect("the notifier reads its webhook");
     account.no_denials("publisher-notify reading its webhook");
+    let link_secret = format!("secretsmanager:{}", account.queues.link_secret);
+    let stable = publisher::links::configured_stable_links(
+        BUCKET,
+        Some(LINK_BASE),
+        Some(&link_secret),
+        async || notify_wiring.config.clone(),
+    )
+    .await
+    .expect("the notifier reads the link secret");
+    account.no_denials("publisher-notify reading the link secret");
     let notify = Function {
         name: "publisher-notify",
         effects: rule_target(&notify_wiring, None),
@@ -745,7 +772,10 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
             store: notify_wiring.store.clone(),
             blobs: notify_wiring.blobs.clone(),
             notifier,
-            link_lifetime: Duration::from_secs(3600),
+            links: publisher::links::ShareLinks {
+                lifetime: Duration::from_secs(7 * 24 * 3600),
+                stable,
+            },
         }),
     };
     let by_service: BTreeMap<&str, &Function> =
@@ -940,6 +970,33 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
         "Slack heard of the episode: {messages}"
     );
     assert!(seen.iter().any(|t| t == "PromptCompleted"), "{seen:?}");
+
+    // The link function opens a link from the messages under its own role.
+    let link_role = role("LinkFunction");
+    let secret = podflow_core::links::LinkSecret::new(
+        podflow_aws::secrets::resolve(&link_role, &link_secret)
+            .await
+            .expect("the link function reads the secret"),
+    )
+    .expect("secret");
+    account.no_denials("the link function reading its secret");
+    let start = messages
+        .find(LINK_BASE)
+        .expect("a stable link in the messages");
+    let link: String = messages[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '|' | '>' | '"' | ' '))
+        .collect::<String>()
+        // Slack's mrkdwn escapes `&`.
+        .replace("&amp;", "&");
+    let query = link.split_once('?').map(|(_, q)| q).expect("a query");
+    let blobs = podflow_aws::s3::S3BlobStore::new(&link_role, BUCKET, true);
+    match publisher::links::open_link(&blobs, &secret, query).await {
+        publisher::links::LinkAnswer::Redirect(url) => {
+            assert!(url.contains("X-Amz-Expires=600"), "{url}");
+        }
+        other => panic!("{link}: {other:?}"),
+    }
     assert!(
         !seen.iter().any(|t| t.ends_with("Failed")),
         "no step or prompt failed: {seen:?}"

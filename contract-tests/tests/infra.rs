@@ -240,8 +240,8 @@ fn every_function_has_dead_letters_retries_logs_and_an_errors_alarm() {
     let functions = template::resources(&t, "AWS::Serverless::Function");
     assert_eq!(
         functions.len(),
-        7,
-        "six services, the publisher twice (fan-in and notify)"
+        8,
+        "six services, the publisher three times (fan-in, notify and its link function)"
     );
     let log_groups = template::resources(&t, "AWS::Logs::LogGroup");
     let alarms = template::resources(&t, "AWS::CloudWatch::Alarm");
@@ -566,4 +566,43 @@ fn the_bus_is_archived_for_replay_and_subscribers_see_only_episode_summarized() 
         "{actions}"
     );
     assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+}
+
+#[test]
+fn notification_links_go_through_the_link_function_and_outlive_their_signers() {
+    let t = template();
+    let link = &t["Resources"]["LinkFunction"]["Properties"];
+    assert_eq!(link["FunctionUrlConfig"]["AuthType"], "NONE");
+    let notify =
+        &t["Resources"]["PublisherNotifyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        notify["PODFLOW_LINK_BASE_URL"],
+        json!({"Fn::GetAtt": ["LinkFunctionUrl", "FunctionUrl"]})
+    );
+    // Both sign with the stack's generated secret, and each may read only that one.
+    for function in ["LinkFunction", "PublisherNotifyFunction"] {
+        let variables = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            variables["PODFLOW_LINK_SECRET"],
+            json!({"Fn::Sub": "secretsmanager:${LinkSecret}"}),
+            "{function}"
+        );
+        let reads_secret = template::iam_statements(&t).into_iter().any(|(owner, s)| {
+            owner == function
+                && s["Action"] == "secretsmanager:GetSecretValue"
+                && s["Resource"] == json!({"Ref": "LinkSecret"})
+        });
+        assert!(reads_secret, "{function} reads the link secret");
+    }
+    assert!(
+        t["Resources"]["LinkSecret"]["Properties"]["GenerateSecretString"]["PasswordLength"]
+            .as_u64()
+            .is_some_and(|n| n >= 32)
+    );
+    // Links may be promised for longer than SigV4's seven days: they are not pre-signed.
+    assert!(
+        t["Parameters"]["LinkLifetimeSeconds"]["MaxValue"]
+            .as_u64()
+            .is_some_and(|n| n > 604_800)
+    );
 }

@@ -201,7 +201,7 @@ impl Pipeline {
                     store: store.clone(),
                     blobs: blobs.clone(),
                     notifier,
-                    link_lifetime: LINK_LIFETIME,
+                    links: publisher::links::ShareLinks::direct(LINK_LIFETIME),
                 }),
                 1,
             ),

@@ -9,7 +9,8 @@
 //!   other, and an unreadable record is dead-lettered alone.
 //! - [`handle_event`]: one EventBridge event in; an error makes Lambda retry it and then
 //!   hand it to the function's on-failure destination.
-//! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop.
+//! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop; [`run_function_url`] for a
+//!   function URL answering GETs.
 //! - [`wiring`]: the AWS adapters (DynamoDB, S3, EventBridge, SQS) from the environment
 //!   the template sets; a function's `main` builds its handler on them and calls
 //!   [`wiring::AwsWiring::serve_events`] or [`wiring::AwsWiring::serve_queue`].
@@ -21,6 +22,8 @@ use std::{
 
 use aws_lambda_events::{
     eventbridge::EventBridgeEvent,
+    http,
+    lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse},
     sqs::{SqsBatchResponse, SqsEvent, SqsMessage},
 };
 use futures_util::future::join_all;
@@ -416,4 +419,66 @@ pub async fn run_eventbridge(
         async move { handle_event(handler.as_ref(), &effects, event.payload).await }
     }))
     .await
+}
+
+/// The Lambda loop of a function URL that answers GET requests: `answer` gets the request's
+/// query string and returns (status, a redirect location, a plain-text body).
+pub async fn run_function_url<F, Fut>(answer: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(String) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = (u16, Option<String>, String)> + Send,
+{
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<LambdaFunctionUrlRequest>| {
+            let query = event.payload.raw_query_string.unwrap_or_default();
+            let answered = answer(query);
+            async move {
+                let (status, location, body) = answered.await;
+                Ok::<_, std::convert::Infallible>(function_url_response(status, location, body))
+            }
+        },
+    ))
+    .await
+}
+
+/// A function URL's response: never cached (each redirect is signed anew).
+pub fn function_url_response(
+    status: u16,
+    location: Option<String>,
+    body: String,
+) -> LambdaFunctionUrlResponse {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cache-control", http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        "content-type",
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(location) = location.and_then(|l| http::HeaderValue::from_str(&l).ok()) {
+        headers.insert("location", location);
+    }
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status);
+    response.headers = headers;
+    response.body = Some(body);
+    response
+}
+
+#[cfg(test)]
+mod function_url_tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_carries_its_location_and_is_never_cached() {
+        let r = function_url_response(
+            302,
+            Some("https://s3.example/x?sig=1".into()),
+            String::new(),
+        );
+        assert_eq!(r.status_code, 302);
+        assert_eq!(r.headers["location"], "https://s3.example/x?sig=1");
+        assert_eq!(r.headers["cache-control"], "no-store");
+        let refused = function_url_response(403, None, "this link expired\n".into());
+        assert!(refused.headers.get("location").is_none());
+        assert_eq!(refused.body.as_deref(), Some("this link expired\n"));
+    }
 }

@@ -13,6 +13,7 @@
 pub mod cost;
 pub mod documents;
 pub mod files;
+pub mod links;
 pub mod notify;
 pub mod slack;
 

@@ -12,7 +12,7 @@ use podflow_core::{
 use podflow_events::{EpisodeSummarized, EpisodeTranscoded, EventEnvelope, SummaryStatus};
 use serde_json::Value;
 
-use crate::{documents, slack};
+use crate::{documents, links::ShareLinks, slack};
 
 pub const STEP: &str = "notify";
 
@@ -140,8 +140,8 @@ pub struct NotifyHandler {
     pub blobs: Arc<dyn BlobStore>,
     /// `None`: nothing configured, which is noted, not an error.
     pub notifier: Option<Arc<dyn Notifier>>,
-    /// How long shared links (pre-signed URLs on S3) stay valid.
-    pub link_lifetime: Duration,
+    /// How links to the episode's files are made, and how long they work.
+    pub links: ShareLinks,
 }
 
 impl NotifyHandler {
@@ -171,7 +171,7 @@ impl NotifyHandler {
         };
         let summary = self.output_text(s, "summary").await;
         let mp3_url = match &s.audio {
-            Some(audio) => Some(self.blobs.share_url(audio, self.link_lifetime).await?),
+            Some(audio) => Some(self.links.url(self.blobs.as_ref(), audio).await?),
             None => None,
         };
         let mut links = Vec::new();
@@ -184,14 +184,14 @@ impl NotifyHandler {
             if let Some(blob) = blob {
                 links.push((
                     label.to_owned(),
-                    self.blobs.share_url(blob, self.link_lifetime).await?,
+                    self.links.url(self.blobs.as_ref(), blob).await?,
                 ));
             }
         }
         for f in s.files.iter().filter(|f| !f.name.starts_with("clips/")) {
             links.push((
                 f.name.clone(),
-                self.blobs.share_url(&f.file, self.link_lifetime).await?,
+                self.links.url(self.blobs.as_ref(), &f.file).await?,
             ));
         }
         let clips = s
@@ -237,8 +237,8 @@ impl NotifyHandler {
                 let ev: EpisodeTranscoded = envelope.decode().map_err(dead_letter)?;
                 let title = self.title(&ev.episode_id).await.map_err(store_err)?;
                 let url = self
-                    .blobs
-                    .share_url(&ev.audio, self.link_lifetime)
+                    .links
+                    .url(self.blobs.as_ref(), &ev.audio)
                     .await
                     .map_err(store_err)?;
                 let minutes = Some(ev.duration_seconds / 60.0);

@@ -372,7 +372,7 @@ fn notifier(ep: &Episode, url: Option<&str>) -> NotifyHandler {
         store: Arc::new(ep.db.clone()),
         blobs: ep.blobs.clone(),
         notifier: notifier_from(url).expect("notifier"),
-        link_lifetime: Duration::from_secs(3600),
+        links: publisher::links::ShareLinks::direct(Duration::from_secs(3600)),
     }
 }
 

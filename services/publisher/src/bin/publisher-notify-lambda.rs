@@ -1,12 +1,16 @@
 //! The publisher's notifier on Lambda: the target of the announce rule (EpisodeTranscoded,
 //! EpisodeSummarized). Posts to the Slack webhook in `PODFLOW_SLACK_WEBHOOK_URL` (a URL, or
 //! `ssm:NAME` / `secretsmanager:ID`, read once at start) or to `PODFLOW_SNS_TOPIC_ARN`, with
-//! pre-signed links valid for `PODFLOW_LINK_LIFETIME_SECONDS`.
+//! links valid for `PODFLOW_LINK_LIFETIME_SECONDS`: stable links through the link function
+//! (`PODFLOW_LINK_BASE_URL`, signed with `PODFLOW_LINK_SECRET`), else pre-signed ones.
 use std::{sync::Arc, time::Duration};
 
 use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, optional_env, parsed_env};
-use publisher::notify::{NotifyHandler, configured_notifier};
+use publisher::{
+    links::{ShareLinks, configured_stable_links},
+    notify::{NotifyHandler, configured_notifier},
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,15 +22,25 @@ async fn main() -> anyhow::Result<()> {
         async || aws.config.clone(),
     )
     .await?;
+    let stable = configured_stable_links(
+        &aws.bucket,
+        optional_env("PODFLOW_LINK_BASE_URL").as_deref(),
+        optional_env("PODFLOW_LINK_SECRET").as_deref(),
+        async || aws.config.clone(),
+    )
+    .await?;
     let handler = NotifyHandler {
         store: aws.store.clone(),
         blobs: aws.blobs.clone(),
         notifier,
-        link_lifetime: Duration::from_secs(parsed_env(
-            "PODFLOW_LINK_LIFETIME_SECONDS",
-            7 * 24 * 3600,
-            "a number of seconds",
-        )?),
+        links: ShareLinks {
+            lifetime: Duration::from_secs(parsed_env(
+                "PODFLOW_LINK_LIFETIME_SECONDS",
+                7 * 24 * 3600,
+                "a number of seconds",
+            )?),
+            stable,
+        },
     };
     Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
 }

@@ -1,0 +1,44 @@
+//! The link function on Lambda (a function URL): opens the stable links the notifier writes,
+//! redirecting each to a URL pre-signed at that moment, so a link works for its whole
+//! promised lifetime whatever the lifetime of the credentials that sign. Reads the secret
+//! `PODFLOW_LINK_SECRET` (`secretsmanager:ID`, once at start) and the bucket
+//! `PODFLOW_BUCKET`.
+use std::sync::Arc;
+
+use podflow_aws::s3::S3BlobStore;
+use podflow_core::links::LinkSecret;
+use podflow_lambda::wiring::{env, lambda_sdk_config};
+use publisher::links::{LinkAnswer, open_link};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    podflow_core::telemetry::init("info");
+    let config = lambda_sdk_config()?;
+    let setting = env("PODFLOW_LINK_SECRET")?;
+    let secret = LinkSecret::new(podflow_aws::secrets::resolve(&config, &setting).await?)
+        .ok_or_else(|| anyhow::anyhow!("the link secret in {setting} is shorter than 32 bytes"))?;
+    let blobs = Arc::new(S3BlobStore::new(&config, &env("PODFLOW_BUCKET")?, false));
+    podflow_lambda::run_function_url(move |query| {
+        let (blobs, secret) = (blobs.clone(), secret.clone());
+        async move {
+            let answer = open_link(blobs.as_ref(), &secret, &query).await;
+            match &answer {
+                LinkAnswer::Redirect(_) => tracing::info!("link opened"),
+                LinkAnswer::Refused(why) => tracing::info!(reason = %why, "link refused"),
+                LinkAnswer::Unavailable(why) => tracing::error!(reason = %why, "link not signed"),
+            }
+            let status = answer.status();
+            match answer {
+                LinkAnswer::Redirect(url) => (status, Some(url), String::new()),
+                LinkAnswer::Refused(why) => (status, None, format!("{why}\n")),
+                LinkAnswer::Unavailable(_) => (
+                    status,
+                    None,
+                    "the file cannot be reached right now; try again in a minute\n".to_owned(),
+                ),
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+}
