@@ -16,8 +16,10 @@ case "$arch" in
   x86_64) platform=manylinux2014_x86_64 ;;
   *) echo "ffmpeg-layer: architecture must be arm64 or x86_64, not '$arch'" >&2; exit 2 ;;
 esac
-command -v unzip >/dev/null && command -v zip >/dev/null \
-  || { echo "ffmpeg-layer: needs zip and unzip (Debian: apt-get install zip unzip)" >&2; exit 1; }
+if ! command -v unzip >/dev/null || ! command -v zip >/dev/null; then
+  echo "ffmpeg-layer: needs zip and unzip (Debian: apt-get install zip unzip)" >&2
+  exit 1
+fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

