@@ -1,6 +1,7 @@
 //! Stopping `podflow run` (SIGTERM, as a service manager or Ctrl-C would) while ffmpeg is
 //! busy: podflow exits at once with 128 + 15 and one line saying the finished work is kept,
-//! and the ffmpeg it started does not live on as an orphan.
+//! and the ffmpeg it started does not live on as an orphan; stopped during transcription,
+//! it exits at once and the next run finishes without redoing what was done.
 
 use std::{
     path::{Path, PathBuf},
@@ -128,4 +129,132 @@ fn sigterm_stops_the_run_and_its_ffmpeg() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Processes whose command line names `needle` (the episode file), not zombies.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(
+            &std::fs::read(entry.path().join("cmdline")).unwrap_or_default(),
+        )
+        .into_owned();
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .unwrap_or_default()
+            .contains(") Z ");
+        if cmdline.contains(needle) && !zombie && pid != std::process::id() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_transcription_stops_at_once_and_the_next_run_redoes_nothing() {
+    use podflow_core::{EpisodeStore, StepStatus};
+    let llm = podflow_fakes::FakeLlm::start(podflow_fakes::FakeLlmConfig::default())
+        .await
+        .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = dir.path().join("sigterm-episode.m4a");
+    podflow_fakes::media::sample_episode(&sample);
+    let data = dir.path().join("data");
+    let podflow = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_podflow"));
+        cmd.arg("run")
+            .arg(&sample)
+            .env("PODFLOW_DATA_DIR", &data)
+            .env("PODFLOW_LLM_URL", &llm.url)
+            .env("PODFLOW_LLM_MODEL", "fake-model")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut run = podflow().spawn().expect("podflow starts");
+
+    // Wait until the transcription step is running.
+    let started = Instant::now();
+    let episode = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "transcription never started"
+        );
+        if let Ok(Some(status)) = run.try_wait() {
+            panic!("podflow ended ({status}) before transcribing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if !data.join("podflow.db").exists() {
+            continue;
+        }
+        let Ok(db) = podflow_embedded::Db::open(&data) else {
+            continue;
+        };
+        let Some(ep) = db.episodes().await.expect("episodes").into_iter().next() else {
+            continue;
+        };
+        let steps = db.steps(&ep.episode_id).await.expect("steps");
+        if steps
+            .iter()
+            .any(|s| s.step == "transcribe" && s.status == StepStatus::Running)
+        {
+            break ep.episode_id;
+        }
+    };
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(10),
+            "podflow did not stop within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::io::read_to_string(run.stderr.take().expect("stderr")).expect("read");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    // Nothing that reads the episode lives on (the decoder's ffmpeg ends with its reader).
+    let gone = Instant::now();
+    while !processes_naming("sigterm-episode.m4a").is_empty() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(5),
+            "left running: {:?}",
+            processes_naming("sigterm-episode.m4a")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let db = podflow_embedded::Db::open(&data).expect("db");
+    let transcoded_before = db.work_count("transcode", &episode).await.expect("count");
+    let again = podflow().output().expect("podflow runs again");
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let steps = db.steps(&episode).await.expect("steps");
+    assert!(
+        steps.iter().all(|s| s.status == StepStatus::Done),
+        "{steps:?}"
+    );
+    // Finished work is not redone: one transcode and one transcription in all.
+    assert_eq!(
+        db.work_count("transcode", &episode).await.expect("count"),
+        1
+    );
+    assert!(transcoded_before <= 1);
+    assert_eq!(
+        db.work_count("transcribe", &episode).await.expect("count"),
+        1
+    );
 }
