@@ -606,3 +606,28 @@ fn notification_links_go_through_the_link_function_and_outlive_their_signers() {
             .is_some_and(|n| n > 604_800)
     );
 }
+
+#[test]
+fn the_registry_schema_of_episode_summarized_is_generated_from_the_types() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    let text = std::fs::read_to_string(&path).expect("template");
+    let generated = podflow_events::registry::openapi::<EpisodeSummarized>();
+    let rewritten =
+        podflow_events::registry::with_content(&text, "EpisodeSummarizedSchema", &generated)
+            .expect("EpisodeSummarizedSchema has a `Content: |-` block");
+    assert!(
+        rewritten == text,
+        "infra/template.yaml's EpisodeSummarizedSchema differs from the event types; \
+         run `cargo run -p podflow-events --example write-schemas`"
+    );
+    let t = template();
+    let schema = &t["Resources"]["EpisodeSummarizedSchema"]["Properties"];
+    assert_eq!(schema["Type"], "OpenApi3");
+    assert_eq!(
+        schema["RegistryName"],
+        json!({"Fn::GetAtt": ["EventsRegistry", "RegistryName"]})
+    );
+    let content: Value =
+        serde_json::from_str(schema["Content"].as_str().expect("content")).expect("JSON");
+    assert_eq!(content, generated);
+}

@@ -11,9 +11,11 @@
 //! - [`routing`]: which service consumes which event, declared once for the local router
 //!   and for `infra/`.
 //! - [`schema`]: schema generation and the list of all event types.
+//! - [`registry`]: an event's EventBridge Schema Registry document (OpenAPI 3.0).
 
 pub mod envelope;
 pub mod events;
+pub mod registry;
 pub mod routing;
 pub mod schema;
 
