@@ -631,3 +631,19 @@ fn the_registry_schema_of_episode_summarized_is_generated_from_the_types() {
         serde_json::from_str(schema["Content"].as_str().expect("content")).expect("JSON");
     assert_eq!(content, generated);
 }
+
+#[test]
+fn the_cost_alarm_watches_the_metric_the_publisher_writes() {
+    let t = template();
+    let alarm = &t["Resources"]["EpisodeCostAlarm"]["Properties"];
+    assert_eq!(alarm["Namespace"], podflow_lambda::metrics::NAMESPACE);
+    assert_eq!(alarm["MetricName"], "EstimatedCostUSD");
+    assert_eq!(alarm["Dimensions"][0]["Name"], "Service");
+    let service = alarm["Dimensions"][0]["Value"].as_str().expect("service");
+    // The publisher function's PODFLOW_SERVICE is the dimension its lines carry.
+    assert_eq!(
+        t["Resources"]["PublisherFunction"]["Properties"]["Environment"]["Variables"]["PODFLOW_SERVICE"],
+        service
+    );
+    assert_eq!(alarm["AlarmActions"][0], json!({"Ref": "AlarmTopic"}));
+}

@@ -11,6 +11,7 @@
 //!   hand it to the function's on-failure destination.
 //! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop; [`run_function_url`] for a
 //!   function URL answering GETs.
+//! - [`metrics`]: CloudWatch metrics (EMF lines) from the events a function publishes.
 //! - [`wiring`]: the AWS adapters (DynamoDB, S3, EventBridge, SQS) from the environment
 //!   the template sets; a function's `main` builds its handler on them and calls
 //!   [`wiring::AwsWiring::serve_events`] or [`wiring::AwsWiring::serve_queue`].
@@ -35,6 +36,7 @@ use podflow_core::{
 use podflow_events::EventEnvelope;
 use serde_json::Value;
 
+pub mod metrics;
 pub mod wiring;
 
 /// Where a handler's outcome goes.
@@ -55,6 +57,9 @@ pub struct Effects {
     /// another invocation, so a batch never runs past the function's timeout (where Lambda
     /// would kill it and SQS redrive it with no `…Failed` event).
     pub record_budget: Option<Duration>,
+    /// Where CloudWatch metrics derived from the published events go (EMF on stdout on
+    /// Lambda); `None` for none.
+    pub metrics: Option<Arc<dyn metrics::MetricsSink>>,
 }
 
 impl Effects {
@@ -128,6 +133,9 @@ async fn apply(
     }
     if !emit.is_empty() {
         effects.events.publish(emit).await.map_err(|e| e.report())?;
+        if let Some(sink) = &effects.metrics {
+            metrics::record(sink.as_ref(), emit);
+        }
     }
     Ok(())
 }

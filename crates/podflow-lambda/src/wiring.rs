@@ -175,6 +175,7 @@ impl AwsWiring {
             control: Some(queue),
             max_receives: None,
             record_budget: None,
+            metrics: Some(Arc::new(crate::metrics::StdoutMetrics)),
         }
     }
 
@@ -211,6 +212,7 @@ impl AwsWiring {
             control: Some(queue),
             max_receives: Some(max_receives).filter(|max| *max > 0),
             record_budget: None,
+            metrics: Some(Arc::new(crate::metrics::StdoutMetrics)),
         }
     }
 

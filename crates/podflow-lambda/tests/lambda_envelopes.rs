@@ -128,6 +128,7 @@ fn effects(recorder: &Arc<Recorder>, with_control: bool) -> Effects {
         control: with_control.then(|| recorder.clone() as Arc<dyn DeliveryControl>),
         max_receives: None,
         record_budget: None,
+        metrics: None,
     }
 }
 

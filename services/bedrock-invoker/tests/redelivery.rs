@@ -50,6 +50,7 @@ impl FlakyBus {
             control: Some(self.clone()),
             max_receives: Some(max_receives),
             record_budget: None,
+            metrics: None,
         }
     }
 }
