@@ -130,8 +130,9 @@ rule_arn="$(capture '<rule arn>' aws events put-rule --region "$region" --event-
   --event-pattern '{"source":["podflow.publisher"],"detail-type":["EpisodeSummarized"]}')"
 # Only this rule may send to the queue.
 policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sqs:SendMessage","Resource":"'"$tap_arn"'","Condition":{"ArnEquals":{"aws:SourceArn":"'"$rule_arn"'"}}}]}'
-run aws sqs set-queue-attributes --region "$region" --queue-url "$tap" \
-  --attributes "Policy=$policy"
+# As JSON: the CLI's shorthand syntax cannot carry a JSON value.
+attributes="$(python3 -c 'import json, sys; print(json.dumps({"Policy": sys.argv[1]}))' "$policy")"
+run aws sqs set-queue-attributes --region "$region" --queue-url "$tap" --attributes "$attributes"
 run aws events put-targets --region "$region" --event-bus-name "$bus" --rule "$stack-smoke-tap" \
   --targets "Id=tap,Arn=$tap_arn" >/dev/null
 

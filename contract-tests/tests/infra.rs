@@ -319,7 +319,7 @@ fn the_prompt_queue_is_fifo_with_a_dlq_and_the_invoker_reports_partial_failures(
     );
     let max_receive = &t["Parameters"]["PromptMaxReceiveCount"];
     assert!(
-        max_receive["MinValue"].as_u64().is_some_and(|n| n >= 2)
+        max_receive["MinValue"].as_u64().is_some_and(|n| n >= 10)
             && max_receive["MaxValue"].as_u64().is_some_and(|n| n <= 1000)
     );
 
@@ -542,29 +542,39 @@ fn the_bus_is_archived_for_replay_and_subscribers_see_only_episode_summarized() 
         json!({"Fn::GetAtt": ["PodflowBus", "Arn"]})
     );
     let policies = template::resources(&t, "AWS::Events::EventBusPolicy");
-    assert_eq!(policies.len(), 1);
-    let (_, policy) = policies[0];
-    assert_eq!(policy["Condition"], "HasSubscribers");
-    let statement = &policy["Properties"]["Statement"];
-    assert_eq!(
-        statement["Principal"]["AWS"],
-        json!({"Ref": "SubscriberAccountIds"})
-    );
-    let condition = &statement["Condition"];
-    assert_eq!(
-        condition["StringEqualsIfExists"]["events:detail-type"],
-        "EpisodeSummarized"
-    );
-    assert_eq!(
-        condition["StringEqualsIfExists"]["events:creatorAccount"],
-        "${aws:PrincipalAccount}"
-    );
-    assert_eq!(condition["Null"]["events:source"], "false");
-    let actions = statement["Action"].to_string();
-    assert!(
-        !actions.contains("PutEvents") && !actions.contains('*'),
-        "{actions}"
-    );
+    assert_eq!(policies.len(), 2);
+    for (id, policy) in &policies {
+        assert_eq!(policy["Condition"], "HasSubscribers", "{id}");
+        let statement = &policy["Properties"]["Statement"];
+        assert_eq!(
+            statement["Principal"]["AWS"],
+            json!({"Ref": "SubscriberAccountIds"}),
+            "{id}"
+        );
+        let condition = &statement["Condition"];
+        assert_eq!(
+            condition["StringEqualsIfExists"]["events:creatorAccount"], "${aws:PrincipalAccount}",
+            "{id}: only rules they created"
+        );
+        let actions = statement["Action"].to_string();
+        assert!(
+            !actions.contains("PutEvents") && !actions.contains('*'),
+            "{actions}"
+        );
+        if statement["Action"] == "events:PutRule" {
+            // Creating a rule: EpisodeSummarized only, and the rule must say so.
+            assert_eq!(
+                condition["StringEqualsIfExists"]["events:detail-type"],
+                "EpisodeSummarized"
+            );
+            assert_eq!(condition["Null"]["events:source"], "false");
+            assert_eq!(condition["Null"]["events:detail-type"], "false");
+        } else {
+            // Other actions carry no source or detail-type, so no condition may ask for one.
+            assert!(condition.get("Null").is_none(), "{id}");
+            assert!(!actions.contains("PutRule"), "{id}");
+        }
+    }
     assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
 }
 

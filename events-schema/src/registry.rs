@@ -122,6 +122,16 @@ fn to_openapi(value: &Value) -> Value {
                             }
                         }
                     }
+                    // Property names are names, not keywords: only their schemas change.
+                    "properties" | "$defs" => {
+                        let schemas = v
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .map(|(name, schema)| (name.clone(), to_openapi(schema)))
+                            .collect();
+                        out.insert(key.clone(), Value::Object(schemas));
+                    }
                     _ => {
                         out.insert(key.clone(), to_openapi(v));
                     }
@@ -142,8 +152,15 @@ pub fn with_content(template: &str, resource: &str, document: &Value) -> Option<
     let start = lines
         .iter()
         .position(|l| l.trim_end() == format!("  {resource}:"))?;
+    // Within the resource: up to the next line indented as a resource or less.
+    let resource_end = start
+        + 1
+        + lines[start + 1..]
+            .iter()
+            .position(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() <= 2)
+            .unwrap_or(lines.len() - start - 1);
     let content = start
-        + lines[start..]
+        + lines[start..resource_end]
             .iter()
             .position(|l| l.trim() == "Content: |-")?;
     let indent = lines[content].len() - lines[content].trim_start().len() + 2;
@@ -197,5 +214,25 @@ mod tests {
                 .expect("a component reference");
             assert!(schemas.get(name).is_some(), "{name} is missing");
         }
+    }
+
+    #[test]
+    fn property_names_are_kept_and_blocks_are_found_only_in_their_resource() {
+        let schema =
+            json!({"properties": {"type": {"type": ["string", "null"]}, "const": {"const": 1}}});
+        assert_eq!(
+            to_openapi(&schema),
+            json!({"properties": {
+                "type": {"type": "string", "nullable": true},
+                "const": {"enum": [1]}
+            }})
+        );
+        let template = "Resources:\n  First:\n    Type: X\n  Second:\n    Properties:\n      Content: |-\n        {}\n";
+        assert_eq!(with_content(template, "First", &json!({"a": 1})), None);
+        let rewritten = with_content(template, "Second", &json!({"a": 1})).expect("block");
+        assert!(
+            rewritten.contains("      Content: |-\n        {\n          \"a\": 1\n        }\n"),
+            "{rewritten}"
+        );
     }
 }

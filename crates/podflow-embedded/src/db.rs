@@ -173,12 +173,23 @@ fn migrate(conn: &mut Connection, path: &Path, steps: &[&'static str]) -> Result
             supported: steps.len(),
         });
     }
-    Migrations::new(steps.iter().map(|sql| M::up(sql)).collect())
-        .to_latest(conn)
-        .map_err(|source| DbError::Migrate {
-            path: path.to_owned(),
-            source,
-        })
+    match Migrations::new(steps.iter().map(|sql| M::up(sql)).collect()).to_latest(conn) {
+        Ok(()) => Ok(()),
+        Err(source) => {
+            // Another process opening the same directory (a `podflow status` beside a
+            // starting `podflow run`) may have applied the same step first: its transaction
+            // won, ours failed on the change already made. The schema is then current.
+            let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now == steps.len() as i64 {
+                Ok(())
+            } else {
+                Err(DbError::Migrate {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
 }
 
 /// How hard a commit holds.
@@ -414,6 +425,31 @@ mod tests {
         assert_eq!((throttles, since), (0, None));
         drop(db);
         assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn processes_opening_an_old_data_directory_at_once_all_get_the_current_schema() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("podflow.db");
+            {
+                let mut old = Connection::open(&path).expect("open");
+                migrate(&mut old, &path, &MIGRATIONS[..1]).expect("schema 1");
+            }
+            let opened: Vec<Result<(), String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| Db::open(dir.path()).map(drop).map_err(|e| e.to_string()))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("thread"))
+                    .collect()
+            });
+            assert!(opened.iter().all(Result::is_ok), "{opened:?}");
+            assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+        }
     }
 
     #[test]

@@ -95,7 +95,12 @@ impl Worker {
         // An aborted task is dropped at the runtime's next turn, not at `abort`: wait for
         // it, so a process that exits next leaves no tool running.
         drop(alive);
-        let _ = handlers_gone.recv().await;
+        if tokio::time::timeout(HANDLER_STOP_WAIT, handlers_gone.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!(queue = %this.queue.name, "a stopped handler did not end within 5 s (busy outside an await); stopping without it");
+        }
     }
 }
 
@@ -112,6 +117,9 @@ pub async fn run_until_ctrl_c(workers: Vec<Worker>) {
         let _ = task.await;
     }
 }
+
+/// How long a stopping worker waits for its aborted handlers to be dropped.
+const HANDLER_STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// Aborts a spawned task when dropped: a stopped worker takes its handlers with it.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
