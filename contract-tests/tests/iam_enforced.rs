@@ -395,9 +395,6 @@ async fn config(endpoint: &str, credentials: Credentials) -> aws_config::SdkConf
 
 /// The stack's resources in moto, made before enforcement starts.
 async fn account(slack_url: &str) -> Account {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let moto = MotoServer::start();
     let admin = moto.sdk_config().await;
@@ -407,31 +404,7 @@ async fn account(slack_url: &str) -> Account {
         .send()
         .await
         .expect("bucket");
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute")
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
-    aws_sdk_dynamodb::Client::new(&admin)
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .send()
-        .await
-        .expect("table");
+    podflow_fakes::moto::create_episode_table(&admin, TABLE).await;
     let sqs = aws_sdk_sqs::Client::new(&admin);
     let queue = |name: &'static str, fifo: bool| {
         let sqs = sqs.clone();

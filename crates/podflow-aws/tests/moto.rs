@@ -543,37 +543,10 @@ async fn sqs_fifo_jobs_keep_group_order_back_off_and_dead_letter() {
 
 #[tokio::test]
 async fn dynamodb_store_meets_the_episode_store_contract() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let moto = MotoServer::start();
     let config = moto.sdk_config().await;
     // The table as infra/template.yaml declares it.
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute")
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
-    aws_sdk_dynamodb::Client::new(&config)
-        .create_table()
-        .table_name("podflow-episodes")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .send()
-        .await
-        .expect("table");
+    podflow_fakes::moto::create_episode_table(&config, "podflow-episodes").await;
     let store = DynamoEpisodeStore::new(&config, "podflow-episodes");
     podflow_fakes::store_contract::check_episode_store(std::sync::Arc::new(store)).await;
 }

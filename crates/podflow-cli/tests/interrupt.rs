@@ -39,6 +39,29 @@ fn hanging_ffmpeg(dir: &Path) -> PathBuf {
     bin
 }
 
+/// Sends SIGTERM to `run` and waits for it to exit within `limit`: its status and stderr.
+fn terminate(run: &mut std::process::Child, limit: Duration) -> (std::process::ExitStatus, String) {
+    let terminated = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < limit,
+            "podflow did not stop within {} s of SIGTERM",
+            limit.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::io::read_to_string(run.stderr.take().expect("stderr")).expect("read");
+    (status, stderr)
+}
+
 /// Pids of `sleep 600` processes whose working directory or arguments are ours to find.
 fn hanging_sleeps() -> Vec<u32> {
     let mut found = Vec::new();
@@ -97,23 +120,7 @@ fn sigterm_stops_the_run_and_its_ffmpeg() {
         std::thread::sleep(Duration::from_millis(100));
     };
 
-    let terminated = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(terminated.success());
-    let stopping = Instant::now();
-    let status = loop {
-        if let Some(status) = run.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(30),
-            "podflow did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stderr = std::io::read_to_string(run.stderr.take().expect("stderr")).expect("read");
+    let (status, stderr) = terminate(&mut run, Duration::from_secs(30));
     assert_eq!(status.code(), Some(143), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
@@ -204,23 +211,7 @@ async fn sigterm_during_transcription_stops_at_once_and_the_next_run_redoes_noth
         }
     };
 
-    let terminated = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(terminated.success());
-    let stopping = Instant::now();
-    let status = loop {
-        if let Some(status) = run.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(10),
-            "podflow did not stop within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stderr = std::io::read_to_string(run.stderr.take().expect("stderr")).expect("read");
+    let (status, stderr) = terminate(&mut run, Duration::from_secs(10));
     assert_eq!(status.code(), Some(143), "{stderr}");
     // Nothing that reads the episode lives on (the decoder's ffmpeg ends with its reader).
     let gone = Instant::now();

@@ -158,9 +158,6 @@ async fn operators_list_and_replay_the_sqs_prompt_dlq() {
 
 #[tokio::test]
 async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     use podflow_core::{BlobStore, EpisodeRecord, EpisodeStore};
 
     let Stack {
@@ -172,31 +169,7 @@ async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
     } = stack().await;
     // The stack's table (as the template declares it) and bucket, holding one episode
     // with its transcript.
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute")
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
-    aws_sdk_dynamodb::Client::new(&config)
-        .create_table()
-        .table_name("podflow-episodes")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .send()
-        .await
-        .expect("table");
+    podflow_fakes::moto::create_episode_table(&config, "podflow-episodes").await;
     aws_sdk_s3::Client::new(&config)
         .create_bucket()
         .bucket("podflow-bucket")

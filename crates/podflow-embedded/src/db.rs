@@ -163,6 +163,22 @@ const MIGRATIONS: [&str; 2] = [
      ALTER TABLE prompts ADD COLUMN throttled_since INTEGER;",
 ];
 
+/// The connection's settings and the current schema.
+fn prepare(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    // WAL + NORMAL by default (see `Durability`): FULL fsyncs every commit.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(conn, path, &MIGRATIONS)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// Brings the database to the newest schema `steps` know, or refuses one that is newer.
 fn migrate(conn: &mut Connection, path: &Path, steps: &[&'static str]) -> Result<(), DbError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -173,20 +189,31 @@ fn migrate(conn: &mut Connection, path: &Path, steps: &[&'static str]) -> Result
             supported: steps.len(),
         });
     }
-    match Migrations::new(steps.iter().map(|sql| M::up(sql)).collect()).to_latest(conn) {
-        Ok(()) => Ok(()),
-        Err(source) => {
-            // Another process opening the same directory (a `podflow status` beside a
-            // starting `podflow run`) may have applied the same step first: its transaction
-            // won, ours failed on the change already made. The schema is then current.
-            let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if now == steps.len() as i64 {
-                Ok(())
-            } else {
-                Err(DbError::Migrate {
-                    path: path.to_owned(),
-                    source,
-                })
+    let migrations = Migrations::new(steps.iter().map(|sql| M::up(sql)).collect());
+    let mut attempt = 0;
+    loop {
+        match migrations.to_latest(conn) {
+            Ok(()) => return Ok(()),
+            Err(source) => {
+                // Another process opening the same directory (a `podflow status` beside a
+                // starting `podflow run`) may have applied the same step first: its
+                // transaction won, ours failed on the change already made (or on a
+                // snapshot that went stale, which SQLite does not wait out). Once the
+                // schema is current that is success; until then, try again briefly.
+                let now: i64 = conn
+                    .pragma_query_value(None, "user_version", |r| r.get(0))
+                    .unwrap_or(-1);
+                if now == steps.len() as i64 {
+                    return Ok(());
+                }
+                attempt += 1;
+                if attempt >= 20 {
+                    return Err(DbError::Migrate {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         }
     }
@@ -237,12 +264,21 @@ impl Db {
             path: path.clone(),
             source,
         })?;
-        // WAL + NORMAL by default (see `Durability`): FULL fsyncs every commit.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        migrate(&mut conn, &path, &MIGRATIONS)?;
+        // Another process opening the directory at the same moment (a `podflow status`
+        // beside a starting `podflow run`) can make the journal-mode switch or a migration
+        // answer "locked" at once, which the busy timeout does not wait out: try again.
+        let mut attempt = 0;
+        loop {
+            match prepare(&mut conn, &path) {
+                Ok(()) => break,
+                Err(DbError::Sql(e)) if is_busy(&e) && attempt < 40 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         // Checkpoints (copying the WAL back into the database, with an fsync) would otherwise
         // run inside whichever commit crosses the threshold and stall that hop for
         // milliseconds; a background connection does them instead.
@@ -429,7 +465,7 @@ mod tests {
 
     #[test]
     fn processes_opening_an_old_data_directory_at_once_all_get_the_current_schema() {
-        for _ in 0..10 {
+        for _ in 0..30 {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("podflow.db");
             {
