@@ -84,6 +84,30 @@ impl LinkAnswer {
             Self::Unavailable(_) => 503,
         }
     }
+
+    /// The HTTP answer (status, redirect location, plain-text body), logged: a refusal
+    /// says why in words; an unavailable store is logged with its cause and told briefly.
+    pub fn into_http(self) -> (u16, Option<String>, String) {
+        let status = self.status();
+        match self {
+            Self::Redirect(url) => {
+                tracing::info!("link opened");
+                (status, Some(url), String::new())
+            }
+            Self::Refused(why) => {
+                tracing::info!(reason = %why, "link refused");
+                (status, None, format!("{why}\n"))
+            }
+            Self::Unavailable(why) => {
+                tracing::error!(reason = %why, "link not signed");
+                (
+                    status,
+                    None,
+                    "the file cannot be reached right now; try again in a minute\n".to_owned(),
+                )
+            }
+        }
+    }
 }
 
 /// The link function's work: checks the link's `query` and redirects to the file.

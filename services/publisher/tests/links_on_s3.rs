@@ -82,6 +82,9 @@ async fn a_stable_link_redirects_to_the_file_until_it_expires() {
         matches!(&answer, LinkAnswer::Refused(r) if r.to_string().contains("expired")),
         "{answer:?}"
     );
+    let (status, location, body) = answer.into_http();
+    assert_eq!((status, location), (403, None));
+    assert!(body.starts_with("this link expired at"), "{body}");
     let altered = query.replace("audio.mp3", "summary.md");
     assert!(matches!(
         open_link(&blobs, &secret(), &altered).await,

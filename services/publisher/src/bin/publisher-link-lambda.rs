@@ -8,7 +8,7 @@ use std::sync::Arc;
 use podflow_aws::s3::S3BlobStore;
 use podflow_core::links::LinkSecret;
 use podflow_lambda::wiring::{env, lambda_sdk_config};
-use publisher::links::{LinkAnswer, open_link};
+use publisher::links::open_link;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,24 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let blobs = Arc::new(S3BlobStore::new(&config, &env("PODFLOW_BUCKET")?, false));
     podflow_lambda::run_function_url(move |query| {
         let (blobs, secret) = (blobs.clone(), secret.clone());
-        async move {
-            let answer = open_link(blobs.as_ref(), &secret, &query).await;
-            match &answer {
-                LinkAnswer::Redirect(_) => tracing::info!("link opened"),
-                LinkAnswer::Refused(why) => tracing::info!(reason = %why, "link refused"),
-                LinkAnswer::Unavailable(why) => tracing::error!(reason = %why, "link not signed"),
-            }
-            let status = answer.status();
-            match answer {
-                LinkAnswer::Redirect(url) => (status, Some(url), String::new()),
-                LinkAnswer::Refused(why) => (status, None, format!("{why}\n")),
-                LinkAnswer::Unavailable(_) => (
-                    status,
-                    None,
-                    "the file cannot be reached right now; try again in a minute\n".to_owned(),
-                ),
-            }
-        }
+        async move { open_link(blobs.as_ref(), &secret, &query).await.into_http() }
     })
     .await
     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
