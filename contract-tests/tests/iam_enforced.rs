@@ -47,16 +47,16 @@ const STACK: &str = "podflow-iam";
 const WEBHOOK_PARAMETER: &str = "/podflow/slack-webhook";
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
-/// The template's functions and the names their handlers go by here.
-const FUNCTIONS: [(&str, &str); 8] = [
-    ("IngestFunction", "ingest"),
-    ("TranscodeWatcherFunction", "transcode-watcher"),
-    ("TranscriberFunction", "transcriber"),
-    ("PromptDispatcherFunction", "prompt-dispatcher"),
-    ("BedrockInvokerFunction", "bedrock-invoker"),
-    ("PublisherFunction", "publisher"),
-    ("PublisherNotifyFunction", "publisher-notify"),
-    ("LinkFunction", "publisher-link"),
+/// The template's functions, each run under its own IAM user.
+const FUNCTIONS: [&str; 8] = [
+    "IngestFunction",
+    "TranscodeWatcherFunction",
+    "TranscriberFunction",
+    "PromptDispatcherFunction",
+    "BedrockInvokerFunction",
+    "PublisherFunction",
+    "PublisherNotifyFunction",
+    "LinkFunction",
 ];
 /// The link function's URL (links are only made and checked here, never fetched).
 const LINK_BASE: &str = "https://links.lambda-url.us-east-1.on.aws/";
@@ -619,7 +619,7 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
     let account = account(&slack.url).await;
 
     let mut principals = BTreeMap::new();
-    for (function, _) in FUNCTIONS {
+    for function in FUNCTIONS {
         principals.insert(function, account.principal(function).await);
     }
     account.iam.enforce().await;

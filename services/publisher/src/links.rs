@@ -129,6 +129,32 @@ pub async fn open_link(blobs: &dyn BlobStore, secret: &LinkSecret, query: &str) 
     }
 }
 
+/// The link secret a setting names (a value, or `ssm:NAME` / `secretsmanager:ID` read with
+/// `aws`'s credentials), refused when shorter than 32 bytes.
+pub async fn link_secret(
+    setting: &str,
+    aws: impl AsyncFnOnce() -> podflow_aws::SdkConfig,
+) -> Result<LinkSecret, PortError> {
+    let reference = podflow_aws::secrets::is_reference(setting);
+    let value = if reference {
+        podflow_aws::secrets::resolve(&aws().await, setting)
+            .await
+            .map_err(|e| PortError::setup(e.to_string()))?
+    } else {
+        setting.to_owned()
+    };
+    LinkSecret::new(value.into_bytes()).ok_or_else(|| {
+        PortError::setup(format!(
+            "the link secret in {} is shorter than 32 bytes; use a longer random value",
+            if reference {
+                setting
+            } else {
+                "PODFLOW_LINK_SECRET"
+            }
+        ))
+    })
+}
+
 /// Stable links to files in `bucket` from the function's settings: the link function's URL
 /// (`PODFLOW_LINK_BASE_URL`) and the secret (`PODFLOW_LINK_SECRET`: a value, or `ssm:NAME` /
 /// `secretsmanager:ID`, read with `aws`'s credentials). Neither set: `None`; one without
@@ -158,23 +184,7 @@ pub async fn configured_stable_links(
             "PODFLOW_LINK_BASE_URL must be an https URL (got `{base_url}`)"
         )));
     }
-    let value = if podflow_aws::secrets::is_reference(setting) {
-        podflow_aws::secrets::resolve(&aws().await, setting)
-            .await
-            .map_err(|e| PortError::setup(e.to_string()))?
-    } else {
-        setting.to_owned()
-    };
-    let secret = LinkSecret::new(value.into_bytes()).ok_or_else(|| {
-        PortError::setup(format!(
-            "the link secret in {} is shorter than 32 bytes; use a longer random value",
-            if podflow_aws::secrets::is_reference(setting) {
-                setting
-            } else {
-                "PODFLOW_LINK_SECRET"
-            }
-        ))
-    })?;
+    let secret = link_secret(setting, aws).await?;
     Ok(Some(StableLinks {
         base_url: base_url.to_owned(),
         secret,

@@ -6,17 +6,15 @@
 use std::sync::Arc;
 
 use podflow_aws::s3::S3BlobStore;
-use podflow_core::links::LinkSecret;
 use podflow_lambda::wiring::{env, lambda_sdk_config};
-use publisher::links::open_link;
+use publisher::links::{link_secret, open_link};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     podflow_core::telemetry::init("info");
     let config = lambda_sdk_config()?;
     let setting = env("PODFLOW_LINK_SECRET")?;
-    let secret = LinkSecret::new(podflow_aws::secrets::resolve(&config, &setting).await?)
-        .ok_or_else(|| anyhow::anyhow!("the link secret in {setting} is shorter than 32 bytes"))?;
+    let secret = link_secret(&setting, async || config.clone()).await?;
     let blobs = Arc::new(S3BlobStore::new(&config, &env("PODFLOW_BUCKET")?, false));
     podflow_lambda::run_function_url(move |query| {
         let (blobs, secret) = (blobs.clone(), secret.clone());
