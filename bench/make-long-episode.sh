@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A long two-voice episode for the transcription benchmark: MINUTES of espeak-ng speech
-# cycling through a script in a different order each round, the two voices taking turns.
+# A long two-voice episode for the transcription benchmark: MINUTES of espeak-ng speech, the
+# two voices taking turns. By default it cycles through the podcast script below in a
+# different order each round; with SCRIPT (a text file, a sentence per line) it reads that
+# file's sentences in order, so nothing repeats until the file runs out.
 # Writes the spoken text to OUT.txt and who spoke when to OUT.turns ("start end voice" in
 # seconds, a line per turn) beside OUT.
-# Usage: bench/make-long-episode.sh MINUTES OUT.m4a [VOICE1 VOICE2 [WORDS_PER_MINUTE]]
+# Usage: bench/make-long-episode.sh MINUTES OUT.m4a [VOICE1 VOICE2 [WORDS_PER_MINUTE [SCRIPT]]]
 # (default: en-us and en-us+Annie at 160 words a minute).
 set -euo pipefail
 minutes=${1:?minutes}
@@ -41,6 +43,13 @@ sentences=(
 # Two voices that differ in timbre (en-us and en-gb are one voice with two accents).
 voices=("${3:-en-us}" "${4:-en-us+Annie}")
 speed=${5:-160}
+script=${6:-}
+in_order=false
+if [ -n "$script" ]; then
+  mapfile -t sentences < <(grep -v '^[[:space:]]*$' "$script")
+  [ ${#sentences[@]} -gt 0 ] || { echo "make-long-episode: $script has no sentences" >&2; exit 2; }
+  in_order=true
+fi
 : > "$tmp/list.txt"
 : > "$out.txt"
 : > "$out.turns"
@@ -51,7 +60,11 @@ i=0
 while [ "$seconds" -lt $((minutes * 60)) ]; do
   n=${#sentences[@]}
   for k in $(seq 0 $((n - 1))); do
-    idx=$(( (k * 7 + round * 5) % n ))
+    if $in_order; then
+      idx=$k
+    else
+      idx=$(( (k * 7 + round * 5) % n ))
+    fi
     text=${sentences[$idx]}
     voice=${voices[$(( (k + round) % 2 ))]}
     espeak-ng -v "$voice" -s "$speed" -w "$tmp/$i.wav" "$text"

@@ -59,6 +59,8 @@ const FUNCTIONS: [&str; 8] = [
     "LinkFunction",
 ];
 /// The link function's URL (links are only made and checked here, never fetched).
+/// Deliveries of one event to a rule target, as the template's functions count them.
+const EVENT_MAX_DELIVERIES: u32 = 3;
 const LINK_BASE: &str = "https://links.lambda-url.us-east-1.on.aws/";
 
 fn template() -> Value {
@@ -626,7 +628,12 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
     let role = |f: &str| principals[f].clone();
     let ingest_wiring = account.wiring(role("IngestFunction"));
     let rule_target = |wiring: &AwsWiring, prompt_queue: Option<&str>| {
-        wiring.rule_target_effects(PROMPT_QUEUE, &account.queues.event_dlq, prompt_queue)
+        wiring.rule_target_effects(
+            PROMPT_QUEUE,
+            &account.queues.event_dlq,
+            prompt_queue,
+            EVENT_MAX_DELIVERIES,
+        )
     };
     let ingest = Function {
         name: "ingest",

@@ -279,11 +279,19 @@ fn every_function_has_dead_letters_retries_logs_and_an_errors_alarm() {
         }
     }
     // Failed async invocations land in the same dead-letter queue as undeliverable events.
-    let on_failure =
-        &t["Globals"]["Function"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+    let invoke = &t["Globals"]["Function"]["EventInvokeConfig"];
     assert_eq!(
-        on_failure["Destination"],
+        invoke["DestinationConfig"]["OnFailure"]["Destination"],
         json!({"Fn::GetAtt": ["EventDlq", "Arn"]})
+    );
+    // The functions count an event's deliveries and end its step on the last one, which is
+    // the first delivery plus Lambda's retries.
+    let retries = invoke["MaximumRetryAttempts"]
+        .as_u64()
+        .expect("MaximumRetryAttempts");
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"]["PODFLOW_EVENT_MAX_DELIVERIES"],
+        json!((retries + 1).to_string())
     );
     for queue in ["PromptDlq", "EventDlq"] {
         let alarmed = alarms.iter().any(|(_, a)| {

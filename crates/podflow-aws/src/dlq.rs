@@ -18,6 +18,7 @@ use aws_sdk_sqs::{
 
 use podflow_core::{
     DeadLetterMessage, DeadLetterQueue, PickLetter, PortError, ReplayReport, RewriteLetter,
+    undelivered,
 };
 
 use crate::{
@@ -52,6 +53,21 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     sdk_failure(what, e)
+}
+
+/// Why a message is in the dead-letter queue: podflow's own reason attribute, else what
+/// EventBridge (its error attributes) or Lambda (an on-failure record as the body) said.
+/// `None` when the queue moved it after its last receive, which says nothing.
+fn reason(m: &aws_sdk_sqs::types::Message) -> Option<String> {
+    let attribute = |name: &str| {
+        m.message_attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.string_value())
+            .map(str::to_owned)
+    };
+    attribute(REASON_ATTRIBUTE)
+        .or_else(|| undelivered::eventbridge_reason(attribute))
+        .or_else(|| undelivered::LambdaFailure::read(m.body()?).map(|f| f.reason()))
 }
 
 impl SqsDeadLetterQueue {
@@ -95,11 +111,7 @@ impl SqsDeadLetterQueue {
                     receive_count: attr(MessageSystemAttributeName::ApproximateReceiveCount)
                         .and_then(|n| n.parse().ok())
                         .unwrap_or(0),
-                    reason: m
-                        .message_attributes()
-                        .and_then(|a| a.get(REASON_ATTRIBUTE))
-                        .and_then(|v| v.string_value())
-                        .map(str::to_owned),
+                    reason: reason(m),
                 };
                 if out.iter().any(|r| r.letter.message_id == letter.message_id) {
                     return Ok(out);

@@ -13,6 +13,7 @@
 //! | `EP#<id>` | `REVISION` | the latest claimed summary revision and its fingerprint |
 //! | `EP#<id>` | `REVISION#<000001>` | a revision's summary envelope |
 //! | `WORK#<key>` | `RESULT` | the result of expensive work, by content key |
+//! | `DELIVERY#<consumer>#<event id>` | `COUNT` | deliveries of an event to a function (expires after two days) |
 //!
 //! Long because the `EpisodeStore` port is: one conditional-write recipe per method, each
 //! the DynamoDB twin of the SQLite statement in `podflow-embedded`'s store.
@@ -27,8 +28,8 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Put, TransactWriteItem, Update},
 };
 use podflow_core::{
-    EnvelopeFor, EpisodeRecord, EpisodeStore, PortError, PromptState, PromptStatus, PromptUpdate,
-    StepState, StepStatus, StoredRevision, now_ms,
+    DeliveryCounter, EnvelopeFor, EpisodeRecord, EpisodeStore, PortError, PromptState,
+    PromptStatus, PromptUpdate, StepState, StepStatus, StoredRevision, now_ms,
 };
 use podflow_events::{BlobRef, EventEnvelope};
 
@@ -650,5 +651,35 @@ impl EpisodeStore for DynamoEpisodeStore {
             Some(item) => json_of(&item, "envelope", "summary"),
             None => Ok(None),
         }
+    }
+}
+
+/// How long a delivery count is kept: longer than any retry of the event can come (Lambda
+/// keeps an asynchronous event at most 6 hours, EventBridge its retries at most 24).
+const DELIVERY_COUNT_SECONDS: i64 = 2 * 24 * 60 * 60;
+
+#[async_trait]
+impl DeliveryCounter for DynamoEpisodeStore {
+    async fn count_delivery(&self, consumer: &str, event_id: &str) -> Result<u32, PortError> {
+        let expires_at = now_ms() / 1000 + DELIVERY_COUNT_SECONDS;
+        let answer = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("DELIVERY#{consumer}#{event_id}")))
+            .key("sk", s("COUNT"))
+            .update_expression("ADD deliveries :one SET expires_at = :expires")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n(expires_at))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| self.failed("UpdateItem delivery count", &e))?;
+        answer
+            .attributes()
+            .and_then(|a| a.get("deliveries"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| corrupt("delivery count", "UpdateItem answered without it"))
     }
 }

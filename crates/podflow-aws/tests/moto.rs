@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use podflow_aws::{
     dlq::SqsDeadLetterQueue,
@@ -15,8 +16,8 @@ use podflow_aws::{
     sqs::{REASON_ATTRIBUTE, SqsQueue},
 };
 use podflow_core::{
-    BlobStore, DeadLetter, DeadLetterMessage, DeadLetterQueue, DeliveryControl, ErrorKind,
-    EventPublisher, JobSender, Notifier, QueuedJob,
+    BlobStore, DeadLetter, DeadLetterMessage, DeadLetterQueue, DeliveryControl, DeliveryCounter,
+    ErrorKind, EventPublisher, JobSender, Notifier, QueuedJob,
 };
 use podflow_events::EventEnvelope;
 use podflow_fakes::moto::MotoServer;
@@ -549,6 +550,50 @@ async fn dynamodb_store_meets_the_episode_store_contract() {
     podflow_fakes::moto::create_episode_table(&config, "podflow-episodes").await;
     let store = DynamoEpisodeStore::new(&config, "podflow-episodes");
     podflow_fakes::store_contract::check_episode_store(std::sync::Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn dynamodb_counts_each_events_deliveries_per_consumer_and_lets_them_expire() {
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
+    podflow_fakes::moto::create_episode_table(&config, "podflow-episodes").await;
+    let store = DynamoEpisodeStore::new(&config, "podflow-episodes");
+    for expected in 1..=3 {
+        let n = store
+            .count_delivery("transcode", "event-1")
+            .await
+            .expect("counted");
+        assert_eq!(n, expected);
+    }
+    assert_eq!(
+        store.count_delivery("transcribe", "event-1").await.ok(),
+        Some(1),
+        "another consumer of the same event counts on its own"
+    );
+    assert_eq!(
+        store.count_delivery("transcode", "event-2").await.ok(),
+        Some(1)
+    );
+    let item = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name("podflow-episodes")
+        .key("pk", AttributeValue::S("DELIVERY#transcode#event-1".into()))
+        .key("sk", AttributeValue::S("COUNT".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the count is an item");
+    let expires: i64 = item["expires_at"]
+        .as_n()
+        .expect("a number")
+        .parse()
+        .expect("seconds");
+    let now = podflow_core::now_ms() / 1000;
+    assert!(
+        (now + 24 * 3600..=now + 3 * 24 * 3600).contains(&expires),
+        "the table's TTL removes it after a day or two: {expires} vs now {now}"
+    );
 }
 
 /// A FIFO queue and its FIFO DLQ (maxReceiveCount 1), as the template declares them.

@@ -8,7 +8,7 @@
 //! Needs faster-whisper: `scripts/setup.sh --bench` installs it into a venv of its own with
 //! the same `ctranslate2` wheel podflow links (not part of the test setup: it is only the
 //! anchor).
-//! PODFLOW_BENCH_MINUTES sets the two long episodes' length (default 10); PODFLOW_BENCH_RUNS how
+//! PODFLOW_BENCH_MINUTES sets the long episodes' length (default 10); PODFLOW_BENCH_RUNS how
 //! many times each engine runs on each input, in turn (default 3): the fastest run is
 //! reported, as a shared machine only ever slows a run down. PODFLOW_BENCH_ENGINES picks
 //! podflow's engines (default: all built). Each engine's transcript of each input is left in
@@ -79,13 +79,15 @@ fn compute_type(data: &Path, engine: &str) -> String {
     }
 }
 
-/// Environment variables that cap which kernels the CTranslate2 library picks (both podflow
-/// and faster-whisper run it), e.g. `CT2_FORCE_CPU_ISA=AVX ONEDNN_MAX_CPU_ISA=AVX` to
-/// measure an AVX2 machine as one without AVX2.
-const ISA_CAPS: [&str; 3] = [
+/// Environment variables that choose which kernels the CTranslate2 library runs (both
+/// podflow and faster-whisper run it): `CT2_FORCE_CPU_ISA=AVX ONEDNN_MAX_CPU_ISA=AVX`
+/// measures an AVX2 machine as one without AVX2, `CT2_USE_MKL=1` an AMD machine on the
+/// Intel MKL kernels an Intel CPU gets.
+const KERNEL_SETTINGS: [&str; 4] = [
     "CT2_FORCE_CPU_ISA",
     "ONEDNN_MAX_CPU_ISA",
     "MKL_ENABLE_INSTRUCTIONS",
+    "CT2_USE_MKL",
 ];
 
 fn repo() -> PathBuf {
@@ -165,22 +167,41 @@ fn inputs(scratch: &Path) -> Vec<Input> {
         .and_then(|m| m.parse().ok())
         .unwrap_or(10);
     let mut inputs = Vec::new();
-    // Two voice pairs: one synthetic episode's WER moves by half a point or more with
+    // Three episodes: one synthetic episode's WER moves by half a point or more with
     // changes far below a word's difference (faster-whisper's own, with its kernels capped
-    // at AVX or its features perturbed by 2e-5), so the bench pools two.
-    for (name, voices) in [
-        ("en-us, en-us+Annie", ["en-us", "en-us+Annie", "160"]),
+    // at AVX or its features perturbed by 2e-5), so the bench pools them. Two cycle through
+    // the podcast script; the third reads prose that never repeats.
+    let licences = licence_script(scratch);
+    let mut episodes = vec![
         (
-            "en-gb+Andy, en-us+Alicia",
-            ["en-gb+Andy", "en-us+Alicia", "150"],
+            "en-us, en-us+Annie".to_owned(),
+            vec!["en-us", "en-us+Annie", "160"],
+            None,
         ),
-    ] {
+        (
+            "en-gb+Andy, en-us+Alicia".to_owned(),
+            vec!["en-gb+Andy", "en-us+Alicia", "150"],
+            None,
+        ),
+    ];
+    match &licences {
+        Some(script) => episodes.push((
+            "en-us+Michael, en-us+steph, licence texts".to_owned(),
+            vec!["en-us+Michael", "en-us+steph", "155"],
+            Some(script),
+        )),
+        None => {
+            eprintln!("/usr/share/common-licenses is missing: the licence-text episode is skipped")
+        }
+    }
+    for (name, voices, script) in episodes {
         let long = scratch.join(format!("long-{minutes}min-{}.m4a", voices[0]));
         if !long.exists() {
             let ok = Command::new(repo().join("bench/make-long-episode.sh"))
                 .arg(minutes.to_string())
                 .arg(&long)
                 .args(voices)
+                .args(script)
                 .status()
                 .expect("make-long-episode.sh")
                 .success();
@@ -243,6 +264,44 @@ fn inputs(scratch: &Path) -> Vec<Input> {
     inputs
 }
 
+/// Sentences of the licence texts every Debian system carries (`base-files`), in order and
+/// each once, one per line in `scratch/licence-script.txt`: prose that never repeats. The
+/// podcast script cycles through 26 sentences, so there the prompt (the text before a
+/// window) is full of plausible next sentences, which invites a model to copy it instead of
+/// listening; a real episode rarely does that.
+fn licence_script(scratch: &Path) -> Option<PathBuf> {
+    let mut sentences: Vec<String> = Vec::new();
+    for name in ["GPL-3", "Apache-2.0", "MPL-2.0"] {
+        let Ok(text) = std::fs::read_to_string(Path::new("/usr/share/common-licenses").join(name))
+        else {
+            continue;
+        };
+        let terms = text
+            .split("END OF TERMS AND CONDITIONS")
+            .next()
+            .unwrap_or_default();
+        let flat = terms.split_whitespace().collect::<Vec<_>>().join(" ");
+        for sentence in flat.split_inclusive(['.', '?', '!']) {
+            let sentence = sentence.trim();
+            let words = sentence.split_whitespace().count();
+            // Plain words only: numbers, brackets and quotes are read and written in too
+            // many ways to score.
+            let plain = sentence
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || " ,;:'-.?!".contains(c));
+            if plain && (6..=35).contains(&words) && !sentences.iter().any(|s| s == sentence) {
+                sentences.push(sentence.to_owned());
+            }
+        }
+    }
+    if sentences.is_empty() {
+        return None;
+    }
+    let path = scratch.join("licence-script.txt");
+    std::fs::write(&path, sentences.join("\n")).expect("write the licence script");
+    Some(path)
+}
+
 /// Where each run's transcript of `input` is kept, in the order the runs are listed: the
 /// podflow engines', then faster-whisper's.
 fn kept_names(input: &Input, engines: &[&str]) -> Vec<String> {
@@ -283,12 +342,12 @@ fn main() {
         .collect();
 
     println!("CPU: {}", podflow_speech::cpu::CpuSummary::detect().line());
-    let caps: Vec<String> = ISA_CAPS
+    let settings: Vec<String> = KERNEL_SETTINGS
         .iter()
         .filter_map(|name| Some(format!("{name}={}", std::env::var(name).ok()?)))
         .collect();
-    if !caps.is_empty() {
-        println!("CTranslate2 kernels capped: {}", caps.join(" "));
+    if !settings.is_empty() {
+        println!("CTranslate2 kernels chosen by: {}", settings.join(" "));
     }
     println!(
         "\n| input | audio | engine, compute type | wall | × real time | peak memory | WER | speaker accuracy (one speaker would score) |"

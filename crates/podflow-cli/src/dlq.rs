@@ -1,11 +1,12 @@
 //! `podflow dlq list|replay`: one flow over the `DeadLetterQueue` port, for the local
 //! database's dead-letter queues or, when `PODFLOW_PROMPT_DLQ_URL` and
-//! `PODFLOW_PROMPT_QUEUE_URL` are set, a deployed stack's SQS prompt DLQ.
+//! `PODFLOW_PROMPT_QUEUE_URL` are set, a deployed stack's SQS prompt DLQ; `list --events`
+//! reads the stack's event DLQ (`PODFLOW_EVENT_DLQ_URL`).
 
 use std::{collections::HashMap, sync::Arc};
 
 use podflow_aws::{dlq::SqsDeadLetterQueue, dynamodb::DynamoEpisodeStore, s3::S3BlobStore};
-use podflow_core::{DeadLetterMessage, DeadLetterQueue, EpisodeStore, ReplayReport};
+use podflow_core::{DeadLetterMessage, DeadLetterQueue, EpisodeStore, ReplayReport, undelivered};
 use podflow_embedded::queue::PROMPT_QUEUE;
 use podflow_events::PromptJob;
 use prompt_dispatcher::{DispatchHandler, ReplayVersion};
@@ -50,6 +51,13 @@ pub struct SqsQueues {
     pub queue_url: String,
 }
 
+/// The deployed stack's event dead-letter queue (stack output `EventDlqUrl`), for listing:
+/// its events go back through the bus's archive (`docs/runbook.md`), not to a queue.
+pub async fn event_dlq(url: &str) -> SqsDeadLetterQueue {
+    let config = podflow_aws::sdk_config().await;
+    SqsDeadLetterQueue::new(&config, url, "events")
+}
+
 impl SqsQueues {
     pub async fn open(&self) -> SqsDeadLetterQueue {
         let config = podflow_aws::sdk_config().await;
@@ -57,17 +65,22 @@ impl SqsQueues {
     }
 }
 
-/// "episode prompt vN (model)" for a prompt job, else its FIFO group.
+/// "episode prompt vN (model)" for a prompt job; "EpisodeUploaded episode" for an event
+/// (also inside a Lambda on-failure record); else its FIFO group.
 pub fn describe(body: &str, group: Option<&str>) -> String {
-    serde_json::from_str::<PromptJob>(body).map_or_else(
-        |_| group.unwrap_or("event").to_owned(),
-        |j| {
-            format!(
-                "{} prompt {} v{} ({})",
-                j.episode_id, j.prompt_id, j.prompt_version, j.model
-            )
-        },
-    )
+    if let Ok(j) = serde_json::from_str::<PromptJob>(body) {
+        return format!(
+            "{} prompt {} v{} ({})",
+            j.episode_id, j.prompt_id, j.prompt_version, j.model
+        );
+    }
+    let event = undelivered::LambdaFailure::read(body)
+        .map(|failure| failure.event)
+        .or_else(|| serde_json::from_str(body).ok());
+    event
+        .as_ref()
+        .and_then(undelivered::event_summary)
+        .unwrap_or_else(|| group.unwrap_or("event").to_owned())
 }
 
 /// Prints what waits in `dlq`: a table, or a JSON line per message.

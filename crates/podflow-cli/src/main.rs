@@ -164,6 +164,12 @@ enum DlqAction {
         json: bool,
         #[command(flatten)]
         sqs: SqsArgs,
+        /// List the deployed stack's event dead-letter queue (stack output `EventDlqUrl`)
+        /// instead: events a function gave up on or EventBridge could not deliver.
+        #[arg(long, requires = "event_dlq_url")]
+        events: bool,
+        #[arg(long, env = "PODFLOW_EVENT_DLQ_URL")]
+        event_dlq_url: Option<String>,
     },
     /// Move messages back to their queue and process them (never re-transcodes or re-transcribes).
     Replay {
@@ -273,10 +279,17 @@ async fn main() {
             commands::status(&cli.data_dir, episode_id.as_deref(), json).await
         }
         Command::Dlq {
-            action: DlqAction::List { json, sqs },
-        } => match sqs.queues() {
-            Some(queues) => dlq::list(&queues.open().await, json).await,
-            None => match runtime::open_db(&cli.data_dir) {
+            action:
+                DlqAction::List {
+                    json,
+                    sqs,
+                    events,
+                    event_dlq_url,
+                },
+        } => match (events.then_some(event_dlq_url).flatten(), sqs.queues()) {
+            (Some(url), _) => dlq::list(&dlq::event_dlq(&url).await, json).await,
+            (None, Some(queues)) => dlq::list(&queues.open().await, json).await,
+            (None, None) => match runtime::open_db(&cli.data_dir) {
                 Ok(db) => dlq::list(&db, json).await,
                 Err(e) => Err(e),
             },

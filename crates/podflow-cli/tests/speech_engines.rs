@@ -113,6 +113,56 @@ fn each_compute_type_podflow_may_pick_transcribes_and_auto_picks_the_first_that_
     );
 }
 
+/// The kernels other x86-64 CPUs run, forced on this one. CTranslate2's library picks its
+/// own kernels per instruction set and its matrix library by vendor (Intel MKL on Intel,
+/// oneDNN elsewhere); these variables make it take the paths of a CPU without AVX, of one
+/// with AVX but not AVX2, of an Intel and of an AMD CPU, whichever CPU runs the tests.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_kernels_of_other_x86_cpus_transcribe_here_too() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let paths: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "no AVX",
+            &[
+                ("CT2_FORCE_CPU_ISA", "GENERIC"),
+                ("ONEDNN_MAX_CPU_ISA", "SSE41"),
+            ],
+        ),
+        (
+            "AVX without AVX2",
+            &[("CT2_FORCE_CPU_ISA", "AVX"), ("ONEDNN_MAX_CPU_ISA", "AVX")],
+        ),
+        ("Intel (MKL)", &[("CT2_USE_MKL", "1")]),
+        ("AMD (oneDNN)", &[("CT2_USE_MKL", "0")]),
+    ];
+    for (cpu, vars) in paths {
+        let mut cmd = podflow(data.path());
+        cmd.env_remove("PODFLOW_WHISPER_COMPUTE_TYPE")
+            .envs(vars.iter().copied())
+            .args(["--verbose", "transcribe", "--format", "json"])
+            .arg(speech());
+        let out = run(cmd);
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{cpu}: {log}");
+        let transcript: Transcript = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(transcript.engine, "ctranslate2", "{cpu}: {log}");
+        let compute = loaded_compute_type(&log);
+        assert!(
+            compute
+                .as_deref()
+                .is_some_and(|c| AUTO_ORDER.iter().any(|k| k.name() == c)),
+            "{cpu}: {compute:?}"
+        );
+        let wer = word_error_rate(SPOKEN, &transcript.full_text());
+        assert!(
+            wer < 0.2,
+            "{cpu} ({compute:?}): WER {wer:.3}: {}",
+            transcript.full_text()
+        );
+    }
+}
+
 #[test]
 fn a_compute_type_the_cpu_cannot_run_hands_over_to_whisper_cpp_with_a_note() {
     let data = tempfile::tempdir().expect("tempdir");

@@ -8,16 +8,24 @@ use podflow_aws::sqs::SqsQueue;
 use podflow_core::{DeadLetter, DeliveryControl};
 use podflow_fakes::moto::MotoServer;
 
-fn podflow(moto: &MotoServer, dlq: &str, queue: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podflow"))
-        .args(args)
-        .env("PODFLOW_PROMPT_DLQ_URL", dlq)
-        .env("PODFLOW_PROMPT_QUEUE_URL", queue)
+/// `podflow ARGS` with AWS credentials for `moto` and no queue settings of its own.
+fn podflow_on(moto: &MotoServer, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_podflow"));
+    cmd.args(args)
         .env("AWS_ENDPOINT_URL", &moto.url)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env_remove("AWS_PROFILE")
+        .env_remove("PODFLOW_PROMPT_DLQ_URL")
+        .env_remove("PODFLOW_EVENT_DLQ_URL");
+    cmd
+}
+
+fn podflow(moto: &MotoServer, dlq: &str, queue: &str, args: &[&str]) -> Output {
+    podflow_on(moto, args)
+        .env("PODFLOW_PROMPT_DLQ_URL", dlq)
+        .env("PODFLOW_PROMPT_QUEUE_URL", queue)
         .output()
         .expect("podflow runs")
 }
@@ -286,4 +294,149 @@ async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
         "{planned:?}"
     );
     assert!(text(&with_stack(&["dlq", "list"])).contains("nothing waits in"));
+}
+
+/// `podflow dlq list --events` on the stack's event DLQ holding the three kinds of message
+/// that arrive there: podflow's own dead letter, Lambda's on-failure record and
+/// EventBridge's dead letter, each listed with its event and its reason.
+#[tokio::test]
+async fn operators_list_the_event_dlq_with_each_kind_of_message_explained() {
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq = sqs
+        .create_queue()
+        .queue_name("events-dlq")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let detail: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events-schema/examples/EpisodeTranscoded/valid/01.json"
+        ))
+        .expect("example event"),
+    )
+    .expect("json");
+    let episode = detail["episode_id"]
+        .as_str()
+        .expect("episode id")
+        .to_owned();
+    let event = serde_json::json!({
+        "version": "0", "id": "ev-1", "detail-type": "EpisodeTranscoded",
+        "source": "podflow.transcode-watcher", "account": "123456789012",
+        "time": "2026-12-04T09:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": detail,
+    });
+    // 1. Given up on by podflow (its last delivery), the reason in an attribute.
+    SqsQueue::new(&config)
+        .dead_letters_to(&dlq)
+        .dead_letter(&DeadLetter {
+            message_id: "ev-1".into(),
+            body: event.to_string(),
+            reason: "delivered 3 times without being processed".into(),
+            group_id: None,
+        })
+        .await
+        .expect("dead-lettered");
+    // 2. Lambda's on-failure record (the layout Lambda documents).
+    let record = serde_json::json!({
+        "version": "1.0",
+        "timestamp": "2026-12-04T09:30:00.000Z",
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-4f0b-8880-a18cdf61200e",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:podflow-Transcriber:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": "Task timed out after 900.00 seconds"}
+    });
+    sqs.send_message()
+        .queue_url(&dlq)
+        .message_body(record.to_string())
+        .send()
+        .await
+        .expect("send");
+    // 3. EventBridge's dead letter for an upload it could not hand to the ingest function.
+    let upload = podflow_fakes::fixtures::aws_json(
+        "s3-eventbridge/powertools-python_s3EventBridgeNotificationObjectCreatedEvent.json",
+    );
+    let key = upload["detail"]["object"]["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let mut send = sqs
+        .send_message()
+        .queue_url(&dlq)
+        .message_body(upload.to_string());
+    for (name, value) in [
+        ("ERROR_CODE", "SDK_CLIENT_ERROR"),
+        ("ERROR_MESSAGE", "Unable to invoke Lambda function"),
+        (
+            "TARGET_ARN",
+            "arn:aws:lambda:us-east-1:123456789012:function:podflow-Ingest",
+        ),
+    ] {
+        send = send.message_attributes(
+            name,
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .expect("attribute"),
+        );
+    }
+    send.send().await.expect("send");
+
+    let list = |args: &[&str]| {
+        podflow_on(&moto, args)
+            .env("PODFLOW_EVENT_DLQ_URL", &dlq)
+            .output()
+            .expect("podflow runs")
+    };
+    let json = list(&["dlq", "list", "--events", "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json));
+    let reasons: Vec<String> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON lines");
+            v["reason"].as_str().unwrap_or("(none)").to_owned()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    for expected in [
+        "delivered 3 times without being processed",
+        "Lambda gave up on podflow-Transcriber after 3 attempt(s) (RetriesExhausted): Task timed out after 900.00 seconds",
+        "EventBridge could not deliver it to podflow-Ingest: SDK_CLIENT_ERROR: Unable to invoke Lambda function",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "{expected}: {reasons:?}"
+        );
+    }
+    let table = text(&list(&["dlq", "list", "--events"]));
+    assert_eq!(
+        table
+            .matches(&format!("EpisodeTranscoded {episode}"))
+            .count(),
+        2,
+        "the event itself and the one inside Lambda's record: {table}"
+    );
+    assert!(table.contains(&format!("Object Created {key}")), "{table}");
+
+    // `--events` without the queue's URL: refused by name.
+    let missing = podflow_on(&moto, &["dlq", "list", "--events"])
+        .output()
+        .expect("podflow runs");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).contains("--event-dlq-url"),
+        "{}",
+        text(&missing)
+    );
 }

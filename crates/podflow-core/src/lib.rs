@@ -20,6 +20,7 @@ pub mod ports;
 pub mod subtitles;
 pub mod telemetry;
 pub mod transcript;
+pub mod undelivered;
 
 pub use error::{BoxError, ErrorKind, PortError, Report, report};
 pub use ports::*;

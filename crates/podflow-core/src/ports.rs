@@ -452,6 +452,17 @@ pub trait DeliveryControl: Send + Sync {
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError>;
 }
 
+/// Counts deliveries of one event to one consumer, for a transport that redelivers without
+/// saying which attempt it is: Lambda retries a failed asynchronous invocation (an
+/// EventBridge rule's target) with the same event and no attempt number, then hands it to
+/// the on-failure destination, where nothing would fail its step.
+#[async_trait]
+pub trait DeliveryCounter: Send + Sync {
+    /// Records one more delivery of `event_id` to `consumer` and returns how many there
+    /// have been, this one included.
+    async fn count_delivery(&self, consumer: &str, event_id: &str) -> Result<u32, PortError>;
+}
+
 /// Cuts clips and stitches a trailer from the podcast MP3 (ffmpeg).
 #[async_trait]
 pub trait ClipCutter: Send + Sync {

@@ -46,7 +46,8 @@ pub enum TranscriptView {
     Plain,
     /// `Speaker: text` per turn.
     Speakers,
-    /// `[HH:MM:SS] Speaker: text` per turn — for chapters and clips.
+    /// `[HH:MM:SS] Speaker: text` per turn, with a further mark at every sentence (and every
+    /// 30 s inside a long one) — for chapters and clips.
     Timestamped,
 }
 
@@ -57,20 +58,26 @@ impl Transcript {
         parts.join(" ")
     }
 
-    /// Consecutive segments of the same speaker merged into turns: (start, speaker, text).
-    fn turns(&self) -> Vec<(f64, Option<&str>, String)> {
-        let mut turns: Vec<(f64, Option<&str>, String)> = Vec::new();
+    /// Consecutive segments of the same speaker merged into turns of up to about
+    /// [`TURN_CHARS`] characters.
+    fn turns(&self) -> Vec<Turn<'_>> {
+        let mut turns: Vec<Turn<'_>> = Vec::new();
         for seg in &self.segments {
             let text = seg.text.trim();
             if text.is_empty() {
                 continue;
             }
+            let speaker = seg.speaker.as_deref();
             match turns.last_mut() {
-                Some(last) if last.1 == seg.speaker.as_deref() && last.2.len() < 1200 => {
-                    last.2.push(' ');
-                    last.2.push_str(text);
+                Some(last) if last.speaker == speaker && last.chars < TURN_CHARS => {
+                    last.chars += text.len() + 1;
+                    last.pieces.push((seg.start, text));
                 }
-                _ => turns.push((seg.start, seg.speaker.as_deref(), text.to_owned())),
+                _ => turns.push(Turn {
+                    speaker,
+                    chars: text.len(),
+                    pieces: vec![(seg.start, text)],
+                }),
             }
         }
         turns
@@ -78,19 +85,63 @@ impl Transcript {
 
     /// Renders the transcript for a prompt.
     pub fn render(&self, view: TranscriptView) -> String {
-        let turns = self.turns();
         let label = |s: Option<&str>| s.map_or_else(|| "Speaker".to_owned(), speaker_name);
-        let lines: Vec<String> = turns
+        let paragraphs: Vec<String> = self
+            .turns()
             .into_iter()
-            .map(|(start, speaker, text)| match view {
-                TranscriptView::Plain => text,
-                TranscriptView::Speakers => format!("{}: {text}", label(speaker)),
-                TranscriptView::Timestamped => {
-                    format!("[{}] {}: {text}", clock(start), label(speaker))
-                }
+            .map(|turn| match view {
+                TranscriptView::Plain => turn.text(),
+                TranscriptView::Speakers => format!("{}: {}", label(turn.speaker), turn.text()),
+                TranscriptView::Timestamped => turn.timed(&label(turn.speaker)),
             })
             .collect();
-        lines.join("\n\n")
+        paragraphs.join("\n\n")
+    }
+}
+
+/// A turn closes after this many characters even when the speaker goes on (or no speaker
+/// is known), so that a solo show is not one paragraph.
+const TURN_CHARS: usize = 1200;
+
+/// In the timestamped view, a time mark starts every sentence, and a sentence running
+/// longer than this gets another at its next segment: a model choosing chapters and clips
+/// can only cite the times it is shown.
+const MARK_EVERY_SECONDS: f64 = 30.0;
+
+/// One speaker's consecutive segments: their starts and trimmed texts.
+struct Turn<'a> {
+    speaker: Option<&'a str>,
+    chars: usize,
+    pieces: Vec<(f64, &'a str)>,
+}
+
+impl Turn<'_> {
+    fn text(&self) -> String {
+        let texts: Vec<&str> = self.pieces.iter().map(|(_, text)| *text).collect();
+        texts.join(" ")
+    }
+
+    /// `[HH:MM:SS] Label: text`, with a further `[HH:MM:SS]` before each segment that
+    /// starts a sentence or comes [`MARK_EVERY_SECONDS`] after the last mark.
+    fn timed(&self, label: &str) -> String {
+        let mut out = String::new();
+        let mut last_mark = f64::NEG_INFINITY;
+        let mut sentence_ended = true;
+        for (i, &(start, text)) in self.pieces.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            if sentence_ended || start - last_mark >= MARK_EVERY_SECONDS {
+                out.push_str(&format!("[{}] ", clock(start)));
+                if i == 0 {
+                    out.push_str(&format!("{label}: "));
+                }
+                last_mark = start;
+            }
+            out.push_str(text);
+            sentence_ended = text.ends_with(['.', '?', '!', '…']);
+        }
+        out
     }
 }
 
@@ -153,7 +204,7 @@ mod tests {
         );
         assert_eq!(
             t.render(TranscriptView::Timestamped),
-            "[00:00:00] Speaker 1: Welcome back. Today: Rust.\n\n[00:01:05] Speaker 2: Thanks for having me."
+            "[00:00:00] Speaker 1: Welcome back. [00:00:02] Today: Rust.\n\n[00:01:05] Speaker 2: Thanks for having me."
         );
         assert_eq!(
             t.render(TranscriptView::Plain),
@@ -171,6 +222,69 @@ mod tests {
             t.render(TranscriptView::Speakers)
                 .starts_with("Speaker: Welcome back. Today: Rust. Thanks")
         );
+    }
+
+    /// A solo show: one speaker (or none known) for ten minutes, a segment every 6 s.
+    fn monologue(speaker: Option<&str>, sentence_every: usize) -> Transcript {
+        let segments = (0..100)
+            .map(|i| {
+                let end = if (i + 1) % sentence_every == 0 {
+                    "."
+                } else {
+                    ","
+                };
+                seg(
+                    i as f64 * 6.0,
+                    speaker,
+                    &format!("part {i} of the talk{end}"),
+                )
+            })
+            .collect();
+        Transcript {
+            language: "en".into(),
+            duration_seconds: 600.0,
+            engine: "test".into(),
+            model: "none".into(),
+            segments,
+        }
+    }
+
+    /// The times of the `[HH:MM:SS]` marks of a timestamped view, in seconds.
+    fn marks(view: &str) -> Vec<u64> {
+        view.match_indices('[')
+            .filter_map(|(at, _)| {
+                let mark = view.get(at + 1..at + 9)?;
+                let mut parts = mark.split(':').map(|p| p.parse::<u64>().ok());
+                Some(parts.next()?? * 3600 + parts.next()?? * 60 + parts.next()??)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_monologue_is_marked_at_every_sentence() {
+        for speaker in [Some("spk_0"), None] {
+            let view = monologue(speaker, 1).render(TranscriptView::Timestamped);
+            let marks = marks(&view);
+            assert_eq!(marks.len(), 100, "{view}");
+            assert!(marks.windows(2).all(|w| w[1] == w[0] + 6), "{marks:?}");
+            // Only a turn's first mark carries the speaker.
+            assert_eq!(view.matches("Speaker").count(), view.split("\n\n").count());
+        }
+    }
+
+    #[test]
+    fn a_sentence_that_runs_on_gets_a_mark_every_half_minute() {
+        // A sentence ends every 20 segments (2 minutes).
+        let view = monologue(Some("spk_0"), 20).render(TranscriptView::Timestamped);
+        let times = marks(&view);
+        assert!(
+            times.windows(2).all(|w| w[1] - w[0] <= 30),
+            "no stretch over 30 s without a mark: {times:?}"
+        );
+        assert!(times.len() < 40, "not every segment: {times:?}");
+        // The other views carry no marks.
+        let plain = monologue(Some("spk_0"), 20).render(TranscriptView::Plain);
+        assert!(marks(&plain).is_empty());
     }
 
     #[test]

@@ -30,8 +30,8 @@ use aws_lambda_events::{
 use futures_util::future::join_all;
 use lambda_runtime::{LambdaEvent, service_fn};
 use podflow_core::{
-    DeadLetter, Delivery, DeliveryControl, EventPublisher, JobSender, MessageHandler, Outcome,
-    QueuedJob,
+    DeadLetter, Delivery, DeliveryControl, DeliveryCounter, EventPublisher, JobSender,
+    MessageHandler, Outcome, QueuedJob,
 };
 use podflow_events::EventEnvelope;
 use serde_json::Value;
@@ -60,6 +60,18 @@ pub struct Effects {
     /// Where CloudWatch metrics derived from the published events go (EMF on stdout on
     /// Lambda); `None` for none.
     pub metrics: Option<Arc<dyn metrics::MetricsSink>>,
+    /// For EventBridge rule targets: how many times Lambda delivers one event (1 + the
+    /// function's asynchronous retries). The last delivery runs the handler's `give_up`
+    /// instead of another attempt, as the last receive does for queue consumers.
+    pub event_attempts: Option<EventAttempts>,
+}
+
+/// Counts each event's deliveries to a rule target, which Lambda does not number.
+#[derive(Clone)]
+pub struct EventAttempts {
+    pub counter: Arc<dyn DeliveryCounter>,
+    /// Deliveries Lambda makes of one event: `MaximumRetryAttempts` + 1.
+    pub max: u32,
 }
 
 impl Effects {
@@ -352,14 +364,32 @@ pub async fn handle_event(
     let body = raw.to_string();
     let outcome = match serde_json::from_value::<EventBridgeEvent<Value>>(raw) {
         Ok(_) => {
-            handler
-                .handle(&Delivery {
-                    message_id: id.clone(),
-                    body: body.clone(),
-                    attempt: 1,
-                    deadline: None,
-                })
-                .await
+            let counted = match &effects.event_attempts {
+                Some(attempts) => count_delivery(attempts, handler.name(), &id)
+                    .await
+                    .map(|n| (n, attempts.max)),
+                None => None,
+            };
+            let attempt = counted.map_or(1, |(n, _)| n);
+            let delivery = Delivery {
+                message_id: id.clone(),
+                body: body.clone(),
+                attempt,
+                deadline: None,
+            };
+            match counted {
+                // Lambda hands the event to the on-failure destination after this delivery,
+                // where nothing would end its step: so this one ends it, whatever became of
+                // the earlier ones (errors, or a function that crashed or ran out of time).
+                Some((n, max)) if n >= max => {
+                    let reason = format!(
+                        "delivered {n} times without being processed (the function's \
+                         asynchronous retries are used up)"
+                    );
+                    handler.give_up(&delivery, &reason).await
+                }
+                _ => handler.handle(&delivery).await,
+            }
         }
         Err(e) => Outcome::DeadLetter {
             emit: Vec::new(),
@@ -389,6 +419,18 @@ pub async fn handle_event(
                 })
                 .await
                 .map_err(|reason| InvocationError::DeadLettered { id, reason })
+        }
+    }
+}
+
+/// This delivery's number, or `None` when the store cannot count: then the event is
+/// handled, never given up on (a missing count must not stop the work).
+async fn count_delivery(attempts: &EventAttempts, consumer: &str, event_id: &str) -> Option<u32> {
+    match attempts.counter.count_delivery(consumer, event_id).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(consumer, event_id, error = %e.report(), "could not count this delivery; handling it");
+            None
         }
     }
 }

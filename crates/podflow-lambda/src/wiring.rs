@@ -10,9 +10,9 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use podflow_aws::{
     dynamodb::DynamoEpisodeStore, eventbridge::EventBridgePublisher, s3::S3BlobStore, sqs::SqsQueue,
 };
-use podflow_core::{BlobStore, EpisodeStore, MessageHandler};
+use podflow_core::{BlobStore, DeliveryCounter, EpisodeStore, MessageHandler};
 
-use crate::Effects;
+use crate::{Effects, EventAttempts};
 
 /// Whether this process runs inside Lambda (the runtime API is only set there).
 pub fn on_lambda() -> bool {
@@ -108,6 +108,8 @@ pub struct AwsWiring {
     pub config: SdkConfig,
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Counts an event's deliveries to a rule target (in the store's table).
+    pub deliveries: Arc<dyn DeliveryCounter>,
     /// `PODFLOW_BUCKET`: where uploads and outputs live.
     pub bucket: String,
     bus: String,
@@ -137,8 +139,10 @@ impl AwsWiring {
         bus: &str,
         s3_path_style: bool,
     ) -> Self {
+        let table = Arc::new(DynamoEpisodeStore::new(&config, table));
         Self {
-            store: Arc::new(DynamoEpisodeStore::new(&config, table)),
+            store: table.clone(),
+            deliveries: table,
             blobs: Arc::new(S3BlobStore::new(&config, bucket, s3_path_style)),
             bucket: bucket.to_owned(),
             config,
@@ -146,23 +150,28 @@ impl AwsWiring {
         }
     }
 
-    /// [`AwsWiring::rule_target_effects`] with `PODFLOW_EVENT_DLQ_URL` and, when the
-    /// function has one, `PODFLOW_PROMPT_QUEUE_URL`.
+    /// [`AwsWiring::rule_target_effects`] with `PODFLOW_EVENT_DLQ_URL`,
+    /// `PODFLOW_EVENT_MAX_DELIVERIES` and, when the function has one,
+    /// `PODFLOW_PROMPT_QUEUE_URL`.
     fn event_effects(&self, job_queue: &str) -> Result<Effects, WiringError> {
         Ok(self.rule_target_effects(
             job_queue,
             &env("PODFLOW_EVENT_DLQ_URL")?,
             optional_env("PODFLOW_PROMPT_QUEUE_URL").as_deref(),
+            parsed_env("PODFLOW_EVENT_MAX_DELIVERIES", 0u32, "a whole number")?,
         ))
     }
 
     /// For an EventBridge rule target: events to the bus, jobs named `job_queue` to
-    /// `job_queue_url` (when the function sends any), hopeless events to `event_dlq_url`.
+    /// `job_queue_url` (when the function sends any), hopeless events to `event_dlq_url`,
+    /// and the last of `max_deliveries` deliveries of an event (1 + the function's
+    /// asynchronous retries; 0 to not count) given up on.
     pub fn rule_target_effects(
         &self,
         job_queue: &str,
         event_dlq_url: &str,
         job_queue_url: Option<&str>,
+        max_deliveries: u32,
     ) -> Effects {
         let mut queue = SqsQueue::new(&self.config).dead_letters_to(event_dlq_url);
         if let Some(url) = job_queue_url {
@@ -176,6 +185,10 @@ impl AwsWiring {
             max_receives: None,
             record_budget: None,
             metrics: Some(Arc::new(crate::metrics::StdoutMetrics)),
+            event_attempts: (max_deliveries > 0).then(|| EventAttempts {
+                counter: self.deliveries.clone(),
+                max: max_deliveries,
+            }),
         }
     }
 
@@ -213,6 +226,7 @@ impl AwsWiring {
             max_receives: Some(max_receives).filter(|max| *max > 0),
             record_budget: None,
             metrics: Some(Arc::new(crate::metrics::StdoutMetrics)),
+            event_attempts: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! are delayed, dead letters carry their reason, and nothing panics on odd event data.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -10,13 +11,13 @@ use std::{
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use podflow_core::{
-    DeadLetter, Delivery, DeliveryControl, EventPublisher, JobSender, MessageHandler, Outcome,
-    PortError, QueuedJob,
+    DeadLetter, Delivery, DeliveryControl, DeliveryCounter, EventPublisher, JobSender,
+    MessageHandler, Outcome, PortError, QueuedJob,
 };
 use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope};
 use podflow_fakes::fixtures::aws_json;
 use podflow_lambda::{
-    Effects, InvocationError, handle_event, handle_sqs_batch, handle_sqs_payload,
+    Effects, EventAttempts, InvocationError, handle_event, handle_sqs_batch, handle_sqs_payload,
 };
 use serde_json::{Value, json};
 
@@ -25,6 +26,8 @@ use serde_json::{Value, json};
 #[derive(Default)]
 struct ScriptedHandler {
     seen: Mutex<Vec<(String, u32)>>,
+    /// Deliveries given up on: (message id, attempt, reason).
+    given_up: Mutex<Vec<(String, u32, String)>>,
 }
 
 fn emitted_event() -> EventEnvelope {
@@ -75,6 +78,40 @@ impl MessageHandler for ScriptedHandler {
                 }],
             },
         }
+    }
+    /// As the services do: the step's `…Failed` event, and a dead letter.
+    async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        self.given_up.lock().expect("lock").push((
+            delivery.message_id.clone(),
+            delivery.attempt,
+            reason.to_owned(),
+        ));
+        Outcome::DeadLetter {
+            emit: vec![emitted_event()],
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Delivery counts kept in memory, as the table keeps them; `broken` refuses to count.
+#[derive(Default)]
+struct CountingTable {
+    counts: Mutex<HashMap<(String, String), u32>>,
+    broken: bool,
+}
+
+#[async_trait]
+impl DeliveryCounter for CountingTable {
+    async fn count_delivery(&self, consumer: &str, event_id: &str) -> Result<u32, PortError> {
+        if self.broken {
+            return Err(PortError::transient("DynamoDB: ServiceUnavailable"));
+        }
+        let mut counts = self.counts.lock().expect("lock");
+        let n = counts
+            .entry((consumer.to_owned(), event_id.to_owned()))
+            .or_insert(0);
+        *n += 1;
+        Ok(*n)
     }
 }
 
@@ -129,6 +166,7 @@ fn effects(recorder: &Arc<Recorder>, with_control: bool) -> Effects {
         max_receives: None,
         record_budget: None,
         metrics: None,
+        event_attempts: None,
     }
 }
 
@@ -357,6 +395,80 @@ async fn eventbridge_retries_are_errors_lambda_retries() {
     }
     assert!(recorder.published.lock().expect("lock").is_empty());
     assert!(recorder.letters.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn the_last_delivery_lambda_makes_of_an_event_ends_its_step() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    let table = Arc::new(CountingTable::default());
+    let counted = || Effects {
+        event_attempts: Some(EventAttempts {
+            counter: table.clone(),
+            max: 3,
+        }),
+        ..effects(&recorder, true)
+    };
+    let mut raw = aws_json("eventbridge/powertools-python_eventBridgeEvent.json");
+    // Fails every time it is handled (a function error, or a crash or timeout: Lambda
+    // retries those alike).
+    raw["fail_attempts"] = json!(99);
+    let id = raw["id"].as_str().expect("id").to_owned();
+    for attempt in 1..=2 {
+        match handle_event(&handler, &counted(), raw.clone()).await {
+            Err(InvocationError::Retry { .. }) => {}
+            other => panic!("delivery {attempt}: {other:?}"),
+        }
+    }
+    // The third: given up on, the failure announced and the event parked with the reason,
+    // and the invocation succeeds (so Lambda does not hand it on a second time).
+    handle_event(&handler, &counted(), raw.clone())
+        .await
+        .expect("the last delivery ends the step");
+    let seen: Vec<u32> = handler
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, attempt)| *attempt)
+        .collect();
+    assert_eq!(seen, vec![1, 2], "handled twice, not a third time");
+    let given_up = handler.given_up.lock().expect("lock").clone();
+    assert_eq!(given_up.len(), 1);
+    assert_eq!((given_up[0].0.as_str(), given_up[0].1), (id.as_str(), 3));
+    assert!(given_up[0].2.contains("delivered 3 times"), "{given_up:?}");
+    assert_eq!(
+        recorder.published.lock().expect("lock").clone(),
+        vec!["EpisodeUploaded"]
+    );
+    let letters = recorder.letters.lock().expect("lock").clone();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].message_id, id);
+    assert!(
+        letters[0].reason.contains("retries are used up"),
+        "{letters:?}"
+    );
+
+    // Another event is counted on its own.
+    let mut other = raw.clone();
+    other["id"] = json!("another-event");
+    assert!(handle_event(&handler, &counted(), other).await.is_err());
+    assert_eq!(handler.given_up.lock().expect("lock").len(), 1);
+
+    // A table that cannot count: every delivery is handled, none given up on.
+    let broken = Effects {
+        event_attempts: Some(EventAttempts {
+            counter: Arc::new(CountingTable {
+                broken: true,
+                ..CountingTable::default()
+            }),
+            max: 1,
+        }),
+        ..effects(&recorder, true)
+    };
+    assert!(handle_event(&handler, &broken, raw).await.is_err());
+    assert_eq!(handler.given_up.lock().expect("lock").len(), 1);
+    assert_eq!(handler.seen.lock().expect("lock").len(), 4);
 }
 
 #[tokio::test]

@@ -34,11 +34,44 @@ async fn transcribes_generated_speech_with_low_word_error_rate() {
         let models = dir.path().join(format!("models-{kind:?}"));
         let engine = LocalEngine::new(kind, None, models.clone()).expect("engine is built in");
         check_engine(&engine, &wav).await;
+        assert_eq!(
+            engine.engine(),
+            name(kind),
+            "no hand-over to the other engine"
+        );
         if kind == EngineKind::WhisperCpp {
             // The converted model is cached: one file, reused by later engines.
             let cached: Vec<_> = std::fs::read_dir(&models).expect("cache").collect();
             assert_eq!(cached.len(), 1);
         }
+    }
+}
+
+/// The name an engine's transcripts carry.
+fn name(kind: EngineKind) -> String {
+    use clap::ValueEnum;
+    kind.to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// The default engine loads on this CPU itself, with no hand-over to the other one: the
+/// check `scripts/arm64-check.sh` relies on under emulation.
+#[test]
+fn the_default_engine_loads_on_this_cpu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kind = EngineKind::default_kind();
+    let engine = LocalEngine::new(kind, None, dir.path().join("models")).expect("built in");
+    engine.load().expect("an engine loads");
+    assert_eq!(engine.engine(), name(kind));
+    eprintln!(
+        "{} on {}, compute type {:?}",
+        engine.engine(),
+        podflow_speech::cpu::CpuSummary::detect().line(),
+        engine.compute_type()
+    );
+    if kind == EngineKind::Ctranslate2 {
+        assert!(engine.compute_type().is_some());
     }
 }
 

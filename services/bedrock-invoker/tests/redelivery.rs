@@ -51,6 +51,7 @@ impl FlakyBus {
             max_receives: Some(max_receives),
             record_budget: None,
             metrics: None,
+            event_attempts: None,
         }
     }
 }
