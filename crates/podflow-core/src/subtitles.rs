@@ -1,11 +1,14 @@
 //! Subtitles (SRT and WebVTT) built from a transcript under the usual captioning rules:
 //! at most [`MAX_LINES`] lines of at most [`MAX_LINE_CHARS`] characters, cues of
 //! [`MIN_CUE_SECONDS`]–[`MAX_CUE_SECONDS`], no overlaps, split at sentence ends, pauses and
-//! speaker changes. Also a strict parser for both formats, used to validate output.
+//! speaker changes. Also a strict parser for both formats, used to validate output. WebVTT
+//! cue text is escaped (`&amp;`, `&lt;`, `&gt;`) and names its speaker as a voice span
+//! (`<v Speaker 1>`); its parser rejects what the format forbids in cue text: a bare `&`,
+//! a `<` that opens no tag, `-->`.
 
 use thiserror::Error;
 
-use crate::transcript::{TimedWord, Transcript};
+use crate::transcript::{TimedWord, Transcript, speaker_name};
 
 pub const MAX_LINE_CHARS: usize = 42;
 pub const MAX_LINES: usize = 2;
@@ -21,11 +24,17 @@ pub struct Cue {
     pub end: f64,
     /// One or two lines.
     pub lines: Vec<String>,
+    /// Who speaks (`Speaker 1`), when the transcript knows: a WebVTT voice span
+    /// (`<v Speaker 1>`), which players such as Apple's show; SRT has no place for it.
+    pub speaker: Option<String>,
 }
+
+/// A word with its time, whether it starts a speaker's turn, and the speaker's label.
+type SpokenWord<'a> = (TimedWord, bool, Option<&'a str>);
 
 /// Words with times for every segment: the engine's own where it gave them, otherwise
 /// spread over the segment in proportion to their length.
-fn timed_words(transcript: &Transcript) -> Vec<(TimedWord, bool /* starts a turn */)> {
+fn timed_words(transcript: &Transcript) -> Vec<SpokenWord<'_>> {
     let mut out = Vec::new();
     let mut last_speaker: Option<&str> = None;
     for seg in &transcript.segments {
@@ -61,7 +70,7 @@ fn timed_words(transcript: &Transcript) -> Vec<(TimedWord, bool /* starts a turn
                 .collect()
         };
         for (i, w) in words.into_iter().enumerate() {
-            out.push((w, i == 0 && speaker_changed));
+            out.push((w, i == 0 && speaker_changed, seg.speaker.as_deref()));
         }
     }
     out
@@ -120,18 +129,20 @@ fn ends_sentence(word: &str) -> bool {
 
 /// Builds cues from a transcript.
 pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
-    let mut cues: Vec<(f64, f64, String)> = Vec::new();
-    let mut current: Option<(f64, f64, String)> = None;
+    let mut cues: Vec<RawCue> = Vec::new();
+    let mut current: Option<RawCue> = None;
     let mut prev_word_ended_sentence = false;
 
-    let words = timed_words(transcript).into_iter().flat_map(|(w, turn)| {
-        chunk_long_word(w)
-            .into_iter()
-            .enumerate()
-            .map(move |(i, w)| (w, turn && i == 0))
-    });
-    for (word, starts_turn) in words {
-        if let Some((start, end, text)) = current.as_mut() {
+    let words = timed_words(transcript)
+        .into_iter()
+        .flat_map(|(w, turn, speaker)| {
+            chunk_long_word(w)
+                .into_iter()
+                .enumerate()
+                .map(move |(i, w)| (w, turn && i == 0, speaker))
+        });
+    for (word, starts_turn, speaker) in words {
+        if let Some((start, end, text, _)) = current.as_mut() {
             let candidate = format!("{text} {}", word.text);
             let pause = word.start - *end;
             let too_long = wrap(&candidate).is_none() || word.end - *start > MAX_CUE_SECONDS;
@@ -148,7 +159,7 @@ pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
             }
         }
         if current.is_none() {
-            current = Some((word.start, word.end, word.text.clone()));
+            current = Some((word.start, word.end, word.text.clone(), speaker));
         }
         prev_word_ended_sentence = ends_sentence(&word.text);
     }
@@ -156,11 +167,14 @@ pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
     finish_timing(cues)
 }
 
+/// A cue being built: start, end, text, the speaker's label.
+type RawCue<'a> = (f64, f64, String, Option<&'a str>);
+
 /// Applies the duration rules: stretch short cues towards 1 s without touching the next
 /// cue, cap at 7 s, and make times strictly non-overlapping.
-fn finish_timing(raw: Vec<(f64, f64, String)>) -> Vec<Cue> {
+fn finish_timing(raw: Vec<RawCue<'_>>) -> Vec<Cue> {
     let mut cues: Vec<Cue> = Vec::with_capacity(raw.len());
-    for (i, (start, end, text)) in raw.iter().enumerate() {
+    for (i, (start, end, text, speaker)) in raw.iter().enumerate() {
         let start = start.max(cues.last().map_or(0.0, |c: &Cue| c.end));
         let next_start = raw.get(i + 1).map_or(f64::INFINITY, |n| n.0);
         let mut end = end.max(start + MIN_CUE_SECONDS).min(next_start);
@@ -173,6 +187,7 @@ fn finish_timing(raw: Vec<(f64, f64, String)>) -> Vec<Cue> {
             start: round_ms(start),
             end: round_ms(end),
             lines,
+            speaker: speaker.map(speaker_name),
         });
     }
     cues
@@ -210,14 +225,72 @@ pub fn to_srt(cues: &[Cue]) -> String {
 pub fn to_vtt(cues: &[Cue]) -> String {
     let mut out = String::from("WEBVTT\n\n");
     for cue in cues {
+        let mut lines: Vec<String> = cue.lines.iter().map(|l| escape_vtt(l)).collect();
+        if let (Some(speaker), Some(first)) = (&cue.speaker, lines.first_mut()) {
+            // A voice span runs to the end of the cue; its closing tag may be left out.
+            *first = format!("<v {}>{first}", escape_vtt(speaker));
+        }
         out.push_str(&format!(
             "{} --> {}\n{}\n\n",
             stamp(cue.start, '.'),
             stamp(cue.end, '.'),
-            cue.lines.join("\n")
+            lines.join("\n")
         ));
     }
     out
+}
+
+/// WebVTT cue text may not hold a bare `&` or `<` (they start character references and
+/// tags), and `>` ends the `-->` that a cue line may not contain: "Q&A", "<3" or "a --> b"
+/// in a transcript would otherwise make an invalid file.
+fn escape_vtt(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The text of a WebVTT cue line, its character references decoded; an error for what the
+/// format forbids in cue text: a bare `&`, a `<` that opens no tag, or `-->`.
+fn unescape_vtt(line: &str, line_no: usize) -> Result<String, SubtitleParseError> {
+    let bad = |message: String| SubtitleParseError::Malformed {
+        line: line_no,
+        message,
+    };
+    if line.contains("-->") {
+        return Err(bad("`-->` in cue text".into()));
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(['&', '<']) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if rest.starts_with('<') {
+            // A tag (`<v Name>`, `<i>`, `</i>`, a timestamp) is kept as it is.
+            let end = rest
+                .find('>')
+                .filter(|&end| end > 1 && !rest[1..end].contains('<'))
+                .ok_or_else(|| bad(format!("`<` opens no tag in `{line}`: write `&lt;`")))?;
+            out.push_str(&rest[..=end]);
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let (text, len) = [
+            ("&amp;", "&"),
+            ("&lt;", "<"),
+            ("&gt;", ">"),
+            ("&nbsp;", "\u{a0}"),
+            ("&lrm;", "\u{200e}"),
+            ("&rlm;", "\u{200f}"),
+        ]
+        .into_iter()
+        .find(|(reference, _)| rest.starts_with(reference))
+        .map(|(reference, text)| (text, reference.len()))
+        .ok_or_else(|| bad(format!("bare `&` in `{line}`: write `&amp;`")))?;
+        out.push_str(text);
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -298,6 +371,7 @@ fn parse_blocks(
             start,
             end,
             lines: cue_lines,
+            speaker: None,
         });
     }
     Ok(cues)
@@ -314,7 +388,57 @@ pub fn parse_vtt(text: &str) -> Result<Vec<Cue>, SubtitleParseError> {
             line: 1,
             message: "missing WEBVTT header".into(),
         })?;
-    parse_blocks(rest, '.', false, 1)
+    let mut cues = parse_blocks(rest, '.', false, 1)?;
+    // Cue text lines, located again for the error's line number.
+    let mut line_no = 0;
+    let lines: Vec<&str> = text.lines().collect();
+    for cue in &mut cues {
+        take_voice(cue);
+        for (i, line) in cue.lines.iter_mut().enumerate() {
+            // The first line's voice span is gone: match it by its end.
+            while lines.get(line_no).is_some_and(|l| {
+                if i == 0 {
+                    !l.ends_with(line.as_str())
+                } else {
+                    l != line
+                }
+            }) {
+                line_no += 1;
+            }
+            *line = unescape_vtt(line, line_no + 1)?;
+            line_no += 1;
+        }
+        if let Some(speaker) = &mut cue.speaker {
+            *speaker = unescape_vtt(speaker, line_no)?;
+        }
+    }
+    Ok(cues)
+}
+
+/// Moves a voice span that opens the cue (`<v Speaker 1>…[</v>]`, as written, before
+/// character references are decoded) into `speaker`.
+fn take_voice(cue: &mut Cue) {
+    let Some(first) = cue.lines.first_mut() else {
+        return;
+    };
+    let Some((tag, text)) = first
+        .strip_prefix("<v")
+        .filter(|rest| rest.starts_with([' ', '\t', '.']))
+        .and_then(|rest| rest.split_once('>'))
+    else {
+        return;
+    };
+    // `<v.loud Name>`: classes before the name.
+    let name = tag
+        .split_once([' ', '\t'])
+        .map_or("", |(_, name)| name.trim());
+    cue.speaker = (!name.is_empty()).then(|| name.to_owned());
+    *first = text.to_owned();
+    if let Some(last) = cue.lines.last_mut()
+        && let Some(open) = last.strip_suffix("</v>")
+    {
+        *last = open.to_owned();
+    }
 }
 
 /// Rule violations in a list of cues (empty when they follow the captioning rules).
@@ -394,9 +518,54 @@ mod tests {
             Some("Short reply.".to_owned())
         );
         let srt = to_srt(&cues);
-        assert_eq!(parse_srt(&srt).expect("srt parses"), cues);
+        assert_eq!(parse_srt(&srt).expect("srt parses"), unvoiced(&cues));
         let vtt = to_vtt(&cues);
         assert_eq!(parse_vtt(&vtt).expect("vtt parses"), cues);
+    }
+
+    /// The cues as SRT keeps them: without speakers.
+    fn unvoiced(cues: &[Cue]) -> Vec<Cue> {
+        cues.iter()
+            .map(|c| Cue {
+                speaker: None,
+                ..c.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn webvtt_cues_carry_their_speaker_as_a_voice_span() {
+        let t = transcript(vec![
+            seg(0.0, 2.0, "spk_0", "Welcome back."),
+            seg(2.5, 4.0, "spk_1", "Thanks."),
+            seg(4.5, 6.0, "Ana & Bo", "Hi."),
+        ]);
+        let cues = build_cues(&t);
+        let vtt = to_vtt(&cues);
+        assert!(vtt.contains("\n<v Speaker 1>Welcome back.\n"), "{vtt}");
+        assert!(vtt.contains("\n<v Speaker 2>Thanks.\n"), "{vtt}");
+        assert!(vtt.contains("\n<v Ana &amp; Bo>Hi.\n"), "{vtt}");
+        let parsed = parse_vtt(&vtt).expect("parses");
+        assert_eq!(parsed, cues);
+        assert_eq!(parsed[2].speaker.as_deref(), Some("Ana & Bo"));
+        // Without speakers, no spans; a literal "<v" in the text stays text.
+        let mut anonymous = t.clone();
+        for s in &mut anonymous.segments {
+            s.speaker = None;
+            s.text = "<v x> is text".into();
+        }
+        let cues = build_cues(&anonymous);
+        let parsed = parse_vtt(&to_vtt(&cues)).expect("parses");
+        assert!(parsed.iter().all(|c| c.speaker.is_none()));
+        assert!(
+            parsed[0].lines[0].starts_with("<v x> is text"),
+            "{parsed:?}"
+        );
+        // A closing tag and classes, as other tools write them.
+        let other = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v.loud Mary>Hello\nthere</v>\n";
+        let parsed = parse_vtt(other).expect("parses");
+        assert_eq!(parsed[0].speaker.as_deref(), Some("Mary"));
+        assert_eq!(parsed[0].lines, vec!["Hello", "there"]);
     }
 
     #[test]
@@ -420,6 +589,37 @@ mod tests {
     }
 
     #[test]
+    fn webvtt_text_is_escaped_and_the_parser_rejects_what_the_format_forbids() {
+        let t = transcript(vec![
+            seg(0.0, 2.0, "spk_0", "Our Q&A on R&D."),
+            seg(3.0, 5.0, "spk_1", "I <3 it, a --> b."),
+        ]);
+        let cues = build_cues(&t);
+        let vtt = to_vtt(&cues);
+        assert!(vtt.contains("Our Q&amp;A on R&amp;D."), "{vtt}");
+        assert!(vtt.contains("I &lt;3 it, a --&gt; b."), "{vtt}");
+        assert_eq!(parse_vtt(&vtt).expect("escaped text parses"), cues);
+
+        let file = |text: &str| format!("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{text}\n");
+        for (text, said) in [
+            ("Our Q&A", "bare `&`"),
+            ("I <3 it", "`<` opens no tag"),
+            ("a --> b", "`-->` in cue text"),
+        ] {
+            match parse_vtt(&file(text)) {
+                Err(SubtitleParseError::Malformed { line, message }) => {
+                    assert_eq!(line, 4, "{text}");
+                    assert!(message.contains(said), "{text}: {message}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // References and tags the format allows.
+        let parsed = parse_vtt(&file("<i>fish</i> &amp; chips&nbsp;&lt;3")).expect("valid");
+        assert_eq!(parsed[0].lines, vec!["<i>fish</i> & chips\u{a0}<3"]);
+    }
+
+    #[test]
     fn wrap_balances_and_refuses_what_cannot_fit() {
         let lines =
             wrap("the quick brown fox jumps over the lazy dog and keeps running on").expect("fits");
@@ -431,7 +631,7 @@ mod tests {
     proptest! {
         #[test]
         fn cues_always_follow_the_rules(
-            words in proptest::collection::vec(("[a-z]{1,12}[.?!]?", 0.05f64..1.5, 0.0f64..1.2, 0u8..3), 1..120)
+            words in proptest::collection::vec(("[a-z&<>]{1,12}[.?!]?", 0.05f64..1.5, 0.0f64..1.2, 0u8..3), 1..120)
         ) {
             let mut at = 0.0;
             let mut segments = Vec::new();
@@ -450,7 +650,8 @@ mod tests {
             let cues = build_cues(&t);
             prop_assert!(rule_violations(&cues, false).is_empty(), "{:?}", rule_violations(&cues, false));
             let srt = to_srt(&cues);
-            prop_assert_eq!(parse_srt(&srt).expect("parses"), cues);
+            prop_assert_eq!(parse_srt(&srt).expect("parses"), unvoiced(&cues));
+            prop_assert_eq!(parse_vtt(&to_vtt(&cues)).expect("parses"), cues);
         }
     }
 }

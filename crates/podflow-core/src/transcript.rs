@@ -146,7 +146,7 @@ impl Turn<'_> {
 }
 
 /// `spk_0` → `Speaker 1`; other labels as they are.
-fn speaker_name(label: &str) -> String {
+pub fn speaker_name(label: &str) -> String {
     match label
         .strip_prefix("spk_")
         .and_then(|n| n.parse::<u32>().ok())
