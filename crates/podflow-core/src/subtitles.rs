@@ -317,12 +317,13 @@ fn parse_stamp(s: &str, sep: char, line: usize) -> Result<f64, SubtitleParseErro
     Ok(((h * 3600 + m * 60 + sec) * 1000 + milli) as f64 / 1000.0)
 }
 
+/// The cues of `text`, each with the line number of its first text line.
 fn parse_blocks(
     text: &str,
     sep: char,
     numbered: bool,
     first_line: usize,
-) -> Result<Vec<Cue>, SubtitleParseError> {
+) -> Result<Vec<(Cue, usize)>, SubtitleParseError> {
     let mut cues = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
@@ -356,6 +357,7 @@ fn parse_blocks(
             first_line + i,
         )?;
         i += 1;
+        let text_line = first_line + i;
         let mut cue_lines = Vec::new();
         while i < lines.len() && !lines[i].trim().is_empty() {
             cue_lines.push(lines[i].to_owned());
@@ -367,18 +369,24 @@ fn parse_blocks(
                 message: "cue has no text".into(),
             });
         }
-        cues.push(Cue {
-            start,
-            end,
-            lines: cue_lines,
-            speaker: None,
-        });
+        cues.push((
+            Cue {
+                start,
+                end,
+                lines: cue_lines,
+                speaker: None,
+            },
+            text_line,
+        ));
     }
     Ok(cues)
 }
 
 pub fn parse_srt(text: &str) -> Result<Vec<Cue>, SubtitleParseError> {
-    parse_blocks(text, ',', true, 1)
+    Ok(parse_blocks(text, ',', true, 1)?
+        .into_iter()
+        .map(|(cue, _)| cue)
+        .collect())
 }
 
 pub fn parse_vtt(text: &str) -> Result<Vec<Cue>, SubtitleParseError> {
@@ -388,29 +396,16 @@ pub fn parse_vtt(text: &str) -> Result<Vec<Cue>, SubtitleParseError> {
             line: 1,
             message: "missing WEBVTT header".into(),
         })?;
-    let mut cues = parse_blocks(rest, '.', false, 1)?;
-    // Cue text lines, located again for the error's line number.
-    let mut line_no = 0;
-    let lines: Vec<&str> = text.lines().collect();
-    for cue in &mut cues {
-        take_voice(cue);
-        for (i, line) in cue.lines.iter_mut().enumerate() {
-            // The first line's voice span is gone: match it by its end.
-            while lines.get(line_no).is_some_and(|l| {
-                if i == 0 {
-                    !l.ends_with(line.as_str())
-                } else {
-                    l != line
-                }
-            }) {
-                line_no += 1;
-            }
-            *line = unescape_vtt(line, line_no + 1)?;
-            line_no += 1;
+    let mut cues = Vec::new();
+    for (mut cue, first) in parse_blocks(rest, '.', false, 1)? {
+        take_voice(&mut cue);
+        for (k, line) in cue.lines.iter_mut().enumerate() {
+            *line = unescape_vtt(line, first + k)?;
         }
         if let Some(speaker) = &mut cue.speaker {
-            *speaker = unescape_vtt(speaker, line_no)?;
+            *speaker = unescape_vtt(speaker, first)?;
         }
+        cues.push(cue);
     }
     Ok(cues)
 }
