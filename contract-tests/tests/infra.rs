@@ -264,11 +264,7 @@ fn every_function_has_dead_letters_retries_logs_and_an_errors_alarm() {
         {
             if event["Type"] == "EventBridgeRule" {
                 let p = &event["Properties"];
-                assert_eq!(
-                    p["DeadLetterConfig"]["Arn"],
-                    json!({"Fn::GetAtt": ["EventDlq", "Arn"]}),
-                    "{id}.{name}"
-                );
+                assert_drains_its_undelivered_events(&t, id, function, name, p);
                 assert!(
                     p["RetryPolicy"]["MaximumRetryAttempts"]
                         .as_u64()
@@ -301,6 +297,86 @@ fn every_function_has_dead_letters_retries_logs_and_an_errors_alarm() {
         });
         assert!(alarmed, "no depth alarm on {queue}");
     }
+}
+
+/// A rule target's dead-letter queue is the function's own undelivered-events queue: the
+/// function drains it (so each event's step ends), EventBridge may send to it, its redrive
+/// parks what cannot be drained in EventDlq, and an alarm watches it.
+fn assert_drains_its_undelivered_events(
+    t: &Value,
+    id: &str,
+    function: &Value,
+    rule: &str,
+    rule_properties: &Value,
+) {
+    let arn = &rule_properties["DeadLetterConfig"]["Arn"];
+    let queue = arn["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{id}.{rule}: dead letters to {arn}"));
+    assert_ne!(queue, "EventDlq", "{id}.{rule}: nothing would end the step");
+    let q = &t["Resources"][queue];
+    assert_eq!(q["Type"], "AWS::SQS::Queue", "{id}.{rule}: {queue}");
+    assert_eq!(
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["EventDlq", "Arn"]}),
+        "{queue}"
+    );
+    let drained = function["Properties"]["Events"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(_, e)| {
+            e["Type"] == "SQS"
+                && e["Properties"]["Queue"] == *arn
+                && e["Properties"]["FunctionResponseTypes"] == json!(["ReportBatchItemFailures"])
+        });
+    assert!(drained, "{id} does not drain {queue}");
+    let drainers = template::resources(t, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|(_, f)| {
+            f["Properties"]["Events"]
+                .to_string()
+                .contains(&arn.to_string())
+        })
+        .count();
+    assert_eq!(drainers, 1, "{queue} is one function's alone");
+    let sendable = template::resources(t, "AWS::SQS::QueuePolicy")
+        .into_iter()
+        .any(|(_, policy)| {
+            let p = &policy["Properties"];
+            p["Queues"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r == &json!({"Ref": queue}))
+                && p["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| {
+                        s["Principal"]["Service"] == "events.amazonaws.com"
+                            && s["Action"] == "sqs:SendMessage"
+                            && s["Resource"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|r| r == arn)
+                    })
+        });
+    assert!(sendable, "EventBridge may not send to {queue}");
+    let watched = template::resources(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .any(|(_, a)| {
+            a["Properties"]["Metrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| {
+                    m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+                        == json!({"Fn::GetAtt": [queue, "QueueName"]})
+                })
+        });
+    assert!(watched, "no alarm watches {queue}");
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //!   other, and an unreadable record is dead-lettered alone.
 //! - [`handle_event`]: one EventBridge event in; an error makes Lambda retry it and then
 //!   hand it to the function's on-failure destination.
+//! - [`handle_undelivered_events`]: events EventBridge could not hand to the function, from
+//!   its undelivered-events queue: each ends its step and is parked in the event DLQ.
 //! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop; [`run_function_url`] for a
 //!   function URL answering GETs.
 //! - [`metrics`]: CloudWatch metrics (EMF lines) from the events a function publishes.
@@ -209,17 +211,26 @@ async fn handle_record(
             Err(reason)
         }
         Outcome::DeadLetter { emit, reason } => {
-            apply(effects, &emit, &[]).await?;
-            effects
-                .dead_letter(DeadLetter {
+            park(
+                effects,
+                &emit,
+                DeadLetter {
                     message_id,
                     body: delivery.body,
                     reason,
                     group_id: record.attributes.get("MessageGroupId").cloned(),
-                })
-                .await
+                },
+            )
+            .await
         }
     }
+}
+
+/// A given-up message: what its handler announced, then the message into the dead-letter
+/// queue with the reason.
+async fn park(effects: &Effects, emit: &[EventEnvelope], letter: DeadLetter) -> Result<(), String> {
+    apply(effects, emit, &[]).await?;
+    effects.dead_letter(letter).await
 }
 
 /// Handles every record of a batch and reports the ones to deliver again. Records of one
@@ -423,6 +434,119 @@ pub async fn handle_event(
     }
 }
 
+/// Events EventBridge could not hand to this function (no permission to invoke it, or the
+/// function refusing invocations for as long as the rule's retry policy lasts), as the
+/// function's undelivered-events queue delivers them. Each ends its step through the
+/// handler's `give_up` (the step's `…Failed` event) and is parked in the event DLQ with
+/// EventBridge's reason. A record whose step cannot be ended now (the store failing) is
+/// reported for another delivery; the queue's redrive policy parks it after a few.
+pub async fn handle_undelivered_events(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    payload: Value,
+) -> Result<SqsBatchResponse, InvocationError> {
+    let Some(Value::Array(records)) = payload.get("Records") else {
+        return Err(InvocationError::NotSqs);
+    };
+    let results = join_all(
+        records
+            .iter()
+            .map(|record| give_up_undelivered(handler, effects, record)),
+    )
+    .await;
+    let mut response = SqsBatchResponse::default();
+    let mut unidentified = 0;
+    for (record, result) in records.iter().zip(results) {
+        let Err(reason) = result else { continue };
+        match record["messageId"].as_str() {
+            Some(id) => {
+                tracing::warn!(
+                    service = handler.name(),
+                    message_id = id,
+                    reason,
+                    "undelivered event will be delivered again"
+                );
+                response.add_failure(id.to_owned());
+            }
+            None => unidentified += 1,
+        }
+    }
+    if unidentified > 0 {
+        return Err(InvocationError::UnidentifiedRecords(unidentified));
+    }
+    Ok(response)
+}
+
+/// One EventBridge dead letter (the event as its body, the error in its message
+/// attributes), read from the JSON as Lambda delivers it so that no odd attribute can make
+/// the record unreadable: `Ok` once its step has ended and it is parked.
+async fn give_up_undelivered(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    record: &Value,
+) -> Result<(), String> {
+    let body = record["body"].as_str().unwrap_or_default().to_owned();
+    let attribute = |name: &str| {
+        record["messageAttributes"][name]["stringValue"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let reason = podflow_core::undelivered::eventbridge_reason(attribute).unwrap_or_else(|| {
+        "EventBridge could not deliver it to this function (its dead letter names no error)"
+            .to_owned()
+    });
+    // The event's own id, as on a direct delivery: the step's records and the parked
+    // letter name the event, not the queue message that carried it.
+    let event_id = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|event| event["id"].as_str().map(str::to_owned))
+        .or_else(|| record["messageId"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let delivery = Delivery {
+        message_id: event_id.clone(),
+        body: body.clone(),
+        attempt: record["attributes"]["ApproximateReceiveCount"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+        deadline: None,
+    };
+    match handler.give_up(&delivery, &reason).await {
+        Outcome::Done { emit, jobs } => apply(effects, &emit, &jobs).await,
+        Outcome::Retry { reason, .. } => Err(reason),
+        Outcome::DeadLetter { emit, reason } => {
+            park(
+                effects,
+                &emit,
+                DeadLetter {
+                    message_id: event_id,
+                    body,
+                    reason,
+                    group_id: None,
+                },
+            )
+            .await
+        }
+    }
+}
+
+/// One invocation of an EventBridge rule target: an event, or a batch from the function's
+/// undelivered-events queue (then the batch's item failures are the response).
+pub async fn handle_rule_target(
+    handler: &dyn MessageHandler,
+    effects: &Effects,
+    payload: Value,
+) -> Result<Option<SqsBatchResponse>, InvocationError> {
+    // An EventBridge event has no `Records`; an SQS batch always has them.
+    if payload.get("Records").is_some() {
+        handle_undelivered_events(handler, effects, payload)
+            .await
+            .map(Some)
+    } else {
+        handle_event(handler, effects, payload).await.map(|()| None)
+    }
+}
+
 /// This delivery's number, or `None` when the store cannot count: then the event is
 /// handled, never given up on (a missing count must not stop the work).
 async fn count_delivery(attempts: &EventAttempts, consumer: &str, event_id: &str) -> Option<u32> {
@@ -459,14 +583,14 @@ fn instant_of(deadline_ms: u64) -> Option<Instant> {
     Instant::now().checked_add(Duration::from_millis(deadline_ms.checked_sub(now_ms)?))
 }
 
-/// The Lambda loop of an EventBridge rule target.
+/// The Lambda loop of an EventBridge rule target (and of its undelivered-events queue).
 pub async fn run_eventbridge(
     handler: Arc<dyn MessageHandler>,
     effects: Arc<Effects>,
 ) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (handler, effects) = (handler.clone(), effects.clone());
-        async move { handle_event(handler.as_ref(), &effects, event.payload).await }
+        async move { handle_rule_target(handler.as_ref(), &effects, event.payload).await }
     }))
     .await
 }

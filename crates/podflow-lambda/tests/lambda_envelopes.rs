@@ -17,7 +17,8 @@ use podflow_core::{
 use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope};
 use podflow_fakes::fixtures::aws_json;
 use podflow_lambda::{
-    Effects, EventAttempts, InvocationError, handle_event, handle_sqs_batch, handle_sqs_payload,
+    Effects, EventAttempts, InvocationError, handle_event, handle_rule_target, handle_sqs_batch,
+    handle_sqs_payload,
 };
 use serde_json::{Value, json};
 
@@ -79,13 +80,21 @@ impl MessageHandler for ScriptedHandler {
             },
         }
     }
-    /// As the services do: the step's `…Failed` event, and a dead letter.
+    /// As the services do: the step's `…Failed` event, and a dead letter; a retry while the
+    /// body says `{"store_down": true}` (the step cannot be ended now).
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
         self.given_up.lock().expect("lock").push((
             delivery.message_id.clone(),
             delivery.attempt,
             reason.to_owned(),
         ));
+        let parsed: Value = serde_json::from_str(&delivery.body).unwrap_or(Value::Null);
+        if parsed["store_down"] == json!(true) {
+            return Outcome::Retry {
+                delay: Duration::from_secs(1),
+                reason: "DynamoDB: ServiceUnavailable".into(),
+            };
+        }
         Outcome::DeadLetter {
             emit: vec![emitted_event()],
             reason: reason.to_owned(),
@@ -538,4 +547,115 @@ async fn an_unreadable_record_is_dead_lettered_alone() {
         handle_sqs_payload(&handler, &effects(&bare, false), json!({"detail": {}})).await,
         Err(InvocationError::NotSqs)
     ));
+}
+
+/// An EventBridge dead letter as the target's undelivered-events queue delivers it to
+/// Lambda: the event as the body, EventBridge's error in the message attributes it
+/// documents for target dead-letter queues.
+fn eventbridge_dead_letter(message_id: &str, event: &Value, attributes: &[(&str, &str)]) -> Value {
+    let attributes: serde_json::Map<String, Value> = attributes
+        .iter()
+        .map(|(name, value)| {
+            (
+                (*name).to_owned(),
+                json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}),
+            )
+        })
+        .collect();
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("receipt-{message_id}"),
+        "body": event.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1733300000000"},
+        "messageAttributes": attributes,
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:podflow-ingest-undelivered",
+        "awsRegion": "eu-west-1"
+    })
+}
+
+#[tokio::test]
+async fn events_eventbridge_could_not_deliver_end_their_step_and_are_parked_with_its_reason() {
+    let recorder = Arc::new(Recorder::default());
+    let handler = ScriptedHandler::default();
+    let event = aws_json("eventbridge/powertools-python_eventBridgeEvent.json");
+    let event_id = event["id"].as_str().expect("id").to_owned();
+    let refused = [
+        (
+            "RULE_ARN",
+            "arn:aws:events:eu-west-1:123456789012:rule/podflow/podflow-Upload",
+        ),
+        (
+            "TARGET_ARN",
+            "arn:aws:lambda:eu-west-1:123456789012:function:podflow-ingest",
+        ),
+        ("ERROR_CODE", "NO_PERMISSIONS"),
+        (
+            "ERROR_MESSAGE",
+            "EventBridge is not authorized to invoke the function",
+        ),
+        ("EXHAUSTED_RETRY_CONDITION", "MaximumRetryAttemptsExceeded"),
+        ("RETRY_ATTEMPTS", "4"),
+    ];
+    let mut store_down = event.clone();
+    store_down["id"] = json!("event-while-the-store-is-down");
+    store_down["store_down"] = json!(true);
+    let batch = json!({"Records": [
+        eventbridge_dead_letter("m-1", &event, &refused),
+        eventbridge_dead_letter("m-2", &store_down, &refused),
+        eventbridge_dead_letter("m-3", &json!({"id": "bare"}), &[]),
+    ]});
+
+    let response = handle_rule_target(&handler, &effects(&recorder, true), batch)
+        .await
+        .expect("a batch")
+        .expect("a batch response");
+
+    // Only the record whose step could not be ended comes back.
+    assert_eq!(failures(&response), vec!["m-2"]);
+    let given_up = handler.given_up.lock().expect("lock").clone();
+    assert_eq!(given_up.len(), 3, "{given_up:?}");
+    assert!(
+        handler.seen.lock().expect("lock").is_empty(),
+        "never handled"
+    );
+    let (id, _, reason) = &given_up[0];
+    assert_eq!(id, &event_id, "the step's records name the event");
+    assert_eq!(
+        reason,
+        "EventBridge could not deliver it to podflow-ingest: NO_PERMISSIONS: EventBridge is not authorized to invoke the function"
+    );
+    assert!(given_up[2].2.contains("names no error"), "{given_up:?}");
+    // The two ended steps announced their failure, and both events are parked with the
+    // reason, under their own ids and with their bodies as they came.
+    assert_eq!(recorder.published.lock().expect("lock").len(), 2);
+    let letters = recorder.letters.lock().expect("lock").clone();
+    let parked: Vec<&str> = letters.iter().map(|l| l.message_id.as_str()).collect();
+    assert_eq!(parked, vec![event_id.as_str(), "bare"]);
+    assert_eq!(letters[0].reason, *reason);
+    assert_eq!(
+        serde_json::from_str::<Value>(&letters[0].body).expect("the event"),
+        event
+    );
+
+    // When the failure cannot be announced, nothing is parked and the record comes back.
+    let silent = Arc::new(Recorder {
+        refuse_events: true,
+        ..Recorder::default()
+    });
+    let again = json!({"Records": [eventbridge_dead_letter("m-4", &event, &refused)]});
+    let response = handle_rule_target(&handler, &effects(&silent, true), again)
+        .await
+        .expect("a batch")
+        .expect("a batch response");
+    assert_eq!(failures(&response), vec!["m-4"]);
+    assert!(silent.letters.lock().expect("lock").is_empty());
+
+    // An event delivered directly is handled as one.
+    let direct = handle_rule_target(&handler, &effects(&recorder, true), event)
+        .await
+        .expect("handled");
+    assert!(direct.is_none());
+    assert_eq!(handler.seen.lock().expect("lock").len(), 1);
 }
