@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, generates a two-voice sample episode and runs `podflow run` on it.
-# Without an LLM (PODFLOW_LLM_URL) the prompts fail into the dead-letter queue and the run
-# exits 3; the MP3, transcript and subtitles are still delivered.
+# Without an LLM (PODFLOW_LLM_URL, or one answering at Ollama's default address) podflow's
+# extractive engine writes the show notes, chapters, clips and the rest from the transcript.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -687,6 +687,7 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
             override_dir: None,
             default_model: MODEL.into(),
             queue: PROMPT_QUEUE.into(),
+            text_engine: podflow_core::TextEngine::Auto,
         }),
     };
     let invoker_wiring = account.wiring(role("BedrockInvokerFunction"));
@@ -723,6 +724,7 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
             blobs: publisher_wiring.blobs.clone(),
             clips: Arc::new(podflow_media::Ffmpeg::default()),
             prices: publisher::cost::PriceTable::load(None).expect("prices"),
+            text_engine: podflow_core::TextEngine::Auto,
         }),
     };
     let notify_wiring = account.wiring(role("PublisherNotifyFunction"));

@@ -42,9 +42,19 @@ pub fn validator(detail_type: &str) -> Option<&'static jsonschema::Validator> {
         .map(|(_, v)| v)
 }
 
-/// The directory holding this crate (schemas and examples live under it).
+/// The directory holding this crate (schemas and examples live under it): where it was
+/// built, or — when that checkout is gone, as with a target directory shared between
+/// checkouts — beside the running test's own package (`cargo test` sets
+/// `CARGO_MANIFEST_DIR` to it).
 pub fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if built.is_dir() {
+        return built;
+    }
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|running| PathBuf::from(running).join("../events-schema"))
+        .filter(|sibling| sibling.is_dir())
+        .unwrap_or(built)
 }
 
 /// `events-schema/schemas/<DetailType>.schema.json`

@@ -296,6 +296,8 @@ pub fn stack_dispatcher(
         override_dir: settings.prompts_dir.clone(),
         default_model: settings.llm_model.clone(),
         queue: PROMPT_QUEUE.into(),
+        // Only re-renders prompts: which engine writes the texts does not matter here.
+        text_engine: podflow_core::TextEngine::default(),
     })
 }
 

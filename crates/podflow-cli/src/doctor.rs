@@ -231,7 +231,7 @@ async fn llm_check(settings: &Settings) -> Check {
             "llm",
             Status::Warn,
             reason,
-            "prompts wait in the dead-letter queue until an LLM answers: set PODFLOW_LLM_URL (e.g. http://localhost:11434/v1 for Ollama), then `podflow dlq replay --all`",
+            "the built-in extractive engine writes the texts meanwhile; for LLM-written ones set PODFLOW_LLM_URL (e.g. http://localhost:11434/v1 for Ollama), then `podflow dlq replay --all` for prompts that failed",
         ),
     }
 }

@@ -9,6 +9,7 @@ mod report;
 mod runtime;
 mod space;
 
+use podflow_core::TextEngine;
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
@@ -45,13 +46,16 @@ struct LlmArgs {
     /// AWS credentials and region from the environment).
     #[arg(long, env = "PODFLOW_LLM_PROVIDER", default_value = "openai")]
     llm_provider: String,
-    /// Base URL of an OpenAI-compatible API (requests go to <URL>/chat/completions).
-    #[arg(
-        long,
-        env = "PODFLOW_LLM_URL",
-        default_value = "http://localhost:11434/v1"
-    )]
-    llm_url: String,
+    /// Base URL of an OpenAI-compatible API (requests go to <URL>/chat/completions);
+    /// default http://localhost:11434/v1 (Ollama), used only when something answers there.
+    #[arg(long, env = "PODFLOW_LLM_URL")]
+    llm_url: Option<String>,
+    /// Which engine writes the summary, chapters, show notes, clips and titles: `auto` (the
+    /// LLM, and the built-in extractive engine for any output whose prompt failed, or for
+    /// all of them when no LLM was given and none answers at the default URL),
+    /// `extractive` (no LLM at all) or `llm` (the LLM alone).
+    #[arg(long, env = "PODFLOW_TEXT_ENGINE", default_value = "auto")]
+    text_engine: TextEngine,
     /// The model prompts with `model = "default"` use.
     #[arg(long, env = "PODFLOW_LLM_MODEL", default_value = "llama3.2")]
     llm_model: String,
@@ -227,7 +231,11 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
     runtime::Settings {
         data_dir,
         llm_provider: llm.llm_provider,
-        llm_url: llm.llm_url,
+        llm_url_given: llm.llm_url.is_some(),
+        llm_url: llm
+            .llm_url
+            .unwrap_or_else(|| runtime::DEFAULT_LLM_URL.to_owned()),
+        text_engine: llm.text_engine,
         llm_model: llm.llm_model,
         llm_api_key: llm.llm_api_key,
         prompts_dir: llm.prompts_dir,

@@ -1,6 +1,7 @@
 //! Composes the six service handlers over the embedded adapters in one process. Only
 //! wiring lives here; every piece of logic is in a service library.
 
+use podflow_core::TextEngine;
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -35,6 +36,10 @@ pub struct Settings {
     /// `openai` (an OpenAI-compatible server at `llm_url`) or `bedrock` (Converse).
     pub llm_provider: String,
     pub llm_url: String,
+    /// Whether `llm_url` was given (flag or environment) rather than the default.
+    pub llm_url_given: bool,
+    /// Which engine writes the texts; `auto` is settled when the pipeline starts.
+    pub text_engine: TextEngine,
     pub llm_model: String,
     pub llm_api_key: Option<String>,
     pub prompts_dir: Option<PathBuf>,
@@ -54,6 +59,40 @@ pub struct Settings {
     pub sns_topic_arn: Option<String>,
     pub durability: Durability,
     pub duplicate_deliveries: bool,
+}
+
+/// Where an OpenAI-compatible server is looked for when none is given (Ollama's port).
+pub const DEFAULT_LLM_URL: &str = "http://localhost:11434/v1";
+
+/// The text engine for this run. `auto` with no LLM given tries the default server once:
+/// when nothing answers there, the extractive engine writes every text (said on standard
+/// error), so a first run without an LLM still ends with show notes.
+pub async fn settle_text_engine(settings: &Settings) -> TextEngine {
+    if settings.text_engine != TextEngine::Auto
+        || settings.llm_url_given
+        || settings.llm_provider != "openai"
+    {
+        return settings.text_engine;
+    }
+    let probe = bedrock_invoker::openai::OpenAiCompatible::new(
+        &settings.llm_url,
+        settings.llm_api_key.clone(),
+        Duration::from_secs(2),
+    )
+    .probe()
+    .await;
+    match probe {
+        Ok(_) => TextEngine::Auto,
+        Err(reason) => {
+            eprintln!(
+                "No LLM answers at {} ({reason}): podflow's extractive engine writes the summary, \
+                 chapters, show notes, clips and titles from the transcript. For LLM-written \
+                 ones set PODFLOW_LLM_URL (docs/prompts.md).",
+                settings.llm_url
+            );
+            TextEngine::Extractive
+        }
+    }
 }
 
 /// How long links in notifications stay valid (pre-signed URLs on S3).
@@ -131,6 +170,7 @@ impl Pipeline {
             podflow_aws::sdk_config,
         )
         .await?;
+        let text_engine = settle_text_engine(settings).await;
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;
@@ -143,6 +183,7 @@ impl Pipeline {
             override_dir: settings.prompts_dir.clone(),
             default_model: settings.llm_model.clone(),
             queue: PROMPT_QUEUE.into(),
+            text_engine,
         });
         let handlers: Vec<(QueueSpec, Arc<dyn MessageHandler>, usize)> = vec![
             (
@@ -192,6 +233,7 @@ impl Pipeline {
                     blobs: blobs.clone(),
                     clips: Arc::new(Ffmpeg::default()),
                     prices,
+                    text_engine,
                 }),
                 1,
             ),

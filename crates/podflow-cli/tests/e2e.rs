@@ -187,7 +187,7 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     // The show's files.
     let notes = std::fs::read_to_string(dir.join("show-notes.md")).expect("show notes");
     assert!(
-        notes.starts_with("# Reliable Podcast Pipelines\n"),
+        notes.starts_with("---\nengine: llm\n---\n# Reliable Podcast Pipelines\n"),
         "{notes}"
     );
     assert!(notes.contains("- 00:00:14 What hurts"), "{notes}");
@@ -301,6 +301,83 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     assert_eq!(summaries, 1);
 }
 
+/// What a new user gets: no LLM given and none at the default address. (Where an LLM does
+/// answer there, as on a developer's machine running Ollama, the extractive engine is
+/// chosen explicitly instead and the notice is not checked.)
+#[tokio::test(flavor = "multi_thread")]
+async fn without_any_llm_the_first_run_ends_with_every_file_from_the_extractive_engine() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_podflow"));
+    cmd.env("PODFLOW_DATA_DIR", data.path())
+        .env_remove("PODFLOW_LLM_URL")
+        .env_remove("PODFLOW_TEXT_ENGINE");
+    let default_answers = std::net::TcpStream::connect("127.0.0.1:11434").is_ok();
+    if default_answers {
+        cmd.env("PODFLOW_TEXT_ENGINE", "extractive");
+    }
+    cmd.args(["run", "--json"]).arg(sample());
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    if !default_answers {
+        assert!(
+            stderr.contains("No LLM answers at http://localhost:11434/v1"),
+            "{stderr}"
+        );
+    }
+    let report = episode_json(&out);
+    assert_eq!(report["status"], "done");
+    assert!(
+        report["failed_prompts"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+    let dir = data
+        .path()
+        .join("episodes")
+        .join(report["episode_id"].as_str().expect("id"));
+    for file in ["show-notes.md", "blog-post.md", "social.md"] {
+        let text =
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            text.starts_with("---\nengine: extractive\n---\n"),
+            "{file}: {text}"
+        );
+    }
+    for file in ["chapters.json", "clips.json"] {
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}")),
+        )
+        .expect("json");
+        assert_eq!(doc["engine"], "extractive", "{file}");
+    }
+    // The show notes hold what was said: a summary sentence from the transcript.
+    let transcript: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("transcript.json")).expect("t"))
+            .expect("json");
+    let said: String = transcript["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter_map(|s| s["text"].as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let notes = std::fs::read_to_string(dir.join("show-notes.md")).expect("notes");
+    let summary_line = notes
+        .lines()
+        .skip_while(|l| !l.starts_with("# "))
+        .nth(2)
+        .expect("a summary under the title");
+    let first_sentence = summary_line.split(". ").next().expect("a sentence");
+    assert!(
+        said.contains(first_sentence.trim_end_matches('.')),
+        "{first_sentence:?} not in {said:?}"
+    );
+    // No prompt was sent, so none waits in the dead-letter queue.
+    let db = Db::open(data.path()).expect("db");
+    assert!(db.dead_letters().expect("dlq").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_replay() {
     let data = tempfile::tempdir().expect("tempdir");
@@ -327,6 +404,21 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     assert!(
         report["outputs"]["audio"].is_string() && report["outputs"]["subtitles_srt"].is_string()
     );
+    // Every output the failed prompts were for comes from the extractive engine meanwhile.
+    let dir = data
+        .path()
+        .join("episodes")
+        .join(report["episode_id"].as_str().unwrap_or(""));
+    let notes = std::fs::read_to_string(dir.join("show-notes.md")).expect("show notes");
+    assert!(
+        notes.starts_with("---\nengine: extractive\n---\n"),
+        "{notes}"
+    );
+    let chapters: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("chapters.json")).expect("chapters"),
+    )
+    .expect("json");
+    assert_eq!(chapters["engine"], "extractive");
 
     let notify_note = support::step_note(
         data.path(),

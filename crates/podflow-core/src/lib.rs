@@ -9,6 +9,7 @@
 //! - [`handling`]: decoding deliveries and mapping failures to outcomes (DLQ or retry).
 //! - [`content`]: content hashing and keys for work that must never be done twice.
 //! - [`crash`]: named crash points for tests that kill the process mid-step.
+//! - [`text_engine`]: which engine writes an episode's texts.
 
 pub mod cache;
 pub mod content;
@@ -19,8 +20,10 @@ pub mod links;
 pub mod ports;
 pub mod subtitles;
 pub mod telemetry;
+pub mod text_engine;
 pub mod transcript;
 pub mod undelivered;
 
 pub use error::{BoxError, ErrorKind, PortError, Report, report};
 pub use ports::*;
+pub use text_engine::TextEngine;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use catalog::Catalog;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, PromptInput,
-    PromptStatus, QueuedJob, StepStatus, TRANSCRIPT_MARKER,
+    PromptStatus, QueuedJob, StepStatus, TRANSCRIPT_MARKER, TextEngine,
     handling::{decode_delivery, give_up_step, retry_on_store_error},
     transcript::{Transcript, clock},
 };
@@ -34,6 +34,9 @@ pub struct DispatchHandler {
     pub default_model: String,
     /// The queue PromptJobs go to.
     pub queue: String,
+    /// With [`TextEngine::Extractive`] no prompt is sent: the publisher's extractive engine
+    /// writes the texts.
+    pub text_engine: TextEngine,
 }
 
 /// What a prompt is rendered against.
@@ -241,8 +244,14 @@ impl MessageHandler for DispatchHandler {
         };
         let result = async {
             self.store.step_started(&ev.episode_id, STEP).await?;
-            let jobs = self.dispatch(&envelope.id, &ev).await?;
-            let note = format!("{} prompt job(s) queued", jobs.len());
+            let (jobs, note) = if self.text_engine.sends_prompts() {
+                let jobs = self.dispatch(&envelope.id, &ev).await?;
+                let note = format!("{} prompt job(s) queued", jobs.len());
+                (jobs, note)
+            } else {
+                let note = "no prompts sent: the extractive engine writes the texts".to_owned();
+                (Vec::new(), note)
+            };
             self.store
                 .step_finished(&ev.episode_id, STEP, StepStatus::Done, Some(&note))
                 .await?;

@@ -56,6 +56,9 @@ pub struct ChaptersDocument {
     pub version: &'static str,
     pub title: String,
     pub chapters: Vec<Chapter>,
+    /// `llm`, or `extractive` when the built-in engine found the chapters (a field
+    /// podcast apps ignore).
+    pub engine: &'static str,
 }
 
 #[derive(Deserialize)]

@@ -5,17 +5,18 @@
 use std::collections::BTreeMap;
 
 use podflow_core::{
-    BlobStore, ErrorKind, PortError,
+    BlobStore, ErrorKind, PortError, TextEngine,
     content::{sha256_hex, work_key},
     subtitles,
     transcript::Transcript,
 };
-use podflow_events::{BlobRef, EpisodeSummarized, PublishedFile};
+use podflow_events::{BlobRef, EpisodeSummarized, PromptOutput, PublishedFile};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     PublishHandler, cost,
     documents::{self, ChaptersDocument, Clip, ShowNotesParts, SkippedClip},
+    extractive::{self, Extract},
 };
 
 /// Clips that go into the trailer, and the most of each that is used.
@@ -32,6 +33,9 @@ pub struct Made {
 /// `clips.json`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ClipsDocument {
+    /// `llm`, or `extractive` when the built-in engine chose the clips.
+    #[serde(default)]
+    pub engine: String,
     pub clips: Vec<ClipEntry>,
     pub skipped: Vec<SkippedClip>,
     /// `trailer.mp3` when one was made.
@@ -73,16 +77,75 @@ pub async fn make(
         ),
         None => None,
     };
-    let mut texts = BTreeMap::new();
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
     for out in &summary.outputs {
         let text = String::from_utf8_lossy(&blobs.get(&out.output).await?).into_owned();
-        texts.insert(out.prompt_id.as_str(), text);
+        texts.insert(out.prompt_id.clone(), text);
     }
+    // The outputs the extractive engine writes: every one without an LLM, those whose
+    // prompt failed with one.
+    let fill: Vec<&str> = match handler.text_engine {
+        TextEngine::Llm => Vec::new(),
+        TextEngine::Extractive => extractive::OUTPUTS.to_vec(),
+        TextEngine::Auto => extractive::OUTPUTS
+            .iter()
+            .copied()
+            .filter(|o| summary.failed_prompts.iter().any(|p| p.prompt_id == *o))
+            .collect(),
+    };
+    let fill: Vec<&str> = fill
+        .into_iter()
+        .filter(|o| !texts.contains_key(*o))
+        .collect();
+    let extract = match (&transcript, fill.is_empty()) {
+        (Some(t), false) => Some(Extract::of(t)),
+        _ => None,
+    };
     let record = handler.store.episode(&episode_id).await?;
+    let original_name = record.map(|r| r.original_name);
+    let mut extracted: Vec<&str> = Vec::new();
+    if let Some(extract) = &extract {
+        // Titles first: the blog post and the social posts name the episode.
+        let name = original_name.clone().unwrap_or_else(|| episode_id.clone());
+        for output in fill
+            .iter()
+            .filter(|o| **o == "titles")
+            .chain(fill.iter().filter(|o| **o != "titles"))
+        {
+            let title = texts
+                .get("titles")
+                .and_then(|t| documents::titles(t).into_iter().next())
+                .unwrap_or_else(|| name.clone());
+            let Some(answer) = extract.answer(output, &title) else {
+                continue;
+            };
+            let blob = blobs
+                .put(
+                    &format!("episodes/{episode_id}/extractive/{output}.md"),
+                    answer.clone().into_bytes(),
+                )
+                .await?;
+            summary.outputs.push(PromptOutput {
+                prompt_id: (*output).to_owned(),
+                prompt_version: extractive::VERSION,
+                model: extractive::ENGINE.to_owned(),
+                output: blob,
+            });
+            texts.insert((*output).to_owned(), answer);
+            extracted.push(output);
+        }
+    }
+    let engine_of = |output: &str| {
+        if extracted.contains(&output) {
+            extractive::ENGINE
+        } else {
+            "llm"
+        }
+    };
     let title = texts
         .get("titles")
         .and_then(|t| documents::titles(t).into_iter().next())
-        .or_else(|| record.map(|r| r.original_name))
+        .or(original_name)
         .unwrap_or_else(|| episode_id.clone());
     let duration = transcript.as_ref().map(|t| t.duration_seconds);
     let mut files: BTreeMap<String, BlobRef> = BTreeMap::new();
@@ -103,6 +166,7 @@ pub async fn make(
                     version: "1.2.0",
                     title: title.clone(),
                     chapters: parsed.clone(),
+                    engine: engine_of("chapters"),
                 };
                 docs.push(("chapters.json".into(), to_json(&doc)?));
                 chapters = parsed;
@@ -137,6 +201,7 @@ pub async fn make(
                     })
                     .collect();
                 let doc = ClipsDocument {
+                    engine: engine_of("clips").to_owned(),
                     clips: entries,
                     skipped,
                     trailer: media
@@ -152,13 +217,15 @@ pub async fn make(
     }
 
     if let Some(article) = texts.get("blog-post") {
-        docs.push((
-            "blog-post.md".into(),
-            documents::blog_post(&title, article).into_bytes(),
-        ));
+        let md = front_matter(&["blog-post"], &extracted) + &documents::blog_post(&title, article);
+        docs.push(("blog-post.md".into(), md.into_bytes()));
     }
     if let Some(posts) = texts.get("social") {
-        let md = format!("# Social posts — {title}\n\n{}\n", posts.trim());
+        let md = format!(
+            "{}# Social posts — {title}\n\n{}\n",
+            front_matter(&["social"], &extracted),
+            posts.trim()
+        );
         docs.push(("social.md".into(), md.into_bytes()));
     }
     let mut links: Vec<(String, String)> = Vec::new();
@@ -196,10 +263,13 @@ pub async fn make(
         keywords: texts.get("keywords").map(String::as_str),
         links: &links,
     };
-    docs.push((
-        "show-notes.md".into(),
-        documents::show_notes(&notes).into_bytes(),
-    ));
+    let parts = ["summary", "chapters", "show-notes", "keywords"];
+    let used: Vec<&str> = parts
+        .into_iter()
+        .filter(|p| texts.contains_key(*p))
+        .collect();
+    let md = front_matter(&used, &extracted) + &documents::show_notes(&notes);
+    docs.push(("show-notes.md".into(), md.into_bytes()));
 
     for (name, bytes) in docs {
         let blob = blobs
@@ -221,6 +291,29 @@ pub async fn make(
         &prompts,
     ));
     Ok(made)
+}
+
+/// YAML front matter saying which engine wrote a Markdown file made of `parts`:
+/// `extractive`, `llm`, or `mixed` with the extractive parts listed.
+fn front_matter(parts: &[&str], extracted: &[&str]) -> String {
+    let from_extractive: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|p| extracted.contains(p))
+        .collect();
+    let engine = if from_extractive.is_empty() {
+        "llm"
+    } else if from_extractive.len() == parts.len() {
+        extractive::ENGINE
+    } else {
+        "mixed"
+    };
+    let mut yaml = format!("---\nengine: {engine}\n");
+    if engine == "mixed" {
+        yaml.push_str(&format!("extractive: [{}]\n", from_extractive.join(", ")));
+    }
+    yaml.push_str("---\n");
+    yaml
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, PortError> {

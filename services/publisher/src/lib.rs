@@ -12,6 +12,7 @@
 
 pub mod cost;
 pub mod documents;
+pub mod extractive;
 pub mod files;
 pub mod links;
 pub mod notify;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use podflow_core::{
     BlobStore, ClipCutter, Delivery, EpisodeStore, MessageHandler, Outcome, PortError,
-    PromptStatus, StepStatus, StoredRevision,
+    PromptStatus, StepStatus, StoredRevision, TextEngine,
     content::sha256_hex,
     handling::{give_up_step, retry_on_store_error},
 };
@@ -41,6 +42,9 @@ pub struct PublishHandler {
     /// Cuts clips and the trailer (ffmpeg).
     pub clips: Arc<dyn ClipCutter>,
     pub prices: cost::PriceTable,
+    /// Whether the extractive engine fills in outputs: all of them
+    /// ([`TextEngine::Extractive`]), those whose prompt failed (`Auto`), or none (`Llm`).
+    pub text_engine: TextEngine,
 }
 
 /// Where an episode stands, from the store.

@@ -170,6 +170,7 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
         blobs: blobs.clone(),
         clips,
         prices: PriceTable::load(None).expect("prices"),
+        text_engine: podflow_core::TextEngine::Llm,
     };
 
     // Without ffmpeg: published, clips listed without audio, the reason noted, not cached.

@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use podflow_core::{
     BlobStore, Delivery, EpisodeRecord, EpisodeStore, MediaProbe, MessageHandler, Outcome,
-    PromptUpdate, StepStatus,
+    PromptUpdate, StepStatus, TextEngine,
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::{Db, FileBlobStore};
@@ -35,6 +35,8 @@ struct Episode {
     data: std::path::PathBuf,
     db: Db,
     blobs: Arc<FileBlobStore>,
+    /// `Llm` unless a test says otherwise: most tests here are about LLM answers.
+    text_engine: TextEngine,
 }
 
 impl Episode {
@@ -100,6 +102,7 @@ impl Episode {
             data,
             db,
             blobs,
+            text_engine: TextEngine::Llm,
         }
     }
 
@@ -109,6 +112,7 @@ impl Episode {
             blobs: self.blobs.clone(),
             clips: Arc::new(Ffmpeg::default()),
             prices: PriceTable::load(None).expect("prices"),
+            text_engine: self.text_engine,
         }
     }
 
@@ -145,6 +149,31 @@ impl Episode {
             output,
             input_tokens: 2000,
             output_tokens: 300,
+            attempts: 1,
+        };
+        delivery(&EventEnvelope::wrap(&event))
+    }
+
+    /// An event about the episode that changes nothing (as a duplicate delivery would).
+    async fn wake(&self) -> Delivery {
+        let output = self
+            .blobs
+            .put(
+                &format!("episodes/{EPISODE}/prompts/none.md"),
+                b"-".to_vec(),
+            )
+            .await
+            .expect("output");
+        let event = PromptCompleted {
+            schema_version: SCHEMA_VERSION.into(),
+            episode_id: EPISODE.into(),
+            correlation_id: "corr-1".into(),
+            prompt_id: "none".into(),
+            prompt_version: 1,
+            model: MODEL.into(),
+            output,
+            input_tokens: 0,
+            output_tokens: 0,
             attempts: 1,
         };
         delivery(&EventEnvelope::wrap(&event))
@@ -249,7 +278,10 @@ async fn fan_in_out_of_order_and_twice_then_a_replay_gives_revision_two() {
 
     // The files.
     let notes = std::fs::read_to_string(ep.file("show-notes.md")).expect("show notes");
-    assert!(notes.starts_with("# Retries Without Tears\n"), "{notes}");
+    assert!(
+        notes.starts_with("---\nengine: llm\n---\n# Retries Without Tears\n"),
+        "{notes}"
+    );
     assert!(notes.contains("We talk about retries."));
     assert!(
         notes.contains("- 00:00:20 Why prompts fail\n- 00:00:40 Never twice\n"),
@@ -324,7 +356,7 @@ async fn fan_in_out_of_order_and_twice_then_a_replay_gives_revision_two() {
     assert_eq!((r2.status, r2.outputs.len()), (SummaryStatus::Complete, 5));
     assert!(r2.files.iter().any(|f| f.name == "blog-post.md"));
     let blog_md = std::fs::read_to_string(ep.file("blog-post.md")).expect("blog");
-    assert!(blog_md.starts_with("# Retries Without Tears\n\nAn article"));
+    assert!(blog_md.starts_with("---\nengine: llm\n---\n# Retries Without Tears\n\nAn article"));
     assert_eq!(ep.db.work_count("clips", EPISODE).await.expect("count"), 1);
     // Delivered again: the same revision, never a third.
     let again = summaries(publisher.handle(&blog).await);
@@ -494,4 +526,99 @@ async fn a_wrong_webhook_dead_letters_with_a_reason_and_none_is_only_a_note() {
         .unwrap_or_default();
     assert!(note.contains("no Slack webhook configured"), "{note}");
     assert!(notifier_from(Some("hooks.slack.com/x")).is_err());
+}
+
+/// The text of one of the summary's outputs, and the model that wrote it.
+async fn output_of(
+    ep: &Episode,
+    summary: &EpisodeSummarized,
+    prompt: &str,
+) -> Option<(String, String)> {
+    let out = summary.outputs.iter().find(|o| o.prompt_id == prompt)?;
+    let bytes = ep.blobs.get(&out.output).await.expect("output");
+    Some((
+        String::from_utf8_lossy(&bytes).into_owned(),
+        out.model.clone(),
+    ))
+}
+
+fn read(ep: &Episode, name: &str) -> String {
+    std::fs::read_to_string(ep.file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_prompt_is_filled_in_by_the_extractive_engine_and_says_so() {
+    let mut ep = Episode::transcribed(&["summary", "chapters", "titles"]).await;
+    ep.text_engine = TextEngine::Auto;
+    let publisher = ep.publisher();
+    ep.complete("titles", TITLES).await;
+    ep.fail("chapters").await;
+    let d = ep.complete("summary", SUMMARY).await;
+    let published = summaries(publisher.handle(&d).await);
+    let summary: EpisodeSummarized = published[0].decode().expect("summary");
+    // The prompt still failed (its job waits in the DLQ for a replay)...
+    assert_eq!(summary.status, SummaryStatus::Partial);
+    assert_eq!(summary.failed_prompts.len(), 1);
+    assert_eq!(summary.failed_prompts[0].prompt_id, "chapters");
+    // ...but its output is there, from the extractive engine, and marked as such.
+    let (chapters, model) = output_of(&ep, &summary, "chapters")
+        .await
+        .expect("chapters output");
+    assert_eq!(model, "extractive");
+    assert!(chapters.contains("startTime"), "{chapters}");
+    let (text, model) = output_of(&ep, &summary, "summary").await.expect("summary");
+    assert_eq!((text.as_str(), model.as_str()), (SUMMARY, MODEL));
+    let doc: Value = serde_json::from_str(&read(&ep, "chapters.json")).expect("json");
+    assert_eq!(doc["engine"], "extractive");
+    assert_eq!(
+        doc["title"], "Retries Without Tears",
+        "the LLM's title stays"
+    );
+    let notes = read(&ep, "show-notes.md");
+    assert!(
+        notes.starts_with(
+            "---\nengine: mixed\nextractive: [chapters]\n---\n# Retries Without Tears\n"
+        ),
+        "{notes}"
+    );
+    // Only failed prompts are filled in: no blog post was asked for.
+    assert!(!ep.file("blog-post.md").exists());
+
+    // With the LLM alone, the failed output is left out.
+    ep.text_engine = TextEngine::Llm;
+    let d = ep.complete("summary", SUMMARY).await;
+    let published = summaries(ep.publisher().handle(&d).await);
+    let summary: EpisodeSummarized = published[0].decode().expect("summary");
+    assert!(output_of(&ep, &summary, "chapters").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_llm_every_output_comes_from_the_extractive_engine() {
+    let mut ep = Episode::transcribed(&[]).await;
+    ep.text_engine = TextEngine::Extractive;
+    let d = ep.wake().await;
+    let published = summaries(ep.publisher().handle(&d).await);
+    let summary: EpisodeSummarized = published[0].decode().expect("summary");
+    assert_eq!(summary.status, SummaryStatus::Complete);
+    for output in publisher::extractive::OUTPUTS {
+        let (text, model) = output_of(&ep, &summary, output)
+            .await
+            .unwrap_or_else(|| panic!("no {output}"));
+        assert_eq!(model, "extractive", "{output}");
+        assert!(!text.trim().is_empty(), "{output}");
+    }
+    for file in ["show-notes.md", "blog-post.md", "social.md"] {
+        assert!(
+            read(&ep, file).starts_with("---\nengine: extractive\n---\n"),
+            "{file}"
+        );
+    }
+    let chapters: Value = serde_json::from_str(&read(&ep, "chapters.json")).expect("json");
+    assert_eq!(chapters["engine"], "extractive");
+    let clips: Value = serde_json::from_str(&read(&ep, "clips.json")).expect("json");
+    assert_eq!(clips["engine"], "extractive");
+    let notes = read(&ep, "show-notes.md");
+    for section in ["## Chapters", "### Topics", "## Keywords"] {
+        assert!(notes.contains(section), "{section}: {notes}");
+    }
 }

@@ -4,6 +4,7 @@
 //! code out of the deployment package.)
 use std::{path::PathBuf, sync::Arc};
 
+use podflow_core::TextEngine;
 use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, env, optional_env};
 use prompt_dispatcher::DispatchHandler;
@@ -18,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         override_dir: optional_env("PODFLOW_PROMPTS_DIR").map(PathBuf::from),
         default_model: env("PODFLOW_LLM_MODEL")?,
         queue: PROMPT_QUEUE.into(),
+        text_engine: TextEngine::from_env()?,
     };
     Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
 }

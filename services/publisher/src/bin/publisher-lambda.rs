@@ -6,6 +6,7 @@
 //! holds back EpisodeSummarized.
 use std::{path::PathBuf, sync::Arc};
 
+use podflow_core::TextEngine;
 use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, optional_env};
 use podflow_media::Ffmpeg;
@@ -21,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
         blobs: aws.blobs.clone(),
         clips: Arc::new(Ffmpeg::default()),
         prices: PriceTable::load(prices.as_deref())?,
+        text_engine: TextEngine::from_env()?,
     };
     Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
 }
