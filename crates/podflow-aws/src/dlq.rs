@@ -22,6 +22,7 @@ use podflow_core::{
 };
 
 use crate::{
+    event_replay::EventRedelivery,
     sdk_failure,
     sqs::{REASON_ATTRIBUTE, sqs_id},
 };
@@ -157,6 +158,43 @@ impl SqsDeadLetterQueue {
             .ok_or_else(|| {
                 PortError::storage("GetQueueAttributes", format!("{url} has no QueueArn"))
             })
+    }
+
+    /// Sends the events of the letters `pick` picks (all without it) back with `to`, and
+    /// deletes each one that went; one that cannot go stays, with the reason.
+    pub async fn redeliver(
+        &self,
+        pick: Option<&PickLetter<'_>>,
+        to: &EventRedelivery,
+    ) -> Result<ReplayReport, PortError> {
+        let received = self.receive_all(Duration::from_secs(120)).await?;
+        let mut report = ReplayReport::default();
+        let mut untouched = Vec::new();
+        for r in received {
+            if pick.is_some_and(|pick| !pick(&r.letter)) {
+                untouched.push(r);
+                continue;
+            }
+            match to.redeliver(&r.letter.body).await {
+                Ok(went) => {
+                    tracing::info!(message_id = r.letter.message_id, went, "event sent back");
+                    self.client
+                        .delete_message()
+                        .queue_url(&self.dlq_url)
+                        .receipt_handle(&r.receipt_handle)
+                        .send()
+                        .await
+                        .map_err(|e| failed("DeleteMessage from the dead-letter queue", &e))?;
+                    report.moved.push(r.letter.message_id);
+                }
+                Err(why) => {
+                    report.refused.push((r.letter.message_id.clone(), why));
+                    untouched.push(r);
+                }
+            }
+        }
+        self.release(&untouched).await?;
+        Ok(report)
     }
 
     /// Asks SQS to move every message back; `None` when it will not (no move tasks on this

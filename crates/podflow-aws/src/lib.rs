@@ -17,6 +17,7 @@
 
 pub mod dlq;
 pub mod dynamodb;
+pub mod event_replay;
 pub mod eventbridge;
 pub mod mediaconvert;
 pub mod s3;

@@ -10,12 +10,13 @@ use podflow_events::BlobRef;
 use sha2::{Digest, Sha256};
 
 /// What a CopySource key escapes: everything but unreserved characters and `/`.
-const COPY_SOURCE_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+pub(crate) const COPY_SOURCE_ESCAPED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
 
 /// SigV4 pre-signed URLs live at most 7 days.
 const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);

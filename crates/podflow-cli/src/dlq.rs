@@ -1,11 +1,14 @@
 //! `podflow dlq list|replay`: one flow over the `DeadLetterQueue` port, for the local
 //! database's dead-letter queues or, when `PODFLOW_PROMPT_DLQ_URL` and
 //! `PODFLOW_PROMPT_QUEUE_URL` are set, a deployed stack's SQS prompt DLQ; `list --events`
-//! reads the stack's event DLQ (`PODFLOW_EVENT_DLQ_URL`).
+//! and `replay --events` work on the stack's event DLQ (`PODFLOW_EVENT_DLQ_URL`).
 
 use std::{collections::HashMap, sync::Arc};
 
-use podflow_aws::{dlq::SqsDeadLetterQueue, dynamodb::DynamoEpisodeStore, s3::S3BlobStore};
+use podflow_aws::{
+    dlq::SqsDeadLetterQueue, dynamodb::DynamoEpisodeStore, event_replay::EventRedelivery,
+    s3::S3BlobStore,
+};
 use podflow_core::{DeadLetterMessage, DeadLetterQueue, EpisodeStore, ReplayReport, undelivered};
 use podflow_embedded::queue::PROMPT_QUEUE;
 use podflow_events::PromptJob;
@@ -51,8 +54,8 @@ pub struct SqsQueues {
     pub queue_url: String,
 }
 
-/// The deployed stack's event dead-letter queue (stack output `EventDlqUrl`), for listing:
-/// its events go back through the bus's archive (`docs/runbook.md`), not to a queue.
+/// The deployed stack's event dead-letter queue (stack output `EventDlqUrl`): its events go
+/// back to the bus or to S3 ([`replay_events`]), not to a queue.
 pub async fn event_dlq(url: &str) -> SqsDeadLetterQueue {
     let config = podflow_aws::sdk_config().await;
     SqsDeadLetterQueue::new(&config, url, "events")
@@ -63,6 +66,41 @@ impl SqsQueues {
         let config = podflow_aws::sdk_config().await;
         SqsDeadLetterQueue::new(&config, &self.dlq_url, &self.queue_url)
     }
+}
+
+/// Sends the selected events of the stack's event DLQ at `url` back — podflow's onto the bus
+/// `bus`, S3 uploads announced again by S3 — and deletes those that went. One that cannot
+/// go (another AWS service's event) stays, with its reason (exit 1).
+pub async fn replay_events(
+    url: &str,
+    bus: &str,
+    selection: &Selection<'_>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let dlq = event_dlq(url).await;
+    let config = podflow_aws::sdk_config().await;
+    let to = EventRedelivery::new(&config, bus);
+    let pick = |l: &DeadLetterMessage| selection.picks(l);
+    let report = dlq
+        .redeliver((!selection.all).then_some(&pick as _), &to)
+        .await?;
+    for id in selection.ids {
+        if !report.moved.contains(id) && !report.refused.iter().any(|(r, _)| r == id) {
+            eprintln!(
+                "error: {id} is not in {} (see `podflow dlq list --events`)",
+                dlq.location()
+            );
+        }
+    }
+    print_report(&report, &dlq, json);
+    if json {
+        println!("{}", report_json(&report));
+    }
+    Ok(if report.refused.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_BAD_INPUT
+    })
 }
 
 /// "episode prompt vN (model)" for a prompt job; "EpisodeUploaded episode" for an event

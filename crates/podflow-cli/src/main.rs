@@ -191,6 +191,15 @@ enum DlqAction {
         json: bool,
         #[command(flatten)]
         sqs: SqsArgs,
+        /// Replay the deployed stack's event dead-letter queue instead: podflow's events go
+        /// back onto the bus, S3 uploads are announced again by S3.
+        #[arg(long, requires_all = ["event_dlq_url", "event_bus"], conflicts_with_all = ["model", "prompt_version"])]
+        events: bool,
+        #[arg(long, env = "PODFLOW_EVENT_DLQ_URL")]
+        event_dlq_url: Option<String>,
+        /// The stack's podflow bus (name or ARN; stack output `EventBusName`).
+        #[arg(long, env = "PODFLOW_EVENT_BUS")]
+        event_bus: Option<String>,
         #[command(flatten)]
         llm: LlmArgs,
     },
@@ -311,6 +320,9 @@ async fn main() {
                     prompt_version,
                     json,
                     sqs,
+                    events,
+                    event_dlq_url,
+                    event_bus,
                     llm,
                 },
         } => {
@@ -328,6 +340,9 @@ async fn main() {
                 ids: &message_ids,
                 all,
             };
+            if let (true, Some(url), Some(bus)) = (events, &event_dlq_url, &event_bus) {
+                exit(dlq::replay_events(url, bus, &selection, json).await);
+            }
             let settings = settings(cli.data_dir, llm);
             match sqs.queues() {
                 Some(queues) => {

@@ -299,9 +299,18 @@ async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
 /// `podflow dlq list --events` on the stack's event DLQ holding the three kinds of message
 /// that arrive there: podflow's own dead letter, Lambda's on-failure record and
 /// EventBridge's dead letter, each listed with its event and its reason.
-#[tokio::test]
-async fn operators_list_the_event_dlq_with_each_kind_of_message_explained() {
-    let moto = MotoServer::start();
+/// A stack's event DLQ holding one message of each kind: podflow's own dead letter (the
+/// reason in an attribute), Lambda's on-failure record, and EventBridge's dead letter of an
+/// upload it could not hand to ingest.
+struct EventDlq {
+    config: aws_config::SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    dlq: String,
+    episode: String,
+    key: String,
+}
+
+async fn event_dlq_of_each_kind(moto: &MotoServer) -> EventDlq {
     let config = moto.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let dlq = sqs
@@ -392,6 +401,21 @@ async fn operators_list_the_event_dlq_with_each_kind_of_message_explained() {
         );
     }
     send.send().await.expect("send");
+    EventDlq {
+        config,
+        sqs,
+        dlq,
+        episode,
+        key,
+    }
+}
+
+#[tokio::test]
+async fn operators_list_the_event_dlq_with_each_kind_of_message_explained() {
+    let moto = MotoServer::start();
+    let EventDlq {
+        dlq, episode, key, ..
+    } = event_dlq_of_each_kind(&moto).await;
 
     let list = |args: &[&str]| {
         podflow_on(&moto, args)
@@ -439,4 +463,168 @@ async fn operators_list_the_event_dlq_with_each_kind_of_message_explained() {
         "{}",
         text(&missing)
     );
+}
+
+#[tokio::test]
+async fn operators_replay_the_event_dlq_onto_the_bus_and_uploads_through_s3() {
+    let moto = MotoServer::start();
+    let EventDlq {
+        config,
+        sqs,
+        dlq,
+        episode,
+        key,
+    } = event_dlq_of_each_kind(&moto).await;
+    // A fourth letter: a MediaConvert state change, which no one can put on a bus again.
+    let mediaconvert = podflow_fakes::fixtures::aws_json(
+        "mediaconvert/awsdocs-mediaconvert_ev_status_error.ERROR.json",
+    );
+    sqs.send_message()
+        .queue_url(&dlq)
+        .message_body(mediaconvert.to_string())
+        .send()
+        .await
+        .expect("send");
+    // The podflow bus, with a rule that hands the watcher's events to a queue to look at.
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    events
+        .create_event_bus()
+        .name("podflow-bus")
+        .send()
+        .await
+        .expect("bus");
+    let seen = sqs
+        .create_queue()
+        .queue_name("seen")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let seen_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&seen)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .expect("arn")
+        .to_owned();
+    events
+        .put_rule()
+        .name("watcher-events")
+        .event_bus_name("podflow-bus")
+        .event_pattern(r#"{"source": ["podflow.transcode-watcher"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    events
+        .put_targets()
+        .rule("watcher-events")
+        .event_bus_name("podflow-bus")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("seen")
+                .arn(seen_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("target");
+    // The object the dead-lettered upload names, with metadata of its own.
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket()
+        .bucket("example-bucket")
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_object()
+        .bucket("example-bucket")
+        .key(&key)
+        .metadata("show", "weekly")
+        .body(b"audio".to_vec().into())
+        .send()
+        .await
+        .expect("object");
+
+    let out = podflow_on(&moto, &["dlq", "replay", "--events", "--all", "--json"])
+        .env("PODFLOW_EVENT_DLQ_URL", &dlq)
+        .env("PODFLOW_EVENT_BUS", "podflow-bus")
+        .output()
+        .expect("podflow runs");
+    // Three went back; the MediaConvert event stays, with the reason (exit 1).
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("cannot be sent again"), "{said}");
+    let report: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {said}"));
+    assert_eq!(
+        report["moved"].as_array().map(Vec::len),
+        Some(3),
+        "{report}"
+    );
+    assert_eq!(
+        report["refused"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+
+    // Both copies of the watcher's event (podflow's letter and the one inside Lambda's
+    // record) are on the bus again, as they were.
+    let mut replayed = Vec::new();
+    for _ in 0..10 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&seen)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        replayed.extend(
+            got.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+        if replayed.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    for body in &replayed {
+        let event: serde_json::Value = serde_json::from_str(body).expect("an event");
+        assert_eq!(event["detail-type"], "EpisodeTranscoded");
+        assert_eq!(event["detail"]["episode_id"], episode.as_str());
+    }
+    // The upload is announced again: copied onto itself, its own metadata kept.
+    let head = s3
+        .head_object()
+        .bucket("example-bucket")
+        .key(&key)
+        .send()
+        .await
+        .expect("head");
+    let metadata = head.metadata().expect("metadata");
+    assert!(metadata.contains_key("podflow-replayed"), "{metadata:?}");
+    assert_eq!(metadata.get("show").map(String::as_str), Some("weekly"));
+    // Only the MediaConvert event is left.
+    let left = podflow_on(&moto, &["dlq", "list", "--events", "--json"])
+        .env("PODFLOW_EVENT_DLQ_URL", &dlq)
+        .output()
+        .expect("podflow runs");
+    let lines: Vec<String> = String::from_utf8_lossy(&left.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("MediaConvert"), "{lines:?}");
 }

@@ -76,6 +76,16 @@ fn function_name(arn: &str) -> Option<&str> {
     Some(rest.split(':').next().unwrap_or(rest))
 }
 
+/// The event a dead letter carries: a Lambda on-failure record's `requestPayload`, else the
+/// body itself when it is an EventBridge event; `None` for anything else.
+pub fn event_of(body: &str) -> Option<Value> {
+    if let Some(failure) = LambdaFailure::read(body) {
+        return Some(failure.event);
+    }
+    let event: Value = serde_json::from_str(body).ok()?;
+    event.get("detail-type").is_some().then_some(event)
+}
+
 /// "EpisodeUploaded weekly-42-3f786850e387" for one of podflow's events, "Object Created
 /// incoming/a.m4a" for an S3 upload, else the event's detail-type; `None` for a body that
 /// is not an EventBridge event.

@@ -83,14 +83,8 @@ fn main() {
         let even: Vec<f64> = (1..=found.len())
             .map(|k| duration * k as f64 / (found.len() + 1) as f64)
             .collect();
-        let hits = found
-            .iter()
-            .filter(|f| truth.iter().any(|t| (*f - t).abs() <= TOLERANCE))
-            .count();
-        let recalled = truth
-            .iter()
-            .filter(|t| found.iter().any(|f| (*f - *t).abs() <= TOLERANCE))
-            .count();
+        let scores = sample::segmentation_scores(&truth, &found, duration, TOLERANCE);
+        let baseline = sample::segmentation_scores(&truth, &even, duration, TOLERANCE);
         let names: Vec<String> = order.iter().map(|k| (k + 1).to_string()).collect();
         let times = |t: &[f64]| {
             t.iter()
@@ -103,12 +97,12 @@ fn main() {
             names.join("-"),
             times(&truth),
             times(&found),
-            hits as f64 / found.len().max(1) as f64,
-            recalled as f64 / truth.len() as f64,
-            pk(&truth, &found, duration),
-            window_diff(&truth, &found, duration),
-            pk(&truth, &even, duration),
-            window_diff(&truth, &even, duration),
+            scores.precision,
+            scores.recall,
+            scores.pk,
+            scores.window_diff,
+            baseline.pk,
+            baseline.window_diff,
         );
     }
 
@@ -223,46 +217,6 @@ fn median(mut run: impl FnMut()) -> Duration {
         .collect();
     times.sort();
     times[2]
-}
-
-/// Which segment (0, 1, …) second `t` is in, for boundaries `b`.
-fn segment_at(b: &[f64], t: f64) -> usize {
-    b.iter().filter(|&&x| x <= t).count()
-}
-
-/// Half the mean true segment length, in whole seconds (the usual k).
-fn window(truth: &[f64], duration: f64) -> usize {
-    ((duration / (truth.len() + 1) as f64 / 2.0).round() as usize).max(1)
-}
-
-/// Pk (Beeferman et al.): how often two points k seconds apart are wrongly judged to be in
-/// the same or in different chapters.
-fn pk(truth: &[f64], found: &[f64], duration: f64) -> f64 {
-    let k = window(truth, duration);
-    let n = duration as usize;
-    let errors = (0..n.saturating_sub(k))
-        .filter(|&t| {
-            let (a, b) = (t as f64, (t + k) as f64);
-            (segment_at(truth, a) == segment_at(truth, b))
-                != (segment_at(found, a) == segment_at(found, b))
-        })
-        .count();
-    errors as f64 / n.saturating_sub(k).max(1) as f64
-}
-
-/// WindowDiff (Pevzner and Hearst): how often a k-second window holds a different number of
-/// boundaries than it should.
-fn window_diff(truth: &[f64], found: &[f64], duration: f64) -> f64 {
-    let k = window(truth, duration);
-    let n = duration as usize;
-    let errors = (0..n.saturating_sub(k))
-        .filter(|&t| {
-            let (a, b) = (t as f64, (t + k) as f64);
-            segment_at(truth, b) - segment_at(truth, a)
-                != segment_at(found, b) - segment_at(found, a)
-        })
-        .count();
-    errors as f64 / n.saturating_sub(k).max(1) as f64
 }
 
 fn words(text: &str) -> Vec<String> {

@@ -60,3 +60,60 @@ pub fn assemble(passages: &[Vec<&str>]) -> (Transcript, Vec<f64>) {
     };
     (transcript, boundaries)
 }
+
+/// How well chapter starts match the true topic shifts (both in seconds, without the 0 that
+/// starts every episode).
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentationScores {
+    /// Share of found starts within `tolerance` of a true shift.
+    pub precision: f64,
+    /// Share of true shifts with a found start within `tolerance`.
+    pub recall: f64,
+    /// Pk (Beeferman et al.), at one-second resolution: how often two points k seconds
+    /// apart (k: half the mean true chapter) are wrongly judged in the same or in different
+    /// chapters. Lower is better.
+    pub pk: f64,
+    /// WindowDiff (Pevzner and Hearst): how often a k-second window holds a different
+    /// number of boundaries than it should. Lower is better.
+    pub window_diff: f64,
+}
+
+/// Scores `found` against `truth` over an episode of `duration` seconds.
+pub fn segmentation_scores(
+    truth: &[f64],
+    found: &[f64],
+    duration: f64,
+    tolerance: f64,
+) -> SegmentationScores {
+    let near = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .filter(|x| b.iter().any(|y| (*x - y).abs() <= tolerance))
+            .count() as f64
+    };
+    let segment_at = |b: &[f64], t: f64| b.iter().filter(|&&x| x <= t).count();
+    let k = ((duration / (truth.len() + 1) as f64 / 2.0).round() as usize).max(1);
+    let points = (duration as usize).saturating_sub(k).max(1);
+    let (mut pk, mut wd) = (0usize, 0usize);
+    for t in 0..points {
+        let (a, b) = (t as f64, (t + k) as f64);
+        let same_true = segment_at(truth, a) == segment_at(truth, b);
+        let same_found = segment_at(found, a) == segment_at(found, b);
+        pk += usize::from(same_true != same_found);
+        let between = |x: &[f64]| segment_at(x, b) - segment_at(x, a);
+        wd += usize::from(between(truth) != between(found));
+    }
+    SegmentationScores {
+        precision: if found.is_empty() {
+            1.0
+        } else {
+            near(found, truth) / found.len() as f64
+        },
+        recall: if truth.is_empty() {
+            1.0
+        } else {
+            near(truth, found) / truth.len() as f64
+        },
+        pk: pk as f64 / points as f64,
+        window_diff: wd as f64 / points as f64,
+    }
+}

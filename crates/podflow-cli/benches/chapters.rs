@@ -1,0 +1,124 @@
+//! `cargo bench -p podflow-cli --bench chapters`: the extractive engine's chapters on speech.
+//! The four-topic text (`services/publisher/src/extractive/testdata/four-topics.txt`) is read
+//! by two espeak-ng voices taking turns (`bench/make-long-episode.sh`, which records when each
+//! sentence was said), transcribed by `podflow transcribe`, and chaptered from that
+//! transcript. Each topic's first sentence marks a true shift. Prints boundary precision and
+//! recall within ±15 s, Pk and WindowDiff, beside evenly spaced chapters as the baseline.
+//! PODFLOW_BENCH_MINUTES caps the episode's length (default 9, about the whole text).
+
+use std::{path::Path, process::Command};
+
+use podflow_core::transcript::Transcript;
+use publisher::{
+    documents,
+    extractive::{Extract, sample},
+};
+
+const TEXT: &str =
+    include_str!("../../../services/publisher/src/extractive/testdata/four-topics.txt");
+const TOLERANCE: f64 = 15.0;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let scratch = std::env::temp_dir().join("podflow-chapters-bench");
+    std::fs::create_dir_all(&scratch).expect("scratch directory");
+    let minutes: u32 = std::env::var("PODFLOW_BENCH_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(9);
+
+    let passages = sample::passages(TEXT);
+    let script = scratch.join("four-topics.script.txt");
+    let lines: Vec<&str> = passages.iter().flatten().copied().collect();
+    std::fs::write(&script, lines.join("\n") + "\n").expect("script");
+    // The sentence that opens each topic (the script wraps round when it runs out).
+    let mut opens = Vec::new();
+    let mut at = 0;
+    for p in &passages {
+        opens.push(at);
+        at += p.len();
+    }
+
+    let audio = scratch.join(format!("four-topics-{minutes}min.m4a"));
+    if !audio.is_file() {
+        let made = Command::new(root.join("bench/make-long-episode.sh"))
+            .arg(minutes.to_string())
+            .arg(&audio)
+            .args(["en-us", "en-us+Annie", "160"])
+            .arg(&script)
+            .status()
+            .expect("bench/make-long-episode.sh (needs espeak-ng and ffmpeg)");
+        assert!(made.success(), "make-long-episode.sh failed");
+    }
+    let turns: Vec<f64> = std::fs::read_to_string(format!("{}.turns", audio.display()))
+        .expect("turns")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let truth: Vec<f64> = (1..turns.len())
+        .filter(|i| opens.contains(&(i % lines.len())))
+        .map(|i| turns[i])
+        .collect();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_podflow"))
+        .env("PODFLOW_DATA_DIR", scratch.join("data"))
+        .arg("transcribe")
+        .arg(&audio)
+        .args(["--format", "json"])
+        .output()
+        .expect("podflow transcribe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transcript: Transcript = serde_json::from_slice(&out.stdout).expect("transcript JSON");
+    let duration = transcript.duration_seconds;
+    let answer = Extract::of(&transcript)
+        .answer("chapters", "t")
+        .unwrap_or_default();
+    let found: Vec<f64> = documents::parse_chapters(&answer, duration)
+        .map(|(c, _)| c.iter().skip(1).map(|c| c.start_time).collect())
+        .unwrap_or_default();
+    let even: Vec<f64> = (1..=found.len())
+        .map(|k| duration * k as f64 / (found.len() + 1) as f64)
+        .collect();
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    println!(
+        "CPU: {cpu}; {:.1} min of espeak-ng speech, transcribed by {} ({})\n",
+        duration / 60.0,
+        transcript.engine,
+        transcript.model
+    );
+    let times = |t: &[f64]| {
+        t.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "| chapters | at (s) | precision ±{TOLERANCE:.0} s | recall ±{TOLERANCE:.0} s | Pk | WindowDiff |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!("| topic shifts (truth) | {} | | | | |", times(&truth));
+    for (name, starts) in [("extractive", &found), ("evenly spaced (baseline)", &even)] {
+        let s = sample::segmentation_scores(&truth, starts, duration, TOLERANCE);
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {:.3} | {:.3} |",
+            times(starts),
+            s.precision,
+            s.recall,
+            s.pk,
+            s.window_diff
+        );
+    }
+}
