@@ -161,13 +161,14 @@ impl SqsDeadLetterQueue {
     }
 
     /// Sends the events of the letters `pick` picks (all without it) back with `to`, and
-    /// deletes each one that went; one that cannot go stays, with the reason.
+    /// deletes each one that went; one that cannot go (or be deleted) stays, with the
+    /// reason. Letters are held for 15 minutes while this runs.
     pub async fn redeliver(
         &self,
         pick: Option<&PickLetter<'_>>,
         to: &EventRedelivery,
     ) -> Result<ReplayReport, PortError> {
-        let received = self.receive_all(Duration::from_secs(120)).await?;
+        let received = self.receive_all(Duration::from_secs(15 * 60)).await?;
         let mut report = ReplayReport::default();
         let mut untouched = Vec::new();
         for r in received {
@@ -175,25 +176,39 @@ impl SqsDeadLetterQueue {
                 untouched.push(r);
                 continue;
             }
-            match to.redeliver(&r.letter.body).await {
-                Ok(went) => {
-                    tracing::info!(message_id = r.letter.message_id, went, "event sent back");
-                    self.client
-                        .delete_message()
-                        .queue_url(&self.dlq_url)
-                        .receipt_handle(&r.receipt_handle)
-                        .send()
-                        .await
-                        .map_err(|e| failed("DeleteMessage from the dead-letter queue", &e))?;
-                    report.moved.push(r.letter.message_id);
-                }
+            let went = match to.redeliver(&r.letter.body).await {
+                Ok(went) => went,
                 Err(why) => {
                     report.refused.push((r.letter.message_id.clone(), why));
                     untouched.push(r);
+                    continue;
                 }
+            };
+            tracing::info!(message_id = r.letter.message_id, went, "event sent back");
+            let deleted = self
+                .client
+                .delete_message()
+                .queue_url(&self.dlq_url)
+                .receipt_handle(&r.receipt_handle)
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => report.moved.push(r.letter.message_id),
+                // Sent but still here: a second replay sends it again, which every
+                // consumer absorbs.
+                Err(e) => report.refused.push((
+                    r.letter.message_id.clone(),
+                    format!(
+                        "sent back ({went}) but not deleted: {}",
+                        failed("DeleteMessage from the dead-letter queue", &e).report()
+                    ),
+                )),
             }
         }
-        self.release(&untouched).await?;
+        // Best effort: what is not released shows again when its hold ends.
+        if let Err(e) = self.release(&untouched).await {
+            tracing::warn!(error = %e.report(), "letters not released; they show again in 15 minutes");
+        }
         Ok(report)
     }
 

@@ -66,6 +66,18 @@ impl EventRedelivery {
         ) else {
             return Err("its Object Created event names no bucket or key".to_owned());
         };
+        // Read first: REPLACE keeps only what the copy names, so the object's metadata and
+        // headers are named again. An object that cannot be read is not touched.
+        let head = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                crate::sdk_failure(&format!("HeadObject s3://{bucket}/{key}"), &e).report()
+            })?;
         let mut copy = self
             .s3
             .copy_object()
@@ -77,17 +89,18 @@ impl EventRedelivery {
             ))
             .metadata_directive(MetadataDirective::Replace)
             .metadata("podflow-replayed", podflow_core::now_ms().to_string());
-        // The object's own metadata is kept: REPLACE would drop it otherwise.
-        if let Ok(head) = self.s3.head_object().bucket(bucket).key(key).send().await {
-            for (name, value) in head.metadata().into_iter().flatten() {
-                if name != "podflow-replayed" {
-                    copy = copy.metadata(name, value);
-                }
-            }
-            if let Some(content_type) = head.content_type() {
-                copy = copy.content_type(content_type);
+        for (name, value) in head.metadata().into_iter().flatten() {
+            if name != "podflow-replayed" {
+                copy = copy.metadata(name, value);
             }
         }
+        copy = copy
+            .set_content_type(head.content_type().map(str::to_owned))
+            .set_cache_control(head.cache_control().map(str::to_owned))
+            .set_content_disposition(head.content_disposition().map(str::to_owned))
+            .set_content_encoding(head.content_encoding().map(str::to_owned))
+            .set_content_language(head.content_language().map(str::to_owned))
+            .set_storage_class(head.storage_class().cloned());
         copy.send().await.map_err(|e| {
             crate::sdk_failure(&format!("CopyObject s3://{bucket}/{key} onto itself"), &e).report()
         })?;

@@ -77,8 +77,8 @@ pub async fn replay_events(
     selection: &Selection<'_>,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let dlq = event_dlq(url).await;
     let config = podflow_aws::sdk_config().await;
+    let dlq = SqsDeadLetterQueue::new(&config, url, "events");
     let to = EventRedelivery::new(&config, bus);
     let pick = |l: &DeadLetterMessage| selection.picks(l);
     let report = dlq

@@ -231,7 +231,7 @@ async fn llm_check(settings: &Settings) -> Check {
             "llm",
             Status::Warn,
             reason,
-            "the built-in extractive engine writes the texts meanwhile; for LLM-written ones set PODFLOW_LLM_URL (e.g. http://localhost:11434/v1 for Ollama), then `podflow dlq replay --all` for prompts that failed",
+            "the built-in extractive engine writes the texts meanwhile; for LLM-written ones set PODFLOW_LLM_URL (e.g. http://localhost:11434/v1 for Ollama) and run the episodes again (`podflow dlq replay --all` for prompts that failed)",
         ),
     }
 }

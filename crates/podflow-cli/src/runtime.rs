@@ -85,10 +85,10 @@ pub async fn settle_text_engine(settings: &Settings) -> TextEngine {
         Ok(_) => TextEngine::Auto,
         Err(reason) => {
             eprintln!(
-                "No LLM answers at {} ({reason}): podflow's extractive engine writes the summary, \
-                 chapters, show notes, clips and titles from the transcript. For LLM-written \
-                 ones set PODFLOW_LLM_URL (docs/prompts.md).",
-                settings.llm_url
+                "No LLM given, and none at the default address ({reason}): podflow's extractive \
+                 engine writes the summary, chapters, show notes, clips and titles from the \
+                 transcript. For LLM-written ones set PODFLOW_LLM_URL and run again \
+                 (docs/prompts.md)."
             );
             TextEngine::Extractive
         }

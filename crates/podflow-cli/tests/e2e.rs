@@ -321,7 +321,8 @@ async fn without_any_llm_the_first_run_ends_with_every_file_from_the_extractive_
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     if !default_answers {
         assert!(
-            stderr.contains("No LLM answers at http://localhost:11434/v1"),
+            stderr.contains("none at the default address")
+                && stderr.contains("http://localhost:11434/v1"),
             "{stderr}"
         );
     }

@@ -157,6 +157,42 @@ pub async fn give_up_step(
     }
 }
 
+/// Gives up on a job's state change: each episode waiting under `key` for that job fails
+/// its `step` (unless it has ended) with its announcement, as [`give_up_step`] does for one
+/// upload, and the change is dead-lettered. Without this, an episode whose job's end never
+/// got through would wait for ever.
+pub async fn give_up_waiting(
+    store: &dyn EpisodeStore,
+    delivery: &Delivery,
+    key: &str,
+    step: &str,
+    reason: &str,
+    announce: fn(&EpisodeUploaded, &str) -> EventEnvelope,
+) -> Outcome {
+    let waiting = match waiting_episodes(store, key).await {
+        Ok(waiting) => waiting,
+        Err(e) => return retry_on_store_error(delivery.attempt, &e),
+    };
+    let mut emit = Vec::new();
+    for up in &waiting {
+        let Ok(body) = serde_json::to_string(&EventEnvelope::wrap(up)) else {
+            continue;
+        };
+        let as_upload = Delivery {
+            body,
+            ..delivery.clone()
+        };
+        match give_up_step(store, &as_upload, step, reason, Some(announce)).await {
+            Outcome::DeadLetter { emit: failed, .. } => emit.extend(failed),
+            retry => return retry,
+        }
+    }
+    Outcome::DeadLetter {
+        emit,
+        reason: reason.to_owned(),
+    }
+}
+
 /// Decodes a delivery's envelope and detail. A message that cannot be decoded (not JSON, a
 /// wrong type, an unknown major version) goes to the dead-letter queue with the reason —
 /// retrying the same bytes cannot help, and dropping it silently would lose it.

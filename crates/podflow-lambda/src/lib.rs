@@ -537,8 +537,11 @@ pub async fn handle_rule_target(
     effects: &Effects,
     payload: Value,
 ) -> Result<Option<SqsBatchResponse>, InvocationError> {
-    // An EventBridge event has no `Records`; an SQS batch always has them.
-    if payload.get("Records").is_some() {
+    // An EventBridge event has no `Records`; an SQS batch has records from `aws:sqs`.
+    let from_sqs = payload["Records"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["eventSource"] == "aws:sqs"));
+    if from_sqs {
         handle_undelivered_events(handler, effects, payload)
             .await
             .map(Some)

@@ -97,31 +97,39 @@ pub async fn make(
         .into_iter()
         .filter(|o| !texts.contains_key(*o))
         .collect();
-    let extract = match (&transcript, fill.is_empty()) {
+    let found = match (&transcript, fill.is_empty()) {
         (Some(t), false) => Some(Extract::of(t)),
         _ => None,
     };
     let record = handler.store.episode(&episode_id).await?;
-    let original_name = record.map(|r| r.original_name);
+    let name = record.map_or_else(|| episode_id.clone(), |r| r.original_name);
+    // The first suggested title, else the file's name.
+    let title_from = |texts: &BTreeMap<String, String>| {
+        texts
+            .get("titles")
+            .and_then(|t| documents::titles(t).into_iter().next())
+            .unwrap_or_else(|| name.clone())
+    };
+    // The outputs the extractive engine wrote.
     let mut extracted: Vec<&str> = Vec::new();
-    if let Some(extract) = &extract {
+    if let Some(found) = &found {
         // Titles first: the blog post and the social posts name the episode.
-        let name = original_name.clone().unwrap_or_else(|| episode_id.clone());
         for output in fill
             .iter()
             .filter(|o| **o == "titles")
             .chain(fill.iter().filter(|o| **o != "titles"))
         {
-            let title = texts
-                .get("titles")
-                .and_then(|t| documents::titles(t).into_iter().next())
-                .unwrap_or_else(|| name.clone());
-            let Some(answer) = extract.answer(output, &title) else {
+            let Some(answer) = found.answer(output, &title_from(&texts)) else {
                 continue;
+            };
+            let extension = if matches!(*output, "chapters" | "clips") {
+                "json"
+            } else {
+                "md"
             };
             let blob = blobs
                 .put(
-                    &format!("episodes/{episode_id}/extractive/{output}.md"),
+                    &format!("episodes/{episode_id}/extractive/{output}.{extension}"),
                     answer.clone().into_bytes(),
                 )
                 .await?;
@@ -142,11 +150,7 @@ pub async fn make(
             "llm"
         }
     };
-    let title = texts
-        .get("titles")
-        .and_then(|t| documents::titles(t).into_iter().next())
-        .or(original_name)
-        .unwrap_or_else(|| episode_id.clone());
+    let title = title_from(&texts);
     let duration = transcript.as_ref().map(|t| t.duration_seconds);
     let mut files: BTreeMap<String, BlobRef> = BTreeMap::new();
     let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
@@ -217,13 +221,14 @@ pub async fn make(
     }
 
     if let Some(article) = texts.get("blog-post") {
-        let md = front_matter(&["blog-post"], &extracted) + &documents::blog_post(&title, article);
+        let md = front_matter(&["titles", "blog-post"], &texts, &extracted)
+            + &documents::blog_post(&title, article);
         docs.push(("blog-post.md".into(), md.into_bytes()));
     }
     if let Some(posts) = texts.get("social") {
         let md = format!(
             "{}# Social posts — {title}\n\n{}\n",
-            front_matter(&["social"], &extracted),
+            front_matter(&["titles", "social"], &texts, &extracted),
             posts.trim()
         );
         docs.push(("social.md".into(), md.into_bytes()));
@@ -263,12 +268,8 @@ pub async fn make(
         keywords: texts.get("keywords").map(String::as_str),
         links: &links,
     };
-    let parts = ["summary", "chapters", "show-notes", "keywords"];
-    let used: Vec<&str> = parts
-        .into_iter()
-        .filter(|p| texts.contains_key(*p))
-        .collect();
-    let md = front_matter(&used, &extracted) + &documents::show_notes(&notes);
+    let parts = ["titles", "summary", "chapters", "show-notes", "keywords"];
+    let md = front_matter(&parts, &texts, &extracted) + &documents::show_notes(&notes);
     docs.push(("show-notes.md".into(), md.into_bytes()));
 
     for (name, bytes) in docs {
@@ -293,9 +294,18 @@ pub async fn make(
     Ok(made)
 }
 
-/// YAML front matter saying which engine wrote a Markdown file made of `parts`:
-/// `extractive`, `llm`, or `mixed` with the extractive parts listed.
-fn front_matter(parts: &[&str], extracted: &[&str]) -> String {
+/// YAML front matter saying which engine wrote a Markdown file made of those of `parts`
+/// that exist: `extractive`, `llm`, or `mixed` with the extractive parts listed; none when
+/// no part exists (the file holds only links).
+fn front_matter(parts: &[&str], texts: &BTreeMap<String, String>, extracted: &[&str]) -> String {
+    let parts: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|p| texts.contains_key(*p))
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
     let from_extractive: Vec<&str> = parts
         .iter()
         .copied()

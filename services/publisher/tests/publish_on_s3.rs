@@ -2,6 +2,7 @@
 //! is downloaded to scratch space before clips are cut. First without ffmpeg (a function
 //! deployed without the ffmpeg layer): everything else is published, clips are listed but
 //! not cut, and nothing is remembered; then with ffmpeg the next delivery cuts them once.
+use podflow_core::TextEngine;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -165,16 +166,20 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
         attempt: 1,
         deadline: None,
     };
-    let handler = |clips: Arc<dyn ClipCutter>| PublishHandler {
+    let handler = |clips: Arc<dyn ClipCutter>, text_engine| PublishHandler {
         store: Arc::new(db.clone()),
         blobs: blobs.clone(),
         clips,
         prices: PriceTable::load(None).expect("prices"),
-        text_engine: podflow_core::TextEngine::Llm,
+        text_engine,
     };
 
     // Without ffmpeg: published, clips listed without audio, the reason noted, not cached.
-    let first = summary_of(handler(Arc::new(NoFfmpeg)).handle(&delivery).await);
+    let first = summary_of(
+        handler(Arc::new(NoFfmpeg), TextEngine::Llm)
+            .handle(&delivery)
+            .await,
+    );
     assert_eq!(first.revision, 1);
     let doc = clips_json(&blobs, &first).await;
     let listed = doc["clips"].as_array().expect("clips");
@@ -191,7 +196,11 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 0);
 
     // With ffmpeg: the same event again cuts the clips from the downloaded MP3: revision 2.
-    let second = summary_of(handler(Arc::new(Ffmpeg::default())).handle(&delivery).await);
+    let second = summary_of(
+        handler(Arc::new(Ffmpeg::default()), TextEngine::Llm)
+            .handle(&delivery)
+            .await,
+    );
     assert_eq!(second.revision, 2);
     let doc = clips_json(&blobs, &second).await;
     assert_eq!(doc["clips"][0]["audio"], "clips/1.mp3", "{doc}");
@@ -215,7 +224,55 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 1);
 
     // Delivered once more: the same revision, nothing cut again.
-    let third = summary_of(handler(Arc::new(NoFfmpeg)).handle(&delivery).await);
+    let third = summary_of(
+        handler(Arc::new(NoFfmpeg), TextEngine::Llm)
+            .handle(&delivery)
+            .await,
+    );
     assert_eq!(third.revision, 2);
     assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 1);
+
+    // With the stack's TextEngine set to extractive, the publisher writes every output no
+    // prompt gave into the bucket, marked as the extractive engine's: revision 3.
+    let fourth = summary_of(
+        handler(Arc::new(NoFfmpeg), TextEngine::Extractive)
+            .handle(&delivery)
+            .await,
+    );
+    assert_eq!(fourth.revision, 3);
+    for output in publisher::extractive::OUTPUTS
+        .iter()
+        .filter(|o| **o != "clips")
+    {
+        let out = fourth
+            .outputs
+            .iter()
+            .find(|o| o.prompt_id == *output)
+            .unwrap_or_else(|| panic!("no {output}"));
+        assert_eq!(out.model, "extractive", "{output}");
+        assert!(
+            out.output
+                .key
+                .starts_with(&format!("episodes/{EPISODE}/extractive/"))
+        );
+        assert!(
+            !blobs
+                .get(&out.output)
+                .await
+                .expect("in the bucket")
+                .is_empty()
+        );
+    }
+    let notes = fourth
+        .files
+        .iter()
+        .find(|f| f.name == "show-notes.md")
+        .expect("show notes");
+    let notes = String::from_utf8(blobs.get(&notes.file).await.expect("get")).expect("utf-8");
+    assert!(
+        notes.starts_with("---\nengine: extractive\n---\n"),
+        "{notes}"
+    );
+    let doc = clips_json(&blobs, &fourth).await;
+    assert_eq!(doc["engine"], "llm", "the clips prompt answered: {doc}");
 }

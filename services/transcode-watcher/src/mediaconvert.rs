@@ -10,8 +10,8 @@ use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, TranscodeJobSpec,
     TranscodeJobs, content,
     handling::{
-        StepFailure, decode_delivery, give_up_step, merge_outcomes, retry_on_store_error,
-        retry_or_fail, wait_for_job, waiting_episodes,
+        StepFailure, decode_delivery, give_up_step, give_up_waiting, merge_outcomes,
+        retry_on_store_error, retry_or_fail, wait_for_job, waiting_episodes,
     },
 };
 use podflow_events::EpisodeUploaded;
@@ -262,9 +262,34 @@ impl MessageHandler for MediaConvertHandler {
         }
     }
 
-    /// An upload that gives up fails its episode's step; a job's state change that gives
-    /// up is only dead-lettered (its job's own end, or a replay, finishes the episodes).
+    /// An upload that gives up fails its episode's step; so does a job's end that gives up,
+    /// for every episode waiting for the job. A change that is no end (PROGRESSING) is only
+    /// dead-lettered: the job's end is still to come.
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        let change = serde_json::from_str::<Value>(&delivery.body)
+            .ok()
+            .filter(|v| v["detail-type"].as_str() == Some(STATE_CHANGE))
+            .map(|event| job_change(&event));
+        match change {
+            Some(Ok(change)) if change.end.is_some() => {
+                return give_up_waiting(
+                    self.store.as_ref(),
+                    delivery,
+                    &waiters_key(&change.audio_sha256, change.bitrate_kbps),
+                    STEP,
+                    reason,
+                    crate::transcode_failed,
+                )
+                .await;
+            }
+            Some(_) => {
+                return Outcome::DeadLetter {
+                    emit: Vec::new(),
+                    reason: reason.to_owned(),
+                };
+            }
+            None => {}
+        }
         give_up_step(
             self.store.as_ref(),
             delivery,

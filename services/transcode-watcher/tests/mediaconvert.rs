@@ -229,6 +229,59 @@ async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
     assert_eq!(db.work_count("transcode", "ep-a").await.expect("count"), 1);
 }
 
+/// A job's end that never got through (the last delivery failed, or EventBridge could not
+/// hand it over) fails the episodes waiting for the job; a change that is no end does not.
+#[tokio::test]
+async fn a_job_end_given_up_fails_its_episodes_and_a_progress_event_does_not() {
+    let Stack {
+        _moto,
+        fake,
+        db,
+        blobs,
+        handler,
+        ..
+    } = stack(0, 96).await;
+    let source = blobs
+        .put("incoming/lost.m4a", b"x".to_vec())
+        .await
+        .expect("put");
+    assert!(events(handler.handle(&uploaded("ep-l", &source)).await).is_empty());
+    let job = &fake.jobs()[0];
+    let reason = "delivered 3 times without being processed";
+    let progressing = state_change(
+        "awsdocs-mediaconvert_ev_status_progressing.PROGRESSING.json",
+        job,
+        None,
+    );
+    match handler.give_up(&progressing, reason).await {
+        Outcome::DeadLetter { emit, .. } => assert!(emit.is_empty(), "{emit:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        db.steps("ep-l").await.expect("steps")[0].status,
+        podflow_core::StepStatus::Running
+    );
+    let complete = state_change(
+        "awsdocs-mediaconvert_ev_status_complete.COMPLETE.doc-verbatim.jsonc",
+        job,
+        Some("s3://podflow-test/x.mp3"),
+    );
+    let Outcome::DeadLetter { emit, .. } = handler.give_up(&complete, reason).await else {
+        panic!("a dead letter");
+    };
+    let failed = emit[0]
+        .decode::<TranscodeFailed>()
+        .expect("TranscodeFailed");
+    assert_eq!(
+        (failed.episode_id.as_str(), failed.reason.as_str()),
+        ("ep-l", reason)
+    );
+    assert_eq!(
+        db.steps("ep-l").await.expect("steps")[0].status,
+        podflow_core::StepStatus::Failed
+    );
+}
+
 #[tokio::test]
 async fn a_failed_job_fails_its_episodes_and_foreign_jobs_are_refused() {
     let Stack {

@@ -10,8 +10,8 @@ use podflow_core::{
     BlobStore, Delivery, EpisodeStore, JobState, MessageHandler, Outcome, PortError,
     TranscriptionJobSpec, TranscriptionJobs,
     handling::{
-        StepFailure, decode_delivery, give_up_step, merge_outcomes, retry_on_store_error,
-        wait_for_job, waiting_episodes,
+        StepFailure, decode_delivery, give_up_step, give_up_waiting, merge_outcomes,
+        retry_on_store_error, wait_for_job, waiting_episodes,
     },
 };
 use podflow_events::{BlobRef, EpisodeUploaded};
@@ -238,9 +238,28 @@ impl MessageHandler for BatchTranscriberHandler {
         }
     }
 
-    /// An upload that gives up fails its episode's step; a job's state change that gives
-    /// up is only dead-lettered (the job's state is read again on the next upload).
+    /// An upload that gives up fails its episode's step; so does a job's state change (the
+    /// rule passes only a job's end), for every episode waiting for the job.
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
+        let job = serde_json::from_str::<Value>(&delivery.body)
+            .ok()
+            .filter(|v| v["detail-type"].as_str() == Some(STATE_CHANGE))
+            .and_then(|v| {
+                v["detail"]["TranscriptionJobName"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+        if let Some(job) = job {
+            return give_up_waiting(
+                self.store.as_ref(),
+                delivery,
+                &waiters_key(&job),
+                STEP,
+                reason,
+                crate::transcription_failed,
+            )
+            .await;
+        }
         give_up_step(
             self.store.as_ref(),
             delivery,

@@ -262,3 +262,66 @@ async fn a_failed_job_fails_its_episodes_with_transcribes_reason_and_throttling_
     let steps = db.steps("ep-x").await.expect("steps");
     assert_eq!(steps[0].status, podflow_core::StepStatus::Failed);
 }
+
+/// A job's end that never got through (the last delivery failed, or EventBridge could not
+/// hand it over) fails every episode waiting for the job, instead of leaving them waiting.
+#[tokio::test]
+async fn a_job_end_given_up_fails_every_episode_waiting_for_the_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("db");
+    let blobs = Arc::new(podflow_embedded::FileBlobStore::new(dir.path()));
+    let source = blobs
+        .put("incoming/a.m4a", b"audio".to_vec())
+        .await
+        .expect("put");
+    let handler = BatchTranscriberHandler {
+        store: Arc::new(db.clone()),
+        blobs: blobs.clone(),
+        jobs: Arc::new(FailingJobs { throttled: false }),
+    };
+    for episode in ["ep-1", "ep-2"] {
+        assert!(events(handler.handle(&uploaded(episode, "a.m4a", &source)).await).is_empty());
+    }
+    let reason = "EventBridge could not deliver it to podflow-Transcriber: NO_PERMISSIONS: denied";
+    let given_up = handler
+        .give_up(
+            &state_change(&job_name(&source.sha256), "COMPLETED"),
+            reason,
+        )
+        .await;
+    let Outcome::DeadLetter { emit, reason: why } = given_up else {
+        panic!("{given_up:?}");
+    };
+    assert_eq!(why, reason);
+    let mut failed: Vec<String> = emit
+        .iter()
+        .map(|e| {
+            let f = e
+                .decode::<TranscriptionFailed>()
+                .expect("TranscriptionFailed");
+            assert_eq!(f.reason, reason);
+            f.episode_id
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["ep-1", "ep-2"]);
+    for episode in ["ep-1", "ep-2"] {
+        let steps = db.steps(episode).await.expect("steps");
+        assert_eq!(
+            steps[0].status,
+            podflow_core::StepStatus::Failed,
+            "{episode}"
+        );
+    }
+    // Given up again (a redelivery): the steps have ended, nothing is announced twice.
+    match handler
+        .give_up(
+            &state_change(&job_name(&source.sha256), "COMPLETED"),
+            reason,
+        )
+        .await
+    {
+        Outcome::DeadLetter { emit, .. } => assert!(emit.is_empty(), "{emit:?}"),
+        other => panic!("{other:?}"),
+    }
+}

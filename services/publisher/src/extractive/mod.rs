@@ -48,10 +48,6 @@ pub const OUTPUTS: &[&str] = &[
 const SUMMARY_SENTENCES: usize = 6;
 const SUMMARY_WORDS: usize = 130;
 
-fn words(text: &str) -> usize {
-    text.split_whitespace().count()
-}
-
 /// A chapter: its first sentence, its title and its most central sentence.
 #[derive(Debug, Clone)]
 pub struct ChapterPick {
@@ -118,10 +114,13 @@ impl Extract {
         // episode's most central ones while words are left.
         let mut summary: Vec<usize> = chapters.iter().filter_map(|c| c.key_sentence).collect();
         summary.truncate(SUMMARY_SENTENCES);
-        let used: usize = summary.iter().map(|&i| words(&sentences[i].text)).sum();
+        let mut used: usize = summary
+            .iter()
+            .map(|&i| rank::words(&sentences[i].text))
+            .sum();
         for i in rank::pick_sentences(&sentences, &vectors, &all, SUMMARY_WORDS, SUMMARY_SENTENCES)
         {
-            let n = words(&sentences[i].text);
+            let n = rank::words(&sentences[i].text);
             if summary.len() < SUMMARY_SENTENCES
                 && !summary.contains(&i)
                 && used + n <= SUMMARY_WORDS
@@ -130,6 +129,7 @@ impl Extract {
                     .all(|&j| text::cosine(&vectors[i], &vectors[j]) <= 0.5)
             {
                 summary.push(i);
+                used += n;
             }
         }
         summary.sort_unstable();
@@ -212,6 +212,9 @@ impl Extract {
     /// `None` for one the engine does not make. `title` is the episode's title.
     pub fn answer(&self, output: &str, title: &str) -> Option<String> {
         let text = match output {
+            // Nothing to say is no answer: an empty list would read as a failed one.
+            "chapters" | "show-notes" if self.chapters.is_empty() => return None,
+            "clips" if self.clips.is_empty() => return None,
             "summary" => self.summary_text(),
             "chapters" => json!({"chapters": self.chapters.iter().map(|c| json!({
                 "startTime": (c.start * 1000.0).round() / 1000.0,

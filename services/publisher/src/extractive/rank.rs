@@ -3,25 +3,22 @@
 
 use std::collections::HashMap;
 
-use super::text::{Sentence, cosine};
+use super::text::{Sentence, cosine, document_frequency};
 
 /// Terms kept in the centroid: the episode's vocabulary beyond them is noise.
 const CENTROID_TERMS: usize = 40;
 /// A sentence with fewer content terms than this is scaled down: short ones say little.
 const FULL_SENTENCE_TERMS: f64 = 6.0;
 
+/// Words in a text.
+pub fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
 /// Each sentence's TF-IDF vector (sentences are the documents).
 pub fn vectors(sentences: &[Sentence]) -> Vec<HashMap<&str, f64>> {
     let n = sentences.len().max(1) as f64;
-    let mut df: HashMap<&str, f64> = HashMap::new();
-    for s in sentences {
-        let mut seen: Vec<&str> = s.terms.iter().map(String::as_str).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for t in seen {
-            *df.entry(t).or_insert(0.0) += 1.0;
-        }
-    }
+    let df = document_frequency(sentences);
     sentences
         .iter()
         .map(|s| {
@@ -63,23 +60,20 @@ pub fn centrality(
         .collect()
 }
 
-/// The most central sentences of `among`, without repeating one another, up to `words`
+/// The most central sentences of `among`, without repeating one another, up to `budget`
 /// words and `most` sentences, in the order they were said.
 pub fn pick_sentences(
     sentences: &[Sentence],
     vectors: &[HashMap<&str, f64>],
     among: &[usize],
-    words: usize,
+    budget: usize,
     most: usize,
 ) -> Vec<usize> {
     let scores = centrality(sentences, vectors, among);
     let mut ranked: Vec<usize> = among
         .iter()
         .copied()
-        .filter(|&i| {
-            let n = sentences[i].text.split_whitespace().count();
-            (5..=60).contains(&n)
-        })
+        .filter(|&i| (5..=60).contains(&words(&sentences[i].text)))
         .collect();
     ranked.sort_by(|a, b| scores[b].total_cmp(&scores[a]).then(a.cmp(b)));
     let mut chosen: Vec<usize> = Vec::new();
@@ -88,8 +82,8 @@ pub fn pick_sentences(
         if chosen.len() >= most {
             break;
         }
-        let n = sentences[i].text.split_whitespace().count();
-        if !chosen.is_empty() && used + n > words {
+        let n = words(&sentences[i].text);
+        if !chosen.is_empty() && used + n > budget {
             continue;
         }
         if chosen
@@ -115,7 +109,8 @@ pub struct Phrase {
 
 /// Key phrases of `among` (indices into `sentences`), best first: 1–3-word pieces of runs of
 /// content words, scored by how often they occur, how frequent their words are across the
-/// whole episode (`word_counts`) and their words' RAKE scores; no phrase inside another.
+/// stretch they come from (`word_counts`) and their words' RAKE scores; no phrase inside
+/// another.
 pub fn key_phrases(
     sentences: &[Sentence],
     among: &[usize],

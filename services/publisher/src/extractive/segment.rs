@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::text::{Sentence, cosine, counts};
+use super::text::{Sentence, cosine, counts, document_frequency};
 
 /// Term counts scaled by inverse document frequency.
 fn weighted<'a>(
@@ -35,17 +35,12 @@ pub fn chapter_starts(sentences: &[Sentence], duration: f64) -> Vec<usize> {
         return vec![0];
     }
     let (window, shortest) = scales(duration);
-    // Words said all through the episode say little about where its topics change.
-    let mut df: HashMap<&str, f64> = HashMap::new();
-    for s in sentences {
-        let mut seen: Vec<&str> = s.terms.iter().map(String::as_str).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for t in seen {
-            *df.entry(t).or_insert(0.0) += 1.0;
-        }
+    // Too short for two chapters (or no usable times): nothing to compare.
+    if duration < 2.0 * shortest {
+        return vec![0];
     }
-    let idf: HashMap<&str, f64> = df
+    // Words said all through the episode say little about where its topics change.
+    let idf: HashMap<&str, f64> = document_frequency(sentences)
         .into_iter()
         .map(|(t, d)| (t, (n as f64 / d).ln()))
         .collect();

@@ -48,7 +48,6 @@ const FILLERS_EN: &[&str] = &[
     "literally",
     "totally",
     "sure",
-    "stuff",
     "talk",
     "talking",
     "today",
@@ -232,9 +231,9 @@ fn sentence(start: f64, end: f64, text: String, language: &Language) -> Sentence
 fn split_sentences(text: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut from = 0;
-    let bytes: Vec<(usize, char)> = text.char_indices().collect();
-    for (k, &(i, c)) in bytes.iter().enumerate() {
-        let next_is_space = bytes.get(k + 1).is_some_and(|&(_, n)| n == ' ');
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for (k, &(i, c)) in chars.iter().enumerate() {
+        let next_is_space = chars.get(k + 1).is_some_and(|&(_, n)| n == ' ');
         if matches!(c, '.' | '!' | '?' | '…') && next_is_space {
             let end = i + c.len_utf8();
             parts.push(text[from..end].trim());
@@ -246,6 +245,20 @@ fn split_sentences(text: &str) -> Vec<&str> {
     }
     parts.retain(|p| !p.is_empty());
     parts
+}
+
+/// In how many sentences each term occurs.
+pub fn document_frequency(sentences: &[Sentence]) -> HashMap<&str, f64> {
+    let mut df = HashMap::new();
+    for s in sentences {
+        let mut seen: Vec<&str> = s.terms.iter().map(String::as_str).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for t in seen {
+            *df.entry(t).or_insert(0.0) += 1.0;
+        }
+    }
+    df
 }
 
 /// Term counts of some sentences.
