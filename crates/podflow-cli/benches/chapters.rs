@@ -84,17 +84,9 @@ fn main() {
         .map(|k| duration * k as f64 / (found.len() + 1) as f64)
         .collect();
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
     println!(
-        "CPU: {cpu}; {:.1} min of espeak-ng speech, transcribed by {} ({})\n",
+        "CPU: {}; {:.1} min of espeak-ng speech, transcribed by {} ({})\n",
+        podflow_speech::cpu::CpuSummary::detect().line(),
         duration / 60.0,
         transcript.engine,
         transcript.model
