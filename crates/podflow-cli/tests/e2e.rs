@@ -158,20 +158,45 @@ async fn whole_pipeline_on_a_two_voice_episode() {
     let vtt =
         subtitles::parse_vtt(&std::fs::read_to_string(dir.join("subtitles.vtt")).expect("vtt"))
             .expect("vtt parses");
-    // The same cues; WebVTT also names who speaks, where the transcript knows.
+    // The same words; WebVTT names who speaks in voice spans, SRT (two lines of 32, as
+    // podcast apps want it) with "Speaker N: " where a speaker starts.
     let labelled = transcript.segments.iter().any(|s| s.speaker.is_some());
     assert_eq!(vtt.iter().any(|c| c.speaker.is_some()), labelled);
-    let unvoiced: Vec<subtitles::Cue> = vtt
-        .into_iter()
-        .map(|c| subtitles::Cue { speaker: None, ..c })
-        .collect();
-    assert_eq!(srt, unvoiced);
+    let words = |cues: &[subtitles::Cue]| -> Vec<String> {
+        let all: Vec<&str> = cues
+            .iter()
+            .flat_map(|c| c.lines.iter().flat_map(|l| l.split_whitespace()))
+            .collect();
+        let mut said = Vec::new();
+        let mut i = 0;
+        while i < all.len() {
+            let name = all[i] == "Speaker"
+                && all.get(i + 1).is_some_and(|n| {
+                    n.strip_suffix(':')
+                        .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()))
+                });
+            if name {
+                i += 2;
+                continue;
+            }
+            said.push(all[i].to_owned());
+            i += 1;
+        }
+        said
+    };
+    assert_eq!(words(&srt), words(&vtt));
+    assert_eq!(
+        srt.iter().any(|c| c.lines[0].starts_with("Speaker ")),
+        labelled
+    );
     assert!(srt.len() >= 5);
     assert!(
         srt.windows(2)
             .all(|w| w[1].start >= w[0].end - 1e-6 && w[1].start > w[0].start)
     );
-    assert!(subtitles::rule_violations(&srt, false).is_empty());
+    let podcast_srt = subtitles::CueLayout::PODCAST_SRT;
+    assert!(subtitles::rule_violations_for(&srt, &podcast_srt, false).is_empty());
+    assert!(subtitles::rule_violations(&vtt, false).is_empty());
 
     // Every prompt's output, from the model.
     for prompt in BUNDLED_PROMPTS {
@@ -727,7 +752,9 @@ async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
     });
     assert_eq!(out.status.code(), Some(0));
     let cues = subtitles::parse_srt(&std::fs::read_to_string(&srt).expect("srt")).expect("parses");
-    assert!(subtitles::rule_violations(&cues, false).is_empty() && cues.len() >= 5);
+    let podcast_srt = subtitles::CueLayout::PODCAST_SRT;
+    assert!(subtitles::rule_violations_for(&cues, &podcast_srt, false).is_empty());
+    assert!(cues.len() >= 5);
 
     // The bad-audio list: each gives a transcript or one clear line, never a hang or crash.
     ffmpeg(&[

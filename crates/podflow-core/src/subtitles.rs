@@ -1,5 +1,6 @@
 //! Subtitles (SRT and WebVTT) built from a transcript under the usual captioning rules:
-//! at most [`MAX_LINES`] lines of at most [`MAX_LINE_CHARS`] characters, cues of
+//! at most [`MAX_LINES`] lines of at most [`MAX_LINE_CHARS`] characters (32 for SRT, with
+//! the speaker's name opening a turn, as [`CueLayout::PODCAST_SRT`] says), cues of
 //! [`MIN_CUE_SECONDS`]–[`MAX_CUE_SECONDS`], no overlaps, split at sentence ends, pauses and
 //! speaker changes. Also a strict parser for both formats, used to validate output. WebVTT
 //! cue text is escaped (`&amp;`, `&lt;`, `&gt;`) and names its speaker as a voice span
@@ -12,6 +13,31 @@ use crate::transcript::{TimedWord, Transcript, speaker_name};
 
 pub const MAX_LINE_CHARS: usize = 42;
 pub const MAX_LINES: usize = 2;
+
+/// How a kind of subtitle file lays its cues out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CueLayout {
+    /// The longest line, in characters ([`MAX_LINES`] lines at most).
+    pub line_chars: usize,
+    /// Whether a speaker's first cue of a turn starts with their name and a colon (for
+    /// formats with no other place for it).
+    pub name_in_text: bool,
+}
+
+impl CueLayout {
+    /// WebVTT: lines of [`MAX_LINE_CHARS`] (within the 65 the Podcasting 2.0 transcript
+    /// guidance recommends); speakers go in voice spans.
+    pub const WEBVTT: Self = Self {
+        line_chars: MAX_LINE_CHARS,
+        name_in_text: false,
+    };
+    /// SRT as the Podcasting 2.0 transcript guidance asks for podcasts: two lines of at
+    /// most 32 characters, and "Name: " opening the card where the speaker changes.
+    pub const PODCAST_SRT: Self = Self {
+        line_chars: 32,
+        name_in_text: true,
+    };
+}
 pub const MIN_CUE_SECONDS: f64 = 1.0;
 pub const MAX_CUE_SECONDS: f64 = 7.0;
 /// A silence at least this long between words starts a new cue.
@@ -79,8 +105,13 @@ fn timed_words(transcript: &Transcript) -> Vec<SpokenWord<'_>> {
 /// Splits text into at most `MAX_LINES` balanced lines of at most `MAX_LINE_CHARS`, or
 /// `None` when it does not fit.
 pub fn wrap(text: &str) -> Option<Vec<String>> {
+    wrap_to(text, MAX_LINE_CHARS)
+}
+
+/// [`wrap`] to lines of at most `line_chars`.
+fn wrap_to(text: &str, line_chars: usize) -> Option<Vec<String>> {
     let len = text.chars().count();
-    if len <= MAX_LINE_CHARS {
+    if len <= line_chars {
         return Some(vec![text.to_owned()]);
     }
     // Choose the break (a space) that makes the longer line shortest.
@@ -91,7 +122,7 @@ pub fn wrap(text: &str) -> Option<Vec<String>> {
         }
         let first = text[..idx].chars().count();
         let second = len - first - 1;
-        if first <= MAX_LINE_CHARS && second <= MAX_LINE_CHARS {
+        if first <= line_chars && second <= line_chars {
             let longest = first.max(second);
             if best.is_none_or(|(b, _)| longest < b) {
                 best = Some((longest, idx));
@@ -102,13 +133,13 @@ pub fn wrap(text: &str) -> Option<Vec<String>> {
 }
 
 /// Splits a word longer than a line (a URL, say) into line-sized pieces.
-fn chunk_long_word(word: TimedWord) -> Vec<TimedWord> {
+fn chunk_long_word(word: TimedWord, line_chars: usize) -> Vec<TimedWord> {
     let chars: Vec<char> = word.text.chars().collect();
-    if chars.len() <= MAX_LINE_CHARS {
+    if chars.len() <= line_chars {
         return vec![word];
     }
     let pieces: Vec<String> = chars
-        .chunks(MAX_LINE_CHARS)
+        .chunks(line_chars)
         .map(|c| c.iter().collect())
         .collect();
     let step = (word.end - word.start) / pieces.len() as f64;
@@ -127,8 +158,20 @@ fn ends_sentence(word: &str) -> bool {
     word.ends_with(['.', '?', '!']) || word.ends_with(".\"") || word.ends_with("?\"")
 }
 
-/// Builds cues from a transcript.
+/// Builds WebVTT cues from a transcript.
 pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
+    build_cues_for(transcript, &CueLayout::WEBVTT)
+}
+
+/// Builds cues laid out as `layout` says.
+pub fn build_cues_for(transcript: &Transcript, layout: &CueLayout) -> Vec<Cue> {
+    // A name is at most a line, so that a card opening with it can always hold a word.
+    let name_of = |speaker: Option<&str>| {
+        speaker
+            .filter(|_| layout.name_in_text)
+            .map(speaker_name)
+            .filter(|name| name.chars().count() + 2 <= layout.line_chars / 2)
+    };
     let mut cues: Vec<RawCue> = Vec::new();
     let mut current: Option<RawCue> = None;
     let mut prev_word_ended_sentence = false;
@@ -136,7 +179,7 @@ pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
     let words = timed_words(transcript)
         .into_iter()
         .flat_map(|(w, turn, speaker)| {
-            chunk_long_word(w)
+            chunk_long_word(w, layout.line_chars)
                 .into_iter()
                 .enumerate()
                 .map(move |(i, w)| (w, turn && i == 0, speaker))
@@ -145,7 +188,8 @@ pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
         if let Some((start, end, text, _)) = current.as_mut() {
             let candidate = format!("{text} {}", word.text);
             let pause = word.start - *end;
-            let too_long = wrap(&candidate).is_none() || word.end - *start > MAX_CUE_SECONDS;
+            let too_long = wrap_to(&candidate, layout.line_chars).is_none()
+                || word.end - *start > MAX_CUE_SECONDS;
             let natural_break = starts_turn
                 || pause >= PAUSE_SECONDS
                 || (prev_word_ended_sentence && *end - *start >= MIN_CUE_SECONDS);
@@ -159,12 +203,16 @@ pub fn build_cues(transcript: &Transcript) -> Vec<Cue> {
             }
         }
         if current.is_none() {
-            current = Some((word.start, word.end, word.text.clone(), speaker));
+            let text = match name_of(speaker).filter(|_| starts_turn) {
+                Some(name) => format!("{name}: {}", word.text),
+                None => word.text.clone(),
+            };
+            current = Some((word.start, word.end, text, speaker));
         }
         prev_word_ended_sentence = ends_sentence(&word.text);
     }
     cues.extend(current);
-    finish_timing(cues)
+    finish_timing(cues, layout)
 }
 
 /// A cue being built: start, end, text, the speaker's label.
@@ -172,7 +220,7 @@ type RawCue<'a> = (f64, f64, String, Option<&'a str>);
 
 /// Applies the duration rules: stretch short cues towards 1 s without touching the next
 /// cue, cap at 7 s, and make times strictly non-overlapping.
-fn finish_timing(raw: Vec<RawCue<'_>>) -> Vec<Cue> {
+fn finish_timing(raw: Vec<RawCue<'_>>, layout: &CueLayout) -> Vec<Cue> {
     let mut cues: Vec<Cue> = Vec::with_capacity(raw.len());
     for (i, (start, end, text, speaker)) in raw.iter().enumerate() {
         let start = start.max(cues.last().map_or(0.0, |c: &Cue| c.end));
@@ -182,7 +230,7 @@ fn finish_timing(raw: Vec<RawCue<'_>>) -> Vec<Cue> {
         if end <= start {
             end = start + 0.001;
         }
-        let lines = wrap(text).unwrap_or_else(|| vec![text.clone()]);
+        let lines = wrap_to(text, layout.line_chars).unwrap_or_else(|| vec![text.clone()]);
         cues.push(Cue {
             start: round_ms(start),
             end: round_ms(end),
@@ -440,6 +488,12 @@ fn take_voice(cue: &mut Cue) {
 /// `strict_min` also checks the 1-second minimum, which a cue squeezed between two others
 /// cannot always meet.
 pub fn rule_violations(cues: &[Cue], strict_min: bool) -> Vec<String> {
+    rule_violations_for(cues, &CueLayout::WEBVTT, strict_min)
+}
+
+/// [`rule_violations`] for cues laid out as `layout` says.
+pub fn rule_violations_for(cues: &[Cue], layout: &CueLayout, strict_min: bool) -> Vec<String> {
+    let max = layout.line_chars;
     let mut problems = Vec::new();
     for (i, cue) in cues.iter().enumerate() {
         let n = i + 1;
@@ -448,8 +502,8 @@ pub fn rule_violations(cues: &[Cue], strict_min: bool) -> Vec<String> {
             problems.push(format!("cue {n}: {} lines", cue.lines.len()));
         }
         for line in &cue.lines {
-            if line.chars().count() > MAX_LINE_CHARS {
-                problems.push(format!("cue {n}: line over {MAX_LINE_CHARS} chars: {line}"));
+            if line.chars().count() > max {
+                problems.push(format!("cue {n}: line over {max} chars: {line}"));
             }
         }
         if dur <= 0.0 || dur > MAX_CUE_SECONDS + 1e-6 {
@@ -561,6 +615,59 @@ mod tests {
         let parsed = parse_vtt(other).expect("parses");
         assert_eq!(parsed[0].speaker.as_deref(), Some("Mary"));
         assert_eq!(parsed[0].lines, vec!["Hello", "there"]);
+    }
+
+    /// The Podcasting 2.0 transcript guidance for SRT: two lines of at most 32
+    /// characters, and the speaker's name and a colon opening the card where they start.
+    #[test]
+    fn podcast_srt_cards_hold_two_lines_of_32_and_name_each_new_speaker() {
+        let t = transcript(vec![
+            seg(
+                0.0,
+                6.0,
+                "spk_0",
+                "In today's episode you'll learn whether or not you should have a trailer.",
+            ),
+            seg(
+                6.5,
+                12.0,
+                "spk_0",
+                "And if so, what should you include in one? Welcome to the show.",
+            ),
+            seg(
+                12.5,
+                16.0,
+                "spk_1",
+                "Hi, Gillian here from the careers podcast.",
+            ),
+            seg(16.5, 18.0, "spk_0", "Thanks."),
+        ]);
+        let cues = build_cues_for(&t, &CueLayout::PODCAST_SRT);
+        let problems = rule_violations_for(&cues, &CueLayout::PODCAST_SRT, false);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(
+            cues.iter()
+                .all(|c| c.lines.iter().all(|l| l.chars().count() <= 32))
+        );
+        let named: Vec<&str> = cues
+            .iter()
+            .filter(|c| c.lines[0].contains(": "))
+            .map(|c| c.lines[0].as_str())
+            .collect();
+        assert_eq!(named.len(), 3, "one card per change of speaker: {cues:?}");
+        assert!(named[0].starts_with("Speaker 1: In today"), "{named:?}");
+        assert!(named[1].starts_with("Speaker 2: Hi,"), "{named:?}");
+        assert!(named[2].starts_with("Speaker 1: Thanks."), "{named:?}");
+        // The same speaker going on opens no new name.
+        let second_segment = cues.iter().find(|c| c.start >= 6.5).expect("a cue");
+        assert!(!second_segment.lines[0].starts_with("Speaker"), "{cues:?}");
+        // It is valid SRT, and the WebVTT layout of the same transcript is unchanged.
+        assert_eq!(parse_srt(&to_srt(&cues)).expect("parses").len(), cues.len());
+        assert!(
+            build_cues(&t)
+                .iter()
+                .all(|c| !c.lines[0].starts_with("Speaker"))
+        );
     }
 
     #[test]

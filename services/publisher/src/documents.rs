@@ -219,9 +219,9 @@ pub fn plan_clips(
     Ok((clips, skipped))
 }
 
-/// The subtitles of `[start, end)`, timed from the clip's start.
+/// The SRT subtitles of `[start, end)` (the podcast layout), timed from the clip's start.
 pub fn clip_cues(transcript: &Transcript, start: f64, end: f64) -> Vec<Cue> {
-    subtitles::build_cues(transcript)
+    subtitles::build_cues_for(transcript, &subtitles::CueLayout::PODCAST_SRT)
         .into_iter()
         .filter(|c| c.end > start && c.start < end)
         .map(|c| Cue {

@@ -68,7 +68,10 @@ pub fn render(
 ) -> Result<String, serde_json::Error> {
     Ok(match format {
         TranscriptFormat::Json => serde_json::to_string_pretty(transcript)? + "\n",
-        TranscriptFormat::Srt => subtitles::to_srt(&subtitles::build_cues(transcript)),
+        TranscriptFormat::Srt => subtitles::to_srt(&subtitles::build_cues_for(
+            transcript,
+            &subtitles::CueLayout::PODCAST_SRT,
+        )),
         TranscriptFormat::Vtt => subtitles::to_vtt(&subtitles::build_cues(transcript)),
         TranscriptFormat::Txt => transcript.render(TranscriptView::Plain) + "\n",
     })
@@ -82,19 +85,22 @@ pub async fn store_transcript(
 ) -> Result<(BlobRef, BlobRef, BlobRef), PortError> {
     let json = serde_json::to_vec_pretty(transcript)
         .map_err(|e| PortError::storage("serialising transcript", e))?;
-    let cues = subtitles::build_cues(transcript);
     let dir = format!("episodes/{episode_id}");
     let t = blobs.put(&format!("{dir}/transcript.json"), json).await?;
     let srt = blobs
         .put(
             &format!("{dir}/subtitles.srt"),
-            subtitles::to_srt(&cues).into_bytes(),
+            subtitles::to_srt(&subtitles::build_cues_for(
+                transcript,
+                &subtitles::CueLayout::PODCAST_SRT,
+            ))
+            .into_bytes(),
         )
         .await?;
     let vtt = blobs
         .put(
             &format!("{dir}/subtitles.vtt"),
-            subtitles::to_vtt(&cues).into_bytes(),
+            subtitles::to_vtt(&subtitles::build_cues(transcript)).into_bytes(),
         )
         .await?;
     Ok((t, srt, vtt))
