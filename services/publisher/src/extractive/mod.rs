@@ -112,7 +112,11 @@ impl Extract {
 
         // Each chapter's central sentence, so every topic is in the summary, then the
         // episode's most central ones while words are left.
+        let central = |i: &usize| centrality.get(i).copied().unwrap_or(0.0);
         let mut summary: Vec<usize> = chapters.iter().filter_map(|c| c.key_sentence).collect();
+        // More chapters than summary sentences: the most central of theirs, from anywhere
+        // in the episode (not the first chapters').
+        summary.sort_by(|a, b| central(b).total_cmp(&central(a)).then(a.cmp(b)));
         summary.truncate(SUMMARY_SENTENCES);
         let mut used: usize = summary
             .iter()
@@ -139,10 +143,7 @@ impl Extract {
             .iter()
             .map(|c| {
                 (c.first..=c.last)
-                    .max_by(|a, b| {
-                        let score = |i: &usize| centrality.get(i).copied().unwrap_or(0.0);
-                        score(a).total_cmp(&score(b)).then(b.cmp(a))
-                    })
+                    .max_by(|a, b| central(a).total_cmp(&central(b)).then(b.cmp(a)))
                     .unwrap_or(c.first)
             })
             .collect();

@@ -97,6 +97,33 @@ fn the_summary_is_sentences_as_said_in_their_order() {
 }
 
 #[test]
+fn a_long_episode_is_summarised_from_all_through_it() {
+    // Twelve passages: the four topics three times over, in different orders.
+    let passages = sample::passages(include_str!("testdata/four-topics.txt"));
+    let order = [0, 1, 2, 3, 2, 0, 3, 1, 3, 2, 1, 0];
+    let episode: Vec<Vec<&str>> = order.iter().map(|&k| passages[k].clone()).collect();
+    let (transcript, _) = sample::assemble(&episode);
+    let extract = Extract::of(&transcript);
+    assert!(
+        extract.chapters.len() > SUMMARY_SENTENCES,
+        "{}",
+        extract.chapters.len()
+    );
+    assert!(extract.summary.len() <= SUMMARY_SENTENCES);
+    let half = transcript.duration_seconds / 2.0;
+    let late = extract
+        .summary
+        .iter()
+        .filter(|&&i| extract.sentences[i].start > half)
+        .count();
+    assert!(
+        late > 0,
+        "nothing from the second half: {:?}",
+        extract.summary
+    );
+}
+
+#[test]
 fn every_answer_reads_as_the_prompt_answers_do() {
     let (transcript, _) = four_topic_episode();
     let extract = Extract::of(&transcript);
