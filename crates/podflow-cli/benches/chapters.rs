@@ -9,10 +9,7 @@
 use std::{path::Path, process::Command};
 
 use podflow_core::transcript::Transcript;
-use publisher::{
-    documents,
-    extractive::{Extract, sample},
-};
+use publisher::extractive::sample;
 
 const TEXT: &str =
     include_str!("../../../services/publisher/src/extractive/testdata/four-topics.txt");
@@ -74,15 +71,7 @@ fn main() {
     );
     let transcript: Transcript = serde_json::from_slice(&out.stdout).expect("transcript JSON");
     let duration = transcript.duration_seconds;
-    let answer = Extract::of(&transcript)
-        .answer("chapters", "t")
-        .unwrap_or_default();
-    let found: Vec<f64> = documents::parse_chapters(&answer, duration)
-        .map(|(c, _)| c.iter().skip(1).map(|c| c.start_time).collect())
-        .unwrap_or_default();
-    let even: Vec<f64> = (1..=found.len())
-        .map(|k| duration * k as f64 / (found.len() + 1) as f64)
-        .collect();
+    let (found, even) = sample::chapter_shifts(&transcript);
 
     println!(
         "CPU: {}; {:.1} min of espeak-ng speech, transcribed by {} ({})\n",
@@ -91,22 +80,19 @@ fn main() {
         transcript.engine,
         transcript.model
     );
-    let times = |t: &[f64]| {
-        t.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     println!(
         "| chapters | at (s) | precision ±{TOLERANCE:.0} s | recall ±{TOLERANCE:.0} s | Pk | WindowDiff |"
     );
     println!("|---|---|---|---|---|---|");
-    println!("| topic shifts (truth) | {} | | | | |", times(&truth));
+    println!(
+        "| topic shifts (truth) | {} | | | | |",
+        sample::seconds_list(&truth)
+    );
     for (name, starts) in [("extractive", &found), ("evenly spaced (baseline)", &even)] {
         let s = sample::segmentation_scores(&truth, starts, duration, TOLERANCE);
         println!(
             "| {name} | {} | {:.2} | {:.2} | {:.3} | {:.3} |",
-            times(starts),
+            sample::seconds_list(starts),
             s.precision,
             s.recall,
             s.pk,

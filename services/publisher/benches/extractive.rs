@@ -15,10 +15,7 @@
 use std::time::{Duration, Instant};
 
 use podflow_core::transcript::Transcript;
-use publisher::{
-    documents,
-    extractive::{Extract, OUTPUTS, sample, text::Language},
-};
+use publisher::extractive::{Extract, OUTPUTS, sample, text::Language};
 
 const TEXT: &str = include_str!("../src/extractive/testdata/four-topics.txt");
 const TOLERANCE: f64 = 15.0;
@@ -74,29 +71,15 @@ fn main() {
         let ordered: Vec<Vec<&str>> = order.iter().map(|&k| passages[k].clone()).collect();
         let (transcript, truth) = sample::assemble(&ordered);
         let duration = transcript.duration_seconds;
-        let answer = Extract::of(&transcript)
-            .answer("chapters", "t")
-            .unwrap_or_default();
-        let found: Vec<f64> = documents::parse_chapters(&answer, duration)
-            .map(|(c, _)| c.iter().skip(1).map(|c| c.start_time).collect())
-            .unwrap_or_default();
-        let even: Vec<f64> = (1..=found.len())
-            .map(|k| duration * k as f64 / (found.len() + 1) as f64)
-            .collect();
+        let (found, even) = sample::chapter_shifts(&transcript);
         let scores = sample::segmentation_scores(&truth, &found, duration, TOLERANCE);
         let baseline = sample::segmentation_scores(&truth, &even, duration, TOLERANCE);
         let names: Vec<String> = order.iter().map(|k| (k + 1).to_string()).collect();
-        let times = |t: &[f64]| {
-            t.iter()
-                .map(|x| format!("{x:.0}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         println!(
             "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} |",
             names.join("-"),
-            times(&truth),
-            times(&found),
+            sample::seconds_list(&truth),
+            sample::seconds_list(&found),
             scores.precision,
             scores.recall,
             scores.pk,

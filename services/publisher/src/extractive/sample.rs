@@ -3,6 +3,8 @@
 
 use podflow_core::transcript::{Transcript, TranscriptSegment};
 
+use super::Extract;
+
 /// Speaking rate of an assembled episode, words per second, and the pause after each
 /// sentence.
 const WORDS_PER_SECOND: f64 = 2.4;
@@ -116,4 +118,29 @@ pub fn segmentation_scores(
         pk: pk as f64 / points as f64,
         window_diff: wd as f64 / points as f64,
     }
+}
+
+/// Where the extractive engine starts a chapter in `transcript`, after the first (which
+/// always starts at 0), and the same number of starts evenly spaced (the baseline).
+pub fn chapter_shifts(transcript: &Transcript) -> (Vec<f64>, Vec<f64>) {
+    let found: Vec<f64> = Extract::of(transcript)
+        .chapters
+        .iter()
+        .skip(1)
+        .map(|c| c.start)
+        .collect();
+    let duration = transcript.duration_seconds;
+    let even = (1..=found.len())
+        .map(|k| duration * k as f64 / (found.len() + 1) as f64)
+        .collect();
+    (found, even)
+}
+
+/// "105, 224, 333": times in whole seconds, for a table.
+pub fn seconds_list(times: &[f64]) -> String {
+    times
+        .iter()
+        .map(|t| format!("{t:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

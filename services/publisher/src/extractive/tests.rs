@@ -17,23 +17,38 @@ fn chapters_start_at_each_topic_shift_of_a_four_topic_episode() {
         "a ten-minute episode: {}",
         transcript.duration_seconds
     );
-    let extract = Extract::of(&transcript);
-    let found: Vec<f64> = extract.chapters.iter().map(|c| c.start).collect();
-    for t in &truth {
-        assert!(
-            found.iter().any(|f| (f - t).abs() <= 15.0),
-            "no chapter within 15 s of the topic shift at {t:.0}s: {found:?}"
-        );
-    }
-    let spurious = found[1..]
-        .iter()
-        .filter(|f| truth.iter().all(|t| (*f - t).abs() > 15.0))
-        .count();
+    let (found, _) = sample::chapter_shifts(&transcript);
+    let scores = sample::segmentation_scores(&truth, &found, transcript.duration_seconds, 15.0);
+    assert_eq!(
+        scores.recall, 1.0,
+        "a topic shift missed: {found:?} vs {truth:?}"
+    );
+    let spurious = found.len() - (scores.precision * found.len() as f64).round() as usize;
     assert!(
         spurious <= 1,
         "{spurious} spurious chapters: {found:?} vs {truth:?}"
     );
-    assert_eq!(found[0], 0.0);
+    assert_eq!(Extract::of(&transcript).chapters[0].start, 0.0);
+}
+
+#[test]
+fn segmentation_scores_count_near_boundaries_and_misjudged_windows() {
+    // One true shift at 100 s in 200 s: k = 50 s, 150 one-second windows.
+    let exact = sample::segmentation_scores(&[100.0], &[100.0], 200.0, 15.0);
+    assert_eq!(
+        (exact.precision, exact.recall, exact.pk, exact.window_diff),
+        (1.0, 1.0, 0.0, 0.0)
+    );
+    // None found: the 50 windows that straddle the shift are judged wrong.
+    let none = sample::segmentation_scores(&[100.0], &[], 200.0, 15.0);
+    assert_eq!(
+        (none.recall, none.pk, none.window_diff),
+        (0.0, 50.0 / 150.0, 50.0 / 150.0)
+    );
+    // 20 s late: outside ±15 s, and 20 windows disagree.
+    let late = sample::segmentation_scores(&[100.0], &[120.0], 200.0, 15.0);
+    assert_eq!((late.precision, late.recall), (0.0, 0.0));
+    assert!((late.pk - 40.0 / 150.0).abs() < 1e-9, "{late:?}");
 }
 
 #[test]
