@@ -161,21 +161,57 @@ pub fn iam_statements(template: &Value) -> Vec<(String, &Value)> {
     out
 }
 
-/// Resolves `Ref`, `Fn::GetAtt` and `Fn::Sub` with `values`: a `Ref` by its name, a
-/// `Fn::GetAtt [A, B]` and a `${A.B}` by `"A.B"`, pseudo parameters (`AWS::Region`) by their
-/// names. Anything else without a value is an error naming it, so a statement that depends
-/// on something the caller did not provide is never silently wrong.
+/// Resolves `Ref`, `Fn::GetAtt`, `Fn::Sub` and `Fn::If` with `values`: a `Ref` by its name,
+/// a `Fn::GetAtt [A, B]` and a `${A.B}` by `"A.B"`, pseudo parameters (`AWS::Region`) by
+/// their names, a condition by `"Condition:Name"` (`"true"` or `"false"`). A branch that is
+/// `AWS::NoValue` leaves its list item or key out, as CloudFormation does. Anything else
+/// without a value is an error naming it, so a statement that depends on something the
+/// caller did not provide is never silently wrong.
 pub fn resolve_intrinsics(
     value: &Value,
     values: &BTreeMap<String, String>,
 ) -> Result<Value, TemplateError> {
+    Ok(resolve_or_none(value, values)?.unwrap_or(Value::Null))
+}
+
+/// [`resolve_intrinsics`], with `None` for `AWS::NoValue`.
+fn resolve_or_none(
+    value: &Value,
+    values: &BTreeMap<String, String>,
+) -> Result<Option<Value>, TemplateError> {
     let lookup = |name: &str| {
         values
             .get(name)
             .cloned()
             .ok_or_else(|| TemplateError::Unresolved(name.to_owned()))
     };
-    match value {
+    let resolved = match value {
+        Value::Object(map)
+            if map.len() == 1 && map.get("Ref").is_some_and(|r| r == "AWS::NoValue") =>
+        {
+            return Ok(None);
+        }
+        Value::Object(map) if map.len() == 1 && map.contains_key("Fn::If") => {
+            let branches = map["Fn::If"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let [condition, then, otherwise] = branches else {
+                return Err(TemplateError::Unresolved(format!(
+                    "Fn::If {}",
+                    map["Fn::If"]
+                )));
+            };
+            let name = format!("Condition:{}", condition.as_str().unwrap_or_default());
+            let chosen = match lookup(&name)?.as_str() {
+                "true" => then,
+                "false" => otherwise,
+                other => {
+                    return Err(TemplateError::Unresolved(format!("{name} = {other:?}")));
+                }
+            };
+            return resolve_or_none(chosen, values);
+        }
         Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => Ok(Value::String(
             lookup(map["Ref"].as_str().unwrap_or_default())?,
         )),
@@ -209,19 +245,25 @@ pub fn resolve_intrinsics(
             out.push_str(rest);
             Ok(Value::String(out))
         }
-        Value::Object(map) => Ok(Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), resolve_intrinsics(v, values)?)))
-                .collect::<Result<_, TemplateError>>()?,
-        )),
-        Value::Array(items) => Ok(Value::Array(
-            items
-                .iter()
-                .map(|v| resolve_intrinsics(v, values))
-                .collect::<Result<_, _>>()?,
-        )),
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                if let Some(v) = resolve_or_none(v, values)? {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Ok(Value::Object(out))
+        }
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for v in items {
+                out.extend(resolve_or_none(v, values)?);
+            }
+            Ok(Value::Array(out))
+        }
         other => Ok(other.clone()),
-    }
+    };
+    resolved.map(Some)
 }
 
 /// A function's IAM policy as a plain policy document (intrinsics resolved with `values`).
@@ -282,5 +324,32 @@ mod tests {
         let err = resolve_intrinsics(&json!({"Fn::GetAtt": ["EventDlq", "Arn"]}), &values)
             .expect_err("not given");
         assert!(err.to_string().contains("EventDlq.Arn"), "{err}");
+    }
+
+    #[test]
+    fn a_condition_chooses_its_branch_and_no_value_leaves_the_item_out() {
+        let with = |on: &str| -> BTreeMap<String, String> {
+            [("Condition:HasToken", on), ("Name", "/p/token")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        };
+        let statement = json!({"Resource": [
+            "arn:one",
+            {"Fn::If": ["HasToken", {"Fn::Sub": "arn:param${Name}"}, {"Ref": "AWS::NoValue"}]}
+        ]});
+        assert_eq!(
+            resolve_intrinsics(&statement, &with("true")).expect("resolved"),
+            json!({"Resource": ["arn:one", "arn:param/p/token"]})
+        );
+        assert_eq!(
+            resolve_intrinsics(&statement, &with("false")).expect("resolved"),
+            json!({"Resource": ["arn:one"]})
+        );
+        let unknown = resolve_intrinsics(&statement, &BTreeMap::new()).expect_err("no condition");
+        assert!(
+            unknown.to_string().contains("Condition:HasToken"),
+            "{unknown}"
+        );
     }
 }

@@ -58,7 +58,10 @@ fn consumers_accept_valid_and_reject_invalid_examples() {
         + check::<PromptJob>()
         + check::<PromptCompleted>()
         + check::<PromptFailed>()
-        + check::<EpisodeSummarized>();
+        + check::<EpisodeSummarized>()
+        + check::<EpisodeProposed>()
+        + check::<EpisodeApproved>()
+        + check::<EpisodeRejected>();
     let files: usize = all_schemas()
         .iter()
         .map(|(name, _)| {

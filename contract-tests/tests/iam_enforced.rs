@@ -45,10 +45,14 @@ const TABLE: &str = "podflow-iam-episodes";
 const BUS: &str = "podflow-iam-podflow";
 const STACK: &str = "podflow-iam";
 const WEBHOOK_PARAMETER: &str = "/podflow/slack-webhook";
+const SIGNING_SECRET_PARAMETER: &str = "/podflow/slack-signing-secret";
+const BOT_TOKEN_PARAMETER: &str = "/podflow/slack-bot-token";
+/// The Slack app's signing secret in this account.
+const SIGNING_SECRET: &str = "e3b98fd4a4c1d5b8a17c26f4d8e0b7a2";
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 /// The template's functions, each run under its own IAM user.
-const FUNCTIONS: [&str; 8] = [
+const FUNCTIONS: [&str; 9] = [
     "IngestFunction",
     "TranscodeWatcherFunction",
     "TranscriberFunction",
@@ -57,6 +61,7 @@ const FUNCTIONS: [&str; 8] = [
     "PublisherFunction",
     "PublisherNotifyFunction",
     "LinkFunction",
+    "SlackActionsFunction",
 ];
 /// The link function's URL (links are only made and checked here, never fetched).
 /// Deliveries of one event to a rule target, as the template's functions count them.
@@ -101,6 +106,13 @@ fn values(queues: &Queues) -> BTreeMap<String, String> {
             format!("arn:aws:bedrock:{REGION}::foundation-model/{MODEL}"),
         ),
         ("SlackWebhookParameterName", WEBHOOK_PARAMETER.to_owned()),
+        (
+            "SlackSigningSecretParameterName",
+            SIGNING_SECRET_PARAMETER.to_owned(),
+        ),
+        ("SlackBotTokenParameterName", BOT_TOKEN_PARAMETER.to_owned()),
+        // Deployed with a bot token, so its statement is exercised too.
+        ("Condition:HasSlackBotToken", "true".to_owned()),
         ("LinkSecret", queues.link_secret.clone()),
     ]
     .into_iter()
@@ -460,7 +472,7 @@ async fn account(slack_url: &str) -> Account {
         .event_pattern(
             json!({"source": [
                 "podflow.ingest", "podflow.transcode-watcher", "podflow.transcriber",
-                "podflow.bedrock-invoker", "podflow.publisher"
+                "podflow.bedrock-invoker", "podflow.publisher", "podflow.approval"
             ]})
             .to_string(),
         )
@@ -481,14 +493,20 @@ async fn account(slack_url: &str) -> Account {
         .send()
         .await
         .expect("target");
-    aws_sdk_ssm::Client::new(&admin)
-        .put_parameter()
-        .name(WEBHOOK_PARAMETER)
-        .value(slack_url)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .expect("parameter");
+    for (name, value) in [
+        (WEBHOOK_PARAMETER, slack_url),
+        (SIGNING_SECRET_PARAMETER, SIGNING_SECRET),
+        (BOT_TOKEN_PARAMETER, podflow_fakes::slack::BOT_TOKEN),
+    ] {
+        aws_sdk_ssm::Client::new(&admin)
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("parameter");
+    }
 
     let denials = Denials::default();
     let endpoint = denials.relay(&moto.url).await;
@@ -673,8 +691,9 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
             jobs: Arc::new(TranscribeJobs::new(
                 &transcriber_wiring.config,
                 BUCKET,
-                "en-US",
+                "en-US".parse().expect("a Transcribe code"),
             )),
+            speakers: Default::default(),
         }),
     };
     let dispatcher_wiring = account.wiring(role("PromptDispatcherFunction"));
@@ -725,6 +744,7 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
             clips: Arc::new(podflow_media::Ffmpeg::default()),
             prices: publisher::cost::PriceTable::load(None).expect("prices"),
             text_engine: podflow_core::TextEngine::Auto,
+            show: Default::default(),
         }),
     };
     let notify_wiring = account.wiring(role("PublisherNotifyFunction"));
@@ -758,6 +778,7 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
                 lifetime: Duration::from_secs(7 * 24 * 3600),
                 stable,
             },
+            show: Default::default(),
         }),
     };
     let by_service: BTreeMap<&str, &Function> =
@@ -1016,4 +1037,188 @@ async fn a_missing_action_fails_with_its_name() {
             && denied[0].contains("not authorized to perform: dynamodb:Query"),
         "{denied:?}"
     );
+}
+
+/// Slack's request for `payload`, signed with [`SIGNING_SECRET`] now.
+fn slack_request(payload: &Value) -> (Vec<(String, String)>, Vec<u8>, u64) {
+    use hmac::Mac;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).expect("key");
+    mac.update(format!("v0:{now}:{body}").as_bytes());
+    let headers = vec![
+        ("x-slack-request-timestamp".to_owned(), now.to_string()),
+        (
+            "x-slack-signature".to_owned(),
+            format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+        ),
+    ];
+    (headers, body.into_bytes(), now)
+}
+
+#[tokio::test]
+async fn a_decision_from_slack_is_checked_and_sent_under_the_slack_functions_template_policy() {
+    use podflow_core::EpisodeStore;
+    use publisher::slack_actions::{SlackActions, SlackHttp, Timing, slack_secret};
+
+    const EPISODE: &str = "slack-iam-0123456789ab";
+    let slack = FakeSlack::start(Vec::new()).await.expect("slack");
+    let account = account(&slack.url).await;
+    let role = account.principal("SlackActionsFunction").await;
+    account.iam.enforce().await;
+
+    // The episode and its proposal as the publisher leaves them.
+    let operator = podflow_aws::dynamodb::DynamoEpisodeStore::new(&account.operator, TABLE);
+    operator
+        .upsert_episode(&podflow_core::EpisodeRecord {
+            episode_id: EPISODE.into(),
+            correlation_id: "corr-1".into(),
+            original_name: "slack iam.wav".into(),
+            source: podflow_events::BlobRef {
+                bucket: None,
+                key: format!("incoming/{EPISODE}.wav"),
+                size: 1,
+                sha256: "0".repeat(64),
+            },
+            created_at_ms: 0,
+        })
+        .await
+        .expect("episode");
+    operator
+        .plan_prompts(EPISODE, &[("titles".into(), 1, MODEL.into())])
+        .await
+        .expect("prompts");
+    let proposed = |proposal: u32| {
+        podflow_events::EventEnvelope::wrap(&podflow_events::EpisodeProposed {
+            schema_version: podflow_events::SCHEMA_VERSION.into(),
+            episode_id: EPISODE.into(),
+            correlation_id: "corr-1".into(),
+            proposal,
+            status: podflow_events::SummaryStatus::Complete,
+            titles: vec!["Retries Without Tears".into()],
+            summary: Some("We talk about retries.".into()),
+            chapters: Vec::new(),
+            files: Vec::new(),
+            failed_prompts: Vec::new(),
+        })
+    };
+    operator
+        .record_revision(
+            &publisher::approval::proposals_of(EPISODE),
+            "outcome-1",
+            &proposed,
+        )
+        .await
+        .expect("proposal");
+    operator
+        .record_work(
+            &podflow_core::approval::outcome_key(EPISODE, 1),
+            EPISODE,
+            &serde_json::Value::String("outcome-1".into()),
+        )
+        .await
+        .expect("the proposal's outcome");
+
+    // Its secrets, read under its role as at its start.
+    let secret = slack_secret(
+        "PODFLOW_SLACK_SIGNING_SECRET",
+        &format!("ssm:{SIGNING_SECRET_PARAMETER}"),
+        async || role.clone(),
+    )
+    .await
+    .expect("the signing secret");
+    let token = slack_secret(
+        "PODFLOW_SLACK_BOT_TOKEN",
+        &format!("ssm:{BOT_TOKEN_PARAMETER}"),
+        async || role.clone(),
+    )
+    .await
+    .expect("the bot token");
+    account.no_denials("publisher-slack reading its secrets");
+    let wiring = account.wiring(role.clone());
+    let actions = SlackActions {
+        store: wiring.store.clone(),
+        events: Arc::new(podflow_aws::eventbridge::EventBridgePublisher::new(
+            &role, BUS,
+        )),
+        slack: Arc::new(
+            SlackHttp::with_endpoints(&slack.api_base(), &slack.response_prefix(), Some(token))
+                .expect("client"),
+        ),
+        signing_secret: secret,
+        // The emulator is slower than AWS; this test is about permissions, not time.
+        timing: Timing {
+            answer_within: Duration::from_secs(30),
+            views_open: Duration::from_secs(5),
+            response_url: Duration::from_secs(5),
+        },
+    };
+
+    // Reject opens its form (the proposal and the prompts are read), and the submitted
+    // form is checked and sent.
+    let value = json!({"e": EPISODE, "p": 1}).to_string();
+    let click = json!({
+        "type": "block_actions",
+        "user": {"id": "U0KRQLJ9H", "username": "coyote", "team_id": "T00000000"},
+        "trigger_id": slack.trigger_id(),
+        "response_url": slack.response_url(),
+        "actions": [{"action_id": "podflow_reject", "block_id": "podflow_decide_p1", "value": value, "type": "button"}]
+    });
+    let (headers, body, now) = slack_request(&click);
+    let answered = actions.answer(&headers, &body, now).await;
+    account.no_denials("publisher-slack opening the Reject form");
+    assert_eq!(answered.status, 200, "{answered:?}");
+    let view = slack.views().pop().expect("the form opened");
+    let submission = json!({
+        "type": "view_submission",
+        "user": {"id": "U0KRQLJ9H", "username": "coyote", "team_id": "T00000000"},
+        "view": {
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "state": {"values": {
+                "note": {"note": {"type": "plain_text_input", "value": "Too long"}},
+                "rerun": {"rerun": {"type": "checkboxes", "selected_options": [{"value": "titles"}]}}
+            }}
+        }
+    });
+    let (headers, body, now) = slack_request(&submission);
+    let answered = actions.answer(&headers, &body, now).await;
+    account.no_denials("publisher-slack sending a rejection");
+    assert_eq!(
+        (answered.status, answered.body.as_str()),
+        (200, ""),
+        "{answered:?}"
+    );
+
+    // On the bus, as a person's decision.
+    let sqs = aws_sdk_sqs::Client::new(&account.operator);
+    let started = Instant::now();
+    let rejected = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no EpisodeRejected on the bus"
+        );
+        let received = sqs
+            .receive_message()
+            .queue_url(&account.queues.tap)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("tap");
+        let found = received.messages().iter().find_map(|m| {
+            let event: Value = serde_json::from_str(m.body().unwrap_or_default()).ok()?;
+            (event["detail-type"] == "EpisodeRejected").then_some(event)
+        });
+        if let Some(event) = found {
+            break event;
+        }
+    };
+    assert_eq!(rejected["source"], "podflow.approval");
+    assert_eq!(rejected["detail"]["rerun"], json!(["titles"]));
+    assert_eq!(rejected["detail"]["rejected_by"], "U0KRQLJ9H");
+    account.no_denials("the Slack actions");
 }

@@ -10,8 +10,9 @@ use contract_tests::{
     template::{self, Bus, FunctionRule},
 };
 use podflow_events::{
-    EpisodeSummarized, EpisodeTranscoded, EpisodeTranscribed, EpisodeUploaded, PodflowEvent,
-    PromptCompleted, PromptFailed, PromptJob, TranscodeFailed, TranscriptionFailed,
+    EpisodeApproved, EpisodeProposed, EpisodeRejected, EpisodeSummarized, EpisodeTranscoded,
+    EpisodeTranscribed, EpisodeUploaded, PodflowEvent, PromptCompleted, PromptFailed, PromptJob,
+    TranscodeFailed, TranscriptionFailed,
     routing::ROUTES,
     schema::{examples_dir, json_files},
 };
@@ -53,6 +54,9 @@ fn podflow_events() -> Vec<(&'static str, &'static str)> {
         pair::<PromptCompleted>(),
         pair::<PromptFailed>(),
         pair::<EpisodeSummarized>(),
+        pair::<EpisodeProposed>(),
+        pair::<EpisodeApproved>(),
+        pair::<EpisodeRejected>(),
     ]
 }
 
@@ -240,8 +244,8 @@ fn every_function_has_dead_letters_retries_logs_and_an_errors_alarm() {
     let functions = template::resources(&t, "AWS::Serverless::Function");
     assert_eq!(
         functions.len(),
-        8,
-        "six services, the publisher three times (fan-in, notify and its link function)"
+        9,
+        "six services, the publisher four times (fan-in, notify, its link function and Slack's buttons)"
     );
     let log_groups = template::resources(&t, "AWS::Logs::LogGroup");
     let alarms = template::resources(&t, "AWS::CloudWatch::Alarm");
@@ -589,7 +593,8 @@ fn service_roles_trust_only_this_account_and_functions_put_only_their_own_events
             }
         }
     }
-    // Each function may put only the events whose source it is.
+    // Each function may put only the events whose source it is: its service's, or for the
+    // function behind Slack's buttons, a person's decisions.
     let mut checked = 0;
     for (owner, s) in template::iam_statements(&t) {
         if s["Action"] != "events:PutEvents" {
@@ -602,7 +607,11 @@ fn service_roles_trust_only_this_account_and_functions_put_only_their_own_events
             ["PODFLOW_SERVICE"]
             .as_str()
             .expect("service");
-        assert_eq!(source, format!("podflow.{service}"), "{owner}");
+        let own_source = match service {
+            "publisher-slack" => "podflow.approval".to_owned(),
+            service => format!("podflow.{service}"),
+        };
+        assert_eq!(source, own_source, "{owner}");
         let own: Vec<_> = podflow_events()
             .into_iter()
             .filter(|(_, s)| *s == source)
@@ -613,7 +622,7 @@ fn service_roles_trust_only_this_account_and_functions_put_only_their_own_events
         );
         checked += 1;
     }
-    assert_eq!(checked, 5, "every producer of events is conditioned");
+    assert_eq!(checked, 6, "every producer of events is conditioned");
 }
 
 #[test]
@@ -698,6 +707,48 @@ fn notification_links_go_through_the_link_function_and_outlive_their_signers() {
         t["Parameters"]["LinkLifetimeSeconds"]["MaxValue"]
             .as_u64()
             .is_some_and(|n| n > 604_800)
+    );
+}
+
+#[test]
+fn slacks_buttons_reach_a_function_that_checks_slacks_signature_and_only_reads_the_table() {
+    let t = template();
+    let slack = &t["Resources"]["SlackActionsFunction"]["Properties"];
+    // Slack cannot sign the AWS way: the URL is public and the function checks Slack's
+    // signature with the secret from SSM.
+    assert_eq!(slack["FunctionUrlConfig"]["AuthType"], "NONE");
+    let variables = &slack["Environment"]["Variables"];
+    assert_eq!(
+        variables["PODFLOW_SLACK_SIGNING_SECRET"],
+        json!({"Fn::Sub": "ssm:${SlackSigningSecretParameterName}"})
+    );
+    assert_eq!(
+        t["Outputs"]["SlackInteractivityUrl"]["Value"],
+        json!({"Fn::GetAtt": ["SlackActionsFunctionUrl", "FunctionUrl"]})
+    );
+    let actions: Vec<String> = template::iam_statements(&t)
+        .into_iter()
+        .filter(|(owner, _)| owner == "SlackActionsFunction")
+        .flat_map(|(_, s)| match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    // Reads for the checks, its decisions onto the bus, its secrets: nothing that writes
+    // the table or touches the files.
+    assert_eq!(
+        actions,
+        [
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "events:PutEvents",
+            "ssm:GetParameter"
+        ]
     );
 }
 

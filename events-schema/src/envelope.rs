@@ -92,9 +92,14 @@ impl EventEnvelope {
         serde_json::from_str(text).map_err(EnvelopeError::NotAnEnvelope)
     }
 
-    /// The episode this event is about, if the detail names one.
+    /// The episode this event is about, if the detail names one in the shape of an episode
+    /// id (`crate::names::EPISODE_ID_PATTERN`): code that reads it before decoding (to end
+    /// a step, to index the bus) never takes a hostile string for an episode.
     pub fn episode_id(&self) -> Option<&str> {
-        self.detail.get("episode_id").and_then(|v| v.as_str())
+        self.detail
+            .get("episode_id")
+            .and_then(|v| v.as_str())
+            .filter(|id| crate::names::check_episode_id(id).is_ok())
     }
 
     /// Decodes the detail as `E`, checking the detail-type, the schema's major version and
@@ -202,6 +207,16 @@ mod tests {
         env.detail["schema_version"] = "1.7".into();
         env.detail["added_in_1_7"] = serde_json::json!({"anything": true});
         assert!(env.decode::<EpisodeUploaded>().is_ok());
+    }
+
+    #[test]
+    fn a_malformed_episode_id_names_no_episode() {
+        let mut env = EventEnvelope::wrap(&uploaded());
+        assert_eq!(env.episode_id(), Some("ep-1"));
+        for hostile in ["../ep-1", "ep 1", "", "ep-1\n"] {
+            env.detail["episode_id"] = hostile.into();
+            assert_eq!(env.episode_id(), None, "{hostile}");
+        }
     }
 
     #[test]

@@ -5,6 +5,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::names::{
+    BUCKET_PATTERN, CORRELATION_ID_PATTERN, EPISODE_ID_PATTERN, KEY_PATTERN, MAX_KEY_CHARS,
+    PROMPT_ID_PATTERN,
+};
+
 /// Implemented by every event detail: where it comes from and how it is labelled.
 pub trait PodflowEvent: Serialize {
     /// EventBridge `detail-type`. A new major version gets a suffix (`EpisodeSummarized.v2`).
@@ -18,8 +23,11 @@ pub trait PodflowEvent: Serialize {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlobRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = BUCKET_PATTERN))]
     pub bucket: Option<String>,
-    #[schemars(length(min = 1))]
+    /// Relative and `/`-separated, at most 1024 bytes (S3's limit), with no empty, `.` or
+    /// `..` segment and no control character.
+    #[schemars(length(min = 1, max = MAX_KEY_CHARS), regex(pattern = KEY_PATTERN))]
     pub key: String,
     pub size: u64,
     /// Lower-case hex SHA-256 of the bytes.
@@ -44,9 +52,9 @@ const VERSION_PATTERN: &str = r"^1\.[0-9]+$";
 pub struct EpisodeUploaded {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
     /// The uploaded audio as received.
     pub source: BlobRef,
@@ -63,9 +71,9 @@ event!(EpisodeUploaded, "podflow.ingest");
 pub struct EpisodeTranscoded {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
     pub audio: BlobRef,
     pub duration_seconds: f64,
@@ -80,9 +88,9 @@ event!(EpisodeTranscoded, "podflow.transcode-watcher");
 pub struct TranscodeFailed {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
     #[schemars(length(min = 1))]
     pub reason: String,
@@ -94,9 +102,9 @@ event!(TranscodeFailed, "podflow.transcode-watcher");
 pub struct EpisodeTranscribed {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
     /// podflow's normalized `transcript.json`.
     pub transcript: BlobRef,
@@ -118,9 +126,9 @@ event!(EpisodeTranscribed, "podflow.transcriber");
 pub struct TranscriptionFailed {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
     #[schemars(length(min = 1))]
     pub reason: String,
@@ -132,11 +140,11 @@ event!(TranscriptionFailed, "podflow.transcriber");
 pub struct PromptJob {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = PROMPT_ID_PATTERN))]
     pub prompt_id: String,
     #[schemars(range(min = 1))]
     pub prompt_version: u32,
@@ -149,8 +157,9 @@ pub struct PromptJob {
     pub temperature: f32,
     /// The rendered chat messages (JSON) in storage.
     pub input: BlobRef,
-    /// Where the output should be written (data-dir relative key, or S3 key).
-    #[schemars(length(min = 1))]
+    /// Where the output should be written (data-dir relative key, or S3 key): under
+    /// `episodes/<episode_id>/prompts/`, which the invoker checks.
+    #[schemars(length(min = 1, max = MAX_KEY_CHARS), regex(pattern = KEY_PATTERN))]
     pub output_key: String,
 }
 event!(PromptJob, "podflow.prompt-dispatcher");
@@ -160,11 +169,11 @@ event!(PromptJob, "podflow.prompt-dispatcher");
 pub struct PromptCompleted {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = PROMPT_ID_PATTERN))]
     pub prompt_id: String,
     #[schemars(range(min = 1))]
     pub prompt_version: u32,
@@ -194,11 +203,11 @@ pub enum FailureKind {
 pub struct PromptFailed {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = PROMPT_ID_PATTERN))]
     pub prompt_id: String,
     #[schemars(range(min = 1))]
     pub prompt_version: u32,
@@ -224,6 +233,7 @@ pub enum SummaryStatus {
 /// A prompt output listed in [`EpisodeSummarized`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PromptOutput {
+    #[schemars(regex(pattern = PROMPT_ID_PATTERN))]
     pub prompt_id: String,
     pub prompt_version: u32,
     pub model: String,
@@ -233,6 +243,7 @@ pub struct PromptOutput {
 /// A prompt that failed, listed in [`EpisodeSummarized`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FailedPrompt {
+    #[schemars(regex(pattern = PROMPT_ID_PATTERN))]
     pub prompt_id: String,
     pub prompt_version: u32,
     pub model: String,
@@ -251,7 +262,7 @@ pub struct FailedStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PublishedFile {
     /// Path inside the episode's folder.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_KEY_CHARS), regex(pattern = KEY_PATTERN))]
     pub name: String,
     pub file: BlobRef,
 }
@@ -297,9 +308,9 @@ pub struct ModelCost {
 pub struct EpisodeSummarized {
     #[schemars(regex(pattern = VERSION_PATTERN))]
     pub schema_version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
     pub episode_id: String,
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
     pub correlation_id: String,
     #[schemars(range(min = 1))]
     pub revision: u32,
@@ -323,3 +334,96 @@ pub struct EpisodeSummarized {
     pub cost: Option<CostBlock>,
 }
 event!(EpisodeSummarized, "podflow.publisher");
+
+/// A summary revision awaiting a person's approval (shows with `approval = "required"`):
+/// the candidates they choose from and edit. Nothing is published (no feed item, no tags,
+/// no `EpisodeSummarized`) until an [`EpisodeApproved`] for this proposal arrives.
+///
+/// `proposal` starts at 1 and increments when a new outcome (a re-run prompt) is proposed;
+/// the same outcome is never proposed twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EpisodeProposed {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
+    pub episode_id: String,
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
+    pub correlation_id: String,
+    #[schemars(range(min = 1))]
+    pub proposal: u32,
+    pub status: SummaryStatus,
+    /// Suggested titles, best first (may be empty: the file's name is used then).
+    pub titles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub chapters: Vec<ProposedChapter>,
+    /// The draft files (show notes, chapters…) as they would be published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PublishedFile>,
+    /// Prompts that failed (their outputs come from the extractive engine or are missing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_prompts: Vec<FailedPrompt>,
+}
+event!(EpisodeProposed, "podflow.publisher");
+
+/// A chapter in an [`EpisodeProposed`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProposedChapter {
+    #[schemars(range(min = 0.0))]
+    pub start_time: f64,
+    #[schemars(length(min = 1))]
+    pub title: String,
+}
+
+/// A person approved a proposal, with the title they chose or wrote and, optionally, the
+/// summary as they edited it. Sent by `podflow approve`, `podflow serve` or Slack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EpisodeApproved {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
+    pub episode_id: String,
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
+    pub correlation_id: String,
+    #[schemars(range(min = 1))]
+    pub proposal: u32,
+    #[schemars(length(min = 1, max = 300))]
+    pub title: String,
+    /// The summary as edited; absent: the proposed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Who approved (`cli`, `web`, a Slack user id).
+    #[schemars(length(min = 1))]
+    pub approved_by: String,
+}
+event!(EpisodeApproved, "podflow.approval");
+
+/// A person rejected a proposal, saying why; the prompts in `rerun` run again (at
+/// `prompt_version`, on `model`, when given) and their outcome is proposed anew.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EpisodeRejected {
+    #[schemars(regex(pattern = VERSION_PATTERN))]
+    pub schema_version: String,
+    #[schemars(regex(pattern = EPISODE_ID_PATTERN))]
+    pub episode_id: String,
+    #[schemars(regex(pattern = CORRELATION_ID_PATTERN))]
+    pub correlation_id: String,
+    #[schemars(range(min = 1))]
+    pub proposal: u32,
+    #[schemars(length(min = 1))]
+    pub note: String,
+    /// Prompt ids to run again (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = PROMPT_ID_PATTERN)))]
+    pub rerun: Vec<String>,
+    /// Run them on this model instead of the one they used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Render them from this version of the prompt catalog (`latest` or a number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(latest|[1-9][0-9]*)$"))]
+    pub prompt_version: Option<String>,
+    #[schemars(length(min = 1))]
+    pub rejected_by: String,
+}
+event!(EpisodeRejected, "podflow.approval");

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`envelope`]: the EventBridge envelope and typed decoding with version checks.
 //! - [`events`]: one struct per event type (v1), plus the shared [`events::BlobRef`] pointer.
+//! - [`names`]: the shape of ids and keys (the schemas' patterns, and the same checks in Rust).
 //! - [`routing`]: which service consumes which event, declared once for the local router
 //!   and for `infra/`.
 //! - [`schema`]: schema generation and the list of all event types.
@@ -15,6 +16,7 @@
 
 pub mod envelope;
 pub mod events;
+pub mod names;
 pub mod registry;
 pub mod routing;
 pub mod schema;

@@ -24,9 +24,10 @@ pub const ROUTES: &[Route] = &[
         service: "transcriber",
         detail_types: &["EpisodeUploaded"],
     },
+    // A rejected proposal's chosen prompts run again.
     Route {
         service: "prompt-dispatcher",
-        detail_types: &["EpisodeTranscribed"],
+        detail_types: &["EpisodeTranscribed", "EpisodeRejected"],
     },
     Route {
         service: "publisher",
@@ -37,13 +38,15 @@ pub const ROUTES: &[Route] = &[
             "TranscriptionFailed",
             "PromptCompleted",
             "PromptFailed",
+            "EpisodeApproved",
+            "EpisodeRejected",
         ],
     },
     // The publisher's notifier: the MP3 is announced as soon as it exists, and each
     // summary revision once; a Slack outage never holds back EpisodeSummarized.
     Route {
         service: "publisher-notify",
-        detail_types: &["EpisodeTranscoded", "EpisodeSummarized"],
+        detail_types: &["EpisodeTranscoded", "EpisodeSummarized", "EpisodeProposed"],
     },
 ];
 

@@ -23,6 +23,9 @@ pub fn all_schemas() -> Vec<(&'static str, serde_json::Value)> {
         one::<PromptCompleted>(),
         one::<PromptFailed>(),
         one::<EpisodeSummarized>(),
+        one::<EpisodeProposed>(),
+        one::<EpisodeApproved>(),
+        one::<EpisodeRejected>(),
     ]
 }
 

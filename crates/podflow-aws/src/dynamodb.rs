@@ -46,6 +46,49 @@ pub struct DynamoEpisodeStore {
 }
 
 impl DynamoEpisodeStore {
+    /// Puts each prompt as queued; with `keep_completed`, one completed at the same version
+    /// is left as it is.
+    async fn queue_prompts(
+        &self,
+        episode_id: &str,
+        prompts: &[(String, u32, String)],
+        keep_completed: bool,
+    ) -> Result<(), PortError> {
+        for (prompt_id, version, model) in prompts {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(&ep(episode_id)))
+                .item("sk", s(&format!("PROMPT#{prompt_id}")))
+                .item("prompt_id", s(prompt_id))
+                .item("prompt_version", n(version))
+                .item("model", s(model))
+                .item("status", s("queued"))
+                .item("attempts", n(0))
+                .item("input_tokens", n(0))
+                .item("output_tokens", n(0))
+                .item("updated_at", n(now_ms()));
+            let put = if keep_completed {
+                put.condition_expression(
+                    "attribute_not_exists(pk) OR #status <> :completed OR prompt_version <> :version",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":completed", s("completed"))
+                .expression_attribute_values(":version", n(version))
+            } else {
+                put
+            };
+            let put = put.send().await;
+            match put {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(self.failed("PutItem prompt", &e)),
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(config: &SdkConfig, table: &str) -> Self {
         Self {
             client: Client::new(config),
@@ -384,38 +427,17 @@ impl EpisodeStore for DynamoEpisodeStore {
         episode_id: &str,
         prompts: &[(String, u32, String)],
     ) -> Result<(), PortError> {
-        for (prompt_id, version, model) in prompts {
-            // A completed prompt at the same version keeps its state; anything else is
-            // (re)queued from scratch.
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(&ep(episode_id)))
-                .item("sk", s(&format!("PROMPT#{prompt_id}")))
-                .item("prompt_id", s(prompt_id))
-                .item("prompt_version", n(version))
-                .item("model", s(model))
-                .item("status", s("queued"))
-                .item("attempts", n(0))
-                .item("input_tokens", n(0))
-                .item("output_tokens", n(0))
-                .item("updated_at", n(now_ms()))
-                .condition_expression(
-                    "attribute_not_exists(pk) OR #status <> :completed OR prompt_version <> :version",
-                )
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":completed", s("completed"))
-                .expression_attribute_values(":version", n(version))
-                .send()
-                .await;
-            match put {
-                Ok(_) => {}
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(self.failed("PutItem prompt", &e)),
-            }
-        }
-        Ok(())
+        // A completed prompt at the same version keeps its state; anything else is
+        // (re)queued from scratch.
+        self.queue_prompts(episode_id, prompts, true).await
+    }
+
+    async fn requeue_prompts(
+        &self,
+        episode_id: &str,
+        prompts: &[(String, u32, String)],
+    ) -> Result<(), PortError> {
+        self.queue_prompts(episode_id, prompts, false).await
     }
 
     async fn update_prompt(

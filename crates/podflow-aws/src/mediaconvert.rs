@@ -14,6 +14,7 @@ use crate::signed::SignedHttp;
 
 /// Podcast loudness for stereo (what the local ffmpeg transcoder aims at too).
 const TARGET_LKFS: f64 = -16.0;
+const TRUE_PEAK_LIMIT_DBFS: f64 = -2.0;
 
 pub struct MediaConvertJobs {
     http: SignedHttp,
@@ -76,7 +77,11 @@ impl MediaConvertJobs {
                             "audioNormalizationSettings": {
                                 "algorithm": "ITU_BS_1770_3",
                                 "algorithmControl": "CORRECT_AUDIO",
-                                "targetLkfs": TARGET_LKFS
+                                "targetLkfs": TARGET_LKFS,
+                                // Podcast platforms ask for true peaks at or under -1 dBTP;
+                                // -2 leaves room for what MP3 encoding adds (MediaConvert's
+                                // default, 0, limits nothing).
+                                "truePeakLimiterThreshold": TRUE_PEAK_LIMIT_DBFS
                             }
                         }]
                     }]

@@ -194,4 +194,8 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| s3_error(what(), e))?;
         Ok(request.uri().to_owned())
     }
+
+    fn bucket(&self) -> Option<&str> {
+        Some(&self.bucket)
+    }
 }

@@ -5,7 +5,9 @@
 //! labels on, `speaker_label` — and `punctuation` without times), optionally
 //! `results.audio_segments` (Transcribe's own sentence-like segments, with item ids), and
 //! `results.speaker_labels.segments` (older outputs carry the speaker only there). Times
-//! are strings of seconds.
+//! are strings of seconds. The language is `results.language_code` (`de-DE`); a job that
+//! identified it also lists `results.language_identification` (codes with their scores,
+//! as strings).
 
 use serde::Deserialize;
 
@@ -36,11 +38,54 @@ struct Results {
     #[serde(default)]
     language_code: Option<String>,
     #[serde(default)]
+    language_identification: Vec<IdentifiedLanguage>,
+    #[serde(default)]
     items: Vec<Item>,
     #[serde(default)]
     audio_segments: Vec<AudioSegment>,
     #[serde(default)]
     speaker_labels: Option<SpeakerLabels>,
+}
+
+#[derive(Deserialize)]
+struct IdentifiedLanguage {
+    code: String,
+    /// A string of a number in Transcribe's outputs; a number is taken too.
+    #[serde(default)]
+    score: Option<serde_json::Value>,
+}
+
+impl IdentifiedLanguage {
+    fn score(&self) -> f64 {
+        let score = match &self.score {
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            Some(serde_json::Value::Number(n)) => n.as_f64(),
+            _ => None,
+        };
+        score.filter(|s: &f64| s.is_finite()).unwrap_or(0.0)
+    }
+}
+
+/// The transcript's language as an ISO code (`de-DE` → `de`): the output's language code,
+/// else the job's (`job_language`, from the job's description), else the best-scored
+/// identified language, else English (what every job podflow started was in before the
+/// language could be chosen).
+fn iso_language(results: &Results, job_language: Option<&str>) -> String {
+    let identified = results
+        .language_identification
+        .iter()
+        .max_by(|a, b| a.score().total_cmp(&b.score()))
+        .map(|l| l.code.as_str());
+    let code = [results.language_code.as_deref(), job_language, identified]
+        .into_iter()
+        .flatten()
+        .find(|c| !c.trim().is_empty())
+        .unwrap_or("en");
+    code.split(['-', '_'])
+        .next()
+        .unwrap_or(code)
+        .trim()
+        .to_ascii_lowercase()
 }
 
 #[derive(Deserialize)]
@@ -116,6 +161,15 @@ const MAX_SEGMENT_WORDS: usize = 40;
 
 /// Reads Transcribe's output. `engine` and `model` are recorded as `amazon-transcribe`.
 pub fn parse(json: &str) -> Result<Transcript, TranscribeOutputError> {
+    parse_for_job(json, None)
+}
+
+/// Reads the output of a job whose description named `job_language` (`de-DE`): the
+/// transcript's language when the output names none.
+pub fn parse_for_job(
+    json: &str,
+    job_language: Option<&str>,
+) -> Result<Transcript, TranscribeOutputError> {
     let out: Output = serde_json::from_str(json)?;
     if let Some(status) = out.status.as_deref().filter(|s| *s != "COMPLETED") {
         return Err(TranscribeOutputError::NotCompleted {
@@ -200,12 +254,7 @@ pub fn parse(json: &str) -> Result<Transcript, TranscribeOutputError> {
     }
     let duration_seconds = segments.iter().map(|s| s.end).fold(0.0, f64::max);
     Ok(Transcript {
-        language: r
-            .language_code
-            .as_deref()
-            .and_then(|c| c.split('-').next())
-            .unwrap_or("en")
-            .to_owned(),
+        language: iso_language(&r, job_language),
         duration_seconds,
         engine: "amazon-transcribe".into(),
         model: "standard".into(),
@@ -256,6 +305,44 @@ mod tests {
         assert_eq!(t.segments[0].speaker, None);
         assert_eq!((t.segments[0].start, t.segments[0].end), (0.1, 1.0));
         assert_eq!(t.engine, "amazon-transcribe");
+    }
+
+    #[test]
+    fn the_language_is_the_jobs_code_or_the_best_identified_one() {
+        let with = |results: &str| {
+            parse(&format!(r#"{{"results": {{{results} "items": []}}}}"#))
+                .expect("parses")
+                .language
+        };
+        assert_eq!(with(r#""language_code": "de-DE","#), "de");
+        // Identified: the code is there too; the scores are strings.
+        assert_eq!(
+            with(
+                r#""language_code": "es-US", "language_identification": [
+                    {"score": "0.0123", "code": "pt-BR"}, {"score": "0.9861", "code": "es-US"}],"#
+            ),
+            "es"
+        );
+        // Without the code, the best-scored language.
+        assert_eq!(
+            with(
+                r#""language_identification": [
+                    {"score": "0.2386", "code": "en-US"}, {"score": "0.7102", "code": "fr-CA"}],"#
+            ),
+            "fr"
+        );
+        assert_eq!(with(""), "en");
+        // An output without a code: the job's description says.
+        let bare = r#"{"results": {"items": []}}"#;
+        assert_eq!(
+            parse_for_job(bare, Some("pt-BR")).expect("parses").language,
+            "pt"
+        );
+        let own = r#"{"results": {"language_code": "de-DE", "items": []}}"#;
+        assert_eq!(
+            parse_for_job(own, Some("en-US")).expect("parses").language,
+            "de"
+        );
     }
 
     #[test]

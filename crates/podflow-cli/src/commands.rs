@@ -3,7 +3,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use podflow_core::{EpisodeStore, ErrorKind, MediaProbe, PromptStatus, SpeechToText};
+use podflow_core::{
+    EpisodeStore, ErrorKind, MediaProbe, PromptStatus, SpeechToText, language::Language,
+};
 use podflow_media::Ffmpeg;
 use podflow_speech::engine::{EngineKind, LocalEngine};
 use transcriber::TranscriptFormat;
@@ -168,12 +170,40 @@ pub async fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::
             eprintln!("prompt failure: {reason}");
         }
     }
+    say_who_waits(&reports, json);
     if !json && reports.iter().any(|r| r.status == "partial") {
         eprintln!(
             "some prompts failed and are in the dead-letter queue: see `podflow dlq list`, fix the cause, then `podflow dlq replay --all`"
         );
     }
     Ok(exit_code(&reports, bad_input))
+}
+
+/// Runs the pipeline until `episodes` settle after a decision, then reports them.
+pub async fn settle(
+    pipeline: Pipeline,
+    data_dir: &std::path::Path,
+    episodes: &[String],
+    json: bool,
+) -> anyhow::Result<i32> {
+    drain_until_stopped(pipeline, episodes, json).await?;
+    let reports = reports_for(data_dir, episodes).await?;
+    print_reports(&reports, json, data_dir);
+    say_who_waits(&reports, json);
+    Ok(exit_code(&reports, false))
+}
+
+/// Episodes whose proposal waits for a person, and the commands that decide.
+fn say_who_waits(reports: &[EpisodeReport], json: bool) {
+    if json {
+        return;
+    }
+    for r in reports.iter().filter(|r| r.status == "awaiting_approval") {
+        eprintln!(
+            "{} awaits approval: `podflow approve {0} [--title N|TEXT] [--summary-file F]`, or `podflow reject {0} --note …`",
+            r.episode_id
+        );
+    }
 }
 
 pub async fn status(
@@ -260,6 +290,7 @@ pub struct TranscribeRequest {
     pub output: Option<PathBuf>,
     pub whisper_model: Option<PathBuf>,
     pub engine: EngineKind,
+    pub language: Language,
     pub window_seconds: f64,
 }
 
@@ -275,7 +306,7 @@ pub async fn transcribe(
         request.whisper_model.clone(),
         data_dir.join("models"),
     ) {
-        Ok(engine) => engine,
+        Ok(engine) => engine.with_language(request.language.clone()),
         Err(e) => {
             eprintln!("error: {}", e.report());
             return Ok(EXIT_BAD_INPUT);

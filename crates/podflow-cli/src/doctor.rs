@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use podflow_core::SpeechToText;
+use podflow_core::{
+    ErrorKind, SpeechToText,
+    language::{self, Language},
+};
 use podflow_speech::{cpu::CpuSummary, engine::LocalEngine, locate};
 use serde::Serialize;
 
@@ -135,7 +138,8 @@ async fn engine_checks(settings: &Settings) -> Result<Vec<Check>, Check> {
         Some(model_path.clone()),
         settings.data_dir.join("models"),
     )
-    .map_err(|e| fail("engine", "set PODFLOW_WHISPER_ENGINE=whisper.cpp")(&e))?;
+    .map_err(|e| fail("engine", "set PODFLOW_WHISPER_ENGINE=whisper.cpp")(&e))?
+    .with_language(settings.language.clone());
     let (engine, prepared) = tokio::task::spawn_blocking(move || {
         let result = engine.load();
         (engine, result)
@@ -148,10 +152,18 @@ async fn engine_checks(settings: &Settings) -> Result<Vec<Check>, Check> {
         )(&e)
     })?;
     prepared.map_err(|e| {
-        fail(
-            "engine",
-            "run scripts/setup.sh; PODFLOW_WHISPER_MODEL must name a CTranslate2 Whisper directory or a ggml file",
-        )(&e)
+        if e.kind() == ErrorKind::Input {
+            // The model loads, but not for the language asked for.
+            fail(
+                "language",
+                "use a multilingual model (scripts/setup.sh --multilingual, then PODFLOW_WHISPER_MODEL), or PODFLOW_LANGUAGE=auto",
+            )(&e)
+        } else {
+            fail(
+                "engine",
+                "run scripts/setup.sh; PODFLOW_WHISPER_MODEL must name a CTranslate2 Whisper directory or a ggml file",
+            )(&e)
+        }
     })?;
     let compute = engine
         .compute_type()
@@ -176,7 +188,16 @@ async fn engine_checks(settings: &Settings) -> Result<Vec<Check>, Check> {
             megabytes(&model_path)
         ),
     );
-    Ok(vec![engine_check, model_check])
+    let language = match (&settings.language, engine.model().ends_with(".en")) {
+        (Language::Auto, true) => format!("auto: English ({} is English-only)", engine.model()),
+        (Language::Auto, false) => "auto: identified from each episode's audio".to_owned(),
+        (Language::Code(code), _) => format!("{code} ({})", language::display_name(code)),
+    };
+    Ok(vec![
+        engine_check,
+        model_check,
+        Check::ok("language", language),
+    ])
 }
 
 /// The size of a model file, or of the weights in a model directory.

@@ -2,20 +2,23 @@
 //! over the embedded adapters (SQLite bus and queues, files, ffmpeg, local Whisper, an
 //! OpenAI-compatible LLM).
 
+mod approve;
 mod commands;
 mod dlq;
 mod doctor;
 mod report;
 mod runtime;
+mod serve;
 mod space;
 
-use podflow_core::TextEngine;
+use podflow_core::{TextEngine, language::Language};
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 use podflow_embedded::Durability;
 use podflow_speech::engine::EngineKind;
 use prompt_dispatcher::ReplayVersion;
+use publisher::approval::{Request, TitleChoice};
 use transcriber::TranscriptFormat;
 
 #[derive(Parser)]
@@ -70,6 +73,10 @@ struct LlmArgs {
     /// The local speech engine (default: ctranslate2 where built in, else whisper.cpp).
     #[arg(long, env = "PODFLOW_WHISPER_ENGINE", value_enum)]
     engine: Option<EngineKind>,
+    /// The language spoken: `auto` (identified from the audio; the bundled English-only
+    /// model takes it as English) or an ISO 639-1 code such as de (docs/transcription.md).
+    #[arg(long, env = "PODFLOW_LANGUAGE", default_value = "auto")]
+    language: Language,
     #[arg(long, env = "PODFLOW_MP3_BITRATE", default_value_t = 128)]
     mp3_bitrate_kbps: u32,
     /// How many failed tries (5xx, timeouts, garbled answers) a prompt gets before it goes
@@ -99,6 +106,27 @@ struct LlmArgs {
     /// Fault injection: deliver every bus event twice (to show handlers are idempotent).
     #[arg(long, env = "PODFLOW_CHAOS_DUPLICATE_DELIVERY", hide = true)]
     chaos_duplicate_delivery: bool,
+    #[command(flatten)]
+    show: ShowArgs,
+}
+
+/// The show, above `podflow.toml` and `PODFLOW_SHOW_*` (see docs/publishing.md).
+#[derive(clap::Args, Clone)]
+struct ShowArgs {
+    /// The show's title (feed, MP3 tags).
+    #[arg(long)]
+    show_title: Option<String>,
+    /// The address the data directory's files are served from (the feed's links); default:
+    /// the data directory as a file:// URL.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The hosts' names, comma-separated, in the order their voices are usually first heard.
+    #[arg(long)]
+    hosts: Option<String>,
+    /// This run's speakers, comma-separated, in the order their voices are first heard
+    /// (default: the hosts): the names transcripts, captions, prompts and the feed use.
+    #[arg(long, env = "PODFLOW_SPEAKERS")]
+    speakers: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -134,6 +162,10 @@ enum Command {
         /// The local speech engine (default: ctranslate2 where built in, else whisper.cpp).
         #[arg(long, env = "PODFLOW_WHISPER_ENGINE", value_enum)]
         engine: Option<EngineKind>,
+        /// The language spoken: `auto` (identified from the audio; the bundled English-only
+        /// model takes it as English) or an ISO 639-1 code such as de.
+        #[arg(long, env = "PODFLOW_LANGUAGE", default_value = "auto")]
+        language: Language,
         /// Seconds of audio decoded at a time (memory stays flat for long episodes).
         #[arg(long, default_value_t = 300.0, hide = true)]
         window_seconds: f64,
@@ -152,10 +184,65 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Approve an episode's proposal (shows with approval = "required"): it is published
+    /// with the chosen title and, optionally, an edited summary.
+    Approve {
+        episode_id: String,
+        /// The proposal to approve (default: the latest; an older one is refused).
+        #[arg(long)]
+        proposal: Option<u32>,
+        /// A suggested title's number (from 1), or the title itself (default: the first).
+        #[arg(long, value_name = "N|TEXT")]
+        title: Option<String>,
+        /// A file holding the summary as it should be published.
+        #[arg(long)]
+        summary_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        llm: LlmArgs,
+    },
+    /// Reject an episode's proposal with a note; `--rerun` prompts run again (optionally on
+    /// another model or prompt version) and their outcome is proposed anew.
+    Reject {
+        episode_id: String,
+        #[arg(long)]
+        proposal: Option<u32>,
+        /// Why (kept in the episode's approve step).
+        #[arg(long, required = true)]
+        note: String,
+        /// Prompts to run again, comma-separated (e.g. titles,summary).
+        #[arg(long, value_delimiter = ',')]
+        rerun: Vec<String>,
+        /// Run them on this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Render them from this prompt version: `latest`, or a number the catalog holds.
+        #[arg(long, value_name = "N|latest")]
+        prompt_version: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        llm: LlmArgs,
+    },
     /// Inspect and replay the dead-letter queues.
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
+    },
+    /// A local web page: episodes with their steps, prompts, player and outputs; approve or
+    /// reject proposals, replay dead letters, browse the prompt catalog. The pipeline runs
+    /// meanwhile (this holds the data directory, as `run` does); Ctrl-C stops both.
+    Serve {
+        /// The port to listen on (0: any free one; the address is printed).
+        #[arg(long, default_value_t = 8750)]
+        port: u16,
+        /// The address to listen on. Anything but loopback shows the page, which has no
+        /// login, to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        #[command(flatten)]
+        llm: LlmArgs,
     },
 }
 
@@ -250,6 +337,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         prompts_dir: llm.prompts_dir,
         whisper_model: llm.whisper_model,
         engine: llm.engine.unwrap_or_else(EngineKind::default_kind),
+        language: llm.language,
         mp3_bitrate_kbps: llm.mp3_bitrate_kbps,
         prompt_attempts: llm.prompt_attempts.max(1),
         prompt_throttle_budget: Duration::from_secs(60 * llm.prompt_throttle_budget),
@@ -262,6 +350,18 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
             DurabilityArg::Full => Durability::Full,
         },
         duplicate_deliveries: llm.chaos_duplicate_delivery,
+        speakers: llm
+            .show
+            .speakers
+            .as_deref()
+            .map(podflow_core::show::names)
+            .unwrap_or_default(),
+        show_flags: podflow_core::show::ShowConfig {
+            title: llm.show.show_title,
+            base_url: llm.show.base_url,
+            hosts: llm.show.hosts.as_deref().map(podflow_core::show::names),
+            ..Default::default()
+        },
     }
 }
 
@@ -280,6 +380,7 @@ async fn main() {
             output,
             whisper_model,
             engine,
+            language,
             window_seconds,
         } => {
             let request = commands::TranscribeRequest {
@@ -288,9 +389,62 @@ async fn main() {
                 output,
                 whisper_model,
                 engine: engine.unwrap_or_else(EngineKind::default_kind),
+                language,
                 window_seconds,
             };
             commands::transcribe(&cli.data_dir, &request).await
+        }
+        Command::Approve {
+            episode_id,
+            proposal,
+            title,
+            summary_file,
+            json,
+            llm,
+        } => {
+            let summary = match summary_file.map(std::fs::read_to_string).transpose() {
+                Ok(summary) => summary,
+                Err(e) => {
+                    eprintln!("error: cannot read the summary file: {e}");
+                    exit(Ok(commands::EXIT_BAD_INPUT));
+                }
+            };
+            let args = approve::DecisionArgs {
+                episode_id,
+                proposal,
+                request: Request::Approve {
+                    title: title
+                        .as_deref()
+                        .map_or(TitleChoice::First, TitleChoice::parse),
+                    summary,
+                },
+            };
+            approve::decide(&settings(cli.data_dir, llm), args, json).await
+        }
+        Command::Reject {
+            episode_id,
+            proposal,
+            note,
+            rerun,
+            model,
+            prompt_version,
+            json,
+            llm,
+        } => {
+            let args = approve::DecisionArgs {
+                episode_id,
+                proposal,
+                request: Request::Reject {
+                    note,
+                    rerun,
+                    model,
+                    prompt_version,
+                },
+            };
+            approve::decide(&settings(cli.data_dir, llm), args, json).await
+        }
+        Command::Serve { port, bind, llm } => {
+            serve::serve(&settings(cli.data_dir, llm), serve::Options { bind, port }).await
         }
         Command::Status { episode_id, json } => {
             commands::status(&cli.data_dir, episode_id.as_deref(), json).await

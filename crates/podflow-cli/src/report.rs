@@ -48,7 +48,8 @@ fn shorten(text: &str) -> String {
 pub struct EpisodeReport {
     pub episode_id: String,
     pub original_name: String,
-    /// `done`, `partial` (some prompts failed), `failed` (a step failed) or `in_progress`.
+    /// `done`, `partial` (some prompts failed), `failed` (a step failed), `in_progress`, or
+    /// `awaiting_approval` (a proposal waits for `podflow approve` / `reject`).
     pub status: String,
     pub steps: Vec<StepState>,
     pub prompts: Vec<PromptState>,
@@ -86,8 +87,14 @@ impl EpisodeReport {
             .iter()
             .any(|s| s.step == "publish" && s.status == StepStatus::Done);
         let unfinished = prompts.iter().any(|p| !p.status.is_terminal());
+        // A proposal waits for a person (`podflow approve` / `reject`).
+        let awaiting = steps
+            .iter()
+            .any(|s| s.step == "approve" && s.status == StepStatus::Running);
         let status = if step_failed {
             "failed"
+        } else if awaiting && !unfinished {
+            "awaiting_approval"
         } else if !published || unfinished {
             "in_progress"
         } else if prompt_failed {

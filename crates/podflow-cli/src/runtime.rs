@@ -1,7 +1,11 @@
 //! Composes the six service handlers over the embedded adapters in one process. Only
 //! wiring lives here; every piece of logic is in a service library.
 
-use podflow_core::TextEngine;
+use podflow_core::{
+    TextEngine,
+    language::Language,
+    show::{self, ShowConfig, ShowLayers},
+};
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -27,7 +31,7 @@ use publisher::{
 };
 use tokio::{sync::watch, task::JoinHandle};
 use transcode_watcher::TranscodeHandler;
-use transcriber::TranscriberHandler;
+use transcriber::{SpeakerNames, TranscriberHandler};
 
 /// Settings from flags and environment.
 #[derive(Debug, Clone)]
@@ -45,6 +49,8 @@ pub struct Settings {
     pub prompts_dir: Option<PathBuf>,
     pub whisper_model: Option<PathBuf>,
     pub engine: EngineKind,
+    /// The language spoken: identified (`auto`) or given.
+    pub language: Language,
     pub mp3_bitrate_kbps: u32,
     pub prompt_attempts: u32,
     pub prompt_throttle_budget: Duration,
@@ -59,6 +65,46 @@ pub struct Settings {
     pub sns_topic_arn: Option<String>,
     pub durability: Durability,
     pub duplicate_deliveries: bool,
+    /// The show as flags set it (above `podflow.toml` and the environment).
+    pub show_flags: ShowConfig,
+    /// The speakers' names for this run's episodes, in the order their voices are first
+    /// heard (`--speakers`); none: the show's hosts.
+    pub speakers: Vec<String>,
+}
+
+/// The show's configuration around the data directory's `podflow.toml` (which the
+/// publisher reads at each publish): below it, the data directory served as `file://`
+/// and the user's `$XDG_CONFIG_HOME/podflow/podflow.toml`; above it, `PODFLOW_SHOW_*` /
+/// `PODFLOW_BASE_URL` and the flags. A file that cannot be read stops the run here, with
+/// its name and what is wrong, rather than at the first publish.
+pub fn show_layers(settings: &Settings) -> anyhow::Result<ShowLayers> {
+    let read = |path: &Path| -> anyhow::Result<Option<ShowConfig>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(ShowConfig::from_toml(
+                &text,
+                &path.display().to_string(),
+            )?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    };
+    let data_dir = std::path::absolute(&settings.data_dir)?;
+    let mut below = ShowConfig {
+        base_url: Some(format!("file://{}", data_dir.display())),
+        ..ShowConfig::default()
+    };
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")));
+    if let Some(user) =
+        config_home.and_then(|dir| read(&dir.join("podflow").join(show::FILE_NAME)).transpose())
+    {
+        below = below.merged(user?);
+    }
+    read(&settings.data_dir.join(show::FILE_NAME))?;
+    let above = ShowConfig::from_env(|name| std::env::var(name).ok())?
+        .merged(settings.show_flags.clone().checked("the flags")?);
+    Ok(ShowLayers { below, above })
 }
 
 /// Where an OpenAI-compatible server is looked for when none is given (Ollama's port).
@@ -114,6 +160,11 @@ pub const WORK_QUEUES: &[&str] = &[
 /// The running pipeline: the database, the ingest service, and the workers.
 pub struct Pipeline {
     pub db: Db,
+    pub blobs: Arc<FileBlobStore>,
+    /// Where messages go (Slack, SNS), if anywhere: for the approval reminders.
+    pub notifier: Option<Arc<dyn podflow_core::Notifier>>,
+    /// The show's layers around the data directory's `podflow.toml`.
+    pub show: ShowLayers,
     pub ingest: IngestService,
     /// Renders prompts (also for replays at a new prompt version).
     pub dispatcher: Arc<DispatchHandler>,
@@ -171,6 +222,7 @@ impl Pipeline {
         )
         .await?;
         let text_engine = settle_text_engine(settings).await;
+        let show = show_layers(settings)?;
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;
         let recovered = db.release_in_flight()?;
@@ -201,11 +253,18 @@ impl Pipeline {
                 Arc::new(TranscriberHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    engine: Arc::new(LocalEngine::new(
-                        settings.engine,
-                        settings.whisper_model.clone(),
-                        settings.data_dir.join("models"),
-                    )?),
+                    engine: Arc::new(
+                        LocalEngine::new(
+                            settings.engine,
+                            settings.whisper_model.clone(),
+                            settings.data_dir.join("models"),
+                        )?
+                        .with_language(settings.language.clone()),
+                    ),
+                    speakers: SpeakerNames {
+                        given: settings.speakers.clone(),
+                        show: show.clone(),
+                    },
                 }),
                 1,
             ),
@@ -234,6 +293,7 @@ impl Pipeline {
                     clips: Arc::new(Ffmpeg::default()),
                     prices,
                     text_engine,
+                    show: show.clone(),
                 }),
                 1,
             ),
@@ -242,8 +302,9 @@ impl Pipeline {
                 Arc::new(NotifyHandler {
                     store: store.clone(),
                     blobs: blobs.clone(),
-                    notifier,
+                    notifier: notifier.clone(),
                     links: publisher::links::ShareLinks::direct(LINK_LIFETIME),
+                    show: show.clone(),
                 }),
                 1,
             ),
@@ -257,11 +318,14 @@ impl Pipeline {
             .collect();
         let ingest = IngestService {
             store,
-            blobs,
+            blobs: blobs.clone(),
             probe: Arc::new(Ffmpeg::default()),
         };
         Ok(Self {
             db,
+            blobs,
+            notifier,
+            show,
             ingest,
             dispatcher,
             data_dir: settings.data_dir.clone(),

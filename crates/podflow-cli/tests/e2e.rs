@@ -465,17 +465,26 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
         BUNDLED_PROMPTS.len()
     );
 
-    // An operator fixes the titles prompt (version 2, in the override directory) and replays
-    // only that prompt at the new version on another model.
+    // An operator fixes the titles prompt (its next version, in the override directory) and
+    // replays only that prompt at the new version on another model.
     let llm = fake_llm(Duration::ZERO).await;
     let id = report["episode_id"].as_str().expect("id");
     let overrides = tempfile::tempdir().expect("tempdir");
     let bundled = std::fs::read_to_string(repo().join("prompts/titles.toml")).expect("titles");
-    assert!(bundled.contains("version = 1\n"));
+    // The fix is the bundled prompt's next version (whatever version it is at now).
+    let version: u32 = bundled
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("bundled version");
+    let fixed_version = version + 1;
     std::fs::write(
         overrides.path().join("titles.toml"),
         bundled
-            .replace("version = 1\n", "version = 2\n")
+            .replace(
+                &format!("version = {version}\n"),
+                &format!("version = {fixed_version}\n"),
+            )
             .replace("Suggest five", "FIXED-V2 Suggest five"),
     )
     .expect("override");
@@ -500,7 +509,10 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     let out = output(wrong).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("at version 2, not 7"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("at version {fixed_version}, not 7")),
+        "{stderr}"
+    );
     let db = Db::open(data.path()).expect("db");
     assert_eq!(db.dead_letters().expect("dlq").len(), BUNDLED_PROMPTS.len());
 
@@ -526,12 +538,11 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
         .expect("titles");
     assert_eq!(
         (titles.prompt_version, titles.model.as_str(), titles.status),
-        (2, "other-model", PromptStatus::Completed)
+        (fixed_version, "other-model", PromptStatus::Completed)
     );
-    let input = std::fs::read_to_string(
-        data.path()
-            .join(format!("episodes/{id}/prompts/titles.v2.input.json")),
-    )
+    let input = std::fs::read_to_string(data.path().join(format!(
+        "episodes/{id}/prompts/titles.v{fixed_version}.input.json"
+    )))
     .expect("v2 input stored");
     assert!(input.contains("FIXED-V2"));
     assert_eq!(
@@ -949,4 +960,235 @@ async fn a_throttling_storm_over_three_episodes_still_exits_0() {
         "{:?}",
         stats.served
     );
+}
+
+/// `podflow approve` / `reject` with their refusals, as a person at a terminal uses them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_show_requiring_approval_publishes_only_what_a_person_approved() {
+    let llm = FakeLlm::start(FakeLlmConfig {
+        scripted: vec![(
+            "Suggest five candidate titles".to_owned(),
+            "1. Reliable Podcast Pipelines\n2. Never Twice".to_owned(),
+        )],
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .expect("fake LLM")
+    .url;
+    let data = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let mut cmd = podflow(data.path(), &llm);
+        cmd.env("PODFLOW_SHOW_APPROVAL", "required").args(args);
+        output(cmd)
+    };
+    let mut cmd = podflow(data.path(), &llm);
+    cmd.env("PODFLOW_SHOW_APPROVAL", "required")
+        .args(["run", "--json"])
+        .arg(sample());
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = episode_json(&out);
+    assert_eq!(report["status"], "awaiting_approval", "{report}");
+    let id = report["episode_id"].as_str().expect("id").to_owned();
+    let dir = data.path().join("episodes").join(&id);
+    assert!(!dir.join("episode-summarized.json").exists());
+    assert!(!data.path().join("feed.xml").exists());
+
+    // Refusals change nothing and say why (exit 1).
+    for (args, says) in [
+        (vec!["approve", "no-such-episode"], "not known"),
+        (
+            vec!["approve", id.as_str(), "--proposal", "7"],
+            "latest is proposal 1",
+        ),
+        (
+            vec!["approve", id.as_str(), "--title", "9"],
+            "choose 1 to 2",
+        ),
+        (
+            vec!["reject", id.as_str(), "--note", "x", "--rerun", "nope"],
+            "no prompt `nope`",
+        ),
+    ] {
+        let out = run(&args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+
+    // Rejected: the titles prompt runs again on another model and is proposed anew.
+    let out = run(&[
+        "reject",
+        &id,
+        "--note",
+        "Titles too long",
+        "--rerun",
+        "titles",
+        "--model",
+        "fake-model-2",
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(episode_json(&out)["status"], "awaiting_approval");
+    let db = Db::open(data.path()).expect("db");
+    let (proposal, _) = publisher::approval::latest(&db, &id)
+        .await
+        .expect("store")
+        .expect("a proposal");
+    assert_eq!(proposal.proposal, 2);
+    let titles = db
+        .prompts(&id)
+        .await
+        .expect("prompts")
+        .into_iter()
+        .find(|p| p.prompt_id == "titles")
+        .expect("titles");
+    assert_eq!(
+        (titles.model.as_str(), titles.status),
+        ("fake-model-2", PromptStatus::Completed)
+    );
+    let out = run(&["approve", &id, "--proposal", "1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("latest is proposal 2"));
+
+    // Approved with a written title and an edited summary: published once, as edited.
+    let summary_file = data.path().join("summary.txt");
+    std::fs::write(
+        &summary_file,
+        "Pipelines that retry on their own, edited by hand.",
+    )
+    .expect("summary");
+    let out = run(&[
+        "approve",
+        &id,
+        "--title",
+        "Never Twice, Really",
+        "--summary-file",
+        summary_file.to_str().expect("utf-8 path"),
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(episode_json(&out)["status"], "done");
+    let notes = std::fs::read_to_string(dir.join("show-notes.md")).expect("notes");
+    assert!(notes.contains("# Never Twice, Really\n"), "{notes}");
+    assert!(notes.contains("edited by hand"), "{notes}");
+    let feed = std::fs::read_to_string(data.path().join("feed.xml")).expect("feed");
+    assert!(
+        feed.contains("<title>Never Twice, Really</title>"),
+        "{feed}"
+    );
+    // Approving again is refused; still one revision.
+    let out = run(&["approve", &id]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already"));
+    let db = Db::open(data.path()).expect("db");
+    let latest = db
+        .summary(&id, None)
+        .await
+        .expect("store")
+        .expect("summary");
+    assert_eq!(latest.detail["revision"], 1);
+}
+
+/// The speakers' names reach the transcript, captions, prompts and the feed; naming them
+/// anew never transcribes the audio again.
+#[tokio::test(flavor = "multi_thread")]
+async fn named_speakers_are_used_everywhere_and_renaming_never_transcribes_again() {
+    let llm = fake_llm(Duration::ZERO).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let run = |speakers: &str| {
+        let mut cmd = podflow(data.path(), &llm);
+        cmd.args([
+            "run",
+            "--json",
+            "--hosts",
+            "Ana Lima",
+            "--speakers",
+            speakers,
+        ])
+        .arg(sample());
+        output(cmd)
+    };
+    let out = run("Ana Lima, Ben Ode").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = episode_json(&out)["episode_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let dir = data.path().join("episodes").join(&id);
+    let transcript: Transcript =
+        serde_json::from_slice(&std::fs::read(dir.join("transcript.json")).expect("transcript"))
+            .expect("json");
+    // The host (heard first) is Ana, the guest Ben.
+    let first = transcript.segments[0].speaker.as_deref();
+    assert_eq!(first, Some("Ana Lima"), "{:#?}", transcript.segments);
+    let voices: std::collections::BTreeSet<&str> = transcript
+        .segments
+        .iter()
+        .filter_map(|s| s.speaker.as_deref())
+        .collect();
+    assert_eq!(voices, ["Ana Lima", "Ben Ode"].into_iter().collect());
+    let vtt = std::fs::read_to_string(dir.join("subtitles.vtt")).expect("vtt");
+    assert!(
+        vtt.contains("<v Ana Lima>") && vtt.contains("<v Ben Ode>"),
+        "{vtt}"
+    );
+    subtitles::parse_vtt(&vtt).expect("vtt parses");
+    let srt = std::fs::read_to_string(dir.join("subtitles.srt")).expect("srt");
+    assert!(srt.contains("Ben Ode: "), "{srt}");
+    assert!(!srt.contains("Speaker 1"), "{srt}");
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("podcast-transcript.json")).expect("podcast transcript"),
+    )
+    .expect("json");
+    assert_eq!(json["segments"][0]["speaker"], "Ana Lima");
+    // A prompt rendered with speakers (chapters: the timestamped view) names them.
+    let inputs: Vec<String> = std::fs::read_dir(dir.join("prompts"))
+        .expect("prompts")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("chapters.v"))
+        .map(|p| std::fs::read_to_string(p).expect("input"))
+        .collect();
+    assert!(inputs.iter().any(|i| i.contains("Ben Ode:")), "{inputs:?}");
+    let feed = std::fs::read_to_string(data.path().join("feed.xml")).expect("feed");
+    assert!(
+        feed.contains(r#"<podcast:person role="host">Ana Lima</podcast:person>"#)
+            && feed.contains(r#"<podcast:person role="guest">Ben Ode</podcast:person>"#),
+        "{feed}"
+    );
+
+    // Renamed on a second run: new names everywhere, the audio not transcribed again.
+    let out = run("Cleo, Dan").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vtt = std::fs::read_to_string(dir.join("subtitles.vtt")).expect("vtt");
+    assert!(
+        vtt.contains("<v Cleo>") && !vtt.contains("Ana Lima"),
+        "{vtt}"
+    );
+    let db = Db::open(data.path()).expect("db");
+    assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
 }

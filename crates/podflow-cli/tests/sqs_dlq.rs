@@ -219,7 +219,16 @@ async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
         "/../../prompts/summary.toml"
     ))
     .expect("bundled prompt")
-    .replace("version = 1", "version = 9");
+    .lines()
+    .map(|l| {
+        if l.starts_with("version = ") {
+            "version = 9"
+        } else {
+            l
+        }
+    })
+    .collect::<Vec<_>>()
+    .join("\n");
     std::fs::write(prompts.path().join("summary.toml"), fixed).expect("override");
 
     let job = std::fs::read_to_string(concat!(

@@ -10,14 +10,20 @@
 //! - [`content`]: content hashing and keys for work that must never be done twice.
 //! - [`crash`]: named crash points for tests that kill the process mid-step.
 //! - [`text_engine`]: which engine writes an episode's texts.
+//! - [`language`]: the language setting (`auto` or an ISO 639-1 code) and language names.
+//! - [`show`]: the show's configuration (`podflow.toml`).
+//! - [`approval`]: where proposals and decisions live in the store.
 
+pub mod approval;
 pub mod cache;
 pub mod content;
 pub mod crash;
 pub mod error;
 pub mod handling;
+pub mod language;
 pub mod links;
 pub mod ports;
+pub mod show;
 pub mod subtitles;
 pub mod telemetry;
 pub mod text_engine;

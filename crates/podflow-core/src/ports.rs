@@ -55,6 +55,11 @@ pub trait BlobStore: Send + Sync {
         blob: &BlobRef,
         valid_for: std::time::Duration,
     ) -> Result<String, PortError>;
+    /// The bucket this store keeps its objects in (S3); `None` for a local store. A
+    /// [`BlobRef`] naming another bucket is not this stack's, and a consumer refuses it.
+    fn bucket(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Where an episode came from and what identifies it.
@@ -242,6 +247,13 @@ pub trait EpisodeStore: Send + Sync {
 
     /// Adds planned prompts; a prompt already planned at the same version keeps its state.
     async fn plan_prompts(
+        &self,
+        episode_id: &str,
+        prompts: &[(String, u32, String)],
+    ) -> Result<(), PortError>;
+    /// Queues prompts again from scratch, completed or not: a person rejected their
+    /// outputs, so they run once more (the new output replaces the old).
+    async fn requeue_prompts(
         &self,
         episode_id: &str,
         prompts: &[(String, u32, String)],
@@ -509,7 +521,7 @@ pub trait SpeechToText: Send + Sync {
 
 /// The stored input of a prompt job (written by the dispatcher, read by the invoker): what
 /// is sent to the model. Stored as a blob because it embeds the transcript.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PromptInput {
     pub system: String,
     /// The rendered template; where the transcript goes it holds [`TRANSCRIPT_MARKER`].
@@ -518,6 +530,12 @@ pub struct PromptInput {
     /// model's context.
     #[serde(default)]
     pub transcript: String,
+    /// Where in `user` (byte offsets) the template put [`TRANSCRIPT_MARKER`]. Only there is
+    /// the transcript inserted: a value that holds the marker's text (an episode file named
+    /// `{{transcript}}.mp3` as the title) stays text. Absent from inputs stored before it
+    /// existed, which have every marker replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_at: Option<Vec<usize>>,
 }
 
 /// Where a [`PromptInput`]'s transcript is inserted into its `user` text.
@@ -526,7 +544,26 @@ pub const TRANSCRIPT_MARKER: &str = "{{transcript}}";
 impl PromptInput {
     /// The user message with `transcript` (the whole transcript, or notes on it) in place.
     pub fn user_with(&self, transcript: &str) -> String {
-        self.user.replace(TRANSCRIPT_MARKER, transcript)
+        let Some(slots) = &self.transcript_at else {
+            return self.user.replace(TRANSCRIPT_MARKER, transcript);
+        };
+        let mut out = String::new();
+        let mut from = 0;
+        for &at in slots {
+            // A slot that holds no marker (an input edited by hand) is left alone.
+            let holds_marker = self
+                .user
+                .get(at..)
+                .is_some_and(|rest| rest.starts_with(TRANSCRIPT_MARKER));
+            if at < from || !holds_marker {
+                continue;
+            }
+            out.push_str(&self.user[from..at]);
+            out.push_str(transcript);
+            from = at + TRANSCRIPT_MARKER.len();
+        }
+        out.push_str(&self.user[from..]);
+        out
     }
 }
 
@@ -546,7 +583,11 @@ pub struct TranscriptionJobSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobState {
     Running,
-    Completed,
+    /// `language`: the language the job transcribed in, as the service names it (`de-DE`),
+    /// given or identified, when it says.
+    Completed {
+        language: Option<String>,
+    },
     Failed(String),
 }
 

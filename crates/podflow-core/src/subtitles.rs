@@ -362,7 +362,12 @@ fn parse_stamp(s: &str, sep: char, line: usize) -> Result<f64, SubtitleParseErro
     if m >= 60 || sec >= 60 {
         return Err(bad());
     }
-    Ok(((h * 3600 + m * 60 + sec) * 1000 + milli) as f64 / 1000.0)
+    // Hours come from the file: a count no u64 of milliseconds holds is a bad timestamp.
+    let millis = h
+        .checked_mul(3_600_000)
+        .and_then(|ms| ms.checked_add((m * 60 + sec) * 1000 + milli))
+        .ok_or_else(bad)?;
+    Ok(millis as f64 / 1000.0)
 }
 
 /// The cues of `text`, each with the line number of its first text line.

@@ -145,6 +145,54 @@ impl Turn<'_> {
     }
 }
 
+impl Transcript {
+    /// Gives the engine's speaker labels the people's names: `names[0]` to the voice heard
+    /// first, `names[1]` to the next new voice, and so on. Voices past the list keep their
+    /// labels. Returns the names used, in that order.
+    pub fn name_speakers(&mut self, names: &[String]) -> Vec<String> {
+        let mut order: Vec<String> = Vec::new();
+        for seg in &self.segments {
+            if let Some(label) = &seg.speaker
+                && !order.contains(label)
+            {
+                order.push(label.clone());
+            }
+        }
+        let named: Vec<(String, String)> = order.into_iter().zip(names.iter().cloned()).collect();
+        for seg in &mut self.segments {
+            if let Some(label) = &seg.speaker
+                && let Some((_, name)) = named.iter().find(|(l, _)| l == label)
+            {
+                seg.speaker = Some(name.clone());
+            }
+        }
+        named.into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// The Podcasting 2.0 JSON transcript (`application/json`, version 1.0.0): one segment
+    /// per transcript segment, with the speaker's name where one is known.
+    pub fn to_podcast_json(&self) -> String {
+        let segments: Vec<serde_json::Value> = self
+            .segments
+            .iter()
+            .filter(|s| !s.text.trim().is_empty())
+            .map(|s| {
+                let mut segment = serde_json::json!({
+                    "startTime": s.start,
+                    "endTime": s.end,
+                    "body": s.text.trim(),
+                });
+                if let Some(label) = &s.speaker {
+                    segment["speaker"] = speaker_name(label).into();
+                }
+                segment
+            })
+            .collect();
+        let doc = serde_json::json!({ "version": "1.0.0", "segments": segments });
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    }
+}
+
 /// `spk_0` → `Speaker 1`; other labels as they are.
 pub fn speaker_name(label: &str) -> String {
     match label
@@ -193,6 +241,30 @@ mod tests {
                 seg(65.5, Some("spk_1"), "Thanks for having me."),
             ],
         }
+    }
+
+    #[test]
+    fn names_go_to_voices_in_the_order_they_are_first_heard() {
+        let mut t = sample();
+        t.segments = vec![
+            seg(0.0, Some("spk_1"), "Welcome."),
+            seg(2.0, Some("spk_0"), "Thanks."),
+            seg(4.0, Some("spk_2"), "Hi all."),
+            seg(6.0, Some("spk_1"), "So."),
+        ];
+        let used = t.name_speakers(&["Ana".into(), "Ben".into()]);
+        assert_eq!(used, ["Ana", "Ben"]);
+        let speakers: Vec<Option<&str>> = t.segments.iter().map(|s| s.speaker.as_deref()).collect();
+        assert_eq!(
+            speakers,
+            [Some("Ana"), Some("Ben"), Some("spk_2"), Some("Ana")]
+        );
+        let doc: serde_json::Value = serde_json::from_str(&t.to_podcast_json()).expect("json");
+        assert_eq!(doc["version"], "1.0.0");
+        assert_eq!(doc["segments"][0]["speaker"], "Ana");
+        assert_eq!(doc["segments"][2]["speaker"], "Speaker 3");
+        assert_eq!(doc["segments"][1]["startTime"], 2.0);
+        assert_eq!(doc["segments"][3]["body"], "So.");
     }
 
     #[test]

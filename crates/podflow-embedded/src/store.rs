@@ -23,6 +23,33 @@ fn sql(e: rusqlite::Error) -> PortError {
     DbError::Sql(e).into()
 }
 
+impl Db {
+    /// Puts each prompt as queued from scratch; with `keep_completed`, one completed at the
+    /// same version keeps its state (planning), else it is queued again too (a re-run).
+    fn queue_prompts(
+        &self,
+        episode_id: &str,
+        prompts: &[(String, u32, String)],
+        keep_completed: bool,
+    ) -> Result<(), PortError> {
+        let now = now_ms();
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        for (id, version, model) in prompts {
+            tx.execute(
+                "INSERT INTO prompts(episode_id, prompt_id, prompt_version, model, status, updated_at) VALUES(?1,?2,?3,?4,'queued',?5)
+                 ON CONFLICT(episode_id, prompt_id) DO UPDATE SET prompt_version=excluded.prompt_version,
+                   model=excluded.model, status='queued', attempts=0, last_error=NULL, output=NULL,
+                   throttles=0, throttled_since=NULL, updated_at=excluded.updated_at
+                 WHERE ?6=0 OR prompts.status!='completed' OR prompts.prompt_version!=excluded.prompt_version",
+                params![episode_id, id, version, model, now, keep_completed],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+}
+
 #[async_trait]
 impl EpisodeStore for Db {
     async fn upsert_episode(&self, record: &EpisodeRecord) -> Result<bool, PortError> {
@@ -167,21 +194,15 @@ impl EpisodeStore for Db {
         episode_id: &str,
         prompts: &[(String, u32, String)],
     ) -> Result<(), PortError> {
-        let now = now_ms();
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(sql)?;
-        for (id, version, model) in prompts {
-            tx.execute(
-                "INSERT INTO prompts(episode_id, prompt_id, prompt_version, model, status, updated_at) VALUES(?1,?2,?3,?4,'queued',?5)
-                 ON CONFLICT(episode_id, prompt_id) DO UPDATE SET prompt_version=excluded.prompt_version,
-                   model=excluded.model, status='queued', attempts=0, last_error=NULL, output=NULL,
-                   throttles=0, throttled_since=NULL, updated_at=excluded.updated_at
-                 WHERE prompts.status!='completed' OR prompts.prompt_version!=excluded.prompt_version",
-                params![episode_id, id, version, model, now],
-            )
-            .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)
+        self.queue_prompts(episode_id, prompts, true)
+    }
+
+    async fn requeue_prompts(
+        &self,
+        episode_id: &str,
+        prompts: &[(String, u32, String)],
+    ) -> Result<(), PortError> {
+        self.queue_prompts(episode_id, prompts, false)
     }
 
     async fn update_prompt(

@@ -9,7 +9,8 @@
 //! seeded random source: throttling, 5xx, answers slower than the client's timeout, and
 //! malformed bodies. It records what it served so tests can prove nothing ran twice.
 //!
-//! [`slack::FakeSlack`] is an incoming-webhook endpoint that answers like Slack does, and
+//! [`slack::FakeSlack`] is an incoming-webhook endpoint that answers like Slack does (and the
+//! `views.open` and response_url endpoints an interactive app calls), and
 //! [`mediaconvert::FakeMediaConvert`] serves MediaConvert's CreateJob (moto does not).
 //!
 //! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in

@@ -297,6 +297,44 @@ async fn planning_keeps_completed_prompts(store: &dyn EpisodeStore) {
         ),
         (PromptStatus::Queued, 2, "sonnet", None)
     );
+
+    // A person rejected a completed output: requeued at the same version, on the model
+    // asked for, with nothing of the old run kept (planning would keep it).
+    store
+        .update_prompt(
+            "ep-a",
+            "summary",
+            &PromptUpdate::Completed {
+                attempt: 1,
+                output: blob("out/summary-v2.md"),
+                input_tokens: 400,
+                output_tokens: 50,
+            },
+        )
+        .await
+        .expect("completed v2");
+    let again = [("summary".to_owned(), 2, "opus".to_owned())];
+    store
+        .plan_prompts("ep-a", &again)
+        .await
+        .expect("plan keeps it");
+    let kept = store.prompts("ep-a").await.expect("prompts").remove(1);
+    assert_eq!(kept.status, PromptStatus::Completed);
+    store
+        .requeue_prompts("ep-a", &again)
+        .await
+        .expect("requeue");
+    let requeued = store.prompts("ep-a").await.expect("prompts").remove(1);
+    assert_eq!(
+        (
+            requeued.status,
+            requeued.prompt_version,
+            requeued.model.as_str(),
+            requeued.output,
+            requeued.attempts
+        ),
+        (PromptStatus::Queued, 2, "opus", None, 0)
+    );
 }
 
 async fn artifacts_are_named(store: &dyn EpisodeStore) {

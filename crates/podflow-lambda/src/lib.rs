@@ -12,7 +12,8 @@
 //! - [`handle_undelivered_events`]: events EventBridge could not hand to the function, from
 //!   its undelivered-events queue: each ends its step and is parked in the event DLQ.
 //! - [`run_sqs`] / [`run_eventbridge`]: the Lambda loop; [`run_function_url`] for a
-//!   function URL answering GETs.
+//!   function URL answering GETs, [`run_http_function_url`] for one that reads headers and
+//!   bodies (Slack's signed POSTs).
 //! - [`metrics`]: CloudWatch metrics (EMF lines) from the events a function publishes.
 //! - [`wiring`]: the AWS adapters (DynamoDB, S3, EventBridge, SQS) from the environment
 //!   the template sets; a function's `main` builds its handler on them and calls
@@ -624,20 +625,99 @@ pub fn function_url_response(
     location: Option<String>,
     body: String,
 ) -> LambdaFunctionUrlResponse {
+    let mut response = http_response(status, "text/plain; charset=utf-8", body);
+    if let Some(location) = location.and_then(|l| http::HeaderValue::from_str(&l).ok()) {
+        response.headers.insert("location", location);
+    }
+    response
+}
+
+/// A function URL's response of any content type, never cached.
+pub fn http_response(
+    status: u16,
+    content_type: &'static str,
+    body: String,
+) -> LambdaFunctionUrlResponse {
     let mut headers = http::HeaderMap::new();
     headers.insert("cache-control", http::HeaderValue::from_static("no-store"));
-    headers.insert(
-        "content-type",
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Some(location) = location.and_then(|l| http::HeaderValue::from_str(&l).ok()) {
-        headers.insert("location", location);
-    }
+    headers.insert("content-type", http::HeaderValue::from_static(content_type));
     let mut response = LambdaFunctionUrlResponse::default();
     response.status_code = i64::from(status);
     response.headers = headers;
     response.body = Some(body);
     response
+}
+
+/// A function URL request as a handler of POSTs reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlRequest {
+    /// `POST`, `GET`...
+    pub method: String,
+    /// Names in lower case, as Lambda passes them; values that are not text are left out.
+    pub headers: Vec<(String, String)>,
+    /// The body's bytes as the client sent them (what a signature covers).
+    pub body: Vec<u8>,
+    /// When the function URL received it (Unix milliseconds), if Lambda says: a cold start
+    /// may have passed since.
+    pub received_at_ms: Option<u64>,
+}
+
+/// Why a function URL request cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlRequestError {
+    #[error("the body is marked base64-encoded but is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+}
+
+/// The request in `event`. Lambda base64-encodes bodies it does not take for text (form
+/// posts among them, depending on the content type): those are decoded back to their bytes.
+pub fn url_request(event: LambdaFunctionUrlRequest) -> Result<UrlRequest, UrlRequestError> {
+    use base64::Engine;
+    let body = match event.body {
+        None => Vec::new(),
+        Some(b) if event.is_base64_encoded => {
+            base64::engine::general_purpose::STANDARD.decode(b)?
+        }
+        Some(b) => b.into_bytes(),
+    };
+    let headers = event
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    Ok(UrlRequest {
+        method: event.request_context.http.method.unwrap_or_default(),
+        headers,
+        body,
+        received_at_ms: u64::try_from(event.request_context.time_epoch)
+            .ok()
+            .filter(|ms| *ms > 0),
+    })
+}
+
+/// The Lambda loop of a function URL whose handler reads the whole request: `answer` gets
+/// its method, headers and raw body and returns (status, content type, body). A body that
+/// cannot be decoded is answered 400 without calling `answer`.
+pub async fn run_http_function_url<F, Fut>(answer: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(UrlRequest) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = (u16, &'static str, String)> + Send,
+{
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<LambdaFunctionUrlRequest>| {
+            let answered = url_request(event.payload).map(&answer);
+            async move {
+                let (status, content_type, body) = match answered {
+                    Ok(answered) => answered.await,
+                    Err(e) => (400, "text/plain; charset=utf-8", format!("{e}\n")),
+                };
+                Ok::<_, std::convert::Infallible>(http_response(status, content_type, body))
+            }
+        },
+    ))
+    .await
 }
 
 #[cfg(test)]
@@ -657,5 +737,56 @@ mod function_url_tests {
         let refused = function_url_response(403, None, "this link expired\n".into());
         assert!(refused.headers.get("location").is_none());
         assert_eq!(refused.body.as_deref(), Some("this link expired\n"));
+    }
+
+    /// A function URL event as Lambda's documentation shows its payload, with `body`.
+    fn url_event(body: &str, base64: bool) -> LambdaFunctionUrlRequest {
+        serde_json::from_value(serde_json::json!({
+            "version": "2.0",
+            "rawPath": "/",
+            "rawQueryString": "",
+            "headers": {
+                "content-type": "application/x-www-form-urlencoded",
+                "x-slack-request-timestamp": "1531420618",
+                "x-slack-signature": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+                "host": "abcdefg.lambda-url.us-east-1.on.aws"
+            },
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abcdefg",
+                "domainName": "abcdefg.lambda-url.us-east-1.on.aws",
+                "domainPrefix": "abcdefg",
+                "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "Slackbot 1.0 (+https://api.slack.com/robots)"},
+                "requestId": "id",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "12/Mar/2020:19:03:58 +0000",
+                "timeEpoch": 1583348638390_i64
+            },
+            "body": body,
+            "isBase64Encoded": base64
+        }))
+        .expect("a function URL event")
+    }
+
+    #[test]
+    fn a_posted_body_reaches_the_handler_byte_for_byte_whether_or_not_lambda_encoded_it() {
+        let form = "payload=%7B%22type%22%3A%22block_actions%22%7D&x=a+b";
+        let plain = url_request(url_event(form, false)).expect("plain");
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(form);
+        let decoded = url_request(url_event(&encoded, true)).expect("base64");
+        assert_eq!(plain.body, form.as_bytes());
+        assert_eq!(decoded.body, form.as_bytes());
+        assert_eq!(decoded.method, "POST");
+        assert_eq!(decoded.received_at_ms, Some(1_583_348_638_390));
+        assert!(decoded.headers.contains(&(
+            "x-slack-request-timestamp".to_owned(),
+            "1531420618".to_owned()
+        )));
+        assert!(url_request(url_event("not base64!", true)).is_err());
+        let answer = http_response(200, "application/json", "{}".into());
+        assert_eq!(answer.headers["content-type"], "application/json");
+        assert_eq!(answer.headers["cache-control"], "no-store");
     }
 }

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use podflow_core::{ClipCutter, MediaInfo, MediaProbe, Mp3Options, PortError, Transcoder};
 use serde::Deserialize;
 
-use crate::tool::{self, ToolDeadlines};
+use crate::{
+    loudness::{self, LoudnormMeasurement},
+    tool::{self, ToolDeadlines},
+};
 
 /// Runs the `ffmpeg` and `ffprobe` found on `PATH`, each run bounded by `deadlines`.
 #[derive(Debug, Clone)]
@@ -116,6 +119,16 @@ impl MediaProbe for Ffmpeg {
     }
 }
 
+/// The true-peak ceiling handed to loudnorm, a dB under the -1 dBTP the MP3 must meet:
+/// loudnorm bounds the PCM it outputs, and the MP3 encoder's lowpass and quantisation
+/// then move the inter-sample peaks (measured on speech: +0.1 dB at 64 kb/s for plain
+/// speech, +0.8 dB for a brick-wall-limited master; 128 kb/s stayed under the PCM's), so
+/// TP=-1.5 could let an MP3 measure over -1 dBTP.
+const TRUE_PEAK_DBTP: f64 = -2.0;
+
+/// Loudness range loudnorm allows before it compresses; speech rarely exceeds it.
+const LOUDNESS_RANGE_LU: f64 = 11.0;
+
 #[async_trait]
 impl Transcoder for Ffmpeg {
     async fn to_mp3(
@@ -126,8 +139,12 @@ impl Transcoder for Ffmpeg {
     ) -> Result<MediaInfo, PortError> {
         let source = self.probe(input).await?;
         // Podcast loudness targets: -16 LUFS for stereo, -19 LUFS for mono (same perceived
-        // loudness on phones); single-pass loudnorm is within a dB and keeps this one pass.
-        let target = if source.channels >= 2 { -16 } else { -19 };
+        // loudness on phones). Two passes: single-pass loudnorm can only ride its gain
+        // over a 3 s window; measured first, the whole recording gets one gain when the
+        // peaks allow it, and the aim is the whole file's loudness, not a running guess.
+        let target = if source.channels >= 2 { -16.0 } else { -19.0 };
+        let deadline = self.deadlines.for_audio(source.duration_seconds);
+        let measured = self.measure_loudnorm(input, target, deadline).await?;
         let args = vec![
             "-i".into(),
             file_arg(input),
@@ -135,7 +152,8 @@ impl Transcoder for Ffmpeg {
             "-map".into(),
             "0:a:0".into(),
             "-af".into(),
-            format!("loudnorm=I={target}:TP=-1.5:LRA=11").into(),
+            loudnorm_filter(target, Some(&measured).filter(|m| m.usable())).into(),
+            // loudnorm works (and, when it must limit, outputs) at 192 kHz.
             "-ar".into(),
             "44100".into(),
             "-codec:a".into(),
@@ -149,13 +167,73 @@ impl Transcoder for Ffmpeg {
             "-f".into(),
             "mp3".into(),
         ];
-        let deadline = self.deadlines.for_audio(source.duration_seconds);
         self.run(args, output, "the MP3", deadline).await?;
         self.probe(output).await
     }
 }
 
+/// The second pass's loudnorm. With a usable first-pass measurement, `linear=true` applies
+/// one gain to the whole recording; loudnorm itself falls back to its dynamic mode (a
+/// gain that follows the audio, with its true-peak limiter) when that one gain would push
+/// the peaks over [`TRUE_PEAK_DBTP`] or the range is over [`LOUDNESS_RANGE_LU`], so
+/// the integrated loudness lands on the target either way.
+///
+/// Without one (silence, or audio shorter than one 400 ms gating block: loudnorm reports
+/// `-inf` and there is no integrated loudness to correct), the single-pass filter runs as
+/// before: it leaves silence silent and at most limits a blip, and the episode still gets
+/// its MP3 rather than a failure.
+fn loudnorm_filter(target: f64, measured: Option<&LoudnormMeasurement>) -> String {
+    let base = format!("loudnorm=I={target}:TP={TRUE_PEAK_DBTP}:LRA={LOUDNESS_RANGE_LU}");
+    match measured {
+        Some(m) => format!(
+            "{base}:measured_I={:.2}:measured_TP={:.2}:measured_LRA={:.2}:\
+             measured_thresh={:.2}:offset={:.2}:linear=true",
+            m.input_i, m.input_tp, m.input_lra, m.input_thresh, m.target_offset
+        ),
+        None => base,
+    }
+}
+
 impl Ffmpeg {
+    /// The first pass: loudnorm with the MP3's targets over the whole input, output
+    /// discarded, its measurement read from the JSON it prints at info level.
+    async fn measure_loudnorm(
+        &self,
+        input: &Path,
+        target: f64,
+        deadline: std::time::Duration,
+    ) -> Result<LoudnormMeasurement, PortError> {
+        let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
+            .map(Into::into)
+            .to_vec();
+        args.push("-i".into());
+        args.push(file_arg(input));
+        args.extend(["-vn", "-map", "0:a:0", "-af"].map(OsString::from));
+        args.push(format!("{}:print_format=json", loudnorm_filter(target, None)).into());
+        args.extend(["-f", "null", "-"].map(OsString::from));
+        let out = match tool::run("ffmpeg", args, deadline).await {
+            Ok(out) => out,
+            Err(tool::ToolError::Failed { stderr_tail, .. }) => {
+                return Err(PortError::input(format!(
+                    "ffmpeg could not measure the loudness of {} ({})",
+                    input.display(),
+                    tool::last_line(&stderr_tail)
+                )));
+            }
+            Err(e) => {
+                return Err(
+                    e.into_port_error(&format!("the loudness measurement of {}", input.display()))
+                );
+            }
+        };
+        loudness::parse_loudnorm(&out.stderr_tail).map_err(|e| {
+            PortError::setup(format!(
+                "measuring the loudness of {}: {e} (an ffmpeg without loudnorm's JSON?)",
+                input.display()
+            ))
+        })
+    }
+
     /// Runs ffmpeg quietly; a failure names what was being made and ffmpeg's complaint.
     /// Needs only `ffmpeg`, not `ffprobe`: a Lambda layer may carry ffmpeg alone.
     async fn run(

@@ -1,6 +1,7 @@
 //! Media files for every runtime (the `podflow` process and the Lambda functions alike):
 //! [`Ffmpeg`] runs ffmpeg and ffprobe behind the `MediaProbe`, `Transcoder` and
 //! `ClipCutter` ports through [`tool`] (deadlines, process groups, bounded stderr),
+//! [`loudness`] reads what ffmpeg measures (the MP3's two-pass loudnorm, `ebur128` checks),
 //! [`decode::AudioStream`] streams the samples the speech engines read,
 //! [`duration_seconds`] reads just the length, [`hash_file`] and [`copy_hashing`] read
 //! an episode's SHA-256 as a stream, and [`store_file`] moves a finished file into a blob
@@ -15,6 +16,7 @@ use tokio::io::AsyncReadExt;
 
 pub mod decode;
 pub mod ffmpeg;
+pub mod loudness;
 pub mod tool;
 
 pub use ffmpeg::Ffmpeg;

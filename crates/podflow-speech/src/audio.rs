@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use podflow_core::{
-    PortError,
+    ErrorKind, PortError,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 
@@ -134,31 +134,71 @@ impl Pieces {
     }
 }
 
-/// Runs an engine's blocking loop over `audio` off the async runtime, and makes its
-/// segments and the seconds of audio it read a transcript; audio that held nothing is an
-/// error that names the file.
+/// What an engine's loop made of a file.
+#[derive(Debug)]
+pub struct Transcribed {
+    pub segments: Vec<TranscriptSegment>,
+    /// Seconds of audio read.
+    pub duration_seconds: f64,
+    /// The ISO code of the language decoded in: the one asked for, or the one identified.
+    pub language: String,
+}
+
+/// Runs an engine's blocking loop over `audio` off the async runtime, and makes what it
+/// found a transcript; audio that held nothing is an error that names the file.
 pub async fn transcribe_blocking(
     audio: &Path,
     engine: &str,
     model: String,
-    work: impl FnOnce() -> Result<(Vec<TranscriptSegment>, f64), PortError> + Send + 'static,
+    work: impl FnOnce() -> Result<Transcribed, PortError> + Send + 'static,
 ) -> Result<Transcript, PortError> {
-    let (segments, duration) = tokio::task::spawn_blocking(work)
+    let done = tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| PortError::setup(format!("transcription task failed: {e}")))??;
-    if duration < 0.1 {
+    if done.duration_seconds < 0.1 {
         return Err(PortError::input(format!(
             "{} holds no audio to transcribe",
             audio.display()
         )));
     }
     Ok(Transcript {
-        language: "en".into(),
-        duration_seconds: duration,
+        language: done.language,
+        duration_seconds: done.duration_seconds,
         engine: engine.into(),
         model,
-        segments,
+        segments: done.segments,
     })
+}
+
+/// Why an engine could not load, kept to be told again on every later call (the engines
+/// load once): a language the model cannot transcribe is the request's fault (`Input`),
+/// anything else the machine's (`Setup`).
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl LoadFailure {
+    pub fn input(message: impl std::fmt::Display) -> Self {
+        Self {
+            kind: ErrorKind::Input,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn port(&self) -> PortError {
+        PortError::new(self.kind, self.message.clone())
+    }
+}
+
+impl From<String> for LoadFailure {
+    fn from(message: String) -> Self {
+        Self {
+            kind: ErrorKind::Setup,
+            message,
+        }
+    }
 }
 
 /// Progress as log lines, for runs without a terminal to draw on.

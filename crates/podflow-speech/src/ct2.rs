@@ -5,7 +5,9 @@
 //! stream of samples, each decoded once with beam search and again at rising temperatures
 //! when its text looks wrong (compression ratio, mean log-probability); the next window
 //! starts at the last timestamp the model closed, so no sentence is cut; the previous
-//! windows' tokens condition the next; windows the model calls non-speech are skipped.
+//! windows' tokens condition the next; windows the model calls non-speech are skipped. The
+//! language is settled once per file, before any piece starts: the one given, or the one
+//! CTranslate2 identifies on the first 30 s with sound.
 //!
 //! Longer than most files here: the loop, its fallback, the timestamp split and the word
 //! alignment read and write one window's state, and splitting them would pass that state
@@ -24,15 +26,17 @@ use async_trait::async_trait;
 use ct2rs::sys::{ComputeType, Config, Device, StorageView, Whisper, WhisperOptions};
 use podflow_core::{
     PortError, SpeechToText,
+    language::Language,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 
 use crate::{
     audio::{
-        Pieces, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
-        log_progress, piece_seconds, threads_from_env, transcribe_blocking,
+        LoadFailure, Pieces, SAMPLE_RATE, SILENCE_PEAK, Transcribed, beams_from_env, fit_to_speech,
+        is_non_speech, log_progress, piece_seconds, threads_from_env, transcribe_blocking,
     },
     compute::{self, ComputeChoice, ComputeKind, PickError},
+    language::{self, Decision},
     mel::LogMel,
     model,
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
@@ -102,6 +106,10 @@ impl Vocabulary {
     fn spelling(&self, id: usize) -> &str {
         self.tokens.get(id).map_or("", String::as_str)
     }
+
+    fn id(&self, token: &str) -> Option<usize> {
+        self.tokens.iter().position(|t| t == token)
+    }
 }
 
 struct LoadedModel {
@@ -111,8 +119,12 @@ struct LoadedModel {
     replicas: Vec<OnceLock<Result<Whisper, String>>>,
     dir: PathBuf,
     vocabulary: Vocabulary,
-    /// The tokens each window's decoding starts with.
-    sot_sequence: Vec<usize>,
+    /// Whether decoding is told the language and the task (not an `.en` model).
+    multilingual: bool,
+    /// The language asked for, as settled against this model.
+    language: Decision,
+    /// What the language setting adds to the fingerprint ([`language::fingerprint_suffix`]).
+    fingerprint_suffix: String,
     mel: LogMel,
     name: String,
     /// `<sha256 of model.bin>-ct2-int8`, hashed when `prepare` first asks for it.
@@ -130,7 +142,7 @@ impl LoadedModel {
                 // CPU is the same work as int8 on another, and moving machines must not
                 // transcribe everything again. (`int8` is part of the key's format only.)
                 model::ct2_fingerprint(&self.dir)
-                    .map(|f| format!("{f}-ct2-int8"))
+                    .map(|f| format!("{f}-ct2-int8{}", self.fingerprint_suffix))
                     .map_err(|e| e.to_string())
             })
             .as_deref()
@@ -168,6 +180,28 @@ fn ct2_compute_type(kind: ComputeKind) -> ComputeType {
 }
 
 impl LoadedModel {
+    /// The tokens each window's decoding starts with: `<|startoftranscript|>` alone for an
+    /// English-only model; the language's token and `<|transcribe|>` after it for a
+    /// multilingual one.
+    fn sot_sequence(&self, language: &str) -> Result<Vec<usize>, PortError> {
+        let mut sequence = vec![self.vocabulary.sot];
+        if self.multilingual {
+            for token in [
+                format!("<|{}|>", language::whisper_code(language)),
+                "<|transcribe|>".to_owned(),
+            ] {
+                let id = self.vocabulary.id(&token).ok_or_else(|| {
+                    PortError::setup(format!(
+                        "Whisper model {} has no token {token}",
+                        self.dir.display()
+                    ))
+                })?;
+                sequence.push(id);
+            }
+        }
+        Ok(sequence)
+    }
+
     /// Worker `index`'s model, loaded on first use. The first model loaded picks the compute
     /// type (see [`compute::pick`]); the others load in the type it picked.
     fn replica(&self, index: usize) -> Result<&Whisper, PortError> {
@@ -220,21 +254,31 @@ impl LoadedModel {
 /// Whisper through CTranslate2. The model is loaded on first use, as for whisper.cpp.
 pub struct Ct2Engine {
     source: Option<PathBuf>,
+    language: Language,
     beams: usize,
     /// Pieces transcribed at once, one model each (`PODFLOW_WHISPER_THREADS`).
     workers: usize,
-    loaded: OnceLock<Result<Arc<LoadedModel>, String>>,
+    loaded: OnceLock<Result<Arc<LoadedModel>, LoadFailure>>,
 }
 
 impl Ct2Engine {
-    /// `source`: a CTranslate2 model directory (default: [`locate::model`]).
+    /// `source`: a CTranslate2 model directory (default: [`locate::model`]). The language
+    /// is identified from the audio unless [`Ct2Engine::with_language`] says otherwise.
     pub fn new(source: Option<PathBuf>) -> Self {
         Self {
             source,
+            language: Language::Auto,
             beams: beams_from_env(),
             workers: threads_from_env(),
             loaded: OnceLock::new(),
         }
+    }
+
+    /// Transcribes in `language` (checked against the model when it loads).
+    pub fn with_language(mut self, language: Language) -> Self {
+        self.language = language;
+        self.loaded = OnceLock::new();
+        self
     }
 
     fn load(&self) -> Result<&Arc<LoadedModel>, PortError> {
@@ -247,22 +291,22 @@ impl Ct2Engine {
                 let choice = ComputeChoice::from_env()?;
                 let shape = model::ct2_shape(&dir).map_err(|e| e.to_string())?;
                 let vocabulary = Vocabulary::read(&dir)?;
-                // English-only models start with <|startoftranscript|> alone; multilingual
-                // ones are told the language and the task.
-                let mut sot_sequence = vec![vocabulary.sot];
-                if shape.multilingual {
-                    sot_sequence.extend(
-                        ["<|en|>", "<|transcribe|>"]
-                            .iter()
-                            .filter_map(|t| vocabulary.tokens.iter().position(|x| x == t)),
-                    );
-                }
+                let decision =
+                    language::decide(&self.language, &shape.name, shape.multilingual, |code| {
+                        vocabulary.id(&format!("<|{code}|>")).is_some()
+                    })
+                    .map_err(LoadFailure::input)?;
                 let replicas = (0..self.workers).map(|_| OnceLock::new()).collect();
                 Ok(Arc::new(LoadedModel {
                     replicas,
                     dir,
                     vocabulary,
-                    sot_sequence,
+                    multilingual: shape.multilingual,
+                    language: decision,
+                    fingerprint_suffix: language::fingerprint_suffix(
+                        &self.language,
+                        shape.multilingual,
+                    ),
                     mel: LogMel::new(shape.n_mels),
                     name: shape.name,
                     fingerprint: OnceLock::new(),
@@ -271,7 +315,7 @@ impl Ct2Engine {
                 }))
             })
             .as_ref()
-            .map_err(|e| PortError::setup(e.clone()))
+            .map_err(LoadFailure::port)
     }
 
     /// Loads the first model (picking the compute type) without hashing it: whether this
@@ -629,7 +673,20 @@ fn transcribe_stream(
     mut pieces: Pieces,
     beams: usize,
     progress: &(dyn Fn(f64) + Sync),
-) -> Result<(Vec<TranscriptSegment>, f64), PortError> {
+) -> Result<Transcribed, PortError> {
+    // Every piece decodes in one language, so it is settled before any piece starts: from
+    // the first piece's audio when it is to be identified.
+    let mut first = pieces.next_piece()?;
+    let language = match (&model.language, &first) {
+        (Decision::Fixed(code), _) => code.clone(),
+        (Decision::Detect, Some((_, samples))) => {
+            detect_language(model, model.replica(0)?, samples)?.unwrap_or_else(|| "en".into())
+        }
+        // No audio: nothing is decoded, and the transcript is refused for it.
+        (Decision::Detect, None) => "en".into(),
+    };
+    let sot_sequence = model.sot_sequence(&language)?;
+    let sot_sequence = sot_sequence.as_slice();
     let samples_done = AtomicUsize::new(0);
     let report = |samples: usize| {
         let done = samples_done.fetch_add(samples, Ordering::Relaxed) + samples;
@@ -655,7 +712,8 @@ fn transcribe_stream(
                             break;
                         };
                         let piece = model.replica(worker).and_then(|whisper| {
-                            transcribe_piece(model, whisper, &samples, start, beams, &report)
+                            let decoder = PieceDecoder::new(model, whisper, sot_sequence, beams);
+                            decoder.transcribe(&samples, start, &report)
                         });
                         match piece {
                             Ok(piece) => done.push((index, piece)),
@@ -672,7 +730,10 @@ fn transcribe_stream(
         let mut read = || -> Result<(), PortError> {
             let mut index = 0;
             while !failed.load(Ordering::Relaxed)
-                && let Some((start, samples)) = pieces.next_piece()?
+                && let Some((start, samples)) = match first.take() {
+                    Some(piece) => Some(piece),
+                    None => pieces.next_piece()?,
+                }
             {
                 if send.send((index, start, samples)).is_err() {
                     break;
@@ -710,48 +771,65 @@ fn transcribe_stream(
             segment.speaker = Some(format!("spk_{label}"));
         }
     }
-    Ok((segments, duration))
+    Ok(Transcribed {
+        segments,
+        duration_seconds: duration,
+        language,
+    })
 }
 
-/// Transcribes one piece (`samples`, starting at sample `start` of the file) window by
-/// window; `report` hears how many samples each window moved on.
-fn transcribe_piece(
+/// Identifies the language as Whisper does: the decoder's probabilities of the language
+/// tokens right after `<|startoftranscript|>`, on the first 30 s of `samples` that are not
+/// digital silence (`None` when all of it is). CTranslate2 computes them
+/// (`detect_language`); a language token becomes its ISO code.
+fn detect_language(
     model: &LoadedModel,
     whisper: &Whisper,
     samples: &[f32],
-    start: usize,
-    beams: usize,
-    report: &dyn Fn(usize),
-) -> Result<PieceTranscript, PortError> {
-    let mut piece = PieceDecoder {
-        model,
-        whisper,
-        beams,
-        printer: VoicePrinter::new(),
-        context: Vec::new(),
-        segments: Vec::new(),
-        voices: Vec::new(),
+) -> Result<Option<String>, PortError> {
+    let Some(window) = samples
+        .chunks(WINDOW_FRAMES * HOP)
+        .find(|w| w.iter().any(|x| x.abs() >= SILENCE_PEAK))
+    else {
+        return Ok(None);
     };
-    let features = model.mel.frames(samples);
-    let mut seek = 0usize; // in mel frames
-    let total_frames = features.content_frames();
-    while seek < total_frames {
-        let frames = (total_frames - seek).min(WINDOW_FRAMES);
-        let window = &samples[seek * HOP..(seek + frames) * HOP];
-        let offset = (start + seek * HOP) as f64 / SAMPLE_RATE as f64;
-        let advance = if window.iter().all(|x| x.abs() < SILENCE_PEAK) {
-            frames
-        } else {
-            let mut mel = features.window(seek, frames, WINDOW_FRAMES);
-            piece.window(&mut mel, window, offset)?
-        };
-        let advance = advance.min(total_frames - seek);
-        seek += advance;
-        report(advance * HOP);
-    }
-    // The samples after the last whole frame.
-    report(samples.len() - total_frames * HOP);
-    Ok((piece.segments, piece.voices))
+    let features = model.mel.frames(window);
+    let frames = features.content_frames().min(WINDOW_FRAMES);
+    let mut mel = features.window(0, frames, WINDOW_FRAMES);
+    let shape = [1, model.mel.n_mels(), WINDOW_FRAMES];
+    let view = StorageView::new(&shape, &mut mel, Device::CPU)
+        .map_err(|e| PortError::setup(format!("CTranslate2: {e}")))?;
+    let detected = whisper.detect_language(&view).map_err(|e| {
+        PortError::setup(format!(
+            "CTranslate2 could not identify the language ({e}); give it with --language"
+        ))
+    })?;
+    let best = detected
+        .first()
+        .and_then(|languages| languages.first())
+        .ok_or_else(|| PortError::setup("CTranslate2 identified no language"))?;
+    let (token, probability) = read_detection(&format!("{best:?}")).ok_or_else(|| {
+        PortError::setup(format!("CTranslate2's language detection said {best:?}"))
+    })?;
+    let code = language::iso_code(token.trim_start_matches("<|").trim_end_matches("|>"));
+    tracing::info!(language = %code, probability, model = %model.name, "identified the language");
+    Ok(Some(code))
+}
+
+/// The language token and probability of one of CTranslate2's detection results, read from
+/// its `Debug` text (`DetectionResult { language: "<|de|>", probability: 0.98 }`): ct2rs
+/// 0.10.3 (pinned) keeps the struct's fields private and has no getter, and its derived
+/// `Debug` is the one way to them without unsafe code.
+fn read_detection(debug: &str) -> Option<(String, f32)> {
+    let after = debug.split_once("language: \"")?.1;
+    let (token, rest) = after.split_once('"')?;
+    let probability = rest
+        .split_once("probability: ")?
+        .1
+        .trim_end_matches(['}', ' '])
+        .parse()
+        .ok()?;
+    (token.starts_with("<|") && token.ends_with("|>")).then(|| (token.to_owned(), probability))
 }
 
 /// One piece's decoding so far.
@@ -759,6 +837,8 @@ struct PieceDecoder<'a> {
     model: &'a LoadedModel,
     /// This worker's own model.
     whisper: &'a Whisper,
+    /// The tokens each window's decoding starts with (the language settled for the file).
+    sot_sequence: &'a [usize],
     beams: usize,
     printer: VoicePrinter,
     /// Tokens that may condition the next window.
@@ -767,7 +847,55 @@ struct PieceDecoder<'a> {
     voices: Vec<SegmentVoice>,
 }
 
-impl PieceDecoder<'_> {
+impl<'a> PieceDecoder<'a> {
+    fn new(
+        model: &'a LoadedModel,
+        whisper: &'a Whisper,
+        sot_sequence: &'a [usize],
+        beams: usize,
+    ) -> Self {
+        Self {
+            model,
+            whisper,
+            sot_sequence,
+            beams,
+            printer: VoicePrinter::new(),
+            context: Vec::new(),
+            segments: Vec::new(),
+            voices: Vec::new(),
+        }
+    }
+
+    /// Transcribes one piece (`samples`, starting at sample `start` of the file) window by
+    /// window; `report` hears how many samples each window moved on.
+    fn transcribe(
+        mut self,
+        samples: &[f32],
+        start: usize,
+        report: &dyn Fn(usize),
+    ) -> Result<PieceTranscript, PortError> {
+        let features = self.model.mel.frames(samples);
+        let mut seek = 0usize; // in mel frames
+        let total_frames = features.content_frames();
+        while seek < total_frames {
+            let frames = (total_frames - seek).min(WINDOW_FRAMES);
+            let window = &samples[seek * HOP..(seek + frames) * HOP];
+            let offset = (start + seek * HOP) as f64 / SAMPLE_RATE as f64;
+            let advance = if window.iter().all(|x| x.abs() < SILENCE_PEAK) {
+                frames
+            } else {
+                let mut mel = features.window(seek, frames, WINDOW_FRAMES);
+                self.window(&mut mel, window, offset)?
+            };
+            let advance = advance.min(total_frames - seek);
+            seek += advance;
+            report(advance * HOP);
+        }
+        // The samples after the last whole frame.
+        report(samples.len() - total_frames * HOP);
+        Ok((self.segments, self.voices))
+    }
+
     /// Decodes one window (`window`'s samples, `mel` its features, `offset` seconds into
     /// the file) into segments and voice prints; returns how many mel frames the next
     /// window starts after.
@@ -775,7 +903,7 @@ impl PieceDecoder<'_> {
         let model = self.model;
         let context = &mut self.context;
         let frames = window.len() / HOP;
-        let sot_sequence = &model.sot_sequence;
+        let sot_sequence = self.sot_sequence;
         let shape = [1, model.mel.n_mels(), WINDOW_FRAMES];
         let view = StorageView::new(&shape, mel, Device::CPU)
             .map_err(|e| PortError::setup(format!("CTranslate2: {e}")))?;
@@ -888,6 +1016,32 @@ mod tests {
         assert_eq!(advance, 1500);
         let (spans, _) = split_on_timestamps(&[1, 2], TS, 1500);
         assert_eq!((spans[0].start, spans[0].end), (0.0, 15.0));
+    }
+
+    #[test]
+    fn a_detection_result_is_read_from_its_debug_text() {
+        // The exact text of ct2rs 0.10.3's derived Debug for `DetectionResult`.
+        assert_eq!(
+            read_detection(r#"DetectionResult { language: "<|de|>", probability: 0.9731 }"#),
+            Some(("<|de|>".to_owned(), 0.9731))
+        );
+        assert_eq!(
+            read_detection(r#"DetectionResult { language: "<|haw|>", probability: 1e-5 }"#),
+            Some(("<|haw|>".to_owned(), 1e-5))
+        );
+        // Anything else (a changed layout) is not guessed at.
+        assert_eq!(
+            read_detection(r#"DetectionResult { language: "de", probability: 0.9 }"#),
+            None
+        );
+        assert_eq!(
+            read_detection(r#"DetectionResult { lang: "<|de|>", p: 0.9 }"#),
+            None
+        );
+        assert_eq!(
+            read_detection(r#"DetectionResult { language: "<|de|>", probability: high }"#),
+            None
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use podflow_core::{PortError, SpeechToText, transcript::Transcript};
+use podflow_core::{
+    ErrorKind, PortError, SpeechToText, language::Language, transcript::Transcript,
+};
 
 #[cfg(feature = "ctranslate2")]
 use crate::ct2::Ct2Engine;
@@ -62,6 +64,14 @@ impl Candidate {
             Self::Ctranslate2(e) => e,
         }
     }
+
+    fn with_language(self, language: Language) -> Self {
+        match self {
+            Self::WhisperCpp(e) => Self::WhisperCpp(e.with_language(language)),
+            #[cfg(feature = "ctranslate2")]
+            Self::Ctranslate2(e) => Self::Ctranslate2(e.with_language(language)),
+        }
+    }
 }
 
 /// CTranslate2, where it is built in.
@@ -86,7 +96,7 @@ struct Active {
 /// transcribes instead and the step's note says why, rather than the episode failing.
 pub struct LocalEngine {
     candidates: Vec<Candidate>,
-    active: OnceLock<Result<Active, String>>,
+    active: OnceLock<Result<Active, (ErrorKind, String)>>,
 }
 
 impl LocalEngine {
@@ -122,6 +132,19 @@ impl LocalEngine {
         })
     }
 
+    /// Transcribes in `language` (default: identified from the audio; an English-only
+    /// model transcribes English, and refuses any other language before transcribing).
+    pub fn with_language(self, language: Language) -> Self {
+        Self {
+            candidates: self
+                .candidates
+                .into_iter()
+                .map(|c| c.with_language(language.clone()))
+                .collect(),
+            active: OnceLock::new(),
+        }
+    }
+
     /// Loads the first engine that can (the chosen one, else the next) without the model
     /// hash the pipeline's cache key needs: what `podflow doctor` and `transcribe` ask.
     pub fn load(&self) -> Result<(), PortError> {
@@ -148,13 +171,18 @@ impl LocalEngine {
                             }
                             return Ok(Active { index, notice });
                         }
+                        // A language the model cannot transcribe: the other engine would
+                        // read the same model and refuse it too, so it is said once, alone.
+                        Err(e) if e.kind() == ErrorKind::Input => {
+                            return Err((ErrorKind::Input, e.report()));
+                        }
                         Err(e) => failures.push(format!("{}: {}", port.engine(), e.report())),
                     }
                 }
-                Err(failures.join("; "))
+                Err((ErrorKind::Setup, failures.join("; ")))
             })
             .as_ref()
-            .map_err(|e| PortError::setup(e.clone()))
+            .map_err(|(kind, message)| PortError::new(*kind, message.clone()))
     }
 
     /// The engine that transcribes: the one that loaded, or the chosen one before loading.

@@ -7,6 +7,7 @@
 //! - [`engine`]: [`engine::LocalEngine`], the port's implementation, over `ct2`
 //!   (CTranslate2, the default, with faster-whisper's long-form loop) and [`whisper`]
 //!   (whisper.cpp).
+//! - [`language`]: the language setting against the model (detect, force, or refuse).
 //! - [`compute`]: CTranslate2's compute type, picked by what the CPU supports; [`cpu`]:
 //!   what the CPU is.
 //! - [`audio`]: ffmpeg's samples, pieces cut at pauses, speech edges; [`mel`]: the log-mel
@@ -20,6 +21,7 @@ pub mod cpu;
 #[cfg(feature = "ctranslate2")]
 pub mod ct2;
 pub mod engine;
+pub mod language;
 pub mod locate;
 pub mod mel;
 pub mod model;

@@ -58,6 +58,25 @@ pub fn model() -> Result<PathBuf, ModelError> {
     Ok(PathBuf::from(text))
 }
 
+/// Where `scripts/setup.sh --multilingual` (and `--tests`) puts Whisper base, a
+/// multilingual model: the two halves of its `model.bin` from PyPI joined into one directory
+/// under podflow's cache.
+pub fn multilingual_model_dir() -> PathBuf {
+    podflow_core::cache::cache_dir()
+        .join("models")
+        .join("whisper-base")
+}
+
+/// The multilingual model, if setup installed it (what the language tests transcribe with).
+pub fn multilingual_model() -> Result<PathBuf, ModelError> {
+    let dir = multilingual_model_dir();
+    if dir.join("model.bin").is_file() {
+        Ok(dir)
+    } else {
+        Err(ModelError::MultilingualNotFound(dir))
+    }
+}
+
 /// The CTranslate2 library this binary was linked with (found by the build script).
 pub fn ctranslate2_library() -> Option<&'static str> {
     option_env!("PODFLOW_CTRANSLATE2_LIBRARY")

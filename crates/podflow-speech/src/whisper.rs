@@ -12,15 +12,17 @@ use std::{
 use async_trait::async_trait;
 use podflow_core::{
     PortError, SpeechToText,
+    language::Language,
     transcript::{TimedWord, Transcript, TranscriptSegment},
 };
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
 use crate::{
     audio::{
-        AudioStream, SAMPLE_RATE, SILENCE_PEAK, beams_from_env, fit_to_speech, is_non_speech,
-        log_progress, transcribe_blocking,
+        AudioStream, LoadFailure, SAMPLE_RATE, SILENCE_PEAK, Transcribed, beams_from_env,
+        fit_to_speech, is_non_speech, log_progress, transcribe_blocking,
     },
+    language::{self, Decision},
     model::{self, ResolvedModel},
     speakers::{SegmentVoice, VoicePrinter, assign_speakers},
 };
@@ -30,23 +32,43 @@ use crate::{
 pub struct WhisperEngine {
     source: Option<PathBuf>,
     cache_dir: PathBuf,
+    language: Language,
     decoding: Decoding,
-    loaded: OnceLock<Result<(ResolvedModel, Arc<WhisperContext>), String>>,
+    loaded: OnceLock<Result<Loaded, LoadFailure>>,
+}
+
+/// A loaded model and what was settled with it.
+struct Loaded {
+    resolved: ResolvedModel,
+    ctx: Arc<WhisperContext>,
+    language: Decision,
+    /// The converted weights' fingerprint, plus the language setting for a multilingual
+    /// model ([`language::fingerprint_suffix`]).
+    fingerprint: String,
 }
 
 impl WhisperEngine {
     /// `source`: a model directory or ggml file (default: [`locate::model`]);
-    /// `cache_dir`: where converted models are kept.
+    /// `cache_dir`: where converted models are kept. The language is identified from the
+    /// audio unless [`WhisperEngine::with_language`] says otherwise.
     pub fn new(source: Option<PathBuf>, cache_dir: PathBuf) -> Self {
         Self {
             source,
             cache_dir,
+            language: Language::Auto,
             decoding: Decoding::from_env(),
             loaded: OnceLock::new(),
         }
     }
 
-    fn load(&self) -> Result<&(ResolvedModel, Arc<WhisperContext>), PortError> {
+    /// Transcribes in `language` (checked against the model when it loads).
+    pub fn with_language(mut self, language: Language) -> Self {
+        self.language = language;
+        self.loaded = OnceLock::new();
+        self
+    }
+
+    fn load(&self) -> Result<&Loaded, PortError> {
         self.loaded
             .get_or_init(|| {
                 let source = match &self.source {
@@ -67,10 +89,26 @@ impl WhisperEngine {
                         resolved.ggml_path.display()
                     )
                 })?;
-                Ok((resolved, Arc::new(ctx)))
+                let multilingual = ctx.is_multilingual();
+                // The code was checked to be two ASCII letters: no NUL for whisper.cpp's C string.
+                let decision = language::decide(&self.language, &resolved.name, multilingual, |code| {
+                    whisper_rs::get_lang_id(code).is_some()
+                })
+                .map_err(LoadFailure::input)?;
+                let fingerprint = format!(
+                    "{}{}",
+                    resolved.fingerprint,
+                    language::fingerprint_suffix(&self.language, multilingual)
+                );
+                Ok(Loaded {
+                    resolved,
+                    ctx: Arc::new(ctx),
+                    language: decision,
+                    fingerprint,
+                })
             })
             .as_ref()
-            .map_err(|e| PortError::setup(e.clone()))
+            .map_err(LoadFailure::port)
     }
 }
 
@@ -167,17 +205,22 @@ impl Decoding {
     }
 }
 
+/// Transcribes one window in `language` (a Whisper code), or identifies it (`None`):
+/// the segments, and the language decoded in when it was identified.
 fn run_whisper(
     ctx: &WhisperContext,
     samples: &[f32],
     decoding: Decoding,
     prompt: &str,
-) -> Result<Vec<TranscriptSegment>, PortError> {
+    language: Option<&str>,
+) -> Result<(Vec<TranscriptSegment>, Option<String>), PortError> {
     let engine = |e: whisper_rs::WhisperError| PortError::setup(format!("whisper.cpp: {e}"));
     let mut state = ctx.create_state().map_err(engine)?;
     let mut params = FullParams::new(decoding.sampling());
     params.set_n_threads(decoding.threads as i32);
-    params.set_language(Some("en"));
+    // "auto": whisper.cpp identifies the language on the window's first 30 s, then
+    // transcribes in it. (`set_detect_language` would identify it and transcribe nothing.)
+    params.set_language(Some(language.unwrap_or("auto")));
     params.set_token_timestamps(true);
     params.set_print_progress(false);
     params.set_print_realtime(false);
@@ -189,6 +232,10 @@ fn run_whisper(
         params.set_initial_prompt(prompt);
     }
     state.full(params, samples).map_err(engine)?;
+    let identified = match language {
+        Some(_) => None,
+        None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(language::iso_code),
+    };
     let eot = ctx.token_eot();
     let mut segments = Vec::new();
     for seg in state.as_iter() {
@@ -216,7 +263,7 @@ fn run_whisper(
             words: words_from_tokens(&tokens),
         });
     }
-    Ok(segments)
+    Ok((segments, identified))
 }
 
 #[async_trait]
@@ -226,12 +273,13 @@ impl SpeechToText for WhisperEngine {
     }
 
     fn model(&self) -> &str {
-        self.load().map_or("unavailable", |(m, _)| m.name.as_str())
+        self.load()
+            .map_or("unavailable", |l| l.resolved.name.as_str())
     }
 
     fn model_fingerprint(&self) -> &str {
         self.load()
-            .map_or("unavailable", |(m, _)| m.fingerprint.as_str())
+            .map_or("unavailable", |l| l.fingerprint.as_str())
     }
 
     fn prepare(&self) -> Result<(), PortError> {
@@ -257,13 +305,17 @@ impl WhisperEngine {
         windowing: Windowing,
         progress: impl Fn(f64) + Send + 'static,
     ) -> Result<Transcript, PortError> {
-        let (resolved, ctx) = self.load()?;
-        let ctx = ctx.clone();
+        let loaded = self.load()?;
+        let ctx = loaded.ctx.clone();
+        let language = loaded.language.clone();
         let decoding = self.decoding;
         let path = audio.to_owned();
-        transcribe_blocking(audio, self.engine(), resolved.name.clone(), move || {
-            transcribe_stream(&ctx, &path, decoding, windowing, &progress)
-        })
+        transcribe_blocking(
+            audio,
+            self.engine(),
+            loaded.resolved.name.clone(),
+            move || transcribe_stream(&ctx, &path, decoding, windowing, &language, &progress),
+        )
         .await
     }
 }
@@ -276,8 +328,15 @@ fn transcribe_stream(
     path: &Path,
     decoding: Decoding,
     windowing: Windowing,
+    language: &Decision,
     progress: &dyn Fn(f64),
-) -> Result<(Vec<TranscriptSegment>, f64), PortError> {
+) -> Result<Transcribed, PortError> {
+    // To identify: the first window with sound says, and every later one keeps to it (one
+    // language per file, as the CTranslate2 engine does).
+    let mut language = match language {
+        Decision::Fixed(code) => Some(code.clone()),
+        Decision::Detect => None,
+    };
     let window = (windowing.window_seconds * SAMPLE_RATE as f64) as usize;
     let mut stream = AudioStream::open(path)?;
     let mut buffer: Vec<f32> = Vec::with_capacity(window);
@@ -306,7 +365,13 @@ fn transcribe_stream(
         let mut found = if silent {
             Vec::new()
         } else {
-            run_whisper(ctx, &buffer, decoding, &prompt)?
+            let asked = language.as_deref().map(language::whisper_code);
+            let (found, identified) = run_whisper(ctx, &buffer, decoding, &prompt, asked)?;
+            if language.is_none() {
+                tracing::info!(language = ?identified, "whisper.cpp identified the language");
+                language = identified;
+            }
+            found
         };
         let ends: Vec<f64> = found.iter().map(|s| s.end).collect();
         let (kept, cut) = keep_until(&ends, seconds, windowing, last);
@@ -345,7 +410,12 @@ fn transcribe_stream(
             segment.speaker = Some(format!("spk_{label}"));
         }
     }
-    Ok((segments, offset))
+    Ok(Transcribed {
+        segments,
+        duration_seconds: offset,
+        // No window had sound: nothing was decoded (the transcript is refused for it).
+        language: language.unwrap_or_else(|| "en".into()),
+    })
 }
 
 #[cfg(test)]

@@ -6,15 +6,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::{
     Client,
-    config::{retry::RetryConfig, timeout::TimeoutConfig},
+    config::{
+        ConfigBag, Intercept, RuntimeComponents,
+        interceptors::BeforeDeserializationInterceptorContextMut, retry::RetryConfig,
+        timeout::TimeoutConfig,
+    },
     error::{ProvideErrorMetadata, SdkError},
     operation::converse::ConverseError,
     types::{ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock},
 };
-
+use aws_smithy_types::body::SdkBody;
+use http_body_util::{LengthLimitError, Limited};
 use podflow_core::PortError;
 
-use crate::llm::{ChatRequest, ChatResponse, LlmClient};
+use crate::llm::{ChatRequest, ChatResponse, LlmClient, MAX_ANSWER_BYTES, answer_too_large};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bedrock Converse as an [`LlmClient`].
 pub struct BedrockConverse {
@@ -36,6 +43,7 @@ impl BedrockConverse {
         let config = builder
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).build())
+            .interceptor(CapAnswer)
             .build();
         Self {
             client: Client::from_conf(config),
@@ -43,8 +51,47 @@ impl BedrockConverse {
     }
 }
 
+/// Bounds the answer body the SDK reads to [`MAX_ANSWER_BYTES`]: the SDK reads a Converse
+/// answer whole before parsing it, so its body is wrapped in a limit before that read, and
+/// the read fails once the limit is passed (with [`LengthLimitError`] at the root).
+#[derive(Debug)]
+struct CapAnswer;
+
+impl Intercept for CapAnswer {
+    fn name(&self) -> &'static str {
+        "CapAnswer"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = context.response_mut().take_body();
+        *context.response_mut().body_mut() =
+            SdkBody::from_body_1_x(Limited::new(body, MAX_ANSWER_BYTES));
+        Ok(())
+    }
+}
+
+/// Whether an error was caused by the answer passing [`MAX_ANSWER_BYTES`].
+fn over_the_cap(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(err);
+    while let Some(e) = at {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        at = e.source();
+    }
+    false
+}
+
 /// Classifies Converse's errors (service-2.json lists exactly these).
 fn classify(err: SdkError<ConverseError>) -> PortError {
+    if over_the_cap(&err) {
+        return answer_too_large("Bedrock");
+    }
     match err {
         SdkError::ServiceError(service) => {
             let e = service.into_err();

@@ -26,7 +26,7 @@ use podflow_core::{
     handling::{backoff, retry_on_store_error},
 };
 use podflow_events::{
-    BlobRef, EventEnvelope, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION,
+    BlobRef, EventEnvelope, PodflowEvent, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION,
 };
 use ratelimit::{Throttle, estimate_tokens};
 
@@ -357,14 +357,18 @@ impl InvokeHandler {
         }
     }
 
-    /// `PromptCompleted`, with an id of the prompt and its version: announcing the same
-    /// completion again gives the same event, which the local bus stores once.
+    /// `PromptCompleted`, with an id of the prompt, its version, the model and the output:
+    /// announcing the same completion again gives the same event, which the local bus
+    /// stores once, while a re-run (a rejected proposal's prompt) is a new event.
     fn completed(
         job: &PromptJob,
         output: BlobRef,
         (input_tokens, output_tokens): (u32, u32),
         attempts: u32,
     ) -> EventEnvelope {
+        let run = podflow_core::content::sha256_hex(
+            format!("{}:{}", job.model, output.sha256).as_bytes(),
+        );
         let mut envelope = EventEnvelope::wrap(&PromptCompleted {
             schema_version: SCHEMA_VERSION.into(),
             episode_id: job.episode_id.clone(),
@@ -378,8 +382,11 @@ impl InvokeHandler {
             attempts: attempts.max(1),
         });
         envelope.id = format!(
-            "{}:prompt:{}:v{}:completed",
-            job.episode_id, job.prompt_id, job.prompt_version
+            "{}:prompt:{}:v{}:{}:completed",
+            job.episode_id,
+            job.prompt_id,
+            job.prompt_version,
+            &run[..12]
         );
         envelope
     }
@@ -392,7 +399,7 @@ impl MessageHandler for InvokeHandler {
     }
 
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let job = match job_of(delivery) {
+        let job = match job_of(delivery, self.blobs.bucket()) {
             Ok(job) => job,
             Err(dead_letter) => return dead_letter,
         };
@@ -475,7 +482,7 @@ impl MessageHandler for InvokeHandler {
     /// A job whose receives are used up fails its prompt with `PromptFailed`, unless the
     /// prompt completed after all (then that is announced).
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
-        let job = match job_of(delivery) {
+        let job = match job_of(delivery, self.blobs.bucket()) {
             Ok(job) => job,
             Err(dead_letter) => return dead_letter,
         };
@@ -502,18 +509,95 @@ impl MessageHandler for InvokeHandler {
     }
 }
 
-/// The job a delivery carries, or the dead letter that says why it carries none.
-fn job_of(delivery: &Delivery) -> Result<PromptJob, Outcome> {
-    let dead_letter = |reason| Outcome::DeadLetter {
-        emit: Vec::new(),
-        reason,
-    };
-    match serde_json::from_str::<PromptJob>(&delivery.body) {
-        Ok(job) if job.schema_version.split('.').next() == Some("1") => Ok(job),
-        Ok(job) => Err(dead_letter(format!(
-            "PromptJob schema_version `{}` is not supported (this build reads 1.x)",
-            job.schema_version
-        ))),
-        Err(e) => Err(dead_letter(format!("not a PromptJob: {e}"))),
+/// Why a queued message is refused before anything is read or written. Anyone who can
+/// send to the queue can forge a job, so its keys are held to the episode it names: the
+/// invoker never reads or overwrites another episode's objects, or another bucket's.
+#[derive(Debug, thiserror::Error)]
+pub enum JobRefused {
+    #[error("not a PromptJob: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("PromptJob schema_version {0} is not supported (this build reads 1.x)")]
+    Version(String),
+    #[error("PromptJob breaks its schema: {0}")]
+    Schema(String),
+    #[error("not a PromptJob: {0}")]
+    NotAJob(#[source] serde_json::Error),
+    #[error(
+        "PromptJob for episode {episode}: {field} {key} is outside `{prefix}`; refused without reading or writing anything"
+    )]
+    OutsideEpisode {
+        episode: String,
+        field: &'static str,
+        key: String,
+        prefix: String,
+    },
+    #[error(
+        "PromptJob for episode {episode}: its input is in bucket {found}, not this stack's ({home}); refused without reading or writing anything"
+    )]
+    ForeignBucket {
+        episode: String,
+        found: String,
+        home: String,
+    },
+}
+
+/// The job a message body carries, checked: its schema (ids and keys shaped as
+/// `podflow_events::names` says), its input and output under
+/// `episodes/<episode_id>/prompts/`, and its input in `home_bucket` (the blob store's).
+pub fn parse_job(body: &str, home_bucket: Option<&str>) -> Result<PromptJob, JobRefused> {
+    let raw: serde_json::Value = serde_json::from_str(body).map_err(JobRefused::NotJson)?;
+    let version = raw
+        .get("schema_version")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    if version.split('.').next() != Some("1") {
+        return Err(JobRefused::Version(podflow_events::names::shown(version)));
     }
+    if let Some(schema) = podflow_events::schema::validator(PromptJob::DETAIL_TYPE) {
+        let errors: Vec<String> = schema
+            .iter_errors(&raw)
+            .take(5)
+            .map(|e| format!("{e} at `{}`", e.instance_path))
+            .collect();
+        if !errors.is_empty() {
+            return Err(JobRefused::Schema(errors.join("; ")));
+        }
+    }
+    let job: PromptJob = serde_json::from_value(raw).map_err(JobRefused::NotAJob)?;
+    let prefix = format!("episodes/{}/prompts/", job.episode_id);
+    for (field, key) in [
+        ("output_key", &job.output_key),
+        ("input key", &job.input.key),
+    ] {
+        if !key.starts_with(&prefix) || podflow_events::names::check_key(key).is_err() {
+            return Err(JobRefused::OutsideEpisode {
+                episode: job.episode_id.clone(),
+                field,
+                key: podflow_events::names::shown(key),
+                prefix,
+            });
+        }
+    }
+    if job.input.bucket.as_deref() != home_bucket {
+        let name =
+            |b: Option<&str>| b.map_or_else(|| "(none: local)".to_owned(), |b| format!("`{b}`"));
+        return Err(JobRefused::ForeignBucket {
+            episode: job.episode_id.clone(),
+            found: name(job.input.bucket.as_deref()),
+            home: name(home_bucket),
+        });
+    }
+    Ok(job)
+}
+
+/// The job a delivery carries, or the dead letter that says why it carries none (nothing
+/// is emitted: a refused job's episode and prompt are not to be trusted).
+fn job_of(delivery: &Delivery, home_bucket: Option<&str>) -> Result<PromptJob, Outcome> {
+    parse_job(&delivery.body, home_bucket).map_err(|refused| {
+        tracing::warn!(message = %delivery.message_id, reason = %refused, "prompt job refused");
+        Outcome::DeadLetter {
+            emit: Vec::new(),
+            reason: refused.to_string(),
+        }
+    })
 }

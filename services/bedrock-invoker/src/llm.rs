@@ -35,6 +35,19 @@ pub fn status_error(status: u16, message: String, retry_after: Option<Duration>)
     }
 }
 
+/// The most bytes of an answer read from a model: a chat answer is a few to tens of KiB
+/// (its `max_tokens` bounds it), so a body past this is refused unread, whatever sent it.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The error for an answer over [`MAX_ANSWER_BYTES`] from `from`: transient, as a garbled
+/// answer is (a retry may get a well-formed one; the attempt budget ends a repeat).
+pub fn answer_too_large(from: &str) -> PortError {
+    PortError::transient(format!(
+        "the answer from {from} is larger than {} MiB; refused without reading the rest",
+        MAX_ANSWER_BYTES >> 20
+    ))
+}
+
 /// A chat-completion backend (OpenAI-compatible locally, Bedrock Converse on AWS).
 #[async_trait]
 pub trait LlmClient: Send + Sync {

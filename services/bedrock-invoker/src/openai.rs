@@ -8,7 +8,7 @@ use serde_json::json;
 
 use podflow_core::PortError;
 
-use crate::llm::{ChatRequest, ChatResponse, LlmClient};
+use crate::llm::{ChatRequest, ChatResponse, LlmClient, MAX_ANSWER_BYTES, answer_too_large};
 
 /// Calls `<base_url>/chat/completions`.
 pub struct OpenAiCompatible {
@@ -55,10 +55,10 @@ impl OpenAiCompatible {
             format!("nothing answers at {url} ({what})")
         })?;
         let status = response.status();
-        let listed = response
-            .json::<serde_json::Value>()
+        let listed = read_capped(response, &url)
             .await
             .ok()
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
             .and_then(|v| v.get("data")?.as_array().map(Vec::len));
         match (status.is_success(), listed) {
             (true, Some(n)) => Ok(format!("{url} answers: {n} models")),
@@ -104,6 +104,35 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
+/// The body of `response`, read a chunk at a time up to [`MAX_ANSWER_BYTES`]: a larger one
+/// is refused as soon as its length says so, or as soon as it passes the limit, so memory
+/// stays bounded whatever the server sends.
+async fn read_capped(mut response: reqwest::Response, from: &str) -> Result<Vec<u8>, PortError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(answer_too_large(from));
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(answer_too_large(from));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(PortError::transient(format!(
+                    "reading the answer from {from}: {e}"
+                )));
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl LlmClient for OpenAiCompatible {
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, PortError> {
@@ -137,21 +166,19 @@ impl LlmClient for OpenAiCompatible {
         })?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let text = response.text().await.map_err(|e| {
-            PortError::transient(format!("reading the answer from {}: {e}", self.endpoint()))
-        })?;
+        let body = read_capped(response, &self.endpoint()).await?;
         if !status.is_success() {
-            let message = serde_json::from_str::<serde_json::Value>(&text)
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| {
                     v.pointer("/error/message")
                         .and_then(|m| m.as_str())
                         .map(str::to_owned)
                 })
-                .unwrap_or_else(|| text.chars().take(300).collect());
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
             return Err(crate::llm::status_error(status.as_u16(), message, wait));
         }
-        let completion: Completion = serde_json::from_str(&text).map_err(|e| {
+        let completion: Completion = serde_json::from_slice(&body).map_err(|e| {
             PortError::transient(format!(
                 "{} sent an answer that is not a chat completion: {e}",
                 self.endpoint()

@@ -124,6 +124,7 @@ async fn one_prompt(
         system: "You write show notes.".into(),
         user: format!("Summarise:\n\n{TRANSCRIPT_MARKER}"),
         transcript: "Speaker 1: Retries are not failures.".into(),
+        ..PromptInput::default()
     };
     let input = blobs
         .put(
@@ -293,6 +294,7 @@ async fn six_prompts(blobs: &FileBlobStore, db: &Db) -> serde_json::Value {
             system: "You write show notes.".into(),
             user: format!("Summarise:\n\n{TRANSCRIPT_MARKER}"),
             transcript: format!("Speaker 1: topic {p}."),
+            ..PromptInput::default()
         };
         let input = blobs
             .put(

@@ -63,6 +63,11 @@ pub enum IngestError {
     Unsupported { path: String, ext: String },
     #[error("{path}: {why}; podflow accepts audio in {accepted}", accepted = accepted_list())]
     Unreadable { path: String, why: String },
+    #[error("s3://{bucket}/…: {problem}; upload it under another name")]
+    BadKey {
+        bucket: String,
+        problem: podflow_events::names::NameError,
+    },
     #[error("{0}")]
     Setup(String),
     #[error("{path}: {source}")]
@@ -92,7 +97,7 @@ pub struct IngestService {
 impl IngestService {
     /// Ingests a local file and returns the `EpisodeUploaded` event to publish.
     pub async fn ingest_file(&self, file: &Path) -> Result<EventEnvelope, IngestError> {
-        let shown = file.display().to_string();
+        let shown = shown_path(file);
         let meta = match tokio::fs::metadata(file).await {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -128,7 +133,9 @@ impl IngestService {
             || "episode".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let scratch = self.blobs.scratch_path(&original_name);
+        // Named by the extension, not the user's name: the store prefixes a unique id, and
+        // a name near the 255 bytes a file name may have would no longer fit.
+        let scratch = self.blobs.scratch_path(&format!("upload.{ext}"));
         if let Some(parent) = scratch.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -223,6 +230,17 @@ impl IngestService {
             original_name: record.original_name,
             duration_seconds,
         }))
+    }
+}
+
+/// A path as an error names it: as given, or quoted and escaped when it holds a control
+/// character (a newline in a file name must not split the one-line error).
+fn shown_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text.chars().any(char::is_control) {
+        format!("{text:?}")
+    } else {
+        text
     }
 }
 

@@ -122,6 +122,12 @@ pub fn decode_notification_key(key: &str) -> Option<String> {
 
 /// Refuses an upload podflow cannot use, before anything is read or recorded.
 pub fn check(upload: &S3Upload) -> Result<(), IngestError> {
+    // The key goes into the event as it is, and the schemas allow no control character,
+    // `.`/`..` segment or more than 1024 bytes: refused here, with the key quoted escaped.
+    podflow_events::names::check_key(&upload.key).map_err(|problem| IngestError::BadKey {
+        bucket: upload.bucket.clone(),
+        problem,
+    })?;
     let shown = upload.to_string();
     if !upload.key.starts_with(UPLOAD_PREFIX) {
         return Err(IngestError::Unreadable {

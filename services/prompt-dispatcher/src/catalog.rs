@@ -30,8 +30,17 @@ const BUNDLED: &[(&str, &str)] = bundled![
     "keywords",
 ];
 
-/// Variables a template may use.
-pub const VARIABLES: &[&str] = &["transcript", "title", "duration", "episode_id"];
+/// Variables a template may use. `language` is the transcript's ISO code (`de`),
+/// `language_name` its English name (`German`), so a prompt can ask for the texts in the
+/// episode's language.
+pub const VARIABLES: &[&str] = &[
+    "transcript",
+    "title",
+    "duration",
+    "episode_id",
+    "language",
+    "language_name",
+];
 
 /// One prompt of the catalog.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -103,15 +112,16 @@ pub fn parse_prompt(file: &str, text: &str) -> Result<PromptDefinition, CatalogP
         problem(line, e.message().to_owned())
     })?;
     let line_with = |needle: &str| text.find(needle).map(|i| line_of(text, i));
-    if def.id.is_empty()
-        || !def
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    // The id names files and keys (`episodes/<id>/prompts/<prompt id>.md`): the events'
+    // schemas hold it to this shape, and a job with another would be refused.
+    if podflow_events::names::check_prompt_id(&def.id).is_err() {
         return Err(problem(
             line_with("id"),
-            format!("id `{}` must be letters, digits, - or _", def.id),
+            format!(
+                "id {} must be 1 to {} letters, digits, - or _",
+                podflow_events::names::shown(&def.id),
+                podflow_events::names::MAX_PROMPT_ID
+            ),
         ));
     }
     if def.version == 0 {
@@ -169,9 +179,21 @@ pub fn template_variables(template: &str) -> Vec<String> {
     vars
 }
 
-/// Fills a template's variables.
+/// Fills a template's variables. Each value is inserted as it is and never read for
+/// variables itself: a title `{{transcript}}.mp3` stays that text.
 pub fn render(template: &str, values: &BTreeMap<&str, String>) -> String {
+    render_marking(template, values, "").0
+}
+
+/// [`render`], also saying where (byte offsets into the result) the variable `marked` was
+/// filled in: what tells the marker the template placed from the same text inside a value.
+pub fn render_marking(
+    template: &str,
+    values: &BTreeMap<&str, String>,
+    marked: &str,
+) -> (String, Vec<usize>) {
     let mut out = String::with_capacity(template.len());
+    let mut at = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
@@ -179,6 +201,9 @@ pub fn render(template: &str, values: &BTreeMap<&str, String>) -> String {
         match after.find("}}") {
             Some(end) => {
                 let name = after[..end].trim();
+                if !marked.is_empty() && name == marked {
+                    at.push(out.len());
+                }
                 out.push_str(values.get(name).map_or("", String::as_str));
                 rest = &after[end + 2..];
             }
@@ -189,7 +214,7 @@ pub fn render(template: &str, values: &BTreeMap<&str, String>) -> String {
         }
     }
     out.push_str(rest);
-    out
+    (out, at)
 }
 
 impl Catalog {
@@ -320,6 +345,20 @@ mod tests {
                 .iter()
                 .any(|p| p.message.contains("duplicate id `x`"))
         );
+    }
+
+    #[test]
+    fn every_bundled_prompt_asks_for_the_transcripts_language() {
+        // The outputs are read by the show's listeners: in the episode's language, whatever
+        // the model would answer in by itself.
+        for (file, text) in BUNDLED {
+            let def = parse_prompt(file, text).expect("valid");
+            let vars = template_variables(&def.template);
+            assert!(
+                vars.iter().any(|v| v == "language") && vars.iter().any(|v| v == "language_name"),
+                "{file} does not name the language"
+            );
+        }
     }
 
     #[test]

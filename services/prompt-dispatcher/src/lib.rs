@@ -16,11 +16,15 @@ use async_trait::async_trait;
 use catalog::Catalog;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PortError, PromptInput,
-    PromptStatus, QueuedJob, StepStatus, TRANSCRIPT_MARKER, TextEngine,
+    PromptStatus, QueuedJob, StepStatus, TRANSCRIPT_MARKER, TextEngine, approval,
     handling::{decode_delivery, give_up_step, retry_on_store_error},
+    language,
     transcript::{Transcript, clock},
 };
-use podflow_events::{BlobRef, EpisodeTranscribed, PromptJob, SCHEMA_VERSION};
+use podflow_events::{
+    BlobRef, EpisodeRejected, EpisodeTranscribed, EventEnvelope, PodflowEvent, PromptJob,
+    SCHEMA_VERSION,
+};
 
 pub const STEP: &str = "dispatch";
 
@@ -45,6 +49,35 @@ struct EpisodeContext {
     correlation_id: String,
     title: String,
     transcript: Transcript,
+}
+
+impl EpisodeContext {
+    /// The values of the template variables ([`catalog::VARIABLES`]).
+    fn values(&self) -> BTreeMap<&'static str, String> {
+        let mut values = BTreeMap::new();
+        // The transcript travels beside the template (the invoker may have to split it).
+        values.insert("transcript", TRANSCRIPT_MARKER.to_owned());
+        values.insert("title", self.title.clone());
+        values.insert("duration", clock(self.transcript.duration_seconds));
+        values.insert("episode_id", self.episode_id.clone());
+        values.insert("language", self.transcript.language.clone());
+        values.insert(
+            "language_name",
+            language::display_name(&self.transcript.language),
+        );
+        values
+    }
+}
+
+/// How a rejection stands when the dispatcher is asked to re-run its prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Yes,
+    /// The publisher has not recorded it yet.
+    NotYet,
+    Superseded,
+    OtherDecision,
+    AlreadyRerun,
 }
 
 /// Which prompt version a replay should run.
@@ -77,6 +110,20 @@ pub enum RerenderError {
     Store(#[from] PortError),
 }
 
+/// What is sent to the model for one prompt: the template rendered, with the places the
+/// template asked for the transcript recorded (values such as the title are text, even
+/// when they hold `{{transcript}}`).
+fn prompt_input(def: &catalog::PromptDefinition, ctx: &EpisodeContext) -> PromptInput {
+    let (user, transcript_at) =
+        catalog::render_marking(def.template.trim(), &ctx.values(), "transcript");
+    PromptInput {
+        system: def.system.trim().to_owned(),
+        user,
+        transcript: ctx.transcript.render(def.view),
+        transcript_at: Some(transcript_at),
+    }
+}
+
 impl DispatchHandler {
     fn resolve_model(&self, def: &catalog::PromptDefinition) -> String {
         if def.model == "default" {
@@ -107,23 +154,26 @@ impl DispatchHandler {
         })
     }
 
+    /// A job as the FIFO queue takes it (group and deduplication ids: see the crate doc).
+    fn queued(&self, job: &PromptJob, event_id: &str) -> Result<QueuedJob, PortError> {
+        Ok(QueuedJob {
+            queue: self.queue.clone(),
+            group_id: format!("{}:{}", job.episode_id, job.prompt_id),
+            dedup_id: format!(
+                "{}:{}:v{}:{event_id}",
+                job.episode_id, job.prompt_id, job.prompt_version
+            ),
+            body: serde_json::to_string(job).map_err(|e| PortError::storage("prompt job", e))?,
+        })
+    }
+
     /// Renders one catalog prompt for an episode, stores its input and returns the job.
     async fn render(
         &self,
         def: &catalog::PromptDefinition,
         ctx: &EpisodeContext,
     ) -> Result<PromptJob, PortError> {
-        let mut values = BTreeMap::new();
-        // The transcript travels beside the template (the invoker may have to split it).
-        values.insert("transcript", TRANSCRIPT_MARKER.to_owned());
-        values.insert("title", ctx.title.clone());
-        values.insert("duration", clock(ctx.transcript.duration_seconds));
-        values.insert("episode_id", ctx.episode_id.clone());
-        let input = PromptInput {
-            system: def.system.trim().to_owned(),
-            user: catalog::render(def.template.trim(), &values),
-            transcript: ctx.transcript.render(def.view),
-        };
+        let input = prompt_input(def, ctx);
         let dir = format!("episodes/{}/prompts", ctx.episode_id);
         let bytes =
             serde_json::to_vec(&input).map_err(|e| PortError::storage("prompt input", e))?;
@@ -176,18 +226,170 @@ impl DispatchHandler {
                 continue; // already produced at this version: never run twice
             }
             let job = self.render(def, &ctx).await?;
-            jobs.push(QueuedJob {
-                queue: self.queue.clone(),
-                group_id: format!("{}:{}", ev.episode_id, def.id),
-                dedup_id: format!("{}:{}:v{}:{event_id}", ev.episode_id, def.id, def.version),
-                body: serde_json::to_string(&job)
-                    .map_err(|e| PortError::storage("prompt job", e))?,
-            });
+            jobs.push(self.queued(&job, event_id)?);
             plan.push((def.id.clone(), def.version, job.model));
         }
         self.store.plan_prompts(&ev.episode_id, &plan).await?;
         podflow_core::crash::point("dispatch.after_plan");
         Ok(jobs)
+    }
+
+    /// The prompts a person named when rejecting a proposal, rendered from the catalog
+    /// (at the version asked for, else the catalog's) and queued again — completed or not
+    /// — on the model asked for, else the catalog's.
+    async fn rerun(
+        &self,
+        event_id: &str,
+        rejected: &EpisodeRejected,
+    ) -> Result<Vec<QueuedJob>, RerenderError> {
+        let catalog = Catalog::load(self.override_dir.as_deref());
+        let version = match rejected.prompt_version.as_deref() {
+            None | Some("latest") => ReplayVersion::Latest,
+            Some(n) => ReplayVersion::Exactly(n.parse().unwrap_or(0)),
+        };
+        let transcript = self
+            .store
+            .artifacts(&rejected.episode_id)
+            .await?
+            .remove("transcript")
+            .ok_or_else(|| RerenderError::NoTranscript {
+                episode: rejected.episode_id.clone(),
+                prompt: rejected.rerun.join(", "),
+            })?;
+        let ctx = self
+            .context(&rejected.episode_id, &rejected.correlation_id, &transcript)
+            .await?;
+        let mut plan = Vec::new();
+        let mut jobs = Vec::new();
+        for prompt in &rejected.rerun {
+            let def = catalog
+                .prompts
+                .get(prompt)
+                .ok_or_else(|| RerenderError::NotInCatalog {
+                    prompt: prompt.clone(),
+                })?;
+            if let ReplayVersion::Exactly(want) = version
+                && want != def.version
+            {
+                return Err(RerenderError::VersionNotInCatalog {
+                    prompt: def.id.clone(),
+                    have: def.version,
+                    want,
+                });
+            }
+            let mut job = self.render(def, &ctx).await?;
+            if let Some(model) = &rejected.model {
+                job.model.clone_from(model);
+            }
+            jobs.push(self.queued(&job, event_id)?);
+            plan.push((job.prompt_id.clone(), job.prompt_version, job.model.clone()));
+        }
+        self.store
+            .requeue_prompts(&rejected.episode_id, &plan)
+            .await?;
+        // Once per proposal; the count of these makes the next outcome a new one.
+        self.store
+            .record_work(
+                &approval::rerun_key(&rejected.episode_id, rejected.proposal),
+                &rejected.episode_id,
+                &serde_json::json!({ "prompts": rejected.rerun, "event": event_id }),
+            )
+            .await?;
+        Ok(jobs)
+    }
+
+    /// Whether `rejected` is the decision that stands on the episode's latest proposal (and
+    /// its prompts have not been re-run yet): only then do they run again, once.
+    async fn rejection_stands(&self, rejected: &EpisodeRejected) -> Result<Standing, PortError> {
+        let store = self.store.as_ref();
+        let Some((proposal, outcome)) = approval::latest(store, &rejected.episode_id).await? else {
+            return Ok(Standing::NotYet);
+        };
+        if proposal
+            .detail
+            .get("proposal")
+            .and_then(serde_json::Value::as_u64)
+            != Some(u64::from(rejected.proposal))
+        {
+            return Ok(Standing::Superseded);
+        }
+        let rerun = approval::rerun_key(&rejected.episode_id, rejected.proposal);
+        if store.work_result(&rerun).await?.is_some() {
+            return Ok(Standing::AlreadyRerun);
+        }
+        let Some(decision) = approval::decision(store, &rejected.episode_id, &outcome).await?
+        else {
+            return Ok(Standing::NotYet);
+        };
+        let this = approval::Decision::Rejected {
+            proposal: rejected.proposal,
+            note: rejected.note.clone(),
+            rerun: rejected.rerun.clone(),
+            by: rejected.rejected_by.clone(),
+        };
+        Ok(
+            match serde_json::from_value::<approval::Decision>(decision) {
+                Ok(standing) if standing == this => Standing::Yes,
+                _ => Standing::OtherDecision,
+            },
+        )
+    }
+
+    async fn handle_rejection(&self, delivery: &Delivery) -> Outcome {
+        let (envelope, rejected) = match decode_delivery::<EpisodeRejected>(delivery) {
+            Ok(v) => v,
+            Err(outcome) => return outcome,
+        };
+        if rejected.rerun.is_empty() {
+            return Outcome::nothing();
+        }
+        match self.rejection_stands(&rejected).await {
+            Ok(Standing::Yes) => {}
+            // The publisher records the rejection from the same event: wait for it a little.
+            Ok(Standing::NotYet) if delivery.attempt < 5 => {
+                return Outcome::Retry {
+                    delay: std::time::Duration::from_secs(2),
+                    reason: "waiting for the publisher to record the rejection".into(),
+                };
+            }
+            Ok(standing) => {
+                tracing::warn!(
+                    episode_id = %rejected.episode_id,
+                    proposal = rejected.proposal,
+                    ?standing,
+                    "rejection not acted on: another decision stands, or a newer proposal exists"
+                );
+                return Outcome::nothing();
+            }
+            Err(e) => return retry_on_store_error(delivery.attempt, &e),
+        }
+        match self.rerun(&envelope.id, &rejected).await {
+            Ok(jobs) => Outcome::Done {
+                emit: Vec::new(),
+                jobs,
+            },
+            Err(RerenderError::Store(e)) => retry_on_store_error(delivery.attempt, &e),
+            // The catalog cannot render what the person asked for: said where they look.
+            Err(e) => {
+                let reason = format!(
+                    "proposal {} rejected, but its prompts cannot run again: {e}",
+                    rejected.proposal
+                );
+                let _ = self
+                    .store
+                    .step_finished(
+                        &rejected.episode_id,
+                        "approve",
+                        StepStatus::Running,
+                        Some(&reason),
+                    )
+                    .await;
+                Outcome::DeadLetter {
+                    emit: Vec::new(),
+                    reason,
+                }
+            }
+        }
     }
 
     /// A dead-lettered job rendered again from the catalog as it is now, for a replay after
@@ -238,6 +440,11 @@ impl MessageHandler for DispatchHandler {
     }
 
     async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let rejection = EventEnvelope::from_json(&delivery.body)
+            .is_ok_and(|e| e.detail_type == EpisodeRejected::DETAIL_TYPE);
+        if rejection {
+            return self.handle_rejection(delivery).await;
+        }
         let (envelope, ev) = match decode_delivery::<EpisodeTranscribed>(delivery) {
             Ok(v) => v,
             Err(outcome) => return outcome,
@@ -270,5 +477,83 @@ impl MessageHandler for DispatchHandler {
     /// without prompts.
     async fn give_up(&self, delivery: &Delivery, reason: &str) -> Outcome {
         give_up_step(self.store.as_ref(), delivery, STEP, reason, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(language: &str) -> EpisodeContext {
+        EpisodeContext {
+            episode_id: "ep-1".into(),
+            correlation_id: "c".into(),
+            title: "folge-12.wav".into(),
+            transcript: Transcript {
+                language: language.into(),
+                duration_seconds: 754.0,
+                engine: "ctranslate2".into(),
+                model: "base".into(),
+                segments: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn prompts_are_told_the_transcripts_language() {
+        let catalog = Catalog::load(None);
+        let summary = &catalog.prompts["summary"];
+        let german = catalog::render(&summary.template, &context("de").values());
+        assert!(
+            german.contains("Write in\nGerman (de), the language"),
+            "{german}"
+        );
+        // Every variable a template may use has a value.
+        let values = context("de").values();
+        for var in catalog::VARIABLES {
+            assert!(values.contains_key(var), "{var}");
+        }
+        // A language outside ISO 639-1 (Whisper's `haw`) is named by its code.
+        let hawaiian =
+            catalog::render("{{language_name}} ({{language}})", &context("haw").values());
+        assert_eq!(hawaiian, "haw (haw)");
+    }
+
+    #[test]
+    fn a_title_holding_template_markers_is_sent_as_text() {
+        let mut ctx = context("en");
+        ctx.title = "{{transcript}}.mp3 {{title}} {{language".into();
+        ctx.transcript.segments = vec![podflow_core::transcript::TranscriptSegment {
+            start: 0.0,
+            end: 2.0,
+            speaker: None,
+            text: "WORDS-SAID-ONCE".into(),
+            words: Vec::new(),
+        }];
+        let catalog = Catalog::load(None);
+        for def in catalog.prompts.values() {
+            let input = prompt_input(def, &ctx);
+            let sent = input.user_with(&input.transcript);
+            let slots = catalog::template_variables(&def.template)
+                .iter()
+                .filter(|v| *v == "transcript")
+                .count();
+            assert_eq!(
+                sent.matches("WORDS-SAID-ONCE").count(),
+                slots,
+                "{}: {sent}",
+                def.id
+            );
+            if catalog::template_variables(&def.template)
+                .iter()
+                .any(|v| v == "title")
+            {
+                assert!(
+                    sent.contains("{{transcript}}.mp3 {{title}} {{language"),
+                    "{}: {sent}",
+                    def.id
+                );
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use podflow_core::{
     BlobStore, ErrorKind, PortError, TextEngine,
     content::{sha256_hex, work_key},
+    show::ShowConfig,
     subtitles,
     transcript::Transcript,
 };
@@ -15,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     PublishHandler, cost,
-    documents::{self, ChaptersDocument, Clip, ShowNotesParts, SkippedClip},
+    documents::{self, Chapter, ChaptersDocument, Clip, ShowNotesParts, SkippedClip},
     extractive::{self, Extract},
+    syndication::{self, EpisodeParts},
 };
 
 /// Clips that go into the trailer, and the most of each that is used.
@@ -28,6 +30,21 @@ const FADE_SECONDS: f64 = 0.5;
 #[derive(Debug, Default)]
 pub struct Made {
     pub problems: Vec<String>,
+    /// The suggested titles, best first (what a person chooses from).
+    pub titles: Vec<String>,
+    /// The summary's text, when there is one.
+    pub summary: Option<String>,
+    pub chapters: Vec<Chapter>,
+}
+
+pub use podflow_core::approval::Edits;
+
+/// Whether the episode goes to podcast apps now (tagged MP3, feed item) or is a draft
+/// waiting for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Draft,
+    Publish,
 }
 
 /// `clips.json`.
@@ -66,10 +83,18 @@ struct CutMedia {
 pub async fn make(
     handler: &PublishHandler,
     summary: &mut EpisodeSummarized,
+    show: &ShowConfig,
+    edits: Option<&Edits>,
+    stage: Stage,
 ) -> Result<Made, PortError> {
     let mut made = Made::default();
     let blobs = handler.blobs.as_ref();
     let episode_id = summary.episode_id.clone();
+    // A draft never replaces what is published: it has a folder of its own.
+    let dir = match stage {
+        Stage::Publish => format!("episodes/{episode_id}"),
+        Stage::Draft => format!("episodes/{episode_id}/draft"),
+    };
     let transcript: Option<Transcript> = match &summary.transcript {
         Some(t) => Some(
             serde_json::from_slice(&blobs.get(t).await?)
@@ -129,7 +154,7 @@ pub async fn make(
             };
             let blob = blobs
                 .put(
-                    &format!("episodes/{episode_id}/extractive/{output}.{extension}"),
+                    &format!("{dir}/extractive/{output}.{extension}"),
                     answer.clone().into_bytes(),
                 )
                 .await?;
@@ -150,12 +175,21 @@ pub async fn make(
             "llm"
         }
     };
-    let title = title_from(&texts);
+    made.titles = texts
+        .get("titles")
+        .map(|t| documents::titles(t))
+        .unwrap_or_default();
+    if let Some(summary) = edits.and_then(|e| e.summary.as_ref()) {
+        texts.insert("summary".into(), summary.clone());
+    }
+    made.summary = texts.get("summary").map(|s| s.trim().to_owned());
+    let title = edits.map_or_else(|| title_from(&texts), |e| e.title.clone());
     let duration = transcript.as_ref().map(|t| t.duration_seconds);
     let mut files: BTreeMap<String, BlobRef> = BTreeMap::new();
     let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
 
     let mut chapters = Vec::new();
+    let mut planned_clips = Vec::new();
     if let (Some(answer), Some(duration)) = (texts.get("chapters"), duration) {
         match documents::parse_chapters(answer, duration) {
             Ok((parsed, dropped)) => {
@@ -173,6 +207,7 @@ pub async fn make(
                     engine: engine_of("chapters"),
                 };
                 docs.push(("chapters.json".into(), to_json(&doc)?));
+                made.chapters.clone_from(&parsed);
                 chapters = parsed;
             }
             Err(e) => made.problems.push(podflow_core::report(&e)),
@@ -186,12 +221,19 @@ pub async fn make(
     ) {
         match documents::plan_clips(answer, transcript.duration_seconds) {
             Ok((clips, skipped)) => {
-                let media = cut_media(handler, &episode_id, audio, transcript, &clips).await?;
+                // A draft lists the clips; they are cut when the episode is published.
+                let media = match stage {
+                    Stage::Publish => {
+                        cut_media(handler, &episode_id, audio, transcript, &clips).await?
+                    }
+                    Stage::Draft => CutMedia::default(),
+                };
                 made.problems.extend(media.problems.iter().cloned());
                 if !skipped.is_empty() {
                     made.problems
                         .push(format!("clips: {} suggestion(s) skipped", skipped.len()));
                 }
+                planned_clips.clone_from(&clips);
                 let entries = clips
                     .into_iter()
                     .map(|clip| {
@@ -271,12 +313,41 @@ pub async fn make(
     let parts = ["titles", "summary", "chapters", "show-notes", "keywords"];
     let md = front_matter(&parts, &texts, &extracted) + &documents::show_notes(&notes);
     docs.push(("show-notes.md".into(), md.into_bytes()));
+    // The feed's description: the show notes without their heading and the relative links.
+    let description = documents::show_notes(&ShowNotesParts {
+        links: &[],
+        ..notes
+    });
+    let description = description
+        .split_once('\n')
+        .map_or("", |(_, rest)| rest)
+        .trim()
+        .to_owned();
 
     for (name, bytes) in docs {
-        let blob = blobs
-            .put(&format!("episodes/{episode_id}/{name}"), bytes)
-            .await?;
+        let blob = blobs.put(&format!("{dir}/{name}"), bytes).await?;
         files.insert(name, blob);
+    }
+    let chapters_file = files.get("chapters.json").cloned();
+    let episode = EpisodeParts {
+        title: &title,
+        description,
+        transcript: transcript.as_ref(),
+        chapters: &chapters,
+        clips: &planned_clips,
+        keywords: texts.get("keywords").map(String::as_str),
+        chapters_file: chapters_file.as_ref(),
+    };
+    if stage == Stage::Publish {
+        syndication::make_episode_files(
+            handler,
+            show,
+            summary,
+            &episode,
+            &mut files,
+            &mut made.problems,
+        )
+        .await?;
     }
     summary.files = files
         .into_iter()

@@ -2,7 +2,8 @@
 //! way or the other, makes the show's files (show notes, Podcasting 2.0 chapters, blog
 //! post, social posts, clips and a trailer), estimates the cost, publishes
 //! `EpisodeSummarized` and writes `episode-summarized.json`. Its notifier ([`notify`])
-//! tells Slack.
+//! tells Slack, where proposals of shows that require approval are decided with buttons
+//! ([`slack_actions`]).
 //!
 //! Fan-in reads the episode's state from the store rather than counting events, so
 //! duplicated or out-of-order events cannot confuse it. Each distinct outcome gets one
@@ -10,13 +11,18 @@
 //! from episode and revision, so a re-delivery re-publishes the same event (which the bus
 //! drops) instead of a new one.
 
+pub mod approval;
 pub mod cost;
 pub mod documents;
 pub mod extractive;
+pub mod feed;
 pub mod files;
 pub mod links;
 pub mod notify;
 pub mod slack;
+pub mod slack_actions;
+pub mod syndication;
+pub mod tags;
 
 use std::sync::Arc;
 
@@ -26,10 +32,11 @@ use podflow_core::{
     PromptStatus, StepStatus, StoredRevision, TextEngine,
     content::sha256_hex,
     handling::{give_up_step, retry_on_store_error},
+    show::{ShowConfig, ShowLayers},
 };
 use podflow_events::{
-    EpisodeSummarized, EventEnvelope, FailedPrompt, FailedStep, PromptOutput, SCHEMA_VERSION,
-    SummaryStatus,
+    EpisodeApproved, EpisodeRejected, EpisodeSummarized, EventEnvelope, FailedPrompt, FailedStep,
+    PromptOutput, SCHEMA_VERSION, SummaryStatus,
 };
 use std::time::Duration;
 
@@ -45,6 +52,8 @@ pub struct PublishHandler {
     /// Whether the extractive engine fills in outputs: all of them
     /// ([`TextEngine::Extractive`]), those whose prompt failed (`Auto`), or none (`Llm`).
     pub text_engine: TextEngine,
+    /// The show's configuration around the stored `podflow.toml` (feed, tags, hosts).
+    pub show: ShowLayers,
 }
 
 /// Where an episode stands, from the store.
@@ -154,9 +163,60 @@ impl PublishHandler {
             Readiness::Waiting => return Ok(Outcome::nothing()),
             Readiness::Ready(summary) => summary,
         };
-        let mut summary = summary;
-        let made = files::make(self, &mut summary).await?;
-        for problem in &made.problems {
+        let (show, problems) = self.show.resolve(self.blobs.as_ref()).await?;
+        approval::publish_or_propose(self, summary, &show, problems).await
+    }
+
+    /// Records a person's decision carried by `envelope`, if it is one. Returns the outcome
+    /// when the delivery ends here: a decision that cannot be taken (a proposal no longer the
+    /// latest, decided otherwise) is logged and noted, never dead-lettered — the person who
+    /// sent it was refused with the same reason.
+    async fn take_decision(&self, envelope: &EventEnvelope, attempt: u32) -> Option<Outcome> {
+        let recorded = match envelope.detail_type.as_str() {
+            "EpisodeApproved" => match envelope.decode::<EpisodeApproved>() {
+                Ok(approved) => approval::record_approval(self.store.as_ref(), &approved).await,
+                Err(e) => {
+                    return Some(Outcome::DeadLetter {
+                        emit: Vec::new(),
+                        reason: e.to_string(),
+                    });
+                }
+            },
+            "EpisodeRejected" => match envelope.decode::<EpisodeRejected>() {
+                Ok(rejected) => approval::record_rejection(self.store.as_ref(), &rejected).await,
+                Err(e) => {
+                    return Some(Outcome::DeadLetter {
+                        emit: Vec::new(),
+                        reason: e.to_string(),
+                    });
+                }
+            },
+            _ => return None,
+        };
+        match recorded {
+            Ok(Ok(())) => None,
+            Ok(Err(refusal)) => {
+                tracing::warn!(event = %envelope.id, reason = %refusal, "decision not taken");
+                Some(Outcome::nothing())
+            }
+            Err(e) => Some(retry_on_store_error(attempt, &e)),
+        }
+    }
+
+    /// Makes the files (with a person's edits, when approved) and publishes the revision:
+    /// `EpisodeSummarized`, `episode-summarized.json` and the feed.
+    pub(crate) async fn publish_revision(
+        &self,
+        mut summary: Box<EpisodeSummarized>,
+        show: &ShowConfig,
+        edits: Option<&files::Edits>,
+        mut problems: Vec<String>,
+    ) -> Result<Outcome, PortError> {
+        let episode_id = summary.episode_id.clone();
+        let episode_id = episode_id.as_str();
+        let made = files::make(self, &mut summary, show, edits, files::Stage::Publish).await?;
+        problems.extend(made.problems);
+        for problem in &problems {
             tracing::warn!(episode_id, %problem, "publisher");
         }
         // The fingerprint covers everything but the revision.
@@ -190,9 +250,15 @@ impl PublishHandler {
             )
             .await?;
         self.store.step_started(episode_id, STEP).await?;
+        // The feed follows the revision: it lists every episode, so it is not part of
+        // this episode's fingerprint.
+        if let Some(why) = syndication::rebuild_feed(self, show).await? {
+            tracing::warn!(episode_id, reason = %why, "feed.xml not written");
+            problems.push(format!("feed.xml not written: {why}"));
+        }
         let mut note = format!("revision {revision}");
-        if !made.problems.is_empty() {
-            note.push_str(&format!("; {}", made.problems.join("; ")));
+        if !problems.is_empty() {
+            note.push_str(&format!("; {}", problems.join("; ")));
         }
         self.store
             .step_finished(episode_id, STEP, StepStatus::Done, Some(&note))
@@ -220,7 +286,10 @@ impl MessageHandler for PublishHandler {
         let Some(episode_id) = envelope.episode_id().map(str::to_owned) else {
             return Outcome::DeadLetter {
                 emit: Vec::new(),
-                reason: format!("event {} names no episode_id", envelope.id),
+                reason: format!(
+                    "event {} names no episode_id (or one not shaped like an episode id)",
+                    envelope.id
+                ),
             };
         };
         let major_ok = envelope
@@ -236,6 +305,9 @@ impl MessageHandler for PublishHandler {
                     envelope.id, envelope.detail_type
                 ),
             };
+        }
+        if let Some(refused) = self.take_decision(&envelope, delivery.attempt).await {
+            return refused;
         }
         match self
             .publish(&episode_id, envelope.detail_type == "EpisodeTranscribed")

@@ -1,6 +1,8 @@
-//! The publisher's notifier: posts "MP3 ready" the moment the transcode is done, and one
-//! message per `EpisodeSummarized` revision. It consumes events of its own, so a Slack
-//! outage delays only Slack messages, never the summary event other teams wait for.
+//! The publisher's notifier: posts "MP3 ready" the moment the transcode is done, one
+//! message per `EpisodeSummarized` revision, and one per `EpisodeProposed` proposal (with
+//! the Approve / Edit / Reject buttons that [`crate::slack_actions`] answers). It consumes
+//! events of its own, so a Slack outage delays only Slack messages, never the summary event
+//! other teams wait for.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,11 +10,14 @@ use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Notifier, Outcome, PortError, StepStatus,
     handling::{backoff, give_up_step, retry_on_store_error},
+    show::ShowLayers,
 };
-use podflow_events::{EpisodeSummarized, EpisodeTranscoded, EventEnvelope, SummaryStatus};
+use podflow_events::{
+    EpisodeProposed, EpisodeSummarized, EpisodeTranscoded, EventEnvelope, SummaryStatus,
+};
 use serde_json::Value;
 
-use crate::{documents, links::ShareLinks, slack};
+use crate::{approval, documents, links::ShareLinks, slack};
 
 pub const STEP: &str = "notify";
 
@@ -142,6 +147,48 @@ pub struct NotifyHandler {
     pub notifier: Option<Arc<dyn Notifier>>,
     /// How links to the episode's files are made, and how long they work.
     pub links: ShareLinks,
+    /// The show (its `approval_reminder_hours`), around the stored `podflow.toml`.
+    pub show: ShowLayers,
+}
+
+/// The detail-type of EventBridge's scheduled events: the notifier's periodic tick.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// Sends one reminder for each proposal that has waited past the show's
+/// `approval_reminder_hours`, and records it so it is sent once. Reminding publishes
+/// nothing. Returns how many were sent.
+pub async fn send_reminders(
+    store: &dyn EpisodeStore,
+    blobs: &dyn BlobStore,
+    notifier: Option<&dyn Notifier>,
+    show: &ShowLayers,
+    now_ms: i64,
+) -> Result<usize, PortError> {
+    let Some(notifier) = notifier else {
+        return Ok(0);
+    };
+    let (show, _) = show.resolve(blobs).await?;
+    let mut sent = 0;
+    for due in approval::reminders_due(store, &show, now_ms).await? {
+        let p = &due.proposal;
+        let title = store
+            .episode(&p.episode_id)
+            .await?
+            .map_or_else(|| p.episode_id.clone(), |r| r.original_name);
+        let message =
+            slack::approval_reminder(&title, &p.episode_id, p.proposal, due.waiting_hours);
+        match notifier.send(&message).await {
+            Ok(()) => {
+                approval::mark_reminded(store, &p.episode_id, p.proposal).await?;
+                sent += 1;
+            }
+            // Tried again at the next tick.
+            Err(e) => {
+                tracing::warn!(episode_id = %p.episode_id, error = %e.report(), "approval reminder not sent")
+            }
+        }
+    }
+    Ok(sent)
 }
 
 impl NotifyHandler {
@@ -260,6 +307,17 @@ impl NotifyHandler {
                     message,
                 }))
             }
+            "EpisodeProposed" => {
+                let ev: EpisodeProposed = envelope.decode().map_err(dead_letter)?;
+                let file_name = self.title(&ev.episode_id).await.map_err(store_err)?;
+                Ok(Some(Notice {
+                    message: slack::proposal_message(&ev, &file_name, None),
+                    // Per proposal, like revisions: each distinct outcome is proposed once.
+                    sent_key: format!("notified:{}:proposal:p{}", ev.episode_id, ev.proposal),
+                    note: format!("proposal {} announced for approval", ev.proposal),
+                    episode_id: ev.episode_id,
+                }))
+            }
             _ => Ok(None),
         }
     }
@@ -293,6 +351,21 @@ impl MessageHandler for NotifyHandler {
             Ok(e) => e,
             Err(e) => return dead_letter(e),
         };
+        if envelope.detail_type == SCHEDULED_EVENT {
+            let notifier = self.notifier.as_deref();
+            return match send_reminders(
+                self.store.as_ref(),
+                self.blobs.as_ref(),
+                notifier,
+                &self.show,
+                podflow_core::now_ms(),
+            )
+            .await
+            {
+                Ok(_) => Outcome::nothing(),
+                Err(e) => retry_on_store_error(delivery.attempt, &e),
+            };
+        }
         let Notice {
             episode_id,
             message,

@@ -172,6 +172,7 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
         clips,
         prices: PriceTable::load(None).expect("prices"),
         text_engine,
+        show: Default::default(),
     };
 
     // Without ffmpeg: published, clips listed without audio, the reason noted, not cached.
@@ -185,7 +186,12 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     let listed = doc["clips"].as_array().expect("clips");
     assert_eq!(listed.len(), 2, "{doc}");
     assert!(listed.iter().all(|c| c.get("audio").is_none()), "{doc}");
-    assert!(!first.files.iter().any(|f| f.name.ends_with(".mp3")));
+    assert!(
+        !first
+            .files
+            .iter()
+            .any(|f| f.name.starts_with("clips/") || f.name == "trailer.mp3")
+    );
     let steps = db.steps(EPISODE).await.expect("steps");
     let note = steps
         .iter()
@@ -193,6 +199,8 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
         .and_then(|s| s.note.clone())
         .expect("publish note");
     assert!(note.contains("clip 1 not cut: cannot run ffmpeg"), "{note}");
+    // No podflow.toml in the bucket and no base URL: no feed, and the note says what to set.
+    assert!(note.contains("feed.xml not written: no base URL"), "{note}");
     assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 0);
 
     // With ffmpeg: the same event again cuts the clips from the downloaded MP3: revision 2.
@@ -231,6 +239,16 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     );
     assert_eq!(third.revision, 2);
     assert_eq!(db.work_count("clips", EPISODE).await.expect("count"), 1);
+
+    // The show configured in the bucket: the next publish writes feed.xml there, with the
+    // MP3 tagged from a download (no local path on S3).
+    blobs
+        .put(
+            "podflow.toml",
+            b"title = \"On S3\"\nbase_url = \"https://cdn.example.com\"\n".to_vec(),
+        )
+        .await
+        .expect("podflow.toml");
 
     // With the stack's TextEngine set to extractive, the publisher writes every output no
     // prompt gave into the bucket, marked as the extractive engine's: revision 3.
@@ -275,4 +293,30 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     );
     let doc = clips_json(&blobs, &fourth).await;
     assert_eq!(doc["engine"], "llm", "the clips prompt answered: {doc}");
+    let feed = blobs
+        .digest("feed.xml")
+        .await
+        .expect("feed.xml in the bucket");
+    let feed = String::from_utf8(blobs.get(&feed).await.expect("get")).expect("utf-8");
+    assert!(feed.contains("<title>On S3</title>"), "{feed}");
+    let tagged = fourth
+        .files
+        .iter()
+        .find(|f| f.name == "episode.mp3")
+        .expect("tagged MP3");
+    assert!(
+        feed.contains(&format!(
+            "<enclosure url=\"https://cdn.example.com/episodes/{EPISODE}/episode.mp3\" length=\"{}\" type=\"audio/mpeg\"",
+            tagged.file.size
+        )),
+        "{feed}"
+    );
+    let local = dir.path().join("tagged.mp3");
+    std::fs::write(&local, blobs.get(&tagged.file).await.expect("get")).expect("write");
+    let tag = id3::Tag::read_from_path(&local).expect("ID3 tag");
+    assert_eq!(id3::TagLike::album(&tag), Some("On S3"));
+    assert!(
+        tag.chapters().count() >= 1,
+        "the extractive chapters are in the MP3"
+    );
 }

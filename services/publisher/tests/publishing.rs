@@ -4,6 +4,7 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
+use podflow_core::show::Approval;
 use podflow_core::{
     BlobStore, Delivery, EpisodeRecord, EpisodeStore, MediaProbe, MessageHandler, Outcome,
     PromptUpdate, StepStatus, TextEngine,
@@ -11,13 +12,13 @@ use podflow_core::{
 };
 use podflow_embedded::{Db, FileBlobStore};
 use podflow_events::{
-    EpisodeSummarized, EpisodeTranscoded, EventEnvelope, PromptCompleted, SCHEMA_VERSION,
-    SummaryStatus,
+    EpisodeApproved, EpisodeProposed, EpisodeRejected, EpisodeSummarized, EpisodeTranscoded,
+    EventEnvelope, PromptCompleted, SCHEMA_VERSION, SummaryStatus,
 };
 use podflow_fakes::slack::FakeSlack;
 use podflow_media::Ffmpeg;
 use publisher::{
-    PublishHandler,
+    PublishHandler, approval,
     cost::PriceTable,
     notify::{NotifyHandler, notifier_from},
     slack,
@@ -37,6 +38,8 @@ struct Episode {
     blobs: Arc<FileBlobStore>,
     /// `Llm` unless a test says otherwise: most tests here are about LLM answers.
     text_engine: TextEngine,
+    /// The show layers the publisher gets (none unless a test sets them).
+    show: podflow_core::show::ShowLayers,
 }
 
 impl Episode {
@@ -103,6 +106,7 @@ impl Episode {
             db,
             blobs,
             text_engine: TextEngine::Llm,
+            show: Default::default(),
         }
     }
 
@@ -113,6 +117,7 @@ impl Episode {
             clips: Arc::new(Ffmpeg::default()),
             prices: PriceTable::load(None).expect("prices"),
             text_engine: self.text_engine,
+            show: self.show.clone(),
         }
     }
 
@@ -405,6 +410,7 @@ fn notifier(ep: &Episode, url: Option<&str>) -> NotifyHandler {
         blobs: ep.blobs.clone(),
         notifier: notifier_from(url).expect("notifier"),
         links: publisher::links::ShareLinks::direct(Duration::from_secs(3600)),
+        show: Default::default(),
     }
 }
 
@@ -621,4 +627,529 @@ async fn without_an_llm_every_output_comes_from_the_extractive_engine() {
     for section in ["## Chapters", "### Topics", "## Keywords"] {
         assert!(notes.contains(section), "{section}: {notes}");
     }
+}
+
+/// What `support/read_feed.py` (feedparser + the standard XML parser) reads from a feed.
+fn read_feed(path: &Path) -> Value {
+    let python = podflow_core::cache::python_env_program("python3")
+        .expect("podflow's Python environment (scripts/setup.sh --tests installs feedparser)");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/read_feed.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "read_feed.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// ffprobe's view of an MP3: its tags, chapters and streams.
+fn ffprobe(path: &Path) -> Value {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_format",
+            "-show_chapters",
+            "-show_streams",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_and_the_tagged_mp3_carry_the_episode_for_podcast_apps() {
+    let mut ep =
+        Episode::transcribed(&["titles", "summary", "chapters", "clips", "keywords"]).await;
+    std::fs::write(
+        ep.data.join("podflow.toml"),
+        "title = \"Retry Radio\"\nauthor = \"Ana Lima\"\nhosts = [\"Ana Lima\"]\n\
+         artwork = \"show/art.png\"\nbase_url = \"https://cdn.example.com/retry radio/\"\n\
+         category = \"Technology\"\nemail = \"ana@example.com\"\nlanguage = \"en\"\n",
+    )
+    .expect("podflow.toml");
+    std::fs::create_dir_all(ep.data.join("show")).expect("show dir");
+    let art = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x64",
+        ])
+        .args(["-frames:v", "1"])
+        .arg(ep.data.join("show/art.png"))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(art.success());
+    for (artifact, name, text) in [
+        (
+            "subtitles_vtt",
+            "subtitles.vtt",
+            "WEBVTT\n\n00:00.000 --> 00:08.000\nWelcome back to the show.\n",
+        ),
+        (
+            "subtitles_srt",
+            "subtitles.srt",
+            "1\n00:00:00,000 --> 00:00:08,000\nWelcome back to the show.\n",
+        ),
+    ] {
+        let blob = ep
+            .blobs
+            .put(
+                &format!("episodes/{EPISODE}/{name}"),
+                text.as_bytes().to_vec(),
+            )
+            .await
+            .expect("subtitles");
+        ep.db
+            .put_artifact(EPISODE, artifact, &blob)
+            .await
+            .expect("artifact");
+    }
+    // A flag above the file: the show's description.
+    ep.show.above.description = Some("Every step retries on its own.".into());
+    let publisher = ep.publisher();
+    let mut published = Vec::new();
+    for (prompt, answer) in [
+        ("titles", TITLES),
+        ("summary", SUMMARY),
+        ("chapters", CHAPTERS),
+        ("clips", CLIPS),
+        ("keywords", "retries, prompts, transcription"),
+    ] {
+        let delivery = ep.complete(prompt, answer).await;
+        published.extend(summaries(publisher.handle(&delivery).await));
+    }
+    assert_eq!(published.len(), 1, "one revision");
+    let summary: EpisodeSummarized = published[0].decode().expect("summary");
+    let names: Vec<&str> = summary.files.iter().map(|f| f.name.as_str()).collect();
+    assert!(names.contains(&"episode.mp3"), "{names:?}");
+    assert!(names.contains(&"podcast-transcript.json"), "{names:?}");
+
+    // The feed, read by feedparser and a plain XML parser.
+    let feed = read_feed(&ep.data.join("feed.xml"));
+    assert_eq!(feed["bozo"], false, "{feed}");
+    assert_eq!(feed["version"], "rss20");
+    assert_eq!(feed["title"], "Retry Radio");
+    assert_eq!(feed["author"], "Ana Lima");
+    assert_eq!(feed["language"], "en");
+    assert_eq!(
+        feed["image"],
+        "https://cdn.example.com/retry%20radio/show/art.png"
+    );
+    assert_eq!(feed["persons"], serde_json::json!([["host", "Ana Lima"]]));
+    let items = feed["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{feed}");
+    let item = &items[0];
+    let base = format!("https://cdn.example.com/retry%20radio/episodes/{EPISODE}");
+    assert_eq!(item["title"], "Retries Without Tears");
+    assert_eq!(item["episode"], "1");
+    assert_eq!(item["duration"], "60");
+    assert_eq!(item["published"], serde_json::json!([1970, 1, 1, 0, 0, 0]));
+    let tagged = ep.file("episode.mp3");
+    let size = std::fs::metadata(&tagged).expect("episode.mp3").len();
+    assert_eq!(
+        item["enclosures"],
+        serde_json::json!([[
+            format!("{base}/episode.mp3"),
+            size.to_string(),
+            "audio/mpeg"
+        ]])
+    );
+    let description = item["description"].as_str().expect("description");
+    assert!(
+        description.contains("Every step retries on its own."),
+        "{description}"
+    );
+    assert!(
+        description.contains("00:00:20 Why prompts fail"),
+        "{description}"
+    );
+    assert!(
+        !description.contains("audio.mp3"),
+        "no relative links: {description}"
+    );
+    let transcripts: Vec<(String, String)> = item["transcripts"]
+        .as_array()
+        .expect("transcripts")
+        .iter()
+        .map(|t| {
+            (
+                t["type"].as_str().unwrap_or("").to_owned(),
+                t["url"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transcripts,
+        [
+            ("text/vtt".to_owned(), format!("{base}/subtitles.vtt")),
+            (
+                "application/x-subrip".to_owned(),
+                format!("{base}/subtitles.srt")
+            ),
+            (
+                "application/json".to_owned(),
+                format!("{base}/podcast-transcript.json")
+            ),
+        ]
+    );
+    assert_eq!(
+        item["chapters"],
+        serde_json::json!([{"url": format!("{base}/chapters.json"), "type": "application/json+chapters"}])
+    );
+    // Clips within 15–120 s become soundbites; the 1-s one was never a clip.
+    assert_eq!(
+        item["soundbites"],
+        serde_json::json!([
+            [10.0, 20.0, "One failed prompt and nothing comes out"],
+            [30.0, 18.5, "Retry on your own"]
+        ])
+    );
+    assert_eq!(item["persons"], serde_json::json!([["host", "Ana Lima"]]));
+
+    // The Podcasting 2.0 JSON transcript.
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(ep.file("podcast-transcript.json")).expect("transcript"),
+    )
+    .expect("json");
+    assert_eq!(json["version"], "1.0.0");
+    assert_eq!(json["segments"][1]["body"], "Today we talk about retries.");
+    assert_eq!(json["segments"][1]["startTime"], 10.0);
+
+    // The tagged MP3, as ffprobe reads it: tags, artwork and chapters with their times.
+    let probe = ffprobe(&tagged);
+    let tags = &probe["format"]["tags"];
+    assert_eq!(tags["title"], "Retries Without Tears", "{probe}");
+    assert_eq!(tags["album"], "Retry Radio", "{probe}");
+    assert_eq!(tags["artist"], "Ana Lima", "{probe}");
+    assert_eq!(tags["track"], "1", "{probe}");
+    let chapters: Vec<(f64, f64, &str)> = probe["chapters"]
+        .as_array()
+        .expect("chapters")
+        .iter()
+        .map(|c| {
+            (
+                c["start_time"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(-1.0),
+                c["end_time"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(-1.0),
+                c["tags"]["title"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chapters,
+        [
+            (0.0, 20.0, "Welcome"),
+            (20.0, 40.0, "Why prompts fail"),
+            (40.0, 60.0, "Never twice"),
+        ],
+        "{probe}"
+    );
+    let streams = probe["streams"].as_array().expect("streams");
+    assert!(
+        streams
+            .iter()
+            .any(|s| s["codec_name"] == "png" && s["disposition"]["attached_pic"] == 1),
+        "artwork embedded: {probe}"
+    );
+    // The transcoded MP3 is left as it was (its hash keys the caches).
+    assert!(
+        ffprobe(&ep.file("audio.mp3"))["chapters"]
+            .as_array()
+            .is_none_or(|c| c.is_empty())
+    );
+
+    // A second publish with the same outcome tags nothing again and writes the same feed.
+    let before = std::fs::read(ep.data.join("feed.xml")).expect("feed");
+    let again = ep.wake().await;
+    let _ = publisher.handle(&again).await;
+    assert_eq!(
+        std::fs::read(ep.data.join("feed.xml")).expect("feed"),
+        before
+    );
+}
+
+fn decision_delivery<E: podflow_events::PodflowEvent>(event: &E) -> Delivery {
+    delivery(&EventEnvelope::wrap(event))
+}
+
+fn approved(proposal: u32, title: &str, summary: Option<&str>, by: &str) -> EpisodeApproved {
+    EpisodeApproved {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: EPISODE.into(),
+        correlation_id: "corr-1".into(),
+        proposal,
+        title: title.into(),
+        summary: summary.map(str::to_owned),
+        approved_by: by.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proposal_is_published_once_approved_with_the_chosen_title_and_edited_summary() {
+    let mut ep = Episode::transcribed(&["titles", "summary", "chapters"]).await;
+    ep.show.above.approval = Some(Approval::Required);
+    ep.show.above.base_url = Some("https://cdn.example.com".into());
+    let publisher = ep.publisher();
+    let mut emitted = Vec::new();
+    for (prompt, answer) in [
+        ("titles", TITLES),
+        ("summary", SUMMARY),
+        ("chapters", CHAPTERS),
+    ] {
+        let d = ep.complete(prompt, answer).await;
+        emitted.extend(summaries(publisher.handle(&d).await));
+    }
+    // Proposed, not published: no summary event, no feed, no tagged MP3.
+    let kinds: Vec<&str> = emitted.iter().map(|e| e.detail_type.as_str()).collect();
+    assert_eq!(kinds, ["EpisodeProposed"]);
+    let proposed: EpisodeProposed = emitted[0].decode().expect("proposal");
+    assert_eq!(proposed.proposal, 1);
+    assert_eq!(proposed.titles, ["Retries Without Tears", "Never Twice"]);
+    assert_eq!(proposed.summary.as_deref(), Some(SUMMARY));
+    assert_eq!(proposed.chapters.len(), 3);
+    assert!(!ep.data.join("feed.xml").exists());
+    assert!(!ep.file("episode.mp3").exists());
+    assert!(!ep.file("episode-summarized.json").exists());
+    let store = ep.db.clone();
+    let pending = approval::pending(&store, EPISODE, None)
+        .await
+        .expect("pending");
+    assert_eq!(pending.proposal.proposal, 1);
+
+    // Approved with the second title, edited, and an edited summary: one revision.
+    let approve = decision_delivery(&approved(
+        1,
+        "Never Twice, Really",
+        Some("An edited summary."),
+        "cli",
+    ));
+    let published = summaries(publisher.handle(&approve).await);
+    let kinds: Vec<&str> = published.iter().map(|e| e.detail_type.as_str()).collect();
+    assert_eq!(kinds, ["EpisodeSummarized"]);
+    let summary: EpisodeSummarized = published[0].decode().expect("summary");
+    assert_eq!(summary.revision, 1);
+    let notes = std::fs::read_to_string(ep.file("show-notes.md")).expect("notes");
+    assert!(notes.contains("# Never Twice, Really\n"), "{notes}");
+    assert!(notes.contains("An edited summary."), "{notes}");
+    assert!(!notes.contains(SUMMARY), "{notes}");
+    let feed = std::fs::read_to_string(ep.data.join("feed.xml")).expect("feed");
+    assert!(
+        feed.contains("<title>Never Twice, Really</title>"),
+        "{feed}"
+    );
+    assert!(ep.file("episode.mp3").exists());
+    let steps = ep.db.steps(EPISODE).await.expect("steps");
+    let step = steps
+        .iter()
+        .find(|s| s.step == "approve")
+        .expect("approve step");
+    assert_eq!(step.status, StepStatus::Done);
+    assert!(
+        step.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("approved by cli"),
+        "{step:?}"
+    );
+
+    // The same approval again: the same revision, announced under the same id.
+    let again = summaries(publisher.handle(&approve).await);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, published[0].id);
+    // A different approval of the same proposal: refused, nothing published.
+    let other = approved(1, "Another Title", None, "U012AB3CD");
+    let refused = approval::pending(&store, EPISODE, Some(1))
+        .await
+        .expect_err("decided");
+    assert!(refused.to_string().contains("already"), "{refused}");
+    assert!(summaries(publisher.handle(&decision_delivery(&other)).await).is_empty());
+    let notes = std::fs::read_to_string(ep.file("show-notes.md")).expect("notes");
+    assert!(notes.contains("# Never Twice, Really\n"), "{notes}");
+    // An episode nobody knows: refused with a reason.
+    let unknown = approval::pending(&store, "no-such-episode", None)
+        .await
+        .expect_err("unknown");
+    assert!(unknown.to_string().contains("not known"), "{unknown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_proposal_waits_for_its_re_run_prompts_and_the_new_outcome_is_proposed_anew() {
+    let mut ep = Episode::transcribed(&["titles", "summary"]).await;
+    ep.show.above.approval = Some(Approval::Required);
+    let publisher = ep.publisher();
+    let mut emitted = Vec::new();
+    for (prompt, answer) in [("titles", TITLES), ("summary", SUMMARY)] {
+        let d = ep.complete(prompt, answer).await;
+        emitted.extend(summaries(publisher.handle(&d).await));
+    }
+    assert_eq!(emitted.len(), 1);
+    let reject = EpisodeRejected {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: EPISODE.into(),
+        correlation_id: "corr-1".into(),
+        proposal: 1,
+        note: "Titles are too long".into(),
+        rerun: vec!["titles".into()],
+        model: None,
+        prompt_version: None,
+        rejected_by: "web".into(),
+    };
+    assert!(summaries(publisher.handle(&decision_delivery(&reject)).await).is_empty());
+    let steps = ep.db.steps(EPISODE).await.expect("steps");
+    let step = steps
+        .iter()
+        .find(|s| s.step == "approve")
+        .expect("approve step");
+    assert!(
+        step.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("rejected by web: Titles are too long"),
+        "{step:?}"
+    );
+    // Approving the rejected proposal is refused.
+    let late = approval::pending(&ep.db, EPISODE, Some(1))
+        .await
+        .expect_err("decided");
+    assert!(late.to_string().contains("rejected"), "{late}");
+
+    // The titles prompt ran again (as the dispatcher does for a rejection): proposal 2.
+    let rerun = ep.complete("titles", "1. Short\n2. Shorter").await;
+    let next = summaries(publisher.handle(&rerun).await);
+    assert_eq!(next.len(), 1);
+    let proposed: EpisodeProposed = next[0].decode().expect("proposal");
+    assert_eq!(proposed.proposal, 2);
+    assert_eq!(proposed.titles, ["Short", "Shorter"]);
+    // Proposal 1 is no longer the latest.
+    let stale = approval::pending(&ep.db, EPISODE, Some(1))
+        .await
+        .expect_err("stale");
+    assert!(
+        stale.to_string().contains("latest is proposal 2"),
+        "{stale}"
+    );
+    assert!(
+        summaries(
+            publisher
+                .handle(&decision_delivery(&approved(1, "Old", None, "cli")))
+                .await
+        )
+        .is_empty()
+    );
+    let ok = summaries(
+        publisher
+            .handle(&decision_delivery(&approved(2, "Short", None, "cli")))
+            .await,
+    );
+    let kinds: Vec<&str> = ok.iter().map(|e| e.detail_type.as_str()).collect();
+    assert_eq!(kinds, ["EpisodeSummarized"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proposal_left_waiting_is_reminded_once_and_never_published_by_the_wait() {
+    let mut ep = Episode::transcribed(&["titles"]).await;
+    ep.show.above.approval = Some(Approval::Required);
+    ep.show.above.approval_reminder_hours = Some(24);
+    let publisher = ep.publisher();
+    let d = ep.complete("titles", TITLES).await;
+    assert_eq!(summaries(publisher.handle(&d).await).len(), 1);
+    let show = ep.show.with_file(None);
+    let hour = 3_600_000;
+    let now = podflow_core::now_ms();
+    let due = |at: i64| {
+        let db = ep.db.clone();
+        let show = show.clone();
+        async move { approval::reminders_due(&db, &show, at).await.expect("due") }
+    };
+    assert!(due(now + hour).await.is_empty(), "not yet");
+    let late = due(now + 25 * hour).await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].proposal.proposal, 1);
+    assert!(late[0].waiting_hours > 24.0);
+    // The notifier sends it once, to Slack, and records it.
+    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
+    let notify = notifier(&ep, Some(&slack.url));
+    let notifier = notify.notifier.as_deref();
+    let send = |at: i64| {
+        publisher::notify::send_reminders(&ep.db, ep.blobs.as_ref(), notifier, &ep.show, at)
+    };
+    assert_eq!(send(now + hour).await.expect("send"), 0);
+    assert_eq!(send(now + 25 * hour).await.expect("send"), 1);
+    assert_eq!(send(now + 26 * hour).await.expect("send"), 0, "once");
+    let posted = slack.accepted();
+    assert_eq!(posted.len(), 1);
+    assert!(
+        posted[0].to_string().contains("Waiting for approval"),
+        "{:?}",
+        posted[0]
+    );
+    assert!(due(now + 48 * hour).await.is_empty(), "reminded once");
+    // Waiting published nothing.
+    assert!(
+        ep.db
+            .summary(EPISODE, None)
+            .await
+            .expect("summary")
+            .is_none()
+    );
+}
+
+/// EventBridge's hourly scheduled event (the recorded shape) makes the notifier remind.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hourly_scheduled_event_sends_due_reminders() {
+    let mut ep = Episode::transcribed(&["titles"]).await;
+    ep.show.above.approval = Some(Approval::Required);
+    ep.show.above.approval_reminder_hours = Some(0);
+    let publisher = ep.publisher();
+    let d = ep.complete("titles", TITLES).await;
+    assert_eq!(summaries(publisher.handle(&d).await).len(), 1);
+    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
+    let mut notify = notifier(&ep, Some(&slack.url));
+    notify.show = ep.show.clone();
+    let tick = podflow_fakes::fixtures::aws_text(
+        "eventbridge/rust-runtime_example-eventbridge-schedule.json",
+    );
+    let delivery = Delivery {
+        message_id: "tick".into(),
+        body: tick,
+        attempt: 1,
+        deadline: None,
+    };
+    assert!(matches!(
+        notify.handle(&delivery).await,
+        Outcome::Done { .. }
+    ));
+    assert!(matches!(
+        notify.handle(&delivery).await,
+        Outcome::Done { .. }
+    ));
+    let posted = slack.accepted();
+    assert_eq!(
+        posted.len(),
+        1,
+        "one reminder, however many ticks: {posted:?}"
+    );
 }

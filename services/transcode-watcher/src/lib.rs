@@ -41,10 +41,12 @@ impl TranscodeHandler {
         &self,
         up: &EpisodeUploaded,
     ) -> Result<(TranscodeResult, bool), StepFailure> {
+        // `loudnorm2`: two-pass loudness; MP3s cached by the single-pass encode are not
+        // reused, their loudness was never measured against the targets.
         let key = content::work_key(
             STEP,
             &up.source.sha256,
-            &format!("mp3-{}k-loudnorm", self.bitrate_kbps),
+            &format!("mp3-{}k-loudnorm2", self.bitrate_kbps),
         );
         let target = format!("episodes/{}/audio.mp3", up.episode_id);
         if let Some(r) = cached(

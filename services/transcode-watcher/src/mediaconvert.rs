@@ -107,7 +107,11 @@ pub struct MediaConvertHandler {
 }
 
 fn work_key(audio: &str, bitrate_kbps: u32) -> String {
-    content::work_key(STEP, audio, &format!("mediaconvert-mp3-{bitrate_kbps}k"))
+    content::work_key(
+        STEP,
+        audio,
+        &format!("mediaconvert-mp3-{bitrate_kbps}k-tp2"),
+    )
 }
 
 fn waiters_key(audio: &str, bitrate_kbps: u32) -> String {

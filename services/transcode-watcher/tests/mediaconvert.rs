@@ -183,6 +183,10 @@ async fn one_job_per_audio_and_its_completion_delivers_every_waiting_episode() {
         "CBR"
     );
     assert_eq!(audio["audioNormalizationSettings"]["targetLkfs"], -16.0);
+    assert_eq!(
+        audio["audioNormalizationSettings"]["truePeakLimiterThreshold"],
+        -2.0
+    );
     assert_eq!(job["userMetadata"]["podflow_stack"], "podflow-test-stack");
     assert_eq!(job["userMetadata"]["podflow_audio"], source.sha256.as_str());
 

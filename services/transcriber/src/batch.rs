@@ -17,7 +17,7 @@ use podflow_core::{
 use podflow_events::{BlobRef, EpisodeUploaded};
 use serde_json::Value;
 
-use crate::{STEP, TranscriptionResult, cached, finish, keep, work_key};
+use crate::{STEP, SpeakerNames, TranscriptionResult, cached, finish, keep, with_names, work_key};
 
 /// What Transcribe's events call themselves.
 pub const STATE_CHANGE: &str = "Transcribe Job State Change";
@@ -58,6 +58,7 @@ pub struct BatchTranscriberHandler {
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub jobs: Arc<dyn TranscriptionJobs>,
+    pub speakers: SpeakerNames,
 }
 
 fn job_failure(e: PortError, attempt: u32) -> Result<Outcome, StepFailure> {
@@ -74,15 +75,18 @@ impl BatchTranscriberHandler {
         let key = work_key(&up.source.sha256, ENGINE);
         let started = async {
             self.store.step_started(&up.episode_id, STEP).await?;
-            if let Some(result) = cached(
-                self.store.as_ref(),
-                self.blobs.as_ref(),
-                &key,
-                &up.episode_id,
-            )
-            .await?
-            {
-                return Ok(Err((result, true)));
+            if let Some(result) = cached(self.store.as_ref(), self.blobs.as_ref(), &key).await? {
+                let names = self.speakers.resolve(self.blobs.as_ref()).await?;
+                let named = with_names(
+                    self.store.as_ref(),
+                    self.blobs.as_ref(),
+                    &key,
+                    &up.episode_id,
+                    result,
+                    &names,
+                )
+                .await?;
+                return Ok(Err((named, true)));
             }
             let job = job_name(&up.source.sha256);
             wait_for_job(self.store.as_ref(), &waiters_key(&job), up).await?;
@@ -144,12 +148,22 @@ impl BatchTranscriberHandler {
                     "Amazon Transcribe failed on {}: {reason}",
                     first.original_name
                 ))),
-                Ok(JobState::Completed) => self.read_output(job, first).await.map(|r| (r, false)),
+                Ok(JobState::Completed { language }) => self
+                    .read_output(job, first, language.as_deref())
+                    .await
+                    .map(|r| (r, false)),
                 Err(e) => match job_failure(e, attempt) {
                     Ok(retry) => return retry,
                     Err(failure) => Err(failure),
                 },
             };
+        let names = match &result {
+            Ok(_) => match self.speakers.resolve(self.blobs.as_ref()).await {
+                Ok(names) => names,
+                Err(e) => return retry_on_store_error(attempt, &e),
+            },
+            Err(_) => Vec::new(),
+        };
         let mut outcomes = Vec::new();
         for (i, up) in waiting.iter().enumerate() {
             let mine = match &result {
@@ -161,27 +175,36 @@ impl BatchTranscriberHandler {
                 Err(StepFailure::Final(reason)) => Err(StepFailure::Final(reason.clone())),
                 Err(StepFailure::Store(e)) => return retry_on_store_error(attempt, e),
             };
+            let mine = match mine {
+                Ok((r, reused)) => with_names(
+                    self.store.as_ref(),
+                    self.blobs.as_ref(),
+                    &work_key(&up.source.sha256, ENGINE),
+                    &up.episode_id,
+                    r,
+                    &names,
+                )
+                .await
+                .map(|r| (r, reused))
+                .map_err(StepFailure::Store),
+                Err(e) => Err(e),
+            };
             outcomes.push(finish(self.store.as_ref(), up, mine, None, attempt).await);
         }
         merge_outcomes(outcomes)
     }
 
-    /// Reads Transcribe's output JSON, normalises it and keeps it for the first episode.
+    /// Reads Transcribe's output JSON, normalises it and keeps it for the first episode;
+    /// `language` is the job's, for an output that does not name its own.
     async fn read_output(
         &self,
         job: &str,
         first: &EpisodeUploaded,
+        language: Option<&str>,
     ) -> Result<TranscriptionResult, StepFailure> {
         let key = work_key(&first.source.sha256, ENGINE);
         // A finished result (an earlier delivery of this event) is not made again.
-        if let Some(result) = cached(
-            self.store.as_ref(),
-            self.blobs.as_ref(),
-            &key,
-            &first.episode_id,
-        )
-        .await?
-        {
+        if let Some(result) = cached(self.store.as_ref(), self.blobs.as_ref(), &key).await? {
             return Ok(result);
         }
         let output = BlobRef {
@@ -193,9 +216,10 @@ impl BatchTranscriberHandler {
         };
         let bytes = self.blobs.get(&output).await?;
         let json = String::from_utf8_lossy(&bytes);
-        let transcript = podflow_aws::transcribe_output::parse(&json).map_err(|e| {
-            StepFailure::Final(format!("Amazon Transcribe's output for {job}: {e}"))
-        })?;
+        let transcript =
+            podflow_aws::transcribe_output::parse_for_job(&json, language).map_err(|e| {
+                StepFailure::Final(format!("Amazon Transcribe's output for {job}: {e}"))
+            })?;
         keep(
             self.store.as_ref(),
             self.blobs.as_ref(),

@@ -16,6 +16,7 @@ use podflow_core::{
     handling::{
         StepEnd, StepFailure, decode_delivery, end_step, give_up_step, intact, retry_on_store_error,
     },
+    show::ShowLayers,
     subtitles,
     transcript::{Transcript, TranscriptView},
 };
@@ -48,6 +49,94 @@ pub struct TranscriberHandler {
     pub store: Arc<dyn EpisodeStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub engine: Arc<dyn SpeechToText>,
+    pub speakers: SpeakerNames,
+}
+
+/// Whose voices a transcript names: the names given for the episodes
+/// (`--speakers "Ana,Ben"`, `PODFLOW_SPEAKERS`), else the show's hosts (`hosts` in
+/// `podflow.toml`), in the order the voices are first heard. None: `Speaker 1`, `2`…
+#[derive(Debug, Clone, Default)]
+pub struct SpeakerNames {
+    pub given: Vec<String>,
+    pub show: ShowLayers,
+}
+
+impl SpeakerNames {
+    async fn resolve(&self, blobs: &dyn BlobStore) -> Result<Vec<String>, PortError> {
+        if !self.given.is_empty() {
+            return Ok(self.given.clone());
+        }
+        let (show, problems) = self.show.resolve(blobs).await?;
+        for problem in problems {
+            tracing::warn!(%problem, "show configuration");
+        }
+        Ok(show.hosts.unwrap_or_default())
+    }
+}
+
+/// The folder of an episode where the engine's labelled files (what the cache keeps under
+/// `key`) stay — one per transcription, so another engine or model never overwrites what
+/// an earlier cache entry points at. The episode's own transcript and subtitles are made
+/// from them.
+fn labelled_dir(episode_id: &str, key: &str) -> String {
+    let id = content::sha256_hex(key.as_bytes());
+    format!("episodes/{episode_id}/transcription/{}", &id[..12])
+}
+
+/// The episode's published transcript and subtitles: the engine's files copied, or, with
+/// names (see [`SpeakerNames`]), rendered again with the speakers named. The cached files
+/// are never changed, so naming never makes the audio be transcribed again.
+async fn with_names(
+    store: &dyn EpisodeStore,
+    blobs: &dyn BlobStore,
+    key: &str,
+    episode_id: &str,
+    result: TranscriptionResult,
+    names: &[String],
+) -> Result<TranscriptionResult, PortError> {
+    let mut transcript = None;
+    if !names.is_empty() {
+        let mut read: Transcript = serde_json::from_slice(&blobs.get(&result.transcript).await?)
+            .map_err(|e| PortError::storage(format!("reading {}", result.transcript.key), e))?;
+        // No voices told apart: nothing to name.
+        if !read.name_speakers(names).is_empty() {
+            transcript = Some(read);
+        }
+    }
+    let Some(transcript) = transcript else {
+        return relocate(blobs, result, episode_id).await;
+    };
+    let dir = format!("episodes/{episode_id}");
+    // A cache entry from before the labelled files had a folder of their own points at the
+    // files about to be replaced: it moves to copies first.
+    let published = format!("{dir}/transcript.json");
+    let legacy = store
+        .work_result(key)
+        .await?
+        .and_then(|v| serde_json::from_value::<TranscriptionResult>(v).ok())
+        .filter(|c| c.transcript.key == published);
+    if let Some(mut labelled) = legacy {
+        for blob in [
+            &mut labelled.transcript,
+            &mut labelled.srt,
+            &mut labelled.vtt,
+        ] {
+            let name = blob.key.rsplit('/').next().unwrap_or("file").to_owned();
+            *blob = blobs
+                .copy(blob, &format!("{}/{name}", labelled_dir(episode_id, key)))
+                .await?;
+        }
+        let value =
+            serde_json::to_value(&labelled).map_err(|e| PortError::storage("caching", e))?;
+        store.record_work(key, episode_id, &value).await?;
+    }
+    let (t, srt, vtt) = store_transcript(blobs, &dir, &transcript).await?;
+    Ok(TranscriptionResult {
+        transcript: t,
+        srt,
+        vtt,
+        ..result
+    })
 }
 
 /// The formats `podflow transcribe` writes.
@@ -77,15 +166,15 @@ pub fn render(
     })
 }
 
-/// Stores a transcript and its subtitles under the episode's folder.
+/// Stores a transcript and its subtitles in the folder `dir` (an episode's folder, or its
+/// `transcription/` folder for the engine's labelled files).
 pub async fn store_transcript(
     blobs: &dyn BlobStore,
-    episode_id: &str,
+    dir: &str,
     transcript: &Transcript,
 ) -> Result<(BlobRef, BlobRef, BlobRef), PortError> {
     let json = serde_json::to_vec_pretty(transcript)
         .map_err(|e| PortError::storage("serialising transcript", e))?;
-    let dir = format!("episodes/{episode_id}");
     let t = blobs.put(&format!("{dir}/transcript.json"), json).await?;
     let srt = blobs
         .put(
@@ -116,33 +205,39 @@ impl TranscriberHandler {
             .prepare()
             .map_err(|e| StepFailure::Final(e.report()))?;
         let key = work_key(&up.source.sha256, self.engine.model_fingerprint());
-        if let Some(result) = cached(
+        let names = self.speakers.resolve(self.blobs.as_ref()).await?;
+        let (result, reused) = match cached(self.store.as_ref(), self.blobs.as_ref(), &key).await? {
+            Some(result) => (result, true),
+            None => {
+                let path = self.blobs.local_path(&up.source).ok_or_else(|| {
+                    StepFailure::Final(format!("{} is not on this machine", up.source.key))
+                })?;
+                let transcript = self
+                    .engine
+                    .transcribe(&path, up.duration_seconds)
+                    .await
+                    .map_err(|e| StepFailure::Final(e.report()))?;
+                let result = keep(
+                    self.store.as_ref(),
+                    self.blobs.as_ref(),
+                    &key,
+                    up,
+                    &transcript,
+                )
+                .await?;
+                (result, false)
+            }
+        };
+        let named = with_names(
             self.store.as_ref(),
             self.blobs.as_ref(),
             &key,
             &up.episode_id,
-        )
-        .await?
-        {
-            return Ok((result, true));
-        }
-        let path = self.blobs.local_path(&up.source).ok_or_else(|| {
-            StepFailure::Final(format!("{} is not on this machine", up.source.key))
-        })?;
-        let transcript = self
-            .engine
-            .transcribe(&path, up.duration_seconds)
-            .await
-            .map_err(|e| StepFailure::Final(e.report()))?;
-        let result = keep(
-            self.store.as_ref(),
-            self.blobs.as_ref(),
-            &key,
-            up,
-            &transcript,
+            result,
+            &names,
         )
         .await?;
-        Ok((result, false))
+        Ok((named, reused))
     }
 }
 
@@ -152,12 +247,12 @@ fn work_key(audio_sha256: &str, engine_fingerprint: &str) -> String {
     content::work_key(STEP, audio_sha256, &params)
 }
 
-/// A finished transcription of the same audio, copied into this episode's folder.
+/// A finished transcription of the same audio whose files are intact (maybe another
+/// episode's: [`relocate`] copies them into this one's folder).
 async fn cached(
     store: &dyn EpisodeStore,
     blobs: &dyn BlobStore,
     key: &str,
-    episode_id: &str,
 ) -> Result<Option<TranscriptionResult>, PortError> {
     let Some(value) = store.work_result(key).await? else {
         return Ok(None);
@@ -171,7 +266,7 @@ async fn cached(
             return Ok(None);
         }
     }
-    Ok(Some(relocate(blobs, result, episode_id).await?))
+    Ok(Some(result))
 }
 
 /// Stores a new transcript and its subtitles for `up`'s episode and caches the result
@@ -189,7 +284,8 @@ async fn keep(
             up.original_name, transcript.duration_seconds
         )));
     }
-    let (t, srt, vtt) = store_transcript(blobs, &up.episode_id, transcript).await?;
+    let labelled = labelled_dir(&up.episode_id, key);
+    let (t, srt, vtt) = store_transcript(blobs, &labelled, transcript).await?;
     let result = TranscriptionResult {
         transcript: t,
         srt,
@@ -206,8 +302,9 @@ async fn keep(
     Ok(result)
 }
 
-/// Cached results may live under another episode's folder (same audio, other name):
-/// copy them so every episode's folder is complete.
+/// The engine's files (in a `transcription/` folder, maybe another episode's: same audio,
+/// other name) copied to the episode's own `transcript.json`, `subtitles.srt` and
+/// `subtitles.vtt`, so every episode's folder is complete.
 async fn relocate(
     blobs: &dyn BlobStore,
     mut r: TranscriptionResult,
@@ -215,9 +312,10 @@ async fn relocate(
 ) -> Result<TranscriptionResult, PortError> {
     let dir = format!("episodes/{episode_id}/");
     for blob in [&mut r.transcript, &mut r.srt, &mut r.vtt] {
-        if !blob.key.starts_with(&dir) {
-            let name = blob.key.rsplit('/').next().unwrap_or("file").to_owned();
-            *blob = blobs.copy(blob, &format!("{dir}{name}")).await?;
+        let name = blob.key.rsplit('/').next().unwrap_or("file").to_owned();
+        let published = format!("{dir}{name}");
+        if blob.key != published {
+            *blob = blobs.copy(blob, &published).await?;
         }
     }
     Ok(r)

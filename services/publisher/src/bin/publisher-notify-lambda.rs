@@ -41,6 +41,10 @@ async fn main() -> anyhow::Result<()> {
             )?),
             stable,
         },
+        show: podflow_core::show::ShowLayers {
+            below: podflow_core::show::ShowConfig::default(),
+            above: podflow_core::show::ShowConfig::from_env(|name| std::env::var(name).ok())?,
+        },
     };
     Ok(aws.serve_events(PROMPT_QUEUE, Arc::new(handler)).await?)
 }
