@@ -243,7 +243,7 @@ async fn llm_check(settings: &Settings) -> Check {
     }
     let client = bedrock_invoker::openai::OpenAiCompatible::new(
         &settings.llm_url,
-        settings.llm_api_key.clone(),
+        settings.llm_api_key.as_ref().map(|k| k.expose().to_owned()),
         Duration::from_secs(3),
     );
     match client.probe().await {

@@ -333,7 +333,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
             .unwrap_or_else(|| runtime::DEFAULT_LLM_URL.to_owned()),
         text_engine: llm.text_engine,
         llm_model: llm.llm_model,
-        llm_api_key: llm.llm_api_key,
+        llm_api_key: llm.llm_api_key.map(podflow_core::secret::Secret::from),
         prompts_dir: llm.prompts_dir,
         whisper_model: llm.whisper_model,
         engine: llm.engine.unwrap_or_else(EngineKind::default_kind),
@@ -343,7 +343,9 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
         prompt_throttle_budget: Duration::from_secs(60 * llm.prompt_throttle_budget),
         model_limits: llm.model_limits,
         prices: llm.prices,
-        slack_webhook_url: llm.slack_webhook_url,
+        slack_webhook_url: llm
+            .slack_webhook_url
+            .map(podflow_core::secret::Secret::from),
         sns_topic_arn: llm.sns_topic_arn,
         durability: match llm.durability {
             DurabilityArg::Normal => Durability::Normal,
@@ -368,6 +370,7 @@ fn settings(data_dir: PathBuf, llm: LlmArgs) -> runtime::Settings {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    warn_of_secrets_on_the_command_line(std::env::args());
     podflow_core::telemetry::init(if cli.verbose { "info" } else { "warn" });
     let result = match cli.command {
         Command::Doctor { json, llm } => doctor::doctor(&settings(cli.data_dir, llm), json).await,
@@ -507,6 +510,24 @@ async fn main() {
         }
     };
     exit(result);
+}
+
+/// A secret given as a flag is visible to every user of the machine (`ps`, shell history):
+/// it still works, with a warning naming the variable to use instead.
+fn warn_of_secrets_on_the_command_line(args: impl Iterator<Item = String>) {
+    const SECRET_FLAGS: [(&str, &str); 2] = [
+        ("--llm-api-key", "PODFLOW_LLM_API_KEY"),
+        ("--slack-webhook-url", "PODFLOW_SLACK_WEBHOOK_URL"),
+    ];
+    for arg in args {
+        for (flag, env) in SECRET_FLAGS {
+            if arg == flag || arg.starts_with(&format!("{flag}=")) {
+                eprintln!(
+                    "warning: {flag} puts a secret on the command line, where `ps` and shell history show it; set {env} instead (for the webhook, `ssm:NAME` or `secretsmanager:ID` also work)"
+                );
+            }
+        }
+    }
 }
 
 /// Exits with the command's code, or prints its error in words (exit 1).

@@ -4,6 +4,7 @@
 use podflow_core::{
     TextEngine,
     language::Language,
+    secret::Secret,
     show::{self, ShowConfig, ShowLayers},
 };
 use std::{
@@ -45,7 +46,7 @@ pub struct Settings {
     /// Which engine writes the texts; `auto` is settled when the pipeline starts.
     pub text_engine: TextEngine,
     pub llm_model: String,
-    pub llm_api_key: Option<String>,
+    pub llm_api_key: Option<Secret>,
     pub prompts_dir: Option<PathBuf>,
     pub whisper_model: Option<PathBuf>,
     pub engine: EngineKind,
@@ -60,7 +61,7 @@ pub struct Settings {
     pub prices: Option<PathBuf>,
     /// Where Slack messages go (a URL, or `ssm:NAME` / `secretsmanager:ID` naming it);
     /// none: noted in the run summary.
-    pub slack_webhook_url: Option<String>,
+    pub slack_webhook_url: Option<Secret>,
     /// An SNS topic to notify instead of Slack.
     pub sns_topic_arn: Option<String>,
     pub durability: Durability,
@@ -122,7 +123,7 @@ pub async fn settle_text_engine(settings: &Settings) -> TextEngine {
     }
     let probe = bedrock_invoker::openai::OpenAiCompatible::new(
         &settings.llm_url,
-        settings.llm_api_key.clone(),
+        settings.llm_api_key.as_ref().map(|k| k.expose().to_owned()),
         Duration::from_secs(2),
     )
     .probe()
@@ -209,14 +210,14 @@ impl Pipeline {
         let llm = llm_backend(
             &settings.llm_provider,
             &settings.llm_url,
-            settings.llm_api_key.clone(),
+            settings.llm_api_key.as_ref().map(|k| k.expose().to_owned()),
             LLM_TIMEOUT,
         )
         .await
         .map_err(anyhow::Error::msg)?;
         let prices = PriceTable::load(settings.prices.as_deref())?;
         let notifier = configured_notifier(
-            settings.slack_webhook_url.as_deref(),
+            settings.slack_webhook_url.as_ref().map(Secret::expose),
             settings.sns_topic_arn.as_deref(),
             podflow_aws::sdk_config,
         )

@@ -13,6 +13,7 @@
 //! - [`language`]: the language setting (`auto` or an ISO 639-1 code) and language names.
 //! - [`show`]: the show's configuration (`podflow.toml`).
 //! - [`approval`]: where proposals and decisions live in the store.
+//! - [`secret`]: credentials that never print.
 
 pub mod approval;
 pub mod cache;
@@ -23,6 +24,7 @@ pub mod handling;
 pub mod language;
 pub mod links;
 pub mod ports;
+pub mod secret;
 pub mod show;
 pub mod subtitles;
 pub mod telemetry;

@@ -46,13 +46,41 @@ pub async fn llm_backend(
 ) -> Result<Arc<dyn LlmClient>, String> {
     match provider {
         "bedrock" => Ok(Arc::new(bedrock::BedrockConverse::from_env(timeout).await)),
-        "openai" => Ok(Arc::new(openai::OpenAiCompatible::new(
-            url, api_key, timeout,
-        ))),
+        "openai" => {
+            if api_key.is_some() && !key_may_travel_to(url) {
+                return Err(format!(
+                    "PODFLOW_LLM_API_KEY is not sent over plain http to another machine ({url}): use an https:// URL, or a server on this machine"
+                ));
+            }
+            Ok(Arc::new(openai::OpenAiCompatible::new(
+                url, api_key, timeout,
+            )))
+        }
         other => Err(format!(
             "PODFLOW_LLM_PROVIDER `{other}` is not known; use `openai` (any OpenAI-compatible server) or `bedrock`"
         )),
     }
+}
+
+/// Whether a bearer token may go to `url`: over https, or over plain http only to this
+/// machine (where nobody on the network can read it on the way).
+fn key_may_travel_to(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Retry policy for prompt calls.
@@ -600,4 +628,28 @@ fn job_of(delivery: &Delivery, home_bucket: Option<&str>) -> Result<PromptJob, O
             reason: refused.to_string(),
         }
     })
+}
+
+#[cfg(test)]
+mod key_tests {
+    #[test]
+    fn a_bearer_token_goes_only_over_https_or_to_this_machine() {
+        for ok in [
+            "https://api.example.com/v1",
+            "http://localhost:11434/v1",
+            "http://127.0.0.1:8080/v1",
+            "http://[::1]:8080/v1",
+        ] {
+            assert!(super::key_may_travel_to(ok), "{ok}");
+        }
+        for refused in [
+            "http://api.example.com/v1",
+            "http://10.0.0.5:11434/v1",
+            "http://localhost.evil.com/v1",
+            "http://127.0.0.1@evil.com/v1",
+            "ftp://x",
+        ] {
+            assert!(!super::key_may_travel_to(refused), "{refused}");
+        }
+    }
 }

@@ -117,7 +117,7 @@ pub fn parse_chapters(
                 "chapter {n} ({title}) at {t}s does not come after the one before"
             )),
             Some(t) => chapters.push(Chapter {
-                start_time: (t * 1000.0).round() / 1000.0,
+                start_time: millisecond(t),
                 title,
             }),
         }
@@ -297,6 +297,13 @@ pub struct ShowNotesParts<'a> {
     pub links: &'a [(String, String)],
 }
 
+/// A time rounded to the millisecond; one too large to scale (no episode is that long, but
+/// an answer may say so) stays as it is rather than becoming infinite.
+fn millisecond(t: f64) -> f64 {
+    let rounded = (t * 1000.0).round() / 1000.0;
+    if rounded.is_finite() { rounded } else { t }
+}
+
 /// `show-notes.md`: title, summary, chapters with timestamps, the show notes, links.
 pub fn show_notes(parts: &ShowNotesParts<'_>) -> String {
     let mut md = format!("# {}\n", parts.title);
@@ -339,6 +346,18 @@ mod tests {
     use super::*;
     use podflow_core::transcript::TranscriptSegment;
     use proptest::prelude::*;
+
+    /// Found by the chapters fuzz target: the largest f64 start overflowed when rounded.
+    #[test]
+    fn a_start_too_large_to_round_stays_finite() {
+        let answer = r#"{"chapters":[{"startTime":0,"title":"a"},{"startTime":1.7976931348623157e308,"title":"b"}]}"#;
+        let (chapters, _) = parse_chapters(answer, f64::INFINITY).expect("chapters");
+        assert!(
+            chapters.iter().all(|c| c.start_time.is_finite()),
+            "{chapters:?}"
+        );
+        assert_eq!(chapters.len(), 2);
+    }
 
     #[test]
     fn chapters_come_from_fenced_json_and_bad_ones_are_dropped_with_reasons() {

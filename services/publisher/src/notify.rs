@@ -30,10 +30,10 @@ pub struct SlackWebhook {
 impl SlackWebhook {
     pub fn new(url: &str, timeout: Duration) -> Result<Self, PortError> {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(PortError::setup(format!(
-                "PODFLOW_SLACK_WEBHOOK_URL must be an http(s) URL (got `{}`)",
-                documents::truncate(url, 40)
-            )));
+            // The value is not repeated: a mistyped webhook URL is still a secret.
+            return Err(PortError::setup(
+                "PODFLOW_SLACK_WEBHOOK_URL must be an http(s) URL (https://hooks.slack.com/services/…)",
+            ));
         }
         // reqwest is built without a default crypto provider (to share the AWS SDK's).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -68,7 +68,11 @@ impl Notifier for SlackWebhook {
             .json(message)
             .send()
             .await
-            .map_err(|e| PortError::transient(format!("{}: {e}", self.describe())))?;
+            // Without the URL: its path is the webhook's secret, and this text reaches the
+            // logs, the step's note and the dead-letter queue.
+            .map_err(|e| {
+                PortError::transient(format!("{}: {}", self.describe(), e.without_url()))
+            })?;
         let status = response.status();
         let retry_after = response
             .headers()

@@ -1153,3 +1153,77 @@ async fn the_hourly_scheduled_event_sends_due_reminders() {
         "one reminder, however many ticks: {posted:?}"
     );
 }
+
+/// A webhook URL's path is its secret: when Slack cannot be reached — connection refused,
+/// no answer in time, a TLS handshake with something that does not speak TLS — the reason
+/// the notifier gives (the step's note, the retry and dead-letter reasons) never carries it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_slack_never_reveals_the_webhook_path() {
+    const MARKER: &str = "T0SECRET/B0SECRET/xoxMARKER";
+    let ep = Episode::transcribed(&["titles"]).await;
+    // Refused: a port bound, then closed.
+    let refused = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        socket.local_addr().expect("addr").port()
+    };
+    // Silent: accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    // Not TLS: answers a TLS hello with plain HTTP.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let plain_port = plain.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = plain.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let audio = ep.db.artifacts(EPISODE).await.expect("a")["audio"].clone();
+    let transcoded = EventEnvelope::wrap(&EpisodeTranscoded {
+        schema_version: SCHEMA_VERSION.into(),
+        episode_id: EPISODE.into(),
+        correlation_id: "corr-1".into(),
+        audio,
+        duration_seconds: AUDIO_SECONDS,
+        bitrate_kbps: 128,
+        reused: false,
+    });
+    for url in [
+        format!("http://127.0.0.1:{refused}/services/{MARKER}"),
+        format!("http://127.0.0.1:{silent_port}/services/{MARKER}"),
+        format!("https://127.0.0.1:{plain_port}/services/{MARKER}"),
+    ] {
+        let webhook = publisher::notify::SlackWebhook::new(&url, Duration::from_millis(800))
+            .expect("webhook");
+        let mut notify = notifier(&ep, None);
+        notify.notifier = Some(Arc::new(webhook));
+        let mut last = delivery(&transcoded);
+        last.attempt = 50; // the last try: what is left goes to the dead-letter queue
+        for d in [delivery(&transcoded), last] {
+            let said = format!("{:?}", notify.handle(&d).await);
+            assert!(!said.contains("SECRET"), "{url}: {said}");
+            assert!(said.contains("127.0.0.1"), "the reason names where: {said}");
+        }
+        let steps = ep.db.steps(EPISODE).await.expect("steps");
+        let note = format!("{steps:?}");
+        assert!(!note.contains("SECRET"), "{url}: {note}");
+    }
+    // And the message for a malformed URL does not repeat it.
+    let bad = publisher::notify::SlackWebhook::new(
+        &format!("hooks.slack.com/{MARKER}"),
+        Duration::from_secs(1),
+    )
+    .err()
+    .expect("refused");
+    assert!(!bad.to_string().contains("SECRET"), "{bad}");
+}
