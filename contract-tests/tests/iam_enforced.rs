@@ -29,7 +29,7 @@ use bedrock_invoker::{
 };
 use podflow_aws::mediaconvert::MediaConvertJobs;
 use podflow_aws::transcribe::TranscribeJobs;
-use podflow_core::{Delivery, MessageHandler, Outcome};
+use podflow_core::{Delivery, MessageHandler, Outcome, secret::Secret};
 use podflow_events::routing::{PROMPT_QUEUE, subscribers};
 use podflow_fakes::{
     FakeLlm, FakeLlmConfig, mediaconvert::FakeMediaConvert, moto::MotoServer, slack::FakeSlack,
@@ -750,14 +750,14 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
     let notify_wiring = account.wiring(role("PublisherNotifyFunction"));
     // The webhook comes from SSM under the notifier's own role, as on Lambda.
     let notifier = publisher::notify::configured_notifier(
-        Some(&format!("ssm:{WEBHOOK_PARAMETER}")),
+        Some(&Secret::new(format!("ssm:{WEBHOOK_PARAMETER}"))),
         None,
         async || notify_wiring.config.clone(),
     )
     .await
     .expect("the notifier reads its webhook");
     account.no_denials("publisher-notify reading its webhook");
-    let link_secret = format!("secretsmanager:{}", account.queues.link_secret);
+    let link_secret = Secret::new(format!("secretsmanager:{}", account.queues.link_secret));
     let stable = publisher::links::configured_stable_links(
         BUCKET,
         Some(LINK_BASE),
@@ -976,12 +976,9 @@ async fn one_episode_runs_through_every_function_under_its_template_policy() {
 
     // The link function opens a link from the messages under its own role.
     let link_role = role("LinkFunction");
-    let secret = podflow_core::links::LinkSecret::new(
-        podflow_aws::secrets::resolve(&link_role, &link_secret)
-            .await
-            .expect("the link function reads the secret"),
-    )
-    .expect("secret");
+    let secret = publisher::links::link_secret(&link_secret, async || link_role.clone())
+        .await
+        .expect("the link function reads the secret");
     account.no_denials("the link function reading its secret");
     let start = messages
         .find(LINK_BASE)
@@ -1061,8 +1058,9 @@ fn slack_request(payload: &Value) -> (Vec<(String, String)>, Vec<u8>, u64) {
 
 #[tokio::test]
 async fn a_decision_from_slack_is_checked_and_sent_under_the_slack_functions_template_policy() {
+    use podflow_aws::secrets::read_setting;
     use podflow_core::EpisodeStore;
-    use publisher::slack_actions::{SlackActions, SlackHttp, Timing, slack_secret};
+    use publisher::slack_actions::{SlackActions, SlackHttp, Timing};
 
     const EPISODE: &str = "slack-iam-0123456789ab";
     let slack = FakeSlack::start(Vec::new()).await.expect("slack");
@@ -1123,16 +1121,16 @@ async fn a_decision_from_slack_is_checked_and_sent_under_the_slack_functions_tem
         .expect("the proposal's outcome");
 
     // Its secrets, read under its role as at its start.
-    let secret = slack_secret(
+    let secret = read_setting(
         "PODFLOW_SLACK_SIGNING_SECRET",
-        &format!("ssm:{SIGNING_SECRET_PARAMETER}"),
+        &Secret::new(format!("ssm:{SIGNING_SECRET_PARAMETER}")),
         async || role.clone(),
     )
     .await
     .expect("the signing secret");
-    let token = slack_secret(
+    let token = read_setting(
         "PODFLOW_SLACK_BOT_TOKEN",
-        &format!("ssm:{BOT_TOKEN_PARAMETER}"),
+        &Secret::new(format!("ssm:{BOT_TOKEN_PARAMETER}")),
         async || role.clone(),
     )
     .await

@@ -45,19 +45,25 @@ pub fn validator(detail_type: &str) -> Option<&'static jsonschema::Validator> {
         .map(|(_, v)| v)
 }
 
-/// The directory holding this crate (schemas and examples live under it): where it was
-/// built, or — when that checkout is gone, as with a target directory shared between
-/// checkouts — beside the running test's own package (`cargo test` sets
-/// `CARGO_MANIFEST_DIR` to it).
+/// The directory holding this crate (schemas and examples live under it). Under `cargo`
+/// (tests, examples), the one in the running package's checkout: `CARGO_MANIFEST_DIR` is
+/// set to that package, and `events-schema/` is beside it or above it. A target directory
+/// shared between checkouts (CI's cache) can hold this crate compiled in another checkout,
+/// so the directory it was built in is only the fallback.
 pub fn crate_dir() -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if built.is_dir() {
-        return built;
-    }
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(|running| PathBuf::from(running).join("../events-schema"))
-        .filter(|sibling| sibling.is_dir())
-        .unwrap_or(built)
+    let running = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    running
+        .iter()
+        .flat_map(|package| package.ancestors())
+        .map(|dir| {
+            if dir.file_name().is_some_and(|name| name == "events-schema") {
+                dir.to_path_buf()
+            } else {
+                dir.join("events-schema")
+            }
+        })
+        .find(|dir| dir.join("schemas").is_dir())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// `events-schema/schemas/<DetailType>.schema.json`

@@ -37,6 +37,9 @@ use crate::sdk_failure;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The most items one TransactWriteItems call takes.
+const TRANSACTION_ITEMS: usize = 100;
+
 /// How often a claim is retried when another publisher claimed in between.
 const CLAIM_ATTEMPTS: u32 = 8;
 
@@ -46,40 +49,44 @@ pub struct DynamoEpisodeStore {
 }
 
 impl DynamoEpisodeStore {
-    /// Puts each prompt as queued; with `keep_completed`, one completed at the same version
-    /// is left as it is.
-    async fn queue_prompts(
+    /// A prompt's item as freshly queued.
+    fn queued_prompt(&self, episode_id: &str, prompt: &(String, u32, String)) -> Item {
+        let (prompt_id, version, model) = prompt;
+        HashMap::from([
+            ("pk".to_owned(), s(&ep(episode_id))),
+            ("sk".to_owned(), s(&format!("PROMPT#{prompt_id}"))),
+            ("prompt_id".to_owned(), s(prompt_id)),
+            ("prompt_version".to_owned(), n(version)),
+            ("model".to_owned(), s(model)),
+            ("status".to_owned(), s("queued")),
+            ("attempts".to_owned(), n(0)),
+            ("input_tokens".to_owned(), n(0)),
+            ("output_tokens".to_owned(), n(0)),
+            ("updated_at".to_owned(), n(now_ms())),
+        ])
+    }
+
+    /// Puts each prompt as queued unless one is completed at the same version: each put
+    /// stands alone, so a redelivered plan keeps what already finished.
+    async fn plan_prompts_keeping_completed(
         &self,
         episode_id: &str,
         prompts: &[(String, u32, String)],
-        keep_completed: bool,
     ) -> Result<(), PortError> {
-        for (prompt_id, version, model) in prompts {
+        for prompt in prompts {
             let put = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(&ep(episode_id)))
-                .item("sk", s(&format!("PROMPT#{prompt_id}")))
-                .item("prompt_id", s(prompt_id))
-                .item("prompt_version", n(version))
-                .item("model", s(model))
-                .item("status", s("queued"))
-                .item("attempts", n(0))
-                .item("input_tokens", n(0))
-                .item("output_tokens", n(0))
-                .item("updated_at", n(now_ms()));
-            let put = if keep_completed {
-                put.condition_expression(
+                .set_item(Some(self.queued_prompt(episode_id, prompt)))
+                .condition_expression(
                     "attribute_not_exists(pk) OR #status <> :completed OR prompt_version <> :version",
                 )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":completed", s("completed"))
-                .expression_attribute_values(":version", n(version))
-            } else {
-                put
-            };
-            let put = put.send().await;
+                .expression_attribute_values(":version", n(prompt.1))
+                .send()
+                .await;
             match put {
                 Ok(_) => {}
                 Err(e) if is_condition_failure(&e) => {}
@@ -429,7 +436,8 @@ impl EpisodeStore for DynamoEpisodeStore {
     ) -> Result<(), PortError> {
         // A completed prompt at the same version keeps its state; anything else is
         // (re)queued from scratch.
-        self.queue_prompts(episode_id, prompts, true).await
+        self.plan_prompts_keeping_completed(episode_id, prompts)
+            .await
     }
 
     async fn requeue_prompts(
@@ -437,7 +445,25 @@ impl EpisodeStore for DynamoEpisodeStore {
         episode_id: &str,
         prompts: &[(String, u32, String)],
     ) -> Result<(), PortError> {
-        self.queue_prompts(episode_id, prompts, false).await
+        // Re-run prompts are queued together or not at all, up to a transaction's 100
+        // items (a catalog rarely has more than a dozen prompts).
+        for batch in prompts.chunks(TRANSACTION_ITEMS) {
+            let mut transaction = self.client.transact_write_items();
+            for prompt in batch {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(self.queued_prompt(episode_id, prompt)))
+                    .build()
+                    .map_err(|e| corrupt("queued prompt", e))?;
+                transaction =
+                    transaction.transact_items(TransactWriteItem::builder().put(put).build());
+            }
+            transaction
+                .send()
+                .await
+                .map_err(|e| self.failed("TransactWriteItems re-run prompts", &e))?;
+        }
+        Ok(())
     }
 
     async fn update_prompt(

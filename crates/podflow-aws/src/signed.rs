@@ -107,18 +107,26 @@ impl SignedHttp {
             .body(body)
             .send()
             .await
-            // No answer: a network problem or a timeout.
-            .map_err(|e| CallError::unanswered(format!("no answer ({e})")))?;
+            // No answer: a network problem or a timeout. (The URL is left out: errors reach
+            // logs and dead-letter queues, and are worded without endpoints everywhere.)
+            .map_err(|e| {
+                CallError::unanswered(format!(
+                    "no answer ({})",
+                    podflow_core::report(&e.without_url())
+                ))
+            })?;
         let status = response.status().as_u16();
         let error_type = response
             .headers()
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = response
-            .text()
-            .await
-            .map_err(|e| CallError::unanswered(format!("the answer was cut off ({e})")))?;
+        let text = response.text().await.map_err(|e| {
+            CallError::unanswered(format!(
+                "the answer was cut off ({})",
+                podflow_core::report(&e.without_url())
+            ))
+        })?;
         Ok((status, error_type, text))
     }
 

@@ -17,7 +17,7 @@ use podflow_aws::{
 };
 use podflow_core::{
     BlobStore, DeadLetter, DeadLetterMessage, DeadLetterQueue, DeliveryControl, DeliveryCounter,
-    ErrorKind, EventPublisher, JobSender, Notifier, QueuedJob,
+    ErrorKind, EventPublisher, JobSender, Notifier, QueuedJob, secret::Secret,
 };
 use podflow_events::EventEnvelope;
 use podflow_fakes::moto::MotoServer;
@@ -230,7 +230,13 @@ async fn secrets_come_from_ssm_or_secrets_manager_and_plain_values_pass_through(
         .expect("secret");
     let get = |s: &'static str| {
         let config = config.clone();
-        async move { secrets::resolve(&config, s).await }
+        async move {
+            secrets::read_setting("PODFLOW_SLACK_WEBHOOK_URL", &Secret::new(s), async || {
+                config
+            })
+            .await
+            .map(|v| v.expose().to_owned())
+        }
     };
     assert!(
         get("ssm:/podflow/slack-webhook")
@@ -250,10 +256,13 @@ async fn secrets_come_from_ssm_or_secrets_manager_and_plain_values_pass_through(
     );
     let e = get("ssm:/podflow/missing").await.expect_err("missing");
     assert!(
-        e.to_string().contains("ssm:/podflow/missing")
+        e.to_string()
+            .contains("PODFLOW_SLACK_WEBHOOK_URL: cannot read ssm:/podflow/missing")
             && e.to_string().contains("ParameterNotFound"),
         "{e}"
     );
+    let e = get("  ").await.expect_err("blank");
+    assert_eq!(e.to_string(), "PODFLOW_SLACK_WEBHOOK_URL is empty");
 }
 
 /// Every message on a queue (received and deleted), as (body, group id, receive count).

@@ -241,9 +241,20 @@ async fn llm_check(settings: &Settings) -> Check {
             "Amazon Bedrock (Converse); credentials and region are read from the environment on the first prompt",
         );
     }
+    let key = match crate::runtime::llm_api_key(settings).await {
+        Ok(key) => key,
+        Err(e) => {
+            return Check::problem(
+                "llm",
+                Status::Fail,
+                format!("{e:#}"),
+                "set PODFLOW_LLM_API_KEY to the key, or to file:PATH, ssm:NAME or secretsmanager:ID naming it",
+            );
+        }
+    };
     let client = bedrock_invoker::openai::OpenAiCompatible::new(
         &settings.llm_url,
-        settings.llm_api_key.as_ref().map(|k| k.expose().to_owned()),
+        key,
         Duration::from_secs(3),
     );
     match client.probe().await {

@@ -191,9 +191,12 @@ enum Command {
         /// The proposal to approve (default: the latest; an older one is refused).
         #[arg(long)]
         proposal: Option<u32>,
-        /// A suggested title's number (from 1), or the title itself (default: the first).
-        #[arg(long, value_name = "N|TEXT")]
-        title: Option<String>,
+        /// Publish the proposal's suggested title number N (from 1; default: the first).
+        #[arg(long, value_name = "N")]
+        title: Option<usize>,
+        /// Publish this title instead of a suggestion (any text, numbers included).
+        #[arg(long, value_name = "TEXT", conflicts_with = "title")]
+        title_text: Option<String>,
         /// A file holding the summary as it should be published.
         #[arg(long)]
         summary_file: Option<PathBuf>,
@@ -401,26 +404,35 @@ async fn main() {
             episode_id,
             proposal,
             title,
+            title_text,
             summary_file,
             json,
             llm,
         } => {
-            let summary = match summary_file.map(std::fs::read_to_string).transpose() {
+            let summary = match summary_file
+                .as_deref()
+                .map(std::fs::read_to_string)
+                .transpose()
+            {
                 Ok(summary) => summary,
                 Err(e) => {
-                    eprintln!("error: cannot read the summary file: {e}");
+                    let file = summary_file.unwrap_or_default();
+                    eprintln!(
+                        "error: cannot read the summary file {}: {e}; give a readable text file",
+                        file.display()
+                    );
                     exit(Ok(commands::EXIT_BAD_INPUT));
                 }
+            };
+            let title = match (title, title_text) {
+                (Some(n), _) => TitleChoice::Suggested(n),
+                (None, Some(text)) => TitleChoice::Written(text),
+                (None, None) => TitleChoice::First,
             };
             let args = approve::DecisionArgs {
                 episode_id,
                 proposal,
-                request: Request::Approve {
-                    title: title
-                        .as_deref()
-                        .map_or(TitleChoice::First, TitleChoice::parse),
-                    summary,
-                },
+                request: Request::Approve { title, summary },
             };
             approve::decide(&settings(cli.data_dir, llm), args, json).await
         }
@@ -523,7 +535,7 @@ fn warn_of_secrets_on_the_command_line(args: impl Iterator<Item = String>) {
         for (flag, env) in SECRET_FLAGS {
             if arg == flag || arg.starts_with(&format!("{flag}=")) {
                 eprintln!(
-                    "warning: {flag} puts a secret on the command line, where `ps` and shell history show it; set {env} instead (for the webhook, `ssm:NAME` or `secretsmanager:ID` also work)"
+                    "warning: {flag} puts a secret on the command line, where `ps` and shell history show it; set {env} instead, to the value or to `file:PATH`, `ssm:NAME` or `secretsmanager:ID` naming it"
                 );
             }
         }
@@ -541,5 +553,38 @@ fn exit(result: anyhow::Result<i32>) -> ! {
                 .map_or(commands::EXIT_BAD_INPUT, |i| i.exit_code);
             std::process::exit(code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podflow_core::secret::Secret;
+
+    /// Settings are logged and printed in errors as `{:?}`: the key and the webhook (given
+    /// here as flags, the worst case) never show in them.
+    #[test]
+    fn the_settings_debug_output_holds_no_secret() {
+        let cli = Cli::try_parse_from([
+            "podflow",
+            "run",
+            "episode.wav",
+            "--llm-api-key",
+            "sk-MARKER",
+            "--slack-webhook-url",
+            "https://hooks.slack.com/services/T0/B0/xoxMARKER",
+        ])
+        .expect("arguments");
+        let Command::Run { llm, .. } = cli.command else {
+            panic!("parsed as another command");
+        };
+        let settings = settings(PathBuf::from("data"), llm);
+        let shown = format!("{settings:?}\n{settings:#?}");
+        assert!(!shown.contains("MARKER"), "{shown}");
+        assert!(shown.contains("Secret(redacted)"), "{shown}");
+        assert_eq!(
+            settings.llm_api_key.as_ref().map(Secret::expose),
+            Some("sk-MARKER")
+        );
     }
 }

@@ -59,8 +59,8 @@ pub struct Settings {
     pub model_limits: Option<PathBuf>,
     /// A TOML price table replacing bundled prices by name.
     pub prices: Option<PathBuf>,
-    /// Where Slack messages go (a URL, or `ssm:NAME` / `secretsmanager:ID` naming it);
-    /// none: noted in the run summary.
+    /// Where Slack messages go (a URL, or `file:PATH` / `ssm:NAME` / `secretsmanager:ID`
+    /// naming it); none: noted in the run summary.
     pub slack_webhook_url: Option<Secret>,
     /// An SNS topic to notify instead of Slack.
     pub sns_topic_arn: Option<String>,
@@ -111,6 +111,22 @@ pub fn show_layers(settings: &Settings) -> anyhow::Result<ShowLayers> {
 /// Where an OpenAI-compatible server is looked for when none is given (Ollama's port).
 pub const DEFAULT_LLM_URL: &str = "http://localhost:11434/v1";
 
+/// The LLM's key: the setting's value, or what its `file:`, `ssm:` or `secretsmanager:`
+/// reference names.
+pub async fn llm_api_key(settings: &Settings) -> anyhow::Result<Option<Secret>> {
+    match &settings.llm_api_key {
+        Some(setting) => Ok(Some(
+            podflow_aws::secrets::read_setting(
+                "PODFLOW_LLM_API_KEY",
+                setting,
+                podflow_aws::sdk_config,
+            )
+            .await?,
+        )),
+        None => Ok(None),
+    }
+}
+
 /// The text engine for this run. `auto` with no LLM given tries the default server once:
 /// when nothing answers there, the extractive engine writes every text (said on standard
 /// error), so a first run without an LLM still ends with show notes.
@@ -121,9 +137,10 @@ pub async fn settle_text_engine(settings: &Settings) -> TextEngine {
     {
         return settings.text_engine;
     }
+    // A key that cannot be read is reported where the LLM is built; the probe goes without.
     let probe = bedrock_invoker::openai::OpenAiCompatible::new(
         &settings.llm_url,
-        settings.llm_api_key.as_ref().map(|k| k.expose().to_owned()),
+        llm_api_key(settings).await.ok().flatten(),
         Duration::from_secs(2),
     )
     .probe()
@@ -210,14 +227,14 @@ impl Pipeline {
         let llm = llm_backend(
             &settings.llm_provider,
             &settings.llm_url,
-            settings.llm_api_key.as_ref().map(|k| k.expose().to_owned()),
+            llm_api_key(settings).await?,
             LLM_TIMEOUT,
         )
         .await
         .map_err(anyhow::Error::msg)?;
         let prices = PriceTable::load(settings.prices.as_deref())?;
         let notifier = configured_notifier(
-            settings.slack_webhook_url.as_ref().map(Secret::expose),
+            settings.slack_webhook_url.as_ref(),
             settings.sns_topic_arn.as_deref(),
             podflow_aws::sdk_config,
         )

@@ -424,6 +424,14 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Every filled-in value of a field that repeats (checkboxes).
+fn all_filled(form: &[(String, String)], name: &str) -> Vec<String> {
+    form.iter()
+        .filter(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
 /// A field that counts only when filled in.
 fn filled(form: &[(String, String)], name: &str) -> Option<String> {
     field(form, name)
@@ -614,11 +622,7 @@ async fn reject(
 ) -> Result<Response, PageError> {
     let form = form_fields(form)?;
     check_token(&app, &form)?;
-    let rerun: Vec<String> = form
-        .iter()
-        .filter(|(k, v)| k == "rerun" && !v.is_empty())
-        .map(|(_, v)| v.clone())
-        .collect();
+    let rerun = all_filled(&form, "rerun");
     let request = Decision::Reject {
         note: field(&form, "note")
             .unwrap_or_default()
@@ -704,11 +708,7 @@ async fn replay(
 ) -> Result<Response, PageError> {
     let form = form_fields(form)?;
     check_token(&app, &form)?;
-    let ids: Vec<String> = form
-        .iter()
-        .filter(|(k, v)| k == "message_id" && !v.is_empty())
-        .map(|(_, v)| v.clone())
-        .collect();
+    let ids = all_filled(&form, "message_id");
     let all = field(&form, "all").is_some();
     if ids.is_empty() && !all {
         return Err(PageError::BadRequest(

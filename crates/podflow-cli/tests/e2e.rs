@@ -1017,14 +1017,14 @@ async fn a_show_requiring_approval_publishes_only_what_a_person_approved() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 
-    // Rejected: the titles prompt runs again on another model and is proposed anew.
+    // Rejected: the titles prompt (named twice, run once) runs again on another model and is proposed anew.
     let out = run(&[
         "reject",
         &id,
         "--note",
         "Titles too long",
         "--rerun",
-        "titles",
+        "titles,titles",
         "--model",
         "fake-model-2",
         "--json",
@@ -1068,8 +1068,8 @@ async fn a_show_requiring_approval_publishes_only_what_a_person_approved() {
     let out = run(&[
         "approve",
         &id,
-        "--title",
-        "Never Twice, Really",
+        "--title-text",
+        "1984",
         "--summary-file",
         summary_file.to_str().expect("utf-8 path"),
         "--json",
@@ -1083,13 +1083,10 @@ async fn a_show_requiring_approval_publishes_only_what_a_person_approved() {
     );
     assert_eq!(episode_json(&out)["status"], "done");
     let notes = std::fs::read_to_string(dir.join("show-notes.md")).expect("notes");
-    assert!(notes.contains("# Never Twice, Really\n"), "{notes}");
+    assert!(notes.contains("# 1984\n"), "{notes}");
     assert!(notes.contains("edited by hand"), "{notes}");
     let feed = std::fs::read_to_string(data.path().join("feed.xml")).expect("feed");
-    assert!(
-        feed.contains("<title>Never Twice, Really</title>"),
-        "{feed}"
-    );
+    assert!(feed.contains("<title>1984</title>"), "{feed}");
     // Approving again is refused; still one revision.
     let out = run(&["approve", &id]).await;
     assert_eq!(out.status.code(), Some(1));

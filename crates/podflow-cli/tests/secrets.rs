@@ -44,3 +44,39 @@ fn a_key_given_as_a_flag_is_warned_about_and_never_sent_over_plain_http_to_anoth
         "{stderr}{stdout}"
     );
 }
+
+#[test]
+fn a_key_read_from_a_file_is_used_without_a_warning_and_a_missing_file_is_named() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let sample = data.path().join("empty.wav");
+    std::fs::write(&sample, b"not audio").expect("file");
+    let key_file = data.path().join("llm-key");
+    std::fs::write(&key_file, format!("{MARKER}\n")).expect("key file");
+    let run = |setting: String| {
+        podflow(data.path())
+            .env("PODFLOW_LLM_API_KEY", setting)
+            .args(["run", "--llm-url", "http://192.0.2.10:11434/v1"])
+            .arg(&sample)
+            .output()
+            .expect("podflow runs")
+    };
+    // Read from the file: a key is there, so plain http to another machine is refused.
+    let out = run(format!("file:{}", key_file.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not sent over plain http"), "{stderr}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    assert!(!stderr.contains(MARKER), "{stderr}");
+    // A file that is not there: named, with what to do.
+    let missing = data.path().join("no-such-key");
+    let out = run(format!("file:{}", missing.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "PODFLOW_LLM_API_KEY: cannot read {}",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+}

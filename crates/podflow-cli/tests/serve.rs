@@ -72,6 +72,17 @@ async fn awaiting_approval() -> (tempfile::TempDir, String) {
     (data, id)
 }
 
+/// A form posted to `url`: the answer's status and body.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    form: &(impl serde::Serialize + ?Sized),
+) -> (StatusCode, String) {
+    let answer = http.post(url).form(form).send().await.expect("POST");
+    let status = answer.status();
+    (status, answer.text().await.expect("body"))
+}
+
 /// A running `podflow serve` (stopped with SIGTERM, or killed if a test fails first).
 struct Server {
     child: Child,
@@ -283,27 +294,16 @@ async fn over_http_forms_are_guarded_decisions_checked_and_files_confined() {
             ("summary", String::new()),
         ]
     };
-    let no_token = http
-        .post(&approve_url)
-        .form(&approve(""))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
-    assert!(
-        no_token
-            .text()
-            .await
-            .expect("body")
-            .contains("security token")
-    );
-    let wrong_token = http
-        .post(&approve_url)
-        .form(&approve("0123456789abcdef0123456789abcdef"))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(wrong_token.status(), StatusCode::FORBIDDEN);
+    let (no_token, body) = post(&http, &approve_url, &approve("")).await;
+    assert_eq!(no_token, StatusCode::FORBIDDEN);
+    assert!(body.contains("security token"), "{body}");
+    let (wrong_token, _) = post(
+        &http,
+        &approve_url,
+        &approve("0123456789abcdef0123456789abcdef"),
+    )
+    .await;
+    assert_eq!(wrong_token, StatusCode::FORBIDDEN);
     for (name, value) in [
         ("origin", "http://evil.example".to_owned()),
         ("origin", format!("http://localhost:{}", server.port + 1)),
@@ -337,50 +337,33 @@ async fn over_http_forms_are_guarded_decisions_checked_and_files_confined() {
     assert_eq!(approvals(data.path(), &id), 0, "nothing was sent");
 
     // Decisions the store refuses, with the reason on the page.
-    let unknown = http
-        .post(format!("{base}/episodes/no-such-episode/approve"))
-        .form(&approve(&token))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let (unknown, body) = post(
+        &http,
+        &format!("{base}/episodes/no-such-episode/approve"),
+        &approve(&token),
+    )
+    .await;
+    assert_eq!(unknown, StatusCode::NOT_FOUND);
     assert!(
-        unknown
-            .text()
-            .await
-            .expect("body")
-            .contains("episode no-such-episode is not known here")
+        body.contains("episode no-such-episode is not known here"),
+        "{body}"
     );
     let mut stale = approve(&token);
     stale[1].1 = "7".to_owned();
-    let stale = http
-        .post(&approve_url)
-        .form(&stale)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    let (stale, body) = post(&http, &approve_url, &stale).await;
+    assert_eq!(stale, StatusCode::CONFLICT);
     assert!(
-        stale
-            .text()
-            .await
-            .expect("body")
-            .contains("has no proposal 7: the latest is proposal 1")
+        body.contains("has no proposal 7: the latest is proposal 1"),
+        "{body}"
     );
-    let no_note = http
-        .post(format!("{page_url}/reject"))
-        .form(&[("csrf", token.as_str()), ("proposal", "1"), ("note", "  ")])
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(no_note.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        no_note
-            .text()
-            .await
-            .expect("body")
-            .contains("a rejection needs a note")
-    );
+    let (no_note, body) = post(
+        &http,
+        &format!("{page_url}/reject"),
+        &[("csrf", token.as_str()), ("proposal", "1"), ("note", "  ")],
+    )
+    .await;
+    assert_eq!(no_note, StatusCode::BAD_REQUEST);
+    assert!(body.contains("a rejection needs a note"), "{body}");
 
     // Approved with an edited title: 303 back to the page, which says so once.
     let approved = http
@@ -411,19 +394,11 @@ async fn over_http_forms_are_guarded_decisions_checked_and_files_confined() {
         "{shown}"
     );
     // Sent again at once (a double click) and after publishing: refused, never published twice.
-    let again = http
-        .post(&approve_url)
-        .form(&approve(&token))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let (again, body) = post(&http, &approve_url, &approve(&token)).await;
+    assert_eq!(again, StatusCode::CONFLICT);
     assert!(
-        again
-            .text()
-            .await
-            .expect("body")
-            .contains("already; nothing is published twice")
+        body.contains("already; nothing is published twice"),
+        "{body}"
     );
     let published = wait_published(&http, &page_url).await;
     assert!(
@@ -431,14 +406,9 @@ async fn over_http_forms_are_guarded_decisions_checked_and_files_confined() {
         "{published}"
     );
     assert!(!published.contains("<b>Reliable</b>"), "data is escaped");
-    let late = http
-        .post(&approve_url)
-        .form(&approve(&token))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(late.status(), StatusCode::CONFLICT);
-    assert!(late.text().await.expect("body").contains("approved by web"));
+    let (late, body) = post(&http, &approve_url, &approve(&token)).await;
+    assert_eq!(late, StatusCode::CONFLICT);
+    assert!(body.contains("approved by web"), "{body}");
     assert_eq!(approvals(data.path(), &id), 1);
     assert_eq!(summaries(data.path(), &id), 1);
     let notes = std::fs::read_to_string(data.path().join(format!("episodes/{id}/show-notes.md")))
@@ -524,13 +494,13 @@ async fn over_http_forms_are_guarded_decisions_checked_and_files_confined() {
             .expect("body")
             .contains("Nothing waits in the dead-letter queues")
     );
-    let nothing = http
-        .post(format!("{base}/dlq/replay"))
-        .form(&[("csrf", token.as_str())])
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(nothing.status(), StatusCode::BAD_REQUEST);
+    let (nothing, _) = post(
+        &http,
+        &format!("{base}/dlq/replay"),
+        &[("csrf", token.as_str())],
+    )
+    .await;
+    assert_eq!(nothing, StatusCode::BAD_REQUEST);
     let prompts = http
         .get(format!("{base}/prompts"))
         .send()

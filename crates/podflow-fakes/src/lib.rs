@@ -13,14 +13,17 @@
 //! `views.open` and response_url endpoints an interactive app calls), and
 //! [`mediaconvert::FakeMediaConvert`] serves MediaConvert's CreateJob (moto does not).
 //!
-//! Test support besides the fakes: [`fixtures`] reads the recorded AWS payloads in
+//! Test support besides the fakes: [`bus::RecordingBus`] keeps what a handler's effects
+//! publish, send and dead-letter, [`logs`] keeps the log lines, [`fixtures`] reads the recorded AWS payloads in
 //! `fixtures/aws` (this crate), [`moto::MotoServer`] runs the AWS emulator on loopback, and
 //! [`store_contract`] is the behaviour every episode store adapter must have, and [`wer`] and
 //! [`diarization`] measure a transcript's words and speakers against the truth, and [`media`]
 //! joins audio files for test inputs.
 
+pub mod bus;
 pub mod diarization;
 pub mod fixtures;
+pub mod logs;
 pub mod media;
 pub mod mediaconvert;
 pub mod moto;

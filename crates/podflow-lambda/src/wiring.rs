@@ -10,7 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use podflow_aws::{
     dynamodb::DynamoEpisodeStore, eventbridge::EventBridgePublisher, s3::S3BlobStore, sqs::SqsQueue,
 };
-use podflow_core::{BlobStore, DeliveryCounter, EpisodeStore, MessageHandler};
+use podflow_core::{BlobStore, DeliveryCounter, EpisodeStore, MessageHandler, secret::Secret};
 
 use crate::{Effects, EventAttempts};
 
@@ -54,6 +54,18 @@ pub fn env(name: &'static str) -> Result<String, WiringError> {
 /// writes an unset parameter as "").
 pub fn optional_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A setting that is a secret, or a reference to one (`ssm:NAME`, `secretsmanager:ID`,
+/// `file:PATH`):
+/// held as a [`Secret`] from the moment it is read, so no log or error can print it.
+pub fn secret_env(name: &str) -> Option<Secret> {
+    optional_env(name).map(Secret::from)
+}
+
+/// A secret setting the template always gives the function.
+pub fn required_secret_env(name: &'static str) -> Result<Secret, WiringError> {
+    secret_env(name).ok_or(WiringError::Missing(name))
 }
 
 /// A number (or other parsed setting) with a default when absent.

@@ -11,11 +11,10 @@ use std::{
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use podflow_core::{
-    DeadLetter, Delivery, DeliveryControl, DeliveryCounter, EventPublisher, JobSender,
-    MessageHandler, Outcome, PortError, QueuedJob,
+    Delivery, DeliveryControl, DeliveryCounter, MessageHandler, Outcome, PortError, QueuedJob,
 };
 use podflow_events::{BlobRef, EpisodeUploaded, EventEnvelope};
-use podflow_fakes::fixtures::aws_json;
+use podflow_fakes::{bus::RecordingBus, fixtures::aws_json};
 use podflow_lambda::{
     Effects, EventAttempts, InvocationError, handle_event, handle_rule_target, handle_sqs_batch,
     handle_sqs_payload,
@@ -124,50 +123,7 @@ impl DeliveryCounter for CountingTable {
     }
 }
 
-#[derive(Default)]
-struct Recorder {
-    published: Mutex<Vec<String>>,
-    jobs: Mutex<Vec<String>>,
-    delayed: Mutex<Vec<(String, Duration)>>,
-    letters: Mutex<Vec<DeadLetter>>,
-    refuse_events: bool,
-}
-
-#[async_trait]
-impl EventPublisher for Recorder {
-    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PortError> {
-        if self.refuse_events {
-            return Err(PortError::transient("PutEvents: ThrottlingException"));
-        }
-        let mut p = self.published.lock().expect("lock");
-        p.extend(events.iter().map(|e| e.detail_type.clone()));
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl JobSender for Recorder {
-    async fn send_jobs(&self, jobs: &[QueuedJob]) -> Result<(), PortError> {
-        let mut j = self.jobs.lock().expect("lock");
-        j.extend(jobs.iter().map(|j| j.dedup_id.clone()));
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl DeliveryControl for Recorder {
-    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
-        let mut d = self.delayed.lock().expect("lock");
-        d.push((receipt_handle.to_owned(), delay));
-        Ok(())
-    }
-    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
-        self.letters.lock().expect("lock").push(letter.clone());
-        Ok(())
-    }
-}
-
-fn effects(recorder: &Arc<Recorder>, with_control: bool) -> Effects {
+fn effects(recorder: &Arc<RecordingBus>, with_control: bool) -> Effects {
     Effects {
         events: recorder.clone(),
         jobs: recorder.clone(),
@@ -201,7 +157,7 @@ fn failures(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> 
 
 #[tokio::test]
 async fn fifo_batches_report_partial_failures_like_the_recorded_aws_run() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     let fx = effects(&recorder, true);
 
@@ -216,7 +172,7 @@ async fn fifo_batches_report_partial_failures_like_the_recorded_aws_run() {
         [("<uuid:1>".to_owned(), 1), ("<uuid:2>".to_owned(), 1)]
     );
     // The retry was delayed by the handler's backoff, not left to the visibility timeout.
-    let delayed = recorder.delayed.lock().expect("lock").clone();
+    let delayed = recorder.delayed();
     assert_eq!(delayed.len(), 1);
     assert_eq!(delayed[0].1, Duration::from_secs(30));
 
@@ -233,16 +189,13 @@ async fn fifo_batches_report_partial_failures_like_the_recorded_aws_run() {
         json!("<uuid:4>")
     );
     // Jobs were sent and events published once per success: 1, then 2 and 3.
-    assert_eq!(
-        *recorder.jobs.lock().expect("lock"),
-        ["<uuid:1>", "<uuid:2>", "<uuid:3>"]
-    );
-    assert_eq!(recorder.published.lock().expect("lock").len(), 3);
+    assert_eq!(recorder.job_ids(), ["<uuid:1>", "<uuid:2>", "<uuid:3>"]);
+    assert_eq!(recorder.published().len(), 3);
 }
 
 #[tokio::test]
 async fn standard_batches_handle_every_record_not_only_the_first() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     for fixture in [
         "sqs/rust-runtime_example-sqs-event.json",
@@ -266,7 +219,7 @@ async fn standard_batches_handle_every_record_not_only_the_first() {
 
 #[tokio::test]
 async fn dead_letters_carry_the_reason_and_leave_the_batch() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     let event: SqsEvent =
         serde_json::from_value(aws_json("sqs/java-libs_sqs_event_nobody.json")).expect("event");
@@ -277,7 +230,7 @@ async fn dead_letters_carry_the_reason_and_leave_the_batch() {
         response.batch_item_failures.is_empty(),
         "dead-lettered, so deleted from the source"
     );
-    let letters = recorder.letters.lock().expect("lock").clone();
+    let letters = recorder.letters();
     assert_eq!(letters.len(), 1);
     assert!(
         letters[0].reason.contains("has no body"),
@@ -285,11 +238,11 @@ async fn dead_letters_carry_the_reason_and_leave_the_batch() {
         letters[0].reason
     );
     // Its events (e.g. a PromptFailed) are still published.
-    assert_eq!(recorder.published.lock().expect("lock").len(), 1);
+    assert_eq!(recorder.published().len(), 1);
 
     // Without a dead-letter queue of our own, the record fails and the queue's redrive
     // policy moves it after maxReceiveCount.
-    let bare = Arc::new(Recorder::default());
+    let bare = Arc::new(RecordingBus::default());
     let response = handle_sqs_batch(&handler, &effects(&bare, false), event)
         .await
         .expect("handled");
@@ -301,7 +254,7 @@ async fn dead_letters_carry_the_reason_and_leave_the_batch() {
 
 #[tokio::test]
 async fn records_from_a_dead_letter_queue_keep_their_receive_count() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     let event: SqsEvent =
         serde_json::from_value(aws_json("sqs/powertools-python_sqsDlqTriggerEvent.json"))
@@ -319,10 +272,7 @@ async fn records_from_a_dead_letter_queue_keep_their_receive_count() {
 
 #[tokio::test]
 async fn a_failed_publish_fails_only_its_record() {
-    let recorder = Arc::new(Recorder {
-        refuse_events: true,
-        ..Recorder::default()
-    });
+    let recorder = Arc::new(RecordingBus::refusing(u32::MAX));
     let handler = ScriptedHandler::default();
     let event: SqsEvent =
         serde_json::from_value(aws_json("sqs/rust-runtime_example-sqs-event.json")).expect("event");
@@ -343,7 +293,7 @@ async fn a_failed_publish_fails_only_its_record() {
 
 #[tokio::test]
 async fn eventbridge_events_reach_the_handler_verbatim_and_bad_ones_are_dead_lettered() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     for fixture in [
         "eventbridge/rust-runtime_example-eventbridge-event-obj.json",
@@ -364,7 +314,7 @@ async fn eventbridge_events_reach_the_handler_verbatim_and_bad_ones_are_dead_let
         assert_eq!(seen.0, raw["id"].as_str().expect("id"), "{fixture}");
     }
     // Not an EventBridge event at all: dead-lettered with what to check, never a panic.
-    let mut letters_before = recorder.letters.lock().expect("lock").len();
+    let mut letters_before = recorder.letters().len();
     handle_event(
         &handler,
         &effects(&recorder, true),
@@ -372,7 +322,7 @@ async fn eventbridge_events_reach_the_handler_verbatim_and_bad_ones_are_dead_let
     )
     .await
     .expect("dead-lettered");
-    let letters = recorder.letters.lock().expect("lock").clone();
+    let letters = recorder.letters();
     assert_eq!(letters.len(), letters_before + 1);
     assert!(
         letters[letters_before]
@@ -388,12 +338,12 @@ async fn eventbridge_events_reach_the_handler_verbatim_and_bad_ones_are_dead_let
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(recorder.letters.lock().expect("lock").len(), letters_before);
+    assert_eq!(recorder.letters().len(), letters_before);
 }
 
 #[tokio::test]
 async fn eventbridge_retries_are_errors_lambda_retries() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     let mut raw = aws_json("eventbridge/powertools-python_eventBridgeEvent.json");
     // The scripted handler retries a body with `fail_attempts` at its top level.
@@ -402,13 +352,13 @@ async fn eventbridge_retries_are_errors_lambda_retries() {
         Err(InvocationError::Retry { reason, .. }) => assert_eq!(reason, "throttled"),
         other => panic!("{other:?}"),
     }
-    assert!(recorder.published.lock().expect("lock").is_empty());
-    assert!(recorder.letters.lock().expect("lock").is_empty());
+    assert!(recorder.published().is_empty());
+    assert!(recorder.letters().is_empty());
 }
 
 #[tokio::test]
 async fn the_last_delivery_lambda_makes_of_an_event_ends_its_step() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     let table = Arc::new(CountingTable::default());
     let counted = || Effects {
@@ -446,11 +396,8 @@ async fn the_last_delivery_lambda_makes_of_an_event_ends_its_step() {
     assert_eq!(given_up.len(), 1);
     assert_eq!((given_up[0].0.as_str(), given_up[0].1), (id.as_str(), 3));
     assert!(given_up[0].2.contains("delivered 3 times"), "{given_up:?}");
-    assert_eq!(
-        recorder.published.lock().expect("lock").clone(),
-        vec!["EpisodeUploaded"]
-    );
-    let letters = recorder.letters.lock().expect("lock").clone();
+    assert_eq!(recorder.detail_types(), vec!["EpisodeUploaded"]);
+    let letters = recorder.letters();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].message_id, id);
     assert!(
@@ -493,13 +440,13 @@ async fn an_unreadable_record_is_dead_lettered_alone() {
         .expect("records")
         .push(good.clone());
 
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     let response = handle_sqs_payload(&handler, &effects(&recorder, true), mixed.clone())
         .await
         .expect("handled");
     assert!(response.batch_item_failures.is_empty());
-    let letters = recorder.letters.lock().expect("lock").clone();
+    let letters = recorder.letters();
     let unreadable: Vec<&Value> = payload["Records"]
         .as_array()
         .expect("records")
@@ -535,7 +482,7 @@ async fn an_unreadable_record_is_dead_lettered_alone() {
 
     // Without our own dead-letter queue they are reported failed (the redrive policy moves
     // them), and the good one still succeeds.
-    let bare = Arc::new(Recorder::default());
+    let bare = Arc::new(RecordingBus::default());
     let response = handle_sqs_payload(&handler, &effects(&bare, false), mixed)
         .await
         .expect("handled");
@@ -577,7 +524,7 @@ fn eventbridge_dead_letter(message_id: &str, event: &Value, attributes: &[(&str,
 
 #[tokio::test]
 async fn events_eventbridge_could_not_deliver_end_their_step_and_are_parked_with_its_reason() {
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(RecordingBus::default());
     let handler = ScriptedHandler::default();
     let event = aws_json("eventbridge/powertools-python_eventBridgeEvent.json");
     let event_id = event["id"].as_str().expect("id").to_owned();
@@ -629,8 +576,8 @@ async fn events_eventbridge_could_not_deliver_end_their_step_and_are_parked_with
     assert!(given_up[2].2.contains("names no error"), "{given_up:?}");
     // The two ended steps announced their failure, and both events are parked with the
     // reason, under their own ids and with their bodies as they came.
-    assert_eq!(recorder.published.lock().expect("lock").len(), 2);
-    let letters = recorder.letters.lock().expect("lock").clone();
+    assert_eq!(recorder.published().len(), 2);
+    let letters = recorder.letters();
     let parked: Vec<&str> = letters.iter().map(|l| l.message_id.as_str()).collect();
     assert_eq!(parked, vec![event_id.as_str(), "bare"]);
     assert_eq!(letters[0].reason, *reason);
@@ -640,17 +587,14 @@ async fn events_eventbridge_could_not_deliver_end_their_step_and_are_parked_with
     );
 
     // When the failure cannot be announced, nothing is parked and the record comes back.
-    let silent = Arc::new(Recorder {
-        refuse_events: true,
-        ..Recorder::default()
-    });
+    let silent = Arc::new(RecordingBus::refusing(u32::MAX));
     let again = json!({"Records": [eventbridge_dead_letter("m-4", &event, &refused)]});
     let response = handle_rule_target(&handler, &effects(&silent, true), again)
         .await
         .expect("a batch")
         .expect("a batch response");
     assert_eq!(failures(&response), vec!["m-4"]);
-    assert!(silent.letters.lock().expect("lock").is_empty());
+    assert!(silent.letters().is_empty());
 
     // An event delivered directly is handled as one.
     let direct = handle_rule_target(&handler, &effects(&recorder, true), event)

@@ -24,6 +24,7 @@ use podflow_core::{
     PromptState, PromptStatus, PromptUpdate,
     content::sha256_hex,
     handling::{backoff, retry_on_store_error},
+    secret::Secret,
 };
 use podflow_events::{
     BlobRef, EventEnvelope, PodflowEvent, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION,
@@ -41,7 +42,7 @@ const MAP_MAX_TOKENS: u32 = 700;
 pub async fn llm_backend(
     provider: &str,
     url: &str,
-    api_key: Option<String>,
+    api_key: Option<Secret>,
     timeout: Duration,
 ) -> Result<Arc<dyn LlmClient>, String> {
     match provider {
@@ -49,7 +50,8 @@ pub async fn llm_backend(
         "openai" => {
             if api_key.is_some() && !key_may_travel_to(url) {
                 return Err(format!(
-                    "PODFLOW_LLM_API_KEY is not sent over plain http to another machine ({url}): use an https:// URL, or a server on this machine"
+                    "PODFLOW_LLM_API_KEY is not sent over plain http to another machine ({}): use an https:// URL, or a server on this machine",
+                    openai::printable_url(url)
                 ));
             }
             Ok(Arc::new(openai::OpenAiCompatible::new(

@@ -6,19 +6,36 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use podflow_core::PortError;
+use podflow_core::{PortError, secret::Secret};
 
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, MAX_ANSWER_BYTES, answer_too_large};
 
 /// Calls `<base_url>/chat/completions`.
 pub struct OpenAiCompatible {
     base_url: String,
-    api_key: Option<String>,
+    /// The base URL as messages show it (see [`printable_url`]).
+    shown_base_url: String,
+    api_key: Option<Secret>,
     http: reqwest::Client,
 }
 
+/// `url` without what may be a credential (user and password, query, fragment): messages
+/// reach logs, step notes and dead-letter queues.
+pub fn printable_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.as_str().trim_end_matches('/').to_owned()
+        }
+        Err(_) => "the configured LLM URL (not a valid URL)".to_owned(),
+    }
+}
+
 impl OpenAiCompatible {
-    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+    pub fn new(base_url: &str, api_key: Option<Secret>, timeout: Duration) -> Self {
         // reqwest is built without a default crypto provider (to share the AWS SDK's).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -27,23 +44,29 @@ impl OpenAiCompatible {
             .unwrap_or_default();
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
+            shown_base_url: printable_url(base_url),
             api_key,
             http,
         }
     }
 
-    pub fn endpoint(&self) -> String {
+    fn endpoint(&self) -> String {
         format!("{}/chat/completions", self.base_url)
+    }
+
+    /// The endpoint as messages name it.
+    fn shown_endpoint(&self) -> String {
+        format!("{}/chat/completions", self.shown_base_url)
     }
 
     /// Whether a server answers at the base URL (`GET <URL>/models`, which OpenAI-compatible
     /// servers list their models at): a sentence saying what answered, or why nothing did.
     pub async fn probe(&self) -> Result<String, String> {
-        let url = format!("{}/models", self.base_url);
-        let mut call = self.http.get(&url);
+        let mut call = self.http.get(format!("{}/models", self.base_url));
         if let Some(key) = &self.api_key {
-            call = call.bearer_auth(key);
+            call = call.bearer_auth(key.expose());
         }
+        let url = format!("{}/models", self.shown_base_url);
         let response = call.send().await.map_err(|e| {
             let what = if e.is_timeout() {
                 "timed out"
@@ -126,7 +149,8 @@ async fn read_capped(mut response: reqwest::Response, from: &str) -> Result<Vec<
             Ok(None) => return Ok(body),
             Err(e) => {
                 return Err(PortError::transient(format!(
-                    "reading the answer from {from}: {e}"
+                    "reading the answer from {from}: {}",
+                    podflow_core::report(&e.without_url())
                 )));
             }
         }
@@ -149,7 +173,7 @@ impl LlmClient for OpenAiCompatible {
         });
         let mut call = self.http.post(self.endpoint()).json(&body);
         if let Some(key) = &self.api_key {
-            call = call.bearer_auth(key);
+            call = call.bearer_auth(key.expose());
         }
         let response = call.send().await.map_err(|e| {
             let what = if e.is_timeout() {
@@ -157,16 +181,16 @@ impl LlmClient for OpenAiCompatible {
             } else if e.is_connect() {
                 "connection refused or unreachable".to_owned()
             } else {
-                e.to_string()
+                podflow_core::report(&e.without_url())
             };
             PortError::transient(format!(
                 "no LLM answered at {} ({what}); set PODFLOW_LLM_URL to an OpenAI-compatible endpoint (e.g. http://localhost:11434/v1 for Ollama) and PODFLOW_LLM_MODEL to a model it serves",
-                self.endpoint()
+                self.shown_endpoint()
             ))
         })?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let body = read_capped(response, &self.endpoint()).await?;
+        let body = read_capped(response, &self.shown_endpoint()).await?;
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -181,7 +205,7 @@ impl LlmClient for OpenAiCompatible {
         let completion: Completion = serde_json::from_slice(&body).map_err(|e| {
             PortError::transient(format!(
                 "{} sent an answer that is not a chat completion: {e}",
-                self.endpoint()
+                self.shown_endpoint()
             ))
         })?;
         let content = completion
@@ -191,7 +215,7 @@ impl LlmClient for OpenAiCompatible {
             .and_then(|c| c.message.content)
             .filter(|c| !c.trim().is_empty())
             .ok_or_else(|| {
-                PortError::transient(format!("{} answered with no text", self.endpoint()))
+                PortError::transient(format!("{} answered with no text", self.shown_endpoint()))
             })?;
         let usage = completion.usage.unwrap_or(Usage {
             prompt_tokens: 0,
@@ -202,5 +226,53 @@ impl LlmClient for OpenAiCompatible {
             input_tokens: usage.prompt_tokens,
             output_tokens: usage.completion_tokens,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_urls_hold_no_credentials() {
+        assert_eq!(
+            printable_url("https://user:pw@llm.example.com:8443/v1/?api-key=k#frag"),
+            "https://llm.example.com:8443/v1"
+        );
+        assert_eq!(
+            printable_url("http://localhost:11434/v1"),
+            "http://localhost:11434/v1"
+        );
+        assert!(!printable_url("not a url with SECRET").contains("SECRET"));
+    }
+
+    /// Nothing answers: the reason names the server, and neither the key, the URL's
+    /// credentials nor its query.
+    #[tokio::test]
+    async fn an_unreachable_llm_is_named_without_its_credentials() {
+        let port = {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            socket.local_addr().expect("addr").port()
+        };
+        let client = OpenAiCompatible::new(
+            &format!("http://user:SECRET1@127.0.0.1:{port}/v1?api-key=SECRET2"),
+            Some(Secret::new("SECRET3")),
+            Duration::from_secs(2),
+        );
+        let request = ChatRequest {
+            model: "m".into(),
+            system: String::new(),
+            user: "hello".into(),
+            max_tokens: 10,
+            temperature: 0.0,
+        };
+        let error = client.chat(&request).await.expect_err("refused").report();
+        assert!(!error.contains("SECRET"), "{error}");
+        assert!(
+            error.contains(&format!("127.0.0.1:{port}/v1/chat/completions")),
+            "{error}"
+        );
+        let probe = client.probe().await.expect_err("refused");
+        assert!(!probe.contains("SECRET"), "{probe}");
     }
 }

@@ -4,18 +4,10 @@
 //! another bucket is dead-lettered with the reason — before the model is called, the store
 //! is touched or anything is read or written.
 
-use std::{sync::Arc, time::Duration};
+mod one_prompt;
 
-use bedrock_invoker::{
-    InvokeHandler, RetryPolicy,
-    openai::OpenAiCompatible,
-    parse_job,
-    ratelimit::{LimitsConfig, Throttle},
-};
-use podflow_core::{
-    BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptInput, PromptStatus,
-    TRANSCRIPT_MARKER,
-};
+use bedrock_invoker::{InvokeHandler, RetryPolicy, parse_job};
+use podflow_core::{BlobStore, Delivery, EpisodeStore, MessageHandler, Outcome, PromptStatus};
 use podflow_embedded::{Db, FileBlobStore};
 use podflow_events::{BlobRef, PromptJob, SCHEMA_VERSION, names};
 use podflow_fakes::{FakeLlm, FakeLlmConfig};
@@ -37,62 +29,21 @@ async fn setup() -> Setup {
     let fake = FakeLlm::start(FakeLlmConfig::default())
         .await
         .expect("fake llm");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path()).expect("db");
-    let blobs = Arc::new(FileBlobStore::new(dir.path()));
-    // Another episode's finished output and audio, which no forged job may touch.
-    blobs
-        .put(VICTIM_OUTPUT, b"the victim's summary".to_vec())
-        .await
-        .expect("put");
-    blobs
-        .put(VICTIM_AUDIO, b"the victim's audio".to_vec())
-        .await
-        .expect("put");
-    let input = PromptInput {
-        system: "You write show notes.".into(),
-        user: format!("Summarise:\n\n{TRANSCRIPT_MARKER}"),
-        transcript: "Speaker 1: Retries are not failures.".into(),
-        ..PromptInput::default()
-    };
-    let bytes = serde_json::to_vec(&input).expect("json");
-    let input = blobs
-        .put("episodes/ep/prompts/summary.v1.input.json", bytes.clone())
-        .await
-        .expect("put");
-    blobs
-        .put("episodes/victim/prompts/summary.v1.input.json", bytes)
-        .await
-        .expect("put");
-    db.plan_prompts("ep", &[("summary".into(), 1, "model-a".into())])
-        .await
-        .expect("plan");
-    let job = PromptJob {
-        schema_version: SCHEMA_VERSION.into(),
-        episode_id: "ep".into(),
-        correlation_id: "c".into(),
-        prompt_id: "summary".into(),
-        prompt_version: 1,
-        model: "model-a".into(),
-        max_tokens: 100,
-        temperature: 0.2,
-        input,
-        output_key: "episodes/ep/prompts/summary.md".into(),
-    };
-    let handler = InvokeHandler {
-        store: Arc::new(db.clone()),
-        blobs,
-        llm: Arc::new(OpenAiCompatible::new(
-            &fake.url,
-            None,
-            Duration::from_secs(10),
-        )),
-        throttle: Arc::new(Throttle::new(
-            LimitsConfig::default(),
-            Duration::from_secs(60),
-        )),
-        retry: RetryPolicy::default(),
-    };
+    let (dir, db, handler, job) =
+        one_prompt::one_prompt(&fake.url, RetryPolicy::default().max_attempts).await;
+    let blobs = FileBlobStore::new(dir.path());
+    // Another episode's finished output, audio and prompt input, which no forged job may
+    // touch.
+    for (key, bytes) in [
+        (VICTIM_OUTPUT, b"the victim's summary".to_vec()),
+        (VICTIM_AUDIO, b"the victim's audio".to_vec()),
+        (
+            "episodes/victim/prompts/summary.v1.input.json",
+            blobs.get(&job.input).await.expect("the job's input"),
+        ),
+    ] {
+        blobs.put(key, bytes).await.expect("put");
+    }
     Setup {
         dir,
         db,

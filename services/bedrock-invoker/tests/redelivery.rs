@@ -6,89 +6,37 @@
 //! that would pass it instead of sleeping.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
+mod one_prompt;
+
+use one_prompt::{one_prompt, planned_job};
+
 use bedrock_invoker::{
     InvokeHandler, RetryPolicy,
     openai::OpenAiCompatible,
     ratelimit::{LimitsConfig, Throttle},
 };
-use podflow_core::{
-    BlobStore, DeadLetter, DeliveryControl, EpisodeStore, EventPublisher, JobSender, PortError,
-    PromptInput, PromptStatus, QueuedJob, TRANSCRIPT_MARKER,
-};
+use podflow_core::{EpisodeStore, PromptStatus};
 use podflow_embedded::{Db, FileBlobStore};
-use podflow_events::{EventEnvelope, PromptCompleted, PromptFailed, PromptJob, SCHEMA_VERSION};
-use podflow_fakes::{FakeLlm, FakeLlmConfig};
+use podflow_events::{PromptCompleted, PromptFailed, PromptJob};
+use podflow_fakes::{FakeLlm, FakeLlmConfig, bus::RecordingBus};
 use podflow_lambda::{Effects, handle_sqs_payload, handle_sqs_payload_until};
 use serde_json::json;
 
-/// EventBridge that refuses the first `refusals` calls, then records what it is given; and
-/// the prompt queue's dead-letter queue.
-struct FlakyBus {
-    refusals: Mutex<u32>,
-    published: Mutex<Vec<EventEnvelope>>,
-    letters: Mutex<Vec<DeadLetter>>,
-}
-
-impl FlakyBus {
-    fn refusing(refusals: u32) -> Arc<Self> {
-        Arc::new(Self {
-            refusals: Mutex::new(refusals),
-            published: Mutex::new(Vec::new()),
-            letters: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn effects(self: &Arc<Self>, max_receives: u32) -> Effects {
-        Effects {
-            events: self.clone(),
-            jobs: self.clone(),
-            control: Some(self.clone()),
-            max_receives: Some(max_receives),
-            record_budget: None,
-            metrics: None,
-            event_attempts: None,
-        }
-    }
-}
-
-#[async_trait]
-impl EventPublisher for FlakyBus {
-    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PortError> {
-        let mut refusals = self.refusals.lock().expect("lock");
-        if *refusals > 0 {
-            *refusals -= 1;
-            return Err(PortError::transient(
-                "PutEvents: InternalFailure (We encountered an internal error)",
-            ));
-        }
-        self.published
-            .lock()
-            .expect("lock")
-            .extend(events.iter().cloned());
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl JobSender for FlakyBus {
-    async fn send_jobs(&self, _jobs: &[QueuedJob]) -> Result<(), PortError> {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl DeliveryControl for FlakyBus {
-    async fn delay(&self, _receipt: &str, _delay: Duration) -> Result<(), PortError> {
-        Ok(())
-    }
-    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
-        self.letters.lock().expect("lock").push(letter.clone());
-        Ok(())
+/// The Lambda effects over `bus`: EventBridge, and the prompt queue (its DLQ, and the
+/// last receive at `max_receives`).
+fn effects(bus: &Arc<RecordingBus>, max_receives: u32) -> Effects {
+    Effects {
+        events: bus.clone(),
+        jobs: bus.clone(),
+        control: Some(bus.clone()),
+        max_receives: Some(max_receives),
+        record_budget: None,
+        metrics: None,
+        event_attempts: None,
     }
 }
 
@@ -111,73 +59,14 @@ fn sqs_payload(job: &PromptJob, receive_count: u32) -> serde_json::Value {
     }]})
 }
 
-/// One planned prompt, its job, and an invoker that gives up after `max_attempts` model
-/// failures.
-async fn one_prompt(
-    llm_url: &str,
-    max_attempts: u32,
-) -> (tempfile::TempDir, Db, InvokeHandler, PromptJob) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path()).expect("db");
-    let blobs = Arc::new(FileBlobStore::new(dir.path()));
-    let input = PromptInput {
-        system: "You write show notes.".into(),
-        user: format!("Summarise:\n\n{TRANSCRIPT_MARKER}"),
-        transcript: "Speaker 1: Retries are not failures.".into(),
-        ..PromptInput::default()
-    };
-    let input = blobs
-        .put(
-            "episodes/ep/prompts/summary.v1.input.json",
-            serde_json::to_vec(&input).expect("json"),
-        )
-        .await
-        .expect("put");
-    db.plan_prompts("ep", &[("summary".into(), 1, "model-a".into())])
-        .await
-        .expect("plan");
-    let job = PromptJob {
-        schema_version: SCHEMA_VERSION.into(),
-        episode_id: "ep".into(),
-        correlation_id: "c".into(),
-        prompt_id: "summary".into(),
-        prompt_version: 1,
-        model: "model-a".into(),
-        max_tokens: 100,
-        temperature: 0.2,
-        input,
-        output_key: "episodes/ep/prompts/summary.md".into(),
-    };
-    let handler = InvokeHandler {
-        store: Arc::new(db.clone()),
-        blobs,
-        llm: Arc::new(OpenAiCompatible::new(
-            llm_url,
-            None,
-            Duration::from_secs(10),
-        )),
-        throttle: Arc::new(Throttle::new(
-            LimitsConfig::default(),
-            Duration::from_secs(60),
-        )),
-        retry: RetryPolicy {
-            max_attempts,
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(50),
-            ..RetryPolicy::default()
-        },
-    };
-    (dir, db, handler, job)
-}
-
 #[tokio::test]
 async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
     let fake = FakeLlm::start(FakeLlmConfig::default())
         .await
         .expect("fake llm");
     let (_dir, db, handler, job) = one_prompt(&fake.url, 3).await;
-    let bus = FlakyBus::refusing(1);
-    let effects = bus.effects(5);
+    let bus = Arc::new(RecordingBus::refusing(1));
+    let effects = effects(&bus, 5);
 
     // First receive: the model answers and the store says completed, but PutEvents fails,
     // so the record is reported failed and SQS delivers it again.
@@ -187,14 +76,14 @@ async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
     assert_eq!(first.batch_item_failures.len(), 1, "{first:?}");
     let state = db.prompts("ep").await.expect("prompts");
     assert_eq!(state[0].status, PromptStatus::Completed);
-    assert!(bus.published.lock().expect("lock").is_empty());
+    assert!(bus.published().is_empty());
 
     // Second receive: the completion is announced from the store.
     let second = handle_sqs_payload(&handler, &effects, sqs_payload(&job, 2))
         .await
         .expect("batch");
     assert!(second.batch_item_failures.is_empty(), "{second:?}");
-    let published = bus.published.lock().expect("lock").clone();
+    let published = bus.published();
     assert_eq!(published.len(), 1, "{published:?}");
     let completed: PromptCompleted = published[0].decode().expect("PromptCompleted");
     assert_eq!(Some(&completed.output), state[0].output.as_ref());
@@ -208,7 +97,7 @@ async fn a_completion_lost_after_the_store_write_is_announced_on_redelivery() {
     handle_sqs_payload(&handler, &effects, sqs_payload(&job, 3))
         .await
         .expect("batch");
-    let published = bus.published.lock().expect("lock").clone();
+    let published = bus.published();
     assert_eq!(published.len(), 2);
     assert_eq!(published[0].id, published[1].id);
     assert_eq!(published[0].detail, published[1].detail);
@@ -224,14 +113,14 @@ async fn a_job_still_failing_on_its_last_receive_ends_its_prompt_with_prompt_fai
     .expect("fake llm");
     // The invoker would try 8 times; the queue redrives after 2 receives.
     let (_dir, db, handler, job) = one_prompt(&fake.url, 8).await;
-    let bus = FlakyBus::refusing(0);
-    let effects = bus.effects(2);
+    let bus = Arc::new(RecordingBus::refusing(0));
+    let effects = effects(&bus, 2);
 
     let first = handle_sqs_payload(&handler, &effects, sqs_payload(&job, 1))
         .await
         .expect("batch");
     assert_eq!(first.batch_item_failures.len(), 1, "throttled: try again");
-    assert!(bus.letters.lock().expect("lock").is_empty());
+    assert!(bus.letters().is_empty());
 
     let last = handle_sqs_payload(&handler, &effects, sqs_payload(&job, 2))
         .await
@@ -242,7 +131,7 @@ async fn a_job_still_failing_on_its_last_receive_ends_its_prompt_with_prompt_fai
     );
     let state = db.prompts("ep").await.expect("prompts");
     assert_eq!(state[0].status, PromptStatus::Failed);
-    let published = bus.published.lock().expect("lock").clone();
+    let published = bus.published();
     assert_eq!(published.len(), 1, "{published:?}");
     let failed: PromptFailed = published[0].decode().expect("PromptFailed");
     assert!(
@@ -250,7 +139,7 @@ async fn a_job_still_failing_on_its_last_receive_ends_its_prompt_with_prompt_fai
         "{}",
         failed.reason
     );
-    let letters = bus.letters.lock().expect("lock").clone();
+    let letters = bus.letters();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].group_id.as_deref(), Some("ep:summary"));
 }
@@ -261,9 +150,9 @@ async fn a_last_receive_after_crashed_ones_ends_its_prompt_without_asking_the_mo
         .await
         .expect("fake llm");
     let (_dir, db, handler, job) = one_prompt(&fake.url, 8).await;
-    let bus = FlakyBus::refusing(0);
+    let bus = Arc::new(RecordingBus::refusing(0));
     // Receive 1 ran out of time on Lambda and left no trace; receive 2 is the queue's last.
-    let last = handle_sqs_payload(&handler, &bus.effects(2), sqs_payload(&job, 2))
+    let last = handle_sqs_payload(&handler, &effects(&bus, 2), sqs_payload(&job, 2))
         .await
         .expect("batch");
     assert!(last.batch_item_failures.is_empty(), "{last:?}");
@@ -274,14 +163,14 @@ async fn a_last_receive_after_crashed_ones_ends_its_prompt_without_asking_the_mo
     );
     let state = db.prompts("ep").await.expect("prompts");
     assert_eq!(state[0].status, PromptStatus::Failed);
-    let published = bus.published.lock().expect("lock").clone();
+    let published = bus.published();
     let failed: PromptFailed = published[0].decode().expect("PromptFailed");
     assert!(
         failed.reason.contains("received 2 times") && failed.reason.contains("maxReceiveCount 2"),
         "{}",
         failed.reason
     );
-    assert_eq!(bus.letters.lock().expect("lock").len(), 1);
+    assert_eq!(bus.letters().len(), 1);
 }
 
 /// Six prompts of one episode, planned, as one SQS batch (one FIFO group each, as the
@@ -289,35 +178,13 @@ async fn a_last_receive_after_crashed_ones_ends_its_prompt_without_asking_the_mo
 async fn six_prompts(blobs: &FileBlobStore, db: &Db) -> serde_json::Value {
     let mut records = Vec::new();
     for p in 0..6 {
-        let prompt = format!("prompt{p}");
-        let input = PromptInput {
-            system: "You write show notes.".into(),
-            user: format!("Summarise:\n\n{TRANSCRIPT_MARKER}"),
-            transcript: format!("Speaker 1: topic {p}."),
-            ..PromptInput::default()
-        };
-        let input = blobs
-            .put(
-                &format!("episodes/ep/prompts/{prompt}.v1.input.json"),
-                serde_json::to_vec(&input).expect("json"),
-            )
-            .await
-            .expect("put");
-        db.plan_prompts("ep", &[(prompt.clone(), 1, "model-a".into())])
-            .await
-            .expect("plan");
-        let job = PromptJob {
-            schema_version: SCHEMA_VERSION.into(),
-            episode_id: "ep".into(),
-            correlation_id: "c".into(),
-            prompt_id: prompt.clone(),
-            prompt_version: 1,
-            model: "model-a".into(),
-            max_tokens: 100,
-            temperature: 0.2,
-            input,
-            output_key: format!("episodes/ep/prompts/{prompt}.md"),
-        };
+        let job = planned_job(
+            db,
+            blobs,
+            &format!("prompt{p}"),
+            &format!("Speaker 1: topic {p}."),
+        )
+        .await;
         let mut record = sqs_payload(&job, 1)["Records"][0].clone();
         record["messageId"] = json!(format!("message-{p}"));
         records.push(record);
@@ -359,10 +226,10 @@ async fn every_record_returns_before_the_invocation_deadline() {
         throttle: Arc::new(Throttle::new(limits, Duration::from_secs(3))),
         retry,
     };
-    let bus = FlakyBus::refusing(0);
+    let bus = Arc::new(RecordingBus::refusing(0));
     let effects = Effects {
         record_budget: Some(Duration::from_millis(600)),
-        ..bus.effects(200)
+        ..effects(&bus, 200)
     };
     let deadline = Instant::now() + Duration::from_secs(2);
     let response = handle_sqs_payload_until(&handler, &effects, payload, Some(deadline))
@@ -397,7 +264,7 @@ async fn every_record_returns_before_the_invocation_deadline() {
             "{deferred:?}"
         );
     }
-    assert!(bus.letters.lock().expect("lock").is_empty());
+    assert!(bus.letters().is_empty());
     assert_eq!(fake.stats().requests, 2, "no call was started late");
 }
 
@@ -408,10 +275,10 @@ async fn a_record_is_not_started_without_its_budget_left() {
         .await
         .expect("fake llm");
     let (_dir, db, handler, job) = one_prompt(&fake.url, 3).await;
-    let bus = FlakyBus::refusing(0);
+    let bus = Arc::new(RecordingBus::refusing(0));
     let effects = Effects {
         record_budget: Some(Duration::from_secs(70)),
-        ..bus.effects(200)
+        ..effects(&bus, 200)
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     let response =

@@ -67,6 +67,9 @@ pub fn uploads_in(raw: &Value) -> Result<UploadEvent, String> {
                 size: detail["object"]["size"].as_u64(),
             }]))
         }
+        (Some("aws.s3"), Some("")) => Ok(UploadEvent::Other(
+            "an S3 event with an empty detail-type".to_owned(),
+        )),
         (Some("aws.s3"), Some(other)) => Ok(UploadEvent::Other(other.to_owned())),
         (source, detail_type) => Err(format!(
             "not an S3 event (source {source:?}, detail-type {detail_type:?}); check the rule \
@@ -87,7 +90,12 @@ fn notification_uploads(records: &[Value]) -> Result<UploadEvent, String> {
             ));
         }
         if !name.starts_with("ObjectCreated:") {
-            others.push(name.to_owned());
+            // Named in the log line that says why nothing was done.
+            others.push(if name.is_empty() {
+                format!("record {i} without an eventName")
+            } else {
+                name.to_owned()
+            });
             continue;
         }
         let s3 = &record["s3"];

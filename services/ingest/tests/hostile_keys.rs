@@ -5,19 +5,19 @@
 //! escaped. The notification key decoder is fuzzed: it never panics, never grows the key,
 //! and undoes S3's encoding of any key.
 
-use std::sync::Arc;
+mod support;
 
-use ingest::{
-    IngestService,
-    upload::{UploadEvent, UploadHandler, decode_notification_key, uploads_in},
-};
+#[path = "fuzz_checks/keys.rs"]
+mod checks;
+
+use checks::{check_carried, check_event};
+use ingest::upload::{UploadEvent, decode_notification_key, uploads_in};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use podflow_core::{Delivery, MessageHandler, Outcome};
-use podflow_embedded::{Db, FileBlobStore};
+use podflow_core::{MessageHandler, Outcome};
 use podflow_events::{EpisodeUploaded, names};
-use podflow_media::Ffmpeg;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::{delivery, setup, upload, uploaded};
 
 /// A key of exactly `bytes` bytes under `incoming/`: folders of 100 `é` (200 bytes, under
 /// the 255 a file name may have here), ending in a file name padded to fit.
@@ -67,69 +67,28 @@ fn object_created(key: &str, size: usize) -> Value {
     })
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    handler: UploadHandler,
-    blobs: FileBlobStore,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path()).expect("db");
-    let blobs = FileBlobStore::new(dir.path());
-    let service = IngestService {
-        store: Arc::new(db),
-        blobs: Arc::new(blobs.clone()),
-        probe: Arc::new(Ffmpeg::default()),
-    };
-    Setup {
-        _dir: dir,
-        handler: UploadHandler {
-            service: Arc::new(service),
-        },
-        blobs,
-    }
-}
-
-fn delivery(body: String) -> Delivery {
-    Delivery {
-        message_id: "evt-1".into(),
-        body,
-        attempt: 1,
-        deadline: None,
-    }
-}
-
 #[tokio::test]
 async fn a_1024_byte_key_is_ingested_as_uploaded() {
     let s = setup();
     let key = long_key(1024);
     let audio = b"not really audio".repeat(64);
-    let path = s.blobs.root().join(&key);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-    std::fs::write(&path, &audio).expect("write");
+    upload(&s, &key, &audio);
     for (form, event) in [
         ("notification", notification(&key, audio.len())),
         ("eventbridge", object_created(&key, audio.len())),
     ] {
-        match s.handler.handle(&delivery(event.to_string())).await {
-            Outcome::Done { emit, .. } => {
-                assert_eq!(emit.len(), 1, "{form}");
-                // Decoding checks the event against its schema, as every consumer does.
-                let up = emit[0]
-                    .decode::<EpisodeUploaded>()
-                    .expect("EpisodeUploaded");
-                assert_eq!(up.source.key, key, "{form}");
-                assert_eq!(up.source.key.len(), 1024);
-                assert!(up.original_name.ends_with("episode.m4a"));
-                assert!(
-                    names::check_episode_id(&up.episode_id).is_ok(),
-                    "{}",
-                    up.episode_id
-                );
-            }
-            other => panic!("{form}: {other:?}"),
-        }
+        // Decoding checks the event against its schema, as every consumer does.
+        let ups = uploaded(s.handler.handle(&delivery(event.to_string())).await);
+        assert_eq!(ups.len(), 1, "{form}");
+        let up = &ups[0];
+        assert_eq!(up.source.key, key, "{form}");
+        assert_eq!(up.source.key.len(), 1024);
+        assert!(up.original_name.ends_with("episode.m4a"));
+        assert!(
+            names::check_episode_id(&up.episode_id).is_ok(),
+            "{}",
+            up.episode_id
+        );
     }
 }
 
@@ -191,9 +150,7 @@ proptest! {
     /// each decode to no more bytes than they take).
     #[test]
     fn the_notification_decoder_never_grows_a_key(carried in "\\PC{0,80}|[%+0-9a-fA-FzZ]{0,40}") {
-        if let Some(decoded) = decode_notification_key(&carried) {
-            prop_assert!(decoded.len() <= carried.len());
-        }
+        check_carried(&carried)?;
     }
 
     /// S3's encoding of any key decodes to the key.
@@ -211,19 +168,7 @@ proptest! {
         let mut notified = notified;
         notified["Records"][0]["s3"]["object"]["size"] = json!(size);
         for event in [notified, object_created(&uploaded, 0)] {
-            match uploads_in(&event) {
-                Ok(UploadEvent::Uploads(ups)) => {
-                    prop_assert_eq!(ups.len(), 1);
-                    prop_assert_eq!(&ups[0].key, &uploaded);
-                    // The checks refuse with a reason or pass a key the schemas accept.
-                    match ingest::upload::check(&ups[0]) {
-                        Ok(()) => prop_assert!(names::check_key(&ups[0].key).is_ok()),
-                        Err(e) => prop_assert!(!e.to_string().trim().is_empty()),
-                    }
-                }
-                Ok(UploadEvent::Other(what)) => prop_assert!(false, "{what}"),
-                Err(reason) => prop_assert!(!reason.is_empty()),
-            }
+            check_event(&event, Some(&uploaded))?;
         }
     }
 }
@@ -253,4 +198,27 @@ async fn a_255_byte_file_name_is_ingested() {
     let up = event.decode::<EpisodeUploaded>().expect("EpisodeUploaded");
     assert_eq!(up.original_name, name);
     assert!(names::check_episode_id(&up.episode_id).is_ok());
+}
+
+/// Found by the `s3_keys` cargo-fuzz target: a record whose `eventName` is missing was
+/// "not an upload" with an empty description, so the log line said nothing about it.
+#[test]
+fn an_event_that_is_not_an_upload_is_always_described() {
+    let mut missing = notification("incoming/a.m4a", 10);
+    missing["Records"][0]
+        .as_object_mut()
+        .expect("record")
+        .remove("eventName");
+    let mut empty = object_created("incoming/a.m4a", 10);
+    empty["detail-type"] = json!("");
+    for (event, says) in [
+        (missing, "record 0 without an eventName"),
+        (empty, "an S3 event with an empty detail-type"),
+    ] {
+        match uploads_in(&event) {
+            Ok(UploadEvent::Other(what)) => assert_eq!(what, says),
+            other => panic!("{other:?}"),
+        }
+        check_event(&event, None).expect("the invariants hold");
+    }
 }

@@ -2,17 +2,12 @@
 //! them: ingest must end up with the key exactly as it was uploaded. Every event here is a
 //! recorded payload from `podflow-fakes/fixtures/aws` (sources in its PROVENANCE.md); the
 //! few keys that exist only as quotes in issues are named with their issue.
-use std::sync::Arc;
+mod support;
 
-use ingest::{
-    IngestService,
-    upload::{UploadEvent, UploadHandler, decode_notification_key, uploads_in},
-};
-use podflow_core::{Delivery, MessageHandler, Outcome};
-use podflow_embedded::{Db, FileBlobStore};
-use podflow_events::EpisodeUploaded;
-use podflow_media::Ffmpeg;
+use ingest::upload::{UploadEvent, decode_notification_key, uploads_in};
+use podflow_core::{MessageHandler, Outcome};
 use serde_json::{Value, json};
+use support::{delivery, setup, upload, uploaded as announced};
 
 fn fixture(path: &str) -> Value {
     podflow_fakes::fixtures::aws_json(path)
@@ -124,39 +119,6 @@ fn recorded_eventbridge_keys_are_taken_verbatim() {
     assert_eq!(only_key(created), "<key-name:1>");
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    handler: UploadHandler,
-    blobs: FileBlobStore,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path()).expect("db");
-    let blobs = FileBlobStore::new(dir.path());
-    let service = IngestService {
-        store: Arc::new(db),
-        blobs: Arc::new(blobs.clone()),
-        probe: Arc::new(Ffmpeg::default()),
-    };
-    Setup {
-        _dir: dir,
-        handler: UploadHandler {
-            service: Arc::new(service),
-        },
-        blobs,
-    }
-}
-
-fn delivery(body: String) -> Delivery {
-    Delivery {
-        message_id: "evt-1".into(),
-        body,
-        attempt: 1,
-        deadline: None,
-    }
-}
-
 #[tokio::test]
 async fn the_handler_reads_the_object_under_its_uploaded_key() {
     let s = setup();
@@ -178,22 +140,13 @@ async fn the_handler_reads_the_object_under_its_uploaded_key() {
     // `+` and parentheses, escaped the way S3 escapes them (aws/aws-sdk-net#640).
     let uploaded = "incoming/this im + age (2).m4a";
     let audio = b"not really audio".repeat(64);
-    let path = s.blobs.root().join(uploaded);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-    std::fs::write(&path, &audio).expect("write");
+    upload(&s, uploaded, &audio);
     let mut event = fixture("s3-notification/scanii-lambda_odd_keys.json");
     event["Records"][0]["s3"]["object"]["key"] = json!("incoming/this+im+%2B+age+%282%29.m4a");
     event["Records"][0]["s3"]["object"]["size"] = json!(audio.len());
-    match s.handler.handle(&delivery(event.to_string())).await {
-        Outcome::Done { emit, .. } => {
-            assert_eq!(emit.len(), 1);
-            let up = emit[0]
-                .decode::<EpisodeUploaded>()
-                .expect("EpisodeUploaded");
-            assert_eq!(up.source.key, uploaded);
-            assert_eq!(up.original_name, "this im + age (2).m4a");
-            assert_eq!(up.source.size, audio.len() as u64);
-        }
-        other => panic!("{other:?}"),
-    }
+    let ups = announced(s.handler.handle(&delivery(event.to_string())).await);
+    assert_eq!(ups.len(), 1);
+    assert_eq!(ups[0].source.key, uploaded);
+    assert_eq!(ups[0].original_name, "this im + age (2).m4a");
+    assert_eq!(ups[0].source.size, audio.len() as u64);
 }

@@ -1,14 +1,11 @@
 //! ingest as the target of S3 upload events, over the embedded store and blob files (the
 //! S3 adapter's streaming hash is tested against moto in podflow-aws).
-use std::sync::Arc;
+mod support;
 
-use ingest::{IngestService, upload::UploadHandler};
-use podflow_core::{Delivery, EpisodeStore, MessageHandler, Outcome};
-use podflow_embedded::{Db, FileBlobStore};
-use podflow_events::{EpisodeUploaded, EventEnvelope};
-use podflow_media::Ffmpeg;
+use podflow_core::{EpisodeStore, MessageHandler, Outcome};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use support::{delivery, setup, upload, uploaded};
 
 /// The recorded "Object Created" event, pointed at `key` in bucket `podflow-test`.
 fn object_created(key: &str, size: u64) -> String {
@@ -19,57 +16,6 @@ fn object_created(key: &str, size: u64) -> String {
     event["detail"]["object"]["key"] = json!(key);
     event["detail"]["object"]["size"] = json!(size);
     event.to_string()
-}
-
-fn delivery(body: String) -> Delivery {
-    Delivery {
-        message_id: "evt-1".into(),
-        body,
-        attempt: 1,
-        deadline: None,
-    }
-}
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    db: Db,
-    handler: UploadHandler,
-    blobs: FileBlobStore,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path()).expect("db");
-    let blobs = FileBlobStore::new(dir.path());
-    let service = IngestService {
-        store: Arc::new(db.clone()),
-        blobs: Arc::new(blobs.clone()),
-        probe: Arc::new(Ffmpeg::default()),
-    };
-    Setup {
-        _dir: dir,
-        db,
-        handler: UploadHandler {
-            service: Arc::new(service),
-        },
-        blobs,
-    }
-}
-
-fn upload(s: &Setup, key: &str, bytes: &[u8]) {
-    let path = s.blobs.root().join(key);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-    std::fs::write(path, bytes).expect("write");
-}
-
-fn uploaded(outcome: Outcome) -> Vec<EpisodeUploaded> {
-    match outcome {
-        Outcome::Done { emit, .. } => emit
-            .iter()
-            .map(|e: &EventEnvelope| e.decode::<EpisodeUploaded>().expect("EpisodeUploaded"))
-            .collect(),
-        other => panic!("{other:?}"),
-    }
 }
 
 #[tokio::test]

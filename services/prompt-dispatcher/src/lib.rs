@@ -261,7 +261,10 @@ impl DispatchHandler {
             .await?;
         let mut plan = Vec::new();
         let mut jobs = Vec::new();
-        for prompt in &rejected.rerun {
+        // A prompt named twice runs once (a store transaction refuses two writes to one
+        // prompt).
+        let mut named = std::collections::HashSet::new();
+        for prompt in rejected.rerun.iter().filter(|p| named.insert(p.as_str())) {
             let def = catalog
                 .prompts
                 .get(prompt)

@@ -306,16 +306,6 @@ pub enum TitleChoice {
     Written(String),
 }
 
-impl TitleChoice {
-    /// `--title 2` picks the second suggestion; any other text is the title itself.
-    pub fn parse(text: &str) -> Self {
-        match text.trim().parse::<usize>() {
-            Ok(n) => Self::Suggested(n),
-            Err(_) => Self::Written(text.trim().to_owned()),
-        }
-    }
-}
-
 /// What a person asks for, from the CLI, the web page or Slack.
 #[derive(Debug, Clone)]
 pub enum Request {
@@ -411,6 +401,11 @@ pub async fn decide(
                 .map_err(Refusal::from)?
                 .into_iter()
                 .map(|p| p.prompt_id)
+                .collect();
+            let mut named = std::collections::HashSet::new();
+            let rerun: Vec<String> = rerun
+                .into_iter()
+                .filter(|p| named.insert(p.clone()))
                 .collect();
             if let Some(unknown) = rerun.iter().find(|p| !known.contains(p)) {
                 return Err(RequestError::UnknownPrompt {

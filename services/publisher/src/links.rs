@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use podflow_core::{
     BlobStore, PortError,
     links::{LinkRefusal, LinkSecret, REDIRECT_LIFETIME},
+    secret::Secret,
 };
 use podflow_events::BlobRef;
 
@@ -129,28 +130,22 @@ pub async fn open_link(blobs: &dyn BlobStore, secret: &LinkSecret, query: &str) 
     }
 }
 
-/// The link secret a setting names (a value, or `ssm:NAME` / `secretsmanager:ID` read with
-/// `aws`'s credentials), refused when shorter than 32 bytes.
+/// The link secret a setting names (a value, or `file:PATH` / `ssm:NAME` /
+/// `secretsmanager:ID`, see [`podflow_aws::secrets::read_setting`]), refused when shorter
+/// than 32 bytes.
 pub async fn link_secret(
-    setting: &str,
+    setting: &Secret,
     aws: impl AsyncFnOnce() -> podflow_aws::SdkConfig,
 ) -> Result<LinkSecret, PortError> {
-    let reference = podflow_aws::secrets::is_reference(setting);
-    let value = if reference {
-        podflow_aws::secrets::resolve(&aws().await, setting)
-            .await
-            .map_err(|e| PortError::setup(e.to_string()))?
-    } else {
-        setting.to_owned()
-    };
-    LinkSecret::new(value.into_bytes()).ok_or_else(|| {
+    let value = podflow_aws::secrets::read_setting("PODFLOW_LINK_SECRET", setting, aws).await?;
+    LinkSecret::new(value.expose().as_bytes().to_vec()).ok_or_else(|| {
+        let place = if podflow_aws::secrets::is_reference(setting.expose()) {
+            setting.expose()
+        } else {
+            "PODFLOW_LINK_SECRET"
+        };
         PortError::setup(format!(
-            "the link secret in {} is shorter than 32 bytes; use a longer random value",
-            if reference {
-                setting
-            } else {
-                "PODFLOW_LINK_SECRET"
-            }
+            "the link secret in {place} is shorter than 32 bytes; use a longer random value"
         ))
     })
 }
@@ -162,7 +157,7 @@ pub async fn link_secret(
 pub async fn configured_stable_links(
     bucket: &str,
     base_url: Option<&str>,
-    secret: Option<&str>,
+    secret: Option<&Secret>,
     aws: impl AsyncFnOnce() -> podflow_aws::SdkConfig,
 ) -> Result<Option<StableLinks>, PortError> {
     let (base_url, setting) = match (base_url, secret) {

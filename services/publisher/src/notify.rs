@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use podflow_core::{
     BlobStore, Delivery, EpisodeStore, MessageHandler, Notifier, Outcome, PortError, StepStatus,
     handling::{backoff, give_up_step, retry_on_store_error},
+    secret::Secret,
     show::ShowLayers,
 };
 use podflow_events::{
@@ -23,13 +24,13 @@ pub const STEP: &str = "notify";
 
 /// A Slack incoming webhook.
 pub struct SlackWebhook {
-    url: String,
+    url: Secret,
     client: reqwest::Client,
 }
 
 impl SlackWebhook {
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, PortError> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
+    pub fn new(url: Secret, timeout: Duration) -> Result<Self, PortError> {
+        if !(url.expose().starts_with("https://") || url.expose().starts_with("http://")) {
             // The value is not repeated: a mistyped webhook URL is still a secret.
             return Err(PortError::setup(
                 "PODFLOW_SLACK_WEBHOOK_URL must be an http(s) URL (https://hooks.slack.com/services/…)",
@@ -41,10 +42,7 @@ impl SlackWebhook {
             .timeout(timeout)
             .build()
             .map_err(|e| PortError::setup(format!("HTTP client: {e}")))?;
-        Ok(Self {
-            url: url.to_owned(),
-            client,
-        })
+        Ok(Self { url, client })
     }
 }
 
@@ -54,6 +52,7 @@ impl Notifier for SlackWebhook {
         // The path of a webhook URL is its secret.
         let host = self
             .url
+            .expose()
             .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
@@ -64,14 +63,18 @@ impl Notifier for SlackWebhook {
     async fn send(&self, message: &Value) -> Result<(), PortError> {
         let response = self
             .client
-            .post(&self.url)
+            .post(self.url.expose())
             .json(message)
             .send()
             .await
             // Without the URL: its path is the webhook's secret, and this text reaches the
             // logs, the step's note and the dead-letter queue.
             .map_err(|e| {
-                PortError::transient(format!("{}: {}", self.describe(), e.without_url()))
+                PortError::transient(format!(
+                    "{}: {}",
+                    self.describe(),
+                    podflow_core::report(&e.without_url())
+                ))
             })?;
         let status = response.status();
         let retry_after = response
@@ -100,28 +103,31 @@ impl Notifier for SlackWebhook {
 }
 
 /// The configured notifier: a Slack webhook when `webhook_url` is set, otherwise none.
-pub fn notifier_from(webhook_url: Option<&str>) -> Result<Option<Arc<dyn Notifier>>, PortError> {
-    match webhook_url.map(str::trim).filter(|u| !u.is_empty()) {
+pub fn notifier_from(webhook_url: Option<&Secret>) -> Result<Option<Arc<dyn Notifier>>, PortError> {
+    match webhook_url
+        .map(|u| u.expose().trim())
+        .filter(|u| !u.is_empty())
+    {
         Some(url) => Ok(Some(Arc::new(SlackWebhook::new(
-            url,
+            Secret::new(url),
             Duration::from_secs(10),
         )?))),
         None => Ok(None),
     }
 }
 
-/// The notification target from the settings: a Slack webhook (a URL, or `ssm:NAME` /
-/// `secretsmanager:ID` naming one, read once here) or an SNS topic — not both — or none.
+/// The notification target from the settings: a Slack webhook (a URL, or `file:PATH` /
+/// `ssm:NAME` / `secretsmanager:ID` naming one, read once here) or an SNS topic — not both —
+/// or none.
 /// `aws` gives the AWS configuration, asked for only when SNS or a secret needs it.
 pub async fn configured_notifier(
-    slack_webhook: Option<&str>,
+    slack_webhook: Option<&Secret>,
     sns_topic_arn: Option<&str>,
     aws: impl AsyncFnOnce() -> podflow_aws::SdkConfig,
 ) -> Result<Option<Arc<dyn Notifier>>, PortError> {
-    fn set(v: Option<&str>) -> Option<&str> {
-        v.map(str::trim).filter(|v| !v.is_empty())
-    }
-    match (set(slack_webhook), set(sns_topic_arn)) {
+    let slack_webhook = slack_webhook.filter(|v| !v.expose().trim().is_empty());
+    let sns_topic_arn = sns_topic_arn.map(str::trim).filter(|v| !v.is_empty());
+    match (slack_webhook, sns_topic_arn) {
         (Some(_), Some(_)) => Err(PortError::setup(
             "both PODFLOW_SLACK_WEBHOOK_URL and PODFLOW_SNS_TOPIC_ARN are set; set one of them",
         )),
@@ -130,13 +136,8 @@ pub async fn configured_notifier(
             topic,
         )))),
         (Some(webhook), None) => {
-            let url = if podflow_aws::secrets::is_reference(webhook) {
-                podflow_aws::secrets::resolve(&aws().await, webhook)
-                    .await
-                    .map_err(|e| PortError::setup(e.to_string()))?
-            } else {
-                webhook.to_owned()
-            };
+            let url = podflow_aws::secrets::read_setting("PODFLOW_SLACK_WEBHOOK_URL", webhook, aws)
+                .await?;
             notifier_from(Some(&url))
         }
         (None, None) => Ok(None),

@@ -18,7 +18,7 @@ use std::{
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use podflow_core::{EpisodeStore, EventPublisher, PortError};
+use podflow_core::{EpisodeStore, EventPublisher, PortError, secret::Secret};
 use podflow_events::{EpisodeApproved, EpisodeProposed, EpisodeRejected, EventEnvelope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -571,12 +571,12 @@ pub struct SlackHttp {
     api_base: String,
     /// What every response_url starts with: podflow posts nowhere else.
     response_prefix: String,
-    bot_token: Option<String>,
+    bot_token: Option<Secret>,
 }
 
 impl SlackHttp {
     /// Slack itself; `bot_token` (`xoxb-…`) lets Edit and Reject open forms.
-    pub fn new(bot_token: Option<String>) -> Result<Self, PortError> {
+    pub fn new(bot_token: Option<Secret>) -> Result<Self, PortError> {
         Self::with_endpoints(
             "https://slack.com/api",
             "https://hooks.slack.com/",
@@ -588,7 +588,7 @@ impl SlackHttp {
     pub fn with_endpoints(
         api_base: &str,
         response_prefix: &str,
-        bot_token: Option<String>,
+        bot_token: Option<Secret>,
     ) -> Result<Self, PortError> {
         // reqwest is built without a default crypto provider (to share the AWS SDK's).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -599,7 +599,7 @@ impl SlackHttp {
             client,
             api_base: api_base.trim_end_matches('/').to_owned(),
             response_prefix: response_prefix.to_owned(),
-            bot_token: bot_token.filter(|t| !t.trim().is_empty()),
+            bot_token: bot_token.filter(|t| !t.expose().trim().is_empty()),
         })
     }
 
@@ -618,7 +618,7 @@ impl SlackHttp {
             } else {
                 SlackCallError::Unreachable {
                     what,
-                    reason: e.without_url().to_string(),
+                    reason: podflow_core::report(&e.without_url()),
                 }
             }
         })?;
@@ -676,7 +676,7 @@ impl SlackWebApi for SlackHttp {
         let request = self
             .client
             .post(format!("{}/views.open", self.api_base))
-            .bearer_auth(token)
+            .bearer_auth(token.expose())
             .json(&json!({"trigger_id": trigger_id, "view": view}));
         self.post("views.open", request, timeout).await.map(|_| ())
     }
@@ -696,27 +696,6 @@ impl SlackWebApi for SlackHttp {
             .await
             .map(|_| ())
     }
-}
-
-/// A Slack secret (the signing secret, the bot token) from its setting: the value itself,
-/// or `ssm:NAME` / `secretsmanager:ID` read with `aws`'s credentials. `name` is the setting's
-/// name, for the error.
-pub async fn slack_secret(
-    name: &str,
-    setting: &str,
-    aws: impl AsyncFnOnce() -> podflow_aws::SdkConfig,
-) -> Result<String, PortError> {
-    let value = if podflow_aws::secrets::is_reference(setting) {
-        podflow_aws::secrets::resolve(&aws().await, setting)
-            .await
-            .map_err(|e| PortError::setup(format!("{name}: {e}")))?
-    } else {
-        setting.trim().to_owned()
-    };
-    if value.is_empty() {
-        return Err(PortError::setup(format!("{name} is empty")));
-    }
-    Ok(value)
 }
 
 /// How long answering may take. Slack shows the person an error when the answer takes
@@ -883,7 +862,7 @@ pub struct SlackActions {
     pub events: Arc<dyn EventPublisher>,
     pub slack: Arc<dyn SlackWebApi>,
     /// The Slack app's signing secret.
-    pub signing_secret: String,
+    pub signing_secret: Secret,
     pub timing: Timing,
 }
 
@@ -931,7 +910,7 @@ impl SlackActions {
                 .map(|(_, v)| v.as_str())
         };
         if let Err(why) = verify(
-            &self.signing_secret,
+            self.signing_secret.expose(),
             header("x-slack-request-timestamp"),
             header("x-slack-signature"),
             body,

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use podflow_aws::s3::S3BlobStore;
-use podflow_core::{BlobStore, links::LinkSecret};
+use podflow_core::{BlobStore, links::LinkSecret, secret::Secret};
 use podflow_events::BlobRef;
 use podflow_fakes::moto::MotoServer;
 use publisher::links::{LinkAnswer, ShareLinks, StableLinks, configured_stable_links, open_link};
@@ -114,7 +114,7 @@ async fn stable_links_need_both_settings_and_a_long_secret() {
         .expect_err("half set")
         .to_string();
     assert!(err.contains("PODFLOW_LINK_SECRET"), "{err}");
-    let err = configured_stable_links(BUCKET, Some(BASE), Some("short"), never)
+    let err = configured_stable_links(BUCKET, Some(BASE), Some(&Secret::new("short")), never)
         .await
         .expect_err("short")
         .to_string();
@@ -122,16 +122,21 @@ async fn stable_links_need_both_settings_and_a_long_secret() {
     let err = configured_stable_links(
         BUCKET,
         Some("http://example.com"),
-        Some(&"s".repeat(40)),
+        Some(&Secret::new("s".repeat(40))),
         never,
     )
     .await
     .expect_err("plain http")
     .to_string();
     assert!(err.contains("https"), "{err}");
-    let made = configured_stable_links(BUCKET, Some(BASE), Some(&"s".repeat(40)), never)
-        .await
-        .expect("made")
-        .expect("some");
+    let made = configured_stable_links(
+        BUCKET,
+        Some(BASE),
+        Some(&Secret::new("s".repeat(40))),
+        never,
+    )
+    .await
+    .expect("made")
+    .expect("some");
     assert_eq!(made.base_url, BASE);
 }

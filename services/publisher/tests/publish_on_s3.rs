@@ -8,12 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use podflow_aws::s3::S3BlobStore;
 use podflow_core::{
-    BlobStore, ClipCutter, Delivery, EpisodeRecord, EpisodeStore, MediaProbe, MessageHandler,
-    Outcome, PortError, PromptUpdate,
+    BlobStore, ClipCutter, EpisodeRecord, EpisodeStore, MediaProbe, MessageHandler, Outcome,
+    PortError,
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::Db;
-use podflow_events::{EpisodeSummarized, EventEnvelope, PromptCompleted, SCHEMA_VERSION};
+use podflow_events::EpisodeSummarized;
 use podflow_fakes::moto::MotoServer;
 use podflow_media::Ffmpeg;
 use publisher::{PublishHandler, cost::PriceTable};
@@ -129,43 +129,16 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     .await;
     let answer = r#"{"clips": [{"start": 10, "end": 30, "hook": "First"},
                                 {"start": 35, "end": 50, "hook": "Second"}]}"#;
-    let output = blobs
-        .put(
-            &format!("episodes/{EPISODE}/prompts/clips.md"),
-            answer.as_bytes().to_vec(),
-        )
-        .await
-        .expect("output");
-    db.update_prompt(
-        EPISODE,
-        "clips",
-        &PromptUpdate::Completed {
-            attempt: 1,
-            output: output.clone(),
-            input_tokens: 1500,
-            output_tokens: 120,
-        },
-    )
-    .await
-    .expect("completed");
-    let completed = EventEnvelope::wrap(&PromptCompleted {
-        schema_version: SCHEMA_VERSION.into(),
-        episode_id: EPISODE.into(),
-        correlation_id: "corr-43".into(),
-        prompt_id: "clips".into(),
-        prompt_version: 1,
-        model: MODEL.into(),
-        output,
-        input_tokens: 1500,
-        output_tokens: 120,
-        attempts: 1,
-    });
-    let delivery = Delivery {
-        message_id: completed.id.clone(),
-        body: serde_json::to_string(&completed).expect("json"),
-        attempt: 1,
-        deadline: None,
-    };
+    let delivery = support::Completion {
+        episode: EPISODE,
+        correlation_id: "corr-43",
+        model: MODEL,
+        prompt: "clips",
+        answer,
+        tokens: (1500, 120),
+    }
+    .finish(&db, blobs.as_ref())
+    .await;
     let handler = |clips: Arc<dyn ClipCutter>, text_engine| PublishHandler {
         store: Arc::new(db.clone()),
         blobs: blobs.clone(),

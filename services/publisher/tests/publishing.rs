@@ -8,6 +8,7 @@ use podflow_core::show::Approval;
 use podflow_core::{
     BlobStore, Delivery, EpisodeRecord, EpisodeStore, MediaProbe, MessageHandler, Outcome,
     PromptUpdate, StepStatus, TextEngine,
+    secret::Secret,
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::{Db, FileBlobStore};
@@ -26,6 +27,8 @@ use publisher::{
 use serde_json::Value;
 
 mod support;
+
+use support::{Completion, delivery, events_of};
 
 const EPISODE: &str = "weekly-42-0123456789ab";
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
@@ -123,40 +126,16 @@ impl Episode {
 
     /// The prompt completed with `answer`; returns the event the invoker would publish.
     async fn complete(&self, prompt: &str, answer: &str) -> Delivery {
-        let output = self
-            .blobs
-            .put(
-                &format!("episodes/{EPISODE}/prompts/{prompt}.md"),
-                answer.as_bytes().to_vec(),
-            )
-            .await
-            .expect("output");
-        self.db
-            .update_prompt(
-                EPISODE,
-                prompt,
-                &PromptUpdate::Completed {
-                    attempt: 1,
-                    output: output.clone(),
-                    input_tokens: 2000,
-                    output_tokens: 300,
-                },
-            )
-            .await
-            .expect("update");
-        let event = PromptCompleted {
-            schema_version: SCHEMA_VERSION.into(),
-            episode_id: EPISODE.into(),
-            correlation_id: "corr-1".into(),
-            prompt_id: prompt.into(),
-            prompt_version: 1,
-            model: MODEL.into(),
-            output,
-            input_tokens: 2000,
-            output_tokens: 300,
-            attempts: 1,
-        };
-        delivery(&EventEnvelope::wrap(&event))
+        Completion {
+            episode: EPISODE,
+            correlation_id: "corr-1",
+            model: MODEL,
+            prompt,
+            answer,
+            tokens: (2000, 300),
+        }
+        .finish(&self.db, self.blobs.as_ref())
+        .await
     }
 
     /// An event about the episode that changes nothing (as a duplicate delivery would).
@@ -203,23 +182,6 @@ impl Episode {
     }
 }
 
-fn delivery(envelope: &EventEnvelope) -> Delivery {
-    Delivery {
-        message_id: envelope.id.clone(),
-        body: serde_json::to_string(envelope).expect("json"),
-        attempt: 1,
-        deadline: None,
-    }
-}
-
-/// The summaries an outcome publishes.
-fn summaries(outcome: Outcome) -> Vec<EventEnvelope> {
-    match outcome {
-        Outcome::Done { emit, .. } => emit,
-        other => panic!("expected Done, got {other:?}"),
-    }
-}
-
 const TITLES: &str = "1. Retries Without Tears\n2. Never Twice";
 const SUMMARY: &str = "We talk about retries. Every step retries on its own. Then more.";
 const CHAPTERS: &str = "```json\n{\"chapters\": [{\"startTime\": 0, \"title\": \"Welcome\"}, {\"startTime\": \"00:00:20\", \"title\": \"Why prompts fail\"}, {\"startTime\": 95, \"title\": \"Past the end\"}, {\"startTime\": 40, \"title\": \"Never twice\"}]}\n```";
@@ -246,19 +208,19 @@ async fn fan_in_out_of_order_and_twice_then_a_replay_gives_revision_two() {
     let chapters = ep.complete("chapters", CHAPTERS).await;
     let titles = ep.complete("titles", TITLES).await;
     for d in [&chapters, &titles, &chapters] {
-        assert!(summaries(publisher.handle(d).await).is_empty());
+        assert!(events_of(publisher.handle(d).await).is_empty());
     }
     let clips = ep.complete("clips", CLIPS).await;
     let summary = ep.complete("summary", SUMMARY).await;
     assert!(
-        summaries(publisher.handle(&summary).await).is_empty(),
+        events_of(publisher.handle(&summary).await).is_empty(),
         "blog-post still open"
     );
     ep.fail("blog-post").await;
 
     let mut ids = Vec::new();
     for d in [&clips, &summary, &titles, &clips] {
-        for e in summaries(publisher.handle(d).await) {
+        for e in events_of(publisher.handle(d).await) {
             ids.push(e.id);
         }
     }
@@ -354,7 +316,7 @@ async fn fan_in_out_of_order_and_twice_then_a_replay_gives_revision_two() {
 
     // The replayed prompt succeeds: revision 2, complete, outputs the union; clips not recut.
     let blog = ep.complete("blog-post", "An article about retries.").await;
-    let r2 = summaries(publisher.handle(&blog).await);
+    let r2 = events_of(publisher.handle(&blog).await);
     assert_eq!(r2.len(), 1);
     assert_eq!(r2[0].id, format!("{EPISODE}:summary:r2"));
     let r2: EpisodeSummarized = r2[0].decode().expect("decode");
@@ -364,7 +326,7 @@ async fn fan_in_out_of_order_and_twice_then_a_replay_gives_revision_two() {
     assert!(blog_md.starts_with("---\nengine: llm\n---\n# Retries Without Tears\n\nAn article"));
     assert_eq!(ep.db.work_count("clips", EPISODE).await.expect("count"), 1);
     // Delivered again: the same revision, never a third.
-    let again = summaries(publisher.handle(&blog).await);
+    let again = events_of(publisher.handle(&blog).await);
     assert_eq!(again[0].id, format!("{EPISODE}:summary:r2"));
 }
 
@@ -380,7 +342,7 @@ async fn bad_chapter_and_clip_answers_are_noted_and_everything_else_is_published
     )
     .await;
     let d = ep.complete("summary", SUMMARY).await;
-    let published = summaries(publisher.handle(&d).await);
+    let published = events_of(publisher.handle(&d).await);
     assert_eq!(published.len(), 1);
     assert!(!ep.file("chapters.json").exists());
     assert!(ep.file("show-notes.md").exists());
@@ -408,7 +370,7 @@ fn notifier(ep: &Episode, url: Option<&str>) -> NotifyHandler {
     NotifyHandler {
         store: Arc::new(ep.db.clone()),
         blobs: ep.blobs.clone(),
-        notifier: notifier_from(url).expect("notifier"),
+        notifier: notifier_from(url.map(Secret::new).as_ref()).expect("notifier"),
         links: publisher::links::ShareLinks::direct(Duration::from_secs(3600)),
         show: Default::default(),
     }
@@ -445,7 +407,7 @@ async fn slack_gets_the_mp3_at_once_and_one_valid_message_per_revision() {
     }
     let mut again = delivery(&transcoded);
     again.attempt = 2;
-    assert!(summaries(notify.handle(&again).await).is_empty());
+    assert!(events_of(notify.handle(&again).await).is_empty());
     let mp3 = slack.accepted();
     assert_eq!(mp3.len(), 1);
     assert!(mp3[0].to_string().contains("MP3 ready: weekly-42.m4a"));
@@ -456,11 +418,11 @@ async fn slack_gets_the_mp3_at_once_and_one_valid_message_per_revision() {
     let publisher = ep.publisher();
     let titles = ep.complete("titles", TITLES).await;
     ep.fail("summary").await;
-    let r1 = summaries(publisher.handle(&titles).await);
+    let r1 = events_of(publisher.handle(&titles).await);
     let summary = ep
         .complete("summary", &"Long summary sentence. ".repeat(3000))
         .await;
-    let r2 = summaries(publisher.handle(&summary).await);
+    let r2 = events_of(publisher.handle(&summary).await);
     let republished = |e: &EventEnvelope| EventEnvelope {
         id: format!("{}-republished", e.id),
         ..e.clone()
@@ -473,7 +435,7 @@ async fn slack_gets_the_mp3_at_once_and_one_valid_message_per_revision() {
         .chain([transcoded.clone(), republished(&transcoded)])
         .collect();
     for e in &deliveries {
-        assert!(summaries(notify.handle(&delivery(e)).await).is_empty());
+        assert!(events_of(notify.handle(&delivery(e)).await).is_empty());
     }
     let accepted = slack.accepted();
     assert_eq!(accepted.len(), 3, "MP3 + one per revision");
@@ -496,7 +458,7 @@ async fn slack_gets_the_mp3_at_once_and_one_valid_message_per_revision() {
 async fn a_wrong_webhook_dead_letters_with_a_reason_and_none_is_only_a_note() {
     let ep = Episode::transcribed(&["titles"]).await;
     let d = ep.complete("titles", TITLES).await;
-    let r1 = summaries(ep.publisher().handle(&d).await);
+    let r1 = events_of(ep.publisher().handle(&d).await);
 
     let slack = FakeSlack::start(vec![(404, "no_service", None)])
         .await
@@ -523,7 +485,7 @@ async fn a_wrong_webhook_dead_letters_with_a_reason_and_none_is_only_a_note() {
     );
 
     let quiet = notifier(&ep, None);
-    assert!(summaries(quiet.handle(&delivery(&r1[0])).await).is_empty());
+    assert!(events_of(quiet.handle(&delivery(&r1[0])).await).is_empty());
     let steps = ep.db.steps(EPISODE).await.expect("steps");
     let note = steps
         .iter()
@@ -531,7 +493,7 @@ async fn a_wrong_webhook_dead_letters_with_a_reason_and_none_is_only_a_note() {
         .and_then(|s| s.note.clone())
         .unwrap_or_default();
     assert!(note.contains("no Slack webhook configured"), "{note}");
-    assert!(notifier_from(Some("hooks.slack.com/x")).is_err());
+    assert!(notifier_from(Some(&Secret::new("hooks.slack.com/x"))).is_err());
 }
 
 /// The text of one of the summary's outputs, and the model that wrote it.
@@ -560,7 +522,7 @@ async fn a_failed_prompt_is_filled_in_by_the_extractive_engine_and_says_so() {
     ep.complete("titles", TITLES).await;
     ep.fail("chapters").await;
     let d = ep.complete("summary", SUMMARY).await;
-    let published = summaries(publisher.handle(&d).await);
+    let published = events_of(publisher.handle(&d).await);
     let summary: EpisodeSummarized = published[0].decode().expect("summary");
     // The prompt still failed (its job waits in the DLQ for a replay)...
     assert_eq!(summary.status, SummaryStatus::Partial);
@@ -593,7 +555,7 @@ async fn a_failed_prompt_is_filled_in_by_the_extractive_engine_and_says_so() {
     // With the LLM alone, the failed output is left out.
     ep.text_engine = TextEngine::Llm;
     let d = ep.complete("summary", SUMMARY).await;
-    let published = summaries(ep.publisher().handle(&d).await);
+    let published = events_of(ep.publisher().handle(&d).await);
     let summary: EpisodeSummarized = published[0].decode().expect("summary");
     assert!(output_of(&ep, &summary, "chapters").await.is_none());
 }
@@ -603,7 +565,7 @@ async fn without_an_llm_every_output_comes_from_the_extractive_engine() {
     let mut ep = Episode::transcribed(&[]).await;
     ep.text_engine = TextEngine::Extractive;
     let d = ep.wake().await;
-    let published = summaries(ep.publisher().handle(&d).await);
+    let published = events_of(ep.publisher().handle(&d).await);
     let summary: EpisodeSummarized = published[0].decode().expect("summary");
     assert_eq!(summary.status, SummaryStatus::Complete);
     for output in publisher::extractive::OUTPUTS {
@@ -734,7 +696,7 @@ async fn the_feed_and_the_tagged_mp3_carry_the_episode_for_podcast_apps() {
         ("keywords", "retries, prompts, transcription"),
     ] {
         let delivery = ep.complete(prompt, answer).await;
-        published.extend(summaries(publisher.handle(&delivery).await));
+        published.extend(events_of(publisher.handle(&delivery).await));
     }
     assert_eq!(published.len(), 1, "one revision");
     let summary: EpisodeSummarized = published[0].decode().expect("summary");
@@ -920,7 +882,7 @@ async fn a_proposal_is_published_once_approved_with_the_chosen_title_and_edited_
         ("chapters", CHAPTERS),
     ] {
         let d = ep.complete(prompt, answer).await;
-        emitted.extend(summaries(publisher.handle(&d).await));
+        emitted.extend(events_of(publisher.handle(&d).await));
     }
     // Proposed, not published: no summary event, no feed, no tagged MP3.
     let kinds: Vec<&str> = emitted.iter().map(|e| e.detail_type.as_str()).collect();
@@ -946,7 +908,7 @@ async fn a_proposal_is_published_once_approved_with_the_chosen_title_and_edited_
         Some("An edited summary."),
         "cli",
     ));
-    let published = summaries(publisher.handle(&approve).await);
+    let published = events_of(publisher.handle(&approve).await);
     let kinds: Vec<&str> = published.iter().map(|e| e.detail_type.as_str()).collect();
     assert_eq!(kinds, ["EpisodeSummarized"]);
     let summary: EpisodeSummarized = published[0].decode().expect("summary");
@@ -976,7 +938,7 @@ async fn a_proposal_is_published_once_approved_with_the_chosen_title_and_edited_
     );
 
     // The same approval again: the same revision, announced under the same id.
-    let again = summaries(publisher.handle(&approve).await);
+    let again = events_of(publisher.handle(&approve).await);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, published[0].id);
     // A different approval of the same proposal: refused, nothing published.
@@ -985,7 +947,7 @@ async fn a_proposal_is_published_once_approved_with_the_chosen_title_and_edited_
         .await
         .expect_err("decided");
     assert!(refused.to_string().contains("already"), "{refused}");
-    assert!(summaries(publisher.handle(&decision_delivery(&other)).await).is_empty());
+    assert!(events_of(publisher.handle(&decision_delivery(&other)).await).is_empty());
     let notes = std::fs::read_to_string(ep.file("show-notes.md")).expect("notes");
     assert!(notes.contains("# Never Twice, Really\n"), "{notes}");
     // An episode nobody knows: refused with a reason.
@@ -1003,7 +965,7 @@ async fn a_rejected_proposal_waits_for_its_re_run_prompts_and_the_new_outcome_is
     let mut emitted = Vec::new();
     for (prompt, answer) in [("titles", TITLES), ("summary", SUMMARY)] {
         let d = ep.complete(prompt, answer).await;
-        emitted.extend(summaries(publisher.handle(&d).await));
+        emitted.extend(events_of(publisher.handle(&d).await));
     }
     assert_eq!(emitted.len(), 1);
     let reject = EpisodeRejected {
@@ -1017,7 +979,7 @@ async fn a_rejected_proposal_waits_for_its_re_run_prompts_and_the_new_outcome_is
         prompt_version: None,
         rejected_by: "web".into(),
     };
-    assert!(summaries(publisher.handle(&decision_delivery(&reject)).await).is_empty());
+    assert!(events_of(publisher.handle(&decision_delivery(&reject)).await).is_empty());
     let steps = ep.db.steps(EPISODE).await.expect("steps");
     let step = steps
         .iter()
@@ -1038,7 +1000,7 @@ async fn a_rejected_proposal_waits_for_its_re_run_prompts_and_the_new_outcome_is
 
     // The titles prompt ran again (as the dispatcher does for a rejection): proposal 2.
     let rerun = ep.complete("titles", "1. Short\n2. Shorter").await;
-    let next = summaries(publisher.handle(&rerun).await);
+    let next = events_of(publisher.handle(&rerun).await);
     assert_eq!(next.len(), 1);
     let proposed: EpisodeProposed = next[0].decode().expect("proposal");
     assert_eq!(proposed.proposal, 2);
@@ -1052,14 +1014,14 @@ async fn a_rejected_proposal_waits_for_its_re_run_prompts_and_the_new_outcome_is
         "{stale}"
     );
     assert!(
-        summaries(
+        events_of(
             publisher
                 .handle(&decision_delivery(&approved(1, "Old", None, "cli")))
                 .await
         )
         .is_empty()
     );
-    let ok = summaries(
+    let ok = events_of(
         publisher
             .handle(&decision_delivery(&approved(2, "Short", None, "cli")))
             .await,
@@ -1075,7 +1037,7 @@ async fn a_proposal_left_waiting_is_reminded_once_and_never_published_by_the_wai
     ep.show.above.approval_reminder_hours = Some(24);
     let publisher = ep.publisher();
     let d = ep.complete("titles", TITLES).await;
-    assert_eq!(summaries(publisher.handle(&d).await).len(), 1);
+    assert_eq!(events_of(publisher.handle(&d).await).len(), 1);
     let show = ep.show.with_file(None);
     let hour = 3_600_000;
     let now = podflow_core::now_ms();
@@ -1125,7 +1087,7 @@ async fn the_hourly_scheduled_event_sends_due_reminders() {
     ep.show.above.approval_reminder_hours = Some(0);
     let publisher = ep.publisher();
     let d = ep.complete("titles", TITLES).await;
-    assert_eq!(summaries(publisher.handle(&d).await).len(), 1);
+    assert_eq!(events_of(publisher.handle(&d).await).len(), 1);
     let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
     let mut notify = notifier(&ep, Some(&slack.url));
     notify.show = ep.show.clone();
@@ -1155,11 +1117,13 @@ async fn the_hourly_scheduled_event_sends_due_reminders() {
 }
 
 /// A webhook URL's path is its secret: when Slack cannot be reached — connection refused,
-/// no answer in time, a TLS handshake with something that does not speak TLS — the reason
-/// the notifier gives (the step's note, the retry and dead-letter reasons) never carries it.
+/// no answer in time, a TLS handshake with something that does not speak TLS — nothing the
+/// notifier leaves behind carries it: not the step's note, not the error Lambda records for
+/// the invocation, not the dead letter, not a log line (at any level).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_slack_never_reveals_the_webhook_path() {
     const MARKER: &str = "T0SECRET/B0SECRET/xoxMARKER";
+    let logs = podflow_fakes::logs::capture();
     let ep = Episode::transcribed(&["titles"]).await;
     // Refused: a port bound, then closed.
     let refused = {
@@ -1189,38 +1153,91 @@ async fn an_unreachable_slack_never_reveals_the_webhook_path() {
         }
     });
     let audio = ep.db.artifacts(EPISODE).await.expect("a")["audio"].clone();
-    let transcoded = EventEnvelope::wrap(&EpisodeTranscoded {
-        schema_version: SCHEMA_VERSION.into(),
-        episode_id: EPISODE.into(),
-        correlation_id: "corr-1".into(),
-        audio,
-        duration_seconds: AUDIO_SECONDS,
-        bitrate_kbps: 128,
-        reused: false,
-    });
-    for url in [
-        format!("http://127.0.0.1:{refused}/services/{MARKER}"),
-        format!("http://127.0.0.1:{silent_port}/services/{MARKER}"),
-        format!("https://127.0.0.1:{plain_port}/services/{MARKER}"),
+    for (n, port, url) in [
+        (
+            1,
+            refused,
+            format!("http://127.0.0.1:{refused}/services/{MARKER}"),
+        ),
+        (
+            2,
+            silent_port,
+            format!("http://127.0.0.1:{silent_port}/services/{MARKER}"),
+        ),
+        (
+            3,
+            plain_port,
+            format!("https://127.0.0.1:{plain_port}/services/{MARKER}"),
+        ),
     ] {
-        let webhook = publisher::notify::SlackWebhook::new(&url, Duration::from_millis(800))
-            .expect("webhook");
+        let transcoded = EventEnvelope::wrap(&EpisodeTranscoded {
+            schema_version: SCHEMA_VERSION.into(),
+            episode_id: EPISODE.into(),
+            correlation_id: format!("corr-{n}"),
+            audio: audio.clone(),
+            duration_seconds: AUDIO_SECONDS,
+            bitrate_kbps: 128,
+            reused: false,
+        });
+        let webhook = publisher::notify::SlackWebhook::new(
+            Secret::new(url.clone()),
+            Duration::from_millis(800),
+        )
+        .expect("webhook");
         let mut notify = notifier(&ep, None);
         notify.notifier = Some(Arc::new(webhook));
+        // As on Lambda: the rule target's first delivery fails the invocation (Lambda
+        // retries it), the second and last gives up into the dead-letter queue.
+        let bus = Arc::new(podflow_fakes::bus::RecordingBus::default());
+        let effects = podflow_lambda::Effects {
+            events: bus.clone(),
+            jobs: bus.clone(),
+            control: Some(bus.clone()),
+            max_receives: None,
+            record_budget: None,
+            metrics: None,
+            event_attempts: Some(podflow_lambda::EventAttempts {
+                counter: bus.clone(),
+                max: 2,
+            }),
+        };
+        let raw = serde_json::to_value(&transcoded).expect("event");
+        let lambda_error = podflow_lambda::handle_event(&notify, &effects, raw.clone())
+            .await
+            .expect_err("Slack is down: the invocation fails")
+            .to_string();
+        assert!(!lambda_error.contains("SECRET"), "{url}: {lambda_error}");
+        assert!(
+            lambda_error.contains(&format!("127.0.0.1:{port}")),
+            "the error names where: {lambda_error}"
+        );
+        podflow_lambda::handle_event(&notify, &effects, raw)
+            .await
+            .expect("the last delivery is dead-lettered");
+        let letters = format!("{:?}", bus.letters());
+        assert_eq!(bus.letters().len(), 1, "{letters}");
+        assert!(!letters.contains("SECRET"), "{url}: {letters}");
+        // As in the local queue: the reason a try failed (a retry's, a dead letter's).
         let mut last = delivery(&transcoded);
-        last.attempt = 50; // the last try: what is left goes to the dead-letter queue
-        for d in [delivery(&transcoded), last] {
-            let said = format!("{:?}", notify.handle(&d).await);
-            assert!(!said.contains("SECRET"), "{url}: {said}");
-            assert!(said.contains("127.0.0.1"), "the reason names where: {said}");
-        }
-        let steps = ep.db.steps(EPISODE).await.expect("steps");
-        let note = format!("{steps:?}");
-        assert!(!note.contains("SECRET"), "{url}: {note}");
+        last.attempt = 50;
+        let said = format!("{:?}", notify.handle(&last).await);
+        assert!(said.contains(&format!("127.0.0.1:{port}")), "{said}");
+        assert!(!said.contains("SECRET"), "{url}: {said}");
+        let steps = format!("{:?}", ep.db.steps(EPISODE).await.expect("steps"));
+        assert!(!steps.contains("SECRET"), "{url}: {steps}");
+        let lines = logs.text();
+        assert!(
+            lines.contains(&format!("127.0.0.1:{port}")),
+            "the failure is logged: {lines}"
+        );
+        assert!(
+            !lines.contains("SECRET"),
+            "{url}: a log line holds the secret"
+        );
     }
     // And the message for a malformed URL does not repeat it.
     let bad = publisher::notify::SlackWebhook::new(
-        &format!("hooks.slack.com/{MARKER}"),
+        Secret::new(format!("hooks.slack.com/{MARKER}")),
         Duration::from_secs(1),
     )
     .err()

@@ -4,24 +4,25 @@
 //! through `SlackActions`, whose decisions the publisher then takes.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use podflow_core::{
-    BlobStore, Delivery, EpisodeRecord, EpisodeStore, EventPublisher, MessageHandler, Outcome,
-    PortError, PromptUpdate, StepStatus, TextEngine,
+    BlobStore, Delivery, EpisodeRecord, EpisodeStore, MessageHandler, StepStatus, TextEngine,
+    secret::Secret,
     show::{Approval, ShowLayers},
     transcript::{Transcript, TranscriptSegment},
 };
 use podflow_embedded::{Db, FileBlobStore};
 use podflow_events::{
     EpisodeApproved, EpisodeProposed, EpisodeRejected, EpisodeSummarized, EventEnvelope,
-    PromptCompleted, SCHEMA_VERSION,
 };
-use podflow_fakes::slack::{BOT_TOKEN, FakeSlack};
+use podflow_fakes::{
+    bus::RecordingBus,
+    slack::{BOT_TOKEN, FakeSlack},
+};
 use podflow_media::Ffmpeg;
 use publisher::{
     PublishHandler,
@@ -35,6 +36,8 @@ use sha2::Sha256;
 
 mod support;
 
+use support::{Completion, delivery, events_of};
+
 const EPISODE: &str = "weekly-42-0123456789ab";
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const SECRET: &str = "e3b98fd4a4c1d5b8a17c26f4d8e0b7a2";
@@ -43,35 +46,13 @@ const TITLES: &str = "1. Retries Without Tears\n2. Never Twice";
 const SUMMARY: &str = "We talk about retries. Every step retries on its own.";
 const CHAPTERS: &str = r#"{"chapters": [{"startTime": 0, "title": "Welcome"}, {"startTime": 20, "title": "Why prompts fail"}]}"#;
 
-/// The bus as the decision's consumers see it; refuses when told to (PutEvents failing),
-/// or takes `delay` to answer (PutEvents hanging).
-#[derive(Default)]
-struct Bus {
-    events: Mutex<Vec<EventEnvelope>>,
-    refuse: bool,
-    delay: Duration,
-}
-
-impl Bus {
-    fn events(&self) -> Vec<EventEnvelope> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
-    }
-}
-
-#[async_trait]
-impl EventPublisher for Bus {
-    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PortError> {
-        tokio::time::sleep(self.delay).await;
-        if self.refuse {
-            return Err(PortError::transient(
-                "PutEvents: ThrottlingException: Rate exceeded",
-            ));
-        }
-        if let Ok(mut e) = self.events.lock() {
-            e.extend_from_slice(events);
-        }
-        Ok(())
-    }
+/// The text of the last reply to the response_url, checked to be for the clicking person
+/// only and to leave the proposal's message as it was.
+fn private_reply(slack: &FakeSlack) -> String {
+    let reply = slack.responses().last().cloned().expect("a reply");
+    assert_eq!(reply["response_type"], "ephemeral", "{reply}");
+    assert_ne!(reply["replace_original"], true, "{reply}");
+    reply["text"].as_str().unwrap_or_default().to_owned()
 }
 
 /// An episode of a show that requires approval, proposed once its prompts completed.
@@ -140,7 +121,7 @@ impl Proposed {
             ("chapters", CHAPTERS),
         ] {
             let d = complete(&db, blobs.as_ref(), prompt, answer).await;
-            emitted.extend(done(publisher(&db, &blobs).handle(&d).await));
+            emitted.extend(events_of(publisher(&db, &blobs).handle(&d).await));
         }
         assert_eq!(emitted.len(), 1, "one proposal");
         Self {
@@ -160,7 +141,7 @@ impl Proposed {
         complete(&self.db, self.blobs.as_ref(), prompt, answer).await
     }
 
-    fn actions(&self, slack: &FakeSlack, bus: Arc<Bus>, bot_token: bool) -> SlackActions {
+    fn actions(&self, slack: &FakeSlack, bus: Arc<RecordingBus>, bot_token: bool) -> SlackActions {
         SlackActions {
             store: Arc::new(self.db.clone()),
             events: bus,
@@ -168,11 +149,11 @@ impl Proposed {
                 SlackHttp::with_endpoints(
                     &slack.api_base(),
                     &slack.response_prefix(),
-                    bot_token.then(|| BOT_TOKEN.to_owned()),
+                    bot_token.then(|| Secret::new(BOT_TOKEN)),
                 )
                 .expect("client"),
             ),
-            signing_secret: SECRET.into(),
+            signing_secret: Secret::new(SECRET),
             timing: Timing::default(),
         }
     }
@@ -194,53 +175,16 @@ fn publisher(db: &Db, blobs: &Arc<FileBlobStore>) -> PublishHandler {
 
 /// The prompt completed with `answer`; returns the event the invoker would publish.
 async fn complete(db: &Db, blobs: &FileBlobStore, prompt: &str, answer: &str) -> Delivery {
-    let output = blobs
-        .put(
-            &format!("episodes/{EPISODE}/prompts/{prompt}.md"),
-            answer.as_bytes().to_vec(),
-        )
-        .await
-        .expect("output");
-    db.update_prompt(
-        EPISODE,
+    Completion {
+        episode: EPISODE,
+        correlation_id: "corr-1",
+        model: MODEL,
         prompt,
-        &PromptUpdate::Completed {
-            attempt: 1,
-            output: output.clone(),
-            input_tokens: 100,
-            output_tokens: 10,
-        },
-    )
+        answer,
+        tokens: (100, 10),
+    }
+    .finish(db, blobs)
     .await
-    .expect("update");
-    delivery(&EventEnvelope::wrap(&PromptCompleted {
-        schema_version: SCHEMA_VERSION.into(),
-        episode_id: EPISODE.into(),
-        correlation_id: "corr-1".into(),
-        prompt_id: prompt.into(),
-        prompt_version: 1,
-        model: MODEL.into(),
-        output,
-        input_tokens: 100,
-        output_tokens: 10,
-        attempts: 1,
-    }))
-}
-
-fn delivery(envelope: &EventEnvelope) -> Delivery {
-    Delivery {
-        message_id: envelope.id.clone(),
-        body: serde_json::to_string(envelope).expect("json"),
-        attempt: 1,
-        deadline: None,
-    }
-}
-
-fn done(outcome: Outcome) -> Vec<EventEnvelope> {
-    match outcome {
-        Outcome::Done { emit, .. } => emit,
-        other => panic!("expected Done, got {other:?}"),
-    }
 }
 
 fn now() -> u64 {
@@ -338,11 +282,11 @@ async fn posted(episode: &Proposed, slack: &FakeSlack) -> Value {
     let notify = NotifyHandler {
         store: Arc::new(episode.db.clone()),
         blobs: episode.blobs.clone(),
-        notifier: notifier_from(Some(&slack.url)).expect("notifier"),
+        notifier: notifier_from(Some(&Secret::new(slack.url.clone()))).expect("notifier"),
         links: publisher::links::ShareLinks::direct(Duration::from_secs(3600)),
         show: Default::default(),
     };
-    assert!(done(notify.handle(&delivery(&episode.envelope)).await).is_empty());
+    assert!(events_of(notify.handle(&delivery(&episode.envelope)).await).is_empty());
     slack.accepted().last().cloned().expect("a message")
 }
 
@@ -362,14 +306,14 @@ async fn a_proposal_is_posted_once_with_buttons_and_approving_in_slack_publishes
     let notify = NotifyHandler {
         store: Arc::new(episode.db.clone()),
         blobs: episode.blobs.clone(),
-        notifier: notifier_from(Some(&slack.url)).expect("notifier"),
+        notifier: notifier_from(Some(&Secret::new(slack.url.clone()))).expect("notifier"),
         links: publisher::links::ShareLinks::direct(Duration::from_secs(3600)),
         show: Default::default(),
     };
     let mut again = episode.envelope.clone();
     again.id.push_str("-republished");
     for e in [&episode.envelope, &again] {
-        assert!(done(notify.handle(&delivery(e)).await).is_empty());
+        assert!(events_of(notify.handle(&delivery(e)).await).is_empty());
     }
     assert_eq!(slack.accepted().len(), 1, "one message per proposal");
     assert_eq!(slack::problems(&message), Vec::<String>::new());
@@ -380,7 +324,7 @@ async fn a_proposal_is_posted_once_with_buttons_and_approving_in_slack_publishes
         "{text}"
     );
 
-    let bus = Arc::new(Bus::default());
+    let bus = Arc::new(RecordingBus::default());
     let actions = episode.actions(&slack, bus.clone(), false);
     let click = clicked(&slack, &message, button(&message, "podflow_approve_2"));
     let started = Instant::now();
@@ -391,7 +335,7 @@ async fn a_proposal_is_posted_once_with_buttons_and_approving_in_slack_publishes
         "inside Slack's 3 s"
     );
 
-    let sent = bus.events();
+    let sent = bus.published();
     assert_eq!(sent.len(), 1);
     let approved: EpisodeApproved = sent[0].decode().expect("EpisodeApproved");
     assert_eq!(sent[0].source, "podflow.approval");
@@ -417,7 +361,7 @@ async fn a_proposal_is_posted_once_with_buttons_and_approving_in_slack_publishes
     );
 
     // The publisher takes the decision: published under the chosen title.
-    let published = done(episode.publisher().handle(&delivery(&sent[0])).await);
+    let published = events_of(episode.publisher().handle(&delivery(&sent[0])).await);
     let summary: EpisodeSummarized = published[0].decode().expect("EpisodeSummarized");
     assert_eq!(summary.revision, 1);
     let notes = std::fs::read_to_string(
@@ -431,16 +375,9 @@ async fn a_proposal_is_posted_once_with_buttons_and_approving_in_slack_publishes
     // Another click on the same message: refused with the reason, to that person only.
     let late = clicked(&slack, &message, button(&message, "podflow_approve_1"));
     assert_eq!(answer(&actions, &late).await.status, 200);
-    assert_eq!(bus.events().len(), 1, "nothing more sent");
-    let refusal = slack.responses().last().cloned().expect("a reply");
-    assert_eq!(refusal["response_type"], "ephemeral");
-    assert!(
-        refusal["text"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("already"),
-        "{refusal}"
-    );
+    assert_eq!(bus.published().len(), 1, "nothing more sent");
+    let refusal = private_reply(&slack);
+    assert!(refusal.contains("already"), "{refusal}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -449,7 +386,7 @@ async fn slack_interactivity_accepts_signed_requests_and_refuses_bad_signatures_
     let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
     let message = posted(&episode, &slack).await;
     let requests_before = slack.requests();
-    let bus = Arc::new(Bus::default());
+    let bus = Arc::new(RecordingBus::default());
     let actions = episode.actions(&slack, bus.clone(), false);
     let click = clicked(&slack, &message, button(&message, "podflow_approve_1"));
 
@@ -479,7 +416,7 @@ async fn slack_interactivity_accepts_signed_requests_and_refuses_bad_signatures_
         .cloned()
         .collect();
     assert_eq!(actions.answer(&unsigned, &body, now()).await.status, 401);
-    assert!(bus.events().is_empty(), "nothing refused was sent");
+    assert!(bus.published().is_empty(), "nothing refused was sent");
     assert_eq!(slack.requests(), requests_before, "nor said in Slack");
 
     // Signed: accepted, and header names in any case.
@@ -488,7 +425,7 @@ async fn slack_interactivity_accepts_signed_requests_and_refuses_bad_signatures_
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     assert_eq!(actions.answer(&lower, &body, now()).await.status, 200);
-    assert_eq!(bus.events().len(), 1);
+    assert_eq!(bus.published().len(), 1);
     // Signed but not an interaction: refused as unreadable, not as unsigned.
     let timestamp = now();
     let headers = vec![
@@ -512,7 +449,7 @@ async fn edit_opens_a_prefilled_form_whose_submission_approves_the_written_title
     let episode = Proposed::new().await;
     let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
     let message = posted(&episode, &slack).await;
-    let bus = Arc::new(Bus::default());
+    let bus = Arc::new(RecordingBus::default());
     let actions = episode.actions(&slack, bus.clone(), true);
 
     let click = clicked(&slack, &message, button(&message, "podflow_edit"));
@@ -525,7 +462,7 @@ async fn edit_opens_a_prefilled_form_whose_submission_approves_the_written_title
         "Retries Without Tears"
     );
     assert!(view.to_string().contains(SUMMARY), "the summary to edit");
-    assert!(bus.events().is_empty(), "opening a form decides nothing");
+    assert!(bus.published().is_empty(), "opening a form decides nothing");
 
     // A title left empty: shown in the form, which stays open.
     let empty = submitted(
@@ -541,7 +478,7 @@ async fn edit_opens_a_prefilled_form_whose_submission_approves_the_written_title
             .is_some_and(|e| e.contains("empty")),
         "{errors}"
     );
-    assert!(bus.events().is_empty());
+    assert!(bus.published().is_empty());
 
     let filled = submitted(
         view,
@@ -556,7 +493,7 @@ async fn edit_opens_a_prefilled_form_whose_submission_approves_the_written_title
         (200, ""),
         "the form closes"
     );
-    let sent = bus.events();
+    let sent = bus.published();
     let approved: EpisodeApproved = sent[0].decode().expect("EpisodeApproved");
     assert_eq!(approved.title, "Retries, Really");
     assert_eq!(approved.summary.as_deref(), Some("An edited summary."));
@@ -570,7 +507,7 @@ async fn edit_opens_a_prefilled_form_whose_submission_approves_the_written_title
         "{update}"
     );
 
-    let published = done(episode.publisher().handle(&delivery(&sent[0])).await);
+    let published = events_of(episode.publisher().handle(&delivery(&sent[0])).await);
     assert_eq!(published[0].detail_type, "EpisodeSummarized");
     let notes = std::fs::read_to_string(
         episode
@@ -589,7 +526,7 @@ async fn reject_opens_a_form_of_the_episodes_prompts_and_an_old_proposal_is_refu
     let episode = Proposed::new().await;
     let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
     let message = posted(&episode, &slack).await;
-    let bus = Arc::new(Bus::default());
+    let bus = Arc::new(RecordingBus::default());
     let actions = episode.actions(&slack, bus.clone(), true);
 
     let click = clicked(&slack, &message, button(&message, "podflow_reject"));
@@ -630,7 +567,7 @@ async fn reject_opens_a_form_of_the_episodes_prompts_and_an_old_proposal_is_refu
         }),
     );
     assert_eq!(answer(&actions, &filled).await.body, "");
-    let rejected: EpisodeRejected = bus.events()[0].decode().expect("EpisodeRejected");
+    let rejected: EpisodeRejected = bus.published()[0].decode().expect("EpisodeRejected");
     assert_eq!(
         (rejected.note.as_str(), rejected.rerun.as_slice()),
         ("Titles too long", &["titles".to_owned()][..])
@@ -644,10 +581,10 @@ async fn reject_opens_a_form_of_the_episodes_prompts_and_an_old_proposal_is_refu
         "{update}"
     );
     assert!(
-        done(
+        events_of(
             episode
                 .publisher()
-                .handle(&delivery(&bus.events()[0]))
+                .handle(&delivery(&bus.published()[0]))
                 .await
         )
         .is_empty()
@@ -668,20 +605,13 @@ async fn reject_opens_a_form_of_the_episodes_prompts_and_an_old_proposal_is_refu
 
     // The titles ran again: proposal 2. A button of proposal 1 is refused with the reason.
     let rerun = episode.complete("titles", "1. Short\n2. Shorter").await;
-    let next = done(episode.publisher().handle(&rerun).await);
+    let next = events_of(episode.publisher().handle(&rerun).await);
     assert_eq!(next[0].detail_type, "EpisodeProposed");
     let old = clicked(&slack, &message, button(&message, "podflow_approve_1"));
     assert_eq!(answer(&actions, &old).await.status, 200);
-    assert_eq!(bus.events().len(), 1);
-    let reason = slack.responses().last().cloned().expect("a reply");
-    assert_eq!(reason["response_type"], "ephemeral");
-    assert!(
-        reason["text"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("latest is proposal 2"),
-        "{reason}"
-    );
+    assert_eq!(bus.published().len(), 1);
+    let reason = private_reply(&slack);
+    assert!(reason.contains("latest is proposal 2"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -689,7 +619,7 @@ async fn without_a_bot_token_edit_and_reject_answer_with_the_commands_to_run() {
     let episode = Proposed::new().await;
     let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
     let message = posted(&episode, &slack).await;
-    let bus = Arc::new(Bus::default());
+    let bus = Arc::new(RecordingBus::default());
     let actions = episode.actions(&slack, bus.clone(), false);
     for (id, command) in [
         (
@@ -703,21 +633,18 @@ async fn without_a_bot_token_edit_and_reject_answer_with_the_commands_to_run() {
     ] {
         let click = clicked(&slack, &message, button(&message, id));
         assert_eq!(answer(&actions, &click).await.status, 200);
-        let reply = slack.responses().last().cloned().expect("a reply");
-        assert_eq!(reply["response_type"], "ephemeral", "{reply}");
-        assert_eq!(reply["replace_original"], false);
-        let text = reply["text"].as_str().unwrap_or_default();
+        let text = private_reply(&slack);
         assert!(
             text.contains(&command) && text.contains("bot token"),
             "{text}"
         );
     }
     assert!(slack.views().is_empty());
-    assert!(bus.events().is_empty());
+    assert!(bus.published().is_empty());
     // Approve works without the token.
     let approve = clicked(&slack, &message, button(&message, "podflow_approve_1"));
     assert_eq!(answer(&actions, &approve).await.status, 200);
-    assert_eq!(bus.events().len(), 1);
+    assert_eq!(bus.published().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -725,7 +652,7 @@ async fn a_slow_slack_or_bus_never_holds_the_answer_past_its_deadline() {
     let episode = Proposed::new().await;
     let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
     let message = posted(&episode, &slack).await;
-    let bus = Arc::new(Bus::default());
+    let bus = Arc::new(RecordingBus::default());
     let mut actions = episode.actions(&slack, bus.clone(), true);
     actions.timing = Timing {
         answer_within: Duration::from_millis(1200),
@@ -767,9 +694,9 @@ async fn a_slow_slack_or_bus_never_holds_the_answer_past_its_deadline() {
     // A bus that hangs, for a request that already waited 800 ms before reaching the
     // handler (a cold start): the answer comes when the rest of the time is up, nothing is
     // half-sent, and the person is told in the reply's own time.
-    let hanging = Arc::new(Bus {
-        delay: Duration::from_secs(5),
-        ..Bus::default()
+    let hanging = Arc::new(RecordingBus {
+        publish_delay: Duration::from_secs(5),
+        ..RecordingBus::default()
     });
     let mut slow = episode.actions(&slack, hanging.clone(), true);
     slow.timing = actions.timing;
@@ -785,7 +712,7 @@ async fn a_slow_slack_or_bus_never_holds_the_answer_past_its_deadline() {
         took >= Duration::from_millis(400) && took < Duration::from_millis(900),
         "answered after {took:?}"
     );
-    assert!(hanging.events().is_empty());
+    assert!(hanging.published().is_empty());
     let reply = slack.responses().last().cloned().expect("a reply");
     assert!(
         reply["text"]
@@ -796,10 +723,7 @@ async fn a_slow_slack_or_bus_never_holds_the_answer_past_its_deadline() {
     );
 
     // The bus refuses: the person is told it was not sent, and nothing claims it was.
-    let refusing = Arc::new(Bus {
-        refuse: true,
-        ..Bus::default()
-    });
+    let refusing = Arc::new(RecordingBus::refusing(u32::MAX));
     let mut actions = episode.actions(&slack, refusing, true);
     actions.timing = Timing::default();
     let approve = clicked(&slack, &message, button(&message, "podflow_approve_1"));

@@ -17,6 +17,8 @@ use thiserror::Error;
 pub mod ct2_file;
 #[cfg(test)]
 mod fuzz;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_check;
 pub mod ggml;
 pub mod vocabulary;
 

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use podflow_aws::s3::S3BlobStore;
-use podflow_lambda::wiring::{env, lambda_sdk_config};
+use podflow_lambda::wiring::{env, lambda_sdk_config, required_secret_env};
 use publisher::links::{link_secret, open_link};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     podflow_core::telemetry::init("info");
     let config = lambda_sdk_config()?;
-    let setting = env("PODFLOW_LINK_SECRET")?;
+    let setting = required_secret_env("PODFLOW_LINK_SECRET")?;
     let secret = link_secret(&setting, async || config.clone()).await?;
     let blobs = Arc::new(S3BlobStore::new(&config, &env("PODFLOW_BUCKET")?, false));
     podflow_lambda::run_function_url(move |query| {

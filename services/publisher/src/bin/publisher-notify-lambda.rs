@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use podflow_events::routing::PROMPT_QUEUE;
-use podflow_lambda::wiring::{AwsWiring, optional_env, parsed_env};
+use podflow_lambda::wiring::{AwsWiring, optional_env, parsed_env, secret_env};
 use publisher::{
     links::{ShareLinks, configured_stable_links},
     notify::{NotifyHandler, configured_notifier},
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     podflow_core::telemetry::init("info");
     let aws = AwsWiring::from_env()?;
     let notifier = configured_notifier(
-        optional_env("PODFLOW_SLACK_WEBHOOK_URL").as_deref(),
+        secret_env("PODFLOW_SLACK_WEBHOOK_URL").as_ref(),
         optional_env("PODFLOW_SNS_TOPIC_ARN").as_deref(),
         async || aws.config.clone(),
     )
@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let stable = configured_stable_links(
         &aws.bucket,
         optional_env("PODFLOW_LINK_BASE_URL").as_deref(),
-        optional_env("PODFLOW_LINK_SECRET").as_deref(),
+        secret_env("PODFLOW_LINK_SECRET").as_ref(),
         async || aws.config.clone(),
     )
     .await?;

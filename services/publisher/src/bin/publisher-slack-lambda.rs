@@ -7,9 +7,12 @@
 //! read once at start.
 use std::sync::Arc;
 
+use podflow_aws::secrets::read_setting;
 use podflow_aws::{dynamodb::DynamoEpisodeStore, eventbridge::EventBridgePublisher};
-use podflow_lambda::wiring::{WiringError, env, lambda_sdk_config, on_lambda, optional_env};
-use publisher::slack_actions::{SlackActions, SlackHttp, Timing, slack_secret};
+use podflow_lambda::wiring::{
+    WiringError, env, lambda_sdk_config, on_lambda, required_secret_env, secret_env,
+};
+use publisher::slack_actions::{SlackActions, SlackHttp, Timing};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,16 +21,12 @@ async fn main() -> anyhow::Result<()> {
         return Err(WiringError::NotOnLambda.into());
     }
     let config = lambda_sdk_config()?;
-    let signing_secret = slack_secret(
-        "PODFLOW_SLACK_SIGNING_SECRET",
-        &env("PODFLOW_SLACK_SIGNING_SECRET")?,
-        async || config.clone(),
-    )
-    .await?;
-    let bot_token = match optional_env("PODFLOW_SLACK_BOT_TOKEN") {
-        Some(setting) => {
-            Some(slack_secret("PODFLOW_SLACK_BOT_TOKEN", &setting, async || config.clone()).await?)
-        }
+    const SIGNING_SECRET: &str = "PODFLOW_SLACK_SIGNING_SECRET";
+    const BOT_TOKEN: &str = "PODFLOW_SLACK_BOT_TOKEN";
+    let setting = required_secret_env(SIGNING_SECRET)?;
+    let signing_secret = read_setting(SIGNING_SECRET, &setting, async || config.clone()).await?;
+    let bot_token = match secret_env(BOT_TOKEN) {
+        Some(setting) => Some(read_setting(BOT_TOKEN, &setting, async || config.clone()).await?),
         None => None,
     };
     let actions = Arc::new(SlackActions {
