@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs each cargo-fuzz target (fuzz/) for a bounded time and prints a table of what ran.
 # Needs nightly Rust and cargo-fuzz (`rustup toolchain install nightly`, `cargo install
-# cargo-fuzz`); on stable, `cargo test` runs the proptest targets, which check the same
-# invariants (each target's checks live in the test file it names).
+# cargo-fuzz`), and what `scripts/setup.sh` installs (the model_files target builds the
+# speech crate, whisper.cpp included: cmake, g++, libclang) and python3; on stable,
+# `cargo test` runs the proptest targets, which check the same invariants (each target's
+# checks live in the test file it names).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      (default: 60 s, every target)
 #
@@ -11,8 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-seconds="${1:-60}"
-shift || true
+seconds=60
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+    seconds="$1"
+    shift
+fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(envelopes s3_keys model_files llm_answers prompt_catalog subtitles)
@@ -25,6 +30,12 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "fuzz: cargo-fuzz is not installed; run: cargo install cargo-fuzz" >&2
     exit 2
 fi
+for tool in python3 sha256sum cmake; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "fuzz: $tool is missing; run scripts/setup.sh" >&2
+        exit 2
+    fi
+done
 
 # Seeds: the repository's own valid inputs of each kind (libFuzzer mutates from there).
 seed() {

@@ -51,18 +51,15 @@ pub fn validator(detail_type: &str) -> Option<&'static jsonschema::Validator> {
 /// shared between checkouts (CI's cache) can hold this crate compiled in another checkout,
 /// so the directory it was built in is only the fallback.
 pub fn crate_dir() -> PathBuf {
+    // This crate's own directory holds its source and its schemas.
+    let is_this_crate =
+        |dir: &Path| dir.join("src/schema.rs").is_file() && dir.join("schemas").is_dir();
     let running = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
     running
         .iter()
         .flat_map(|package| package.ancestors())
-        .map(|dir| {
-            if dir.file_name().is_some_and(|name| name == "events-schema") {
-                dir.to_path_buf()
-            } else {
-                dir.join("events-schema")
-            }
-        })
-        .find(|dir| dir.join("schemas").is_dir())
+        .flat_map(|dir| [dir.to_path_buf(), dir.join("events-schema")])
+        .find(|dir| is_this_crate(dir))
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 

@@ -458,10 +458,20 @@ impl EpisodeStore for DynamoEpisodeStore {
                 transaction =
                     transaction.transact_items(TransactWriteItem::builder().put(put).build());
             }
-            transaction
-                .send()
-                .await
-                .map_err(|e| self.failed("TransactWriteItems re-run prompts", &e))?;
+            transaction.send().await.map_err(|e| {
+                // No put here has a condition, so a cancelled transaction met a concurrent
+                // write to the same prompt or throttling: both pass, so it is retried.
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception())
+                {
+                    PortError::transient(format!(
+                        "DynamoDB table {}: re-queueing prompts was cancelled (a concurrent write or throttling)",
+                        self.table
+                    ))
+                } else {
+                    self.failed("TransactWriteItems re-run prompts", &e)
+                }
+            })?;
         }
         Ok(())
     }

@@ -26,25 +26,40 @@ pub enum SecretError {
     Empty { reference: String },
 }
 
-/// Whether a setting names a secret in AWS (and so needs AWS to be read).
-fn is_aws_reference(setting: &str) -> bool {
-    setting.starts_with("ssm:") || setting.starts_with("secretsmanager:")
+/// Where in AWS a setting says its secret is.
+enum AwsReference<'a> {
+    /// An SSM parameter's name (a SecureString is decrypted).
+    Ssm(&'a str),
+    /// A Secrets Manager secret's id or ARN.
+    SecretsManager(&'a str),
+}
+
+fn aws_reference(setting: &str) -> Option<AwsReference<'_>> {
+    if let Some(name) = setting.strip_prefix("ssm:") {
+        Some(AwsReference::Ssm(name))
+    } else {
+        setting
+            .strip_prefix("secretsmanager:")
+            .map(AwsReference::SecretsManager)
+    }
 }
 
 /// Whether a setting names where its secret is rather than holding it.
 pub fn is_reference(setting: &str) -> bool {
-    is_aws_reference(setting) || setting.starts_with("file:")
+    let setting = setting.trim();
+    aws_reference(setting).is_some() || setting.starts_with("file:")
 }
 
 /// A secret setting's value: the setting itself, or what its reference names, read with
 /// `aws`'s credentials (asked for only then). `name` (the setting's name) is in every error;
-/// the value never is.
+/// the value never is. Surrounding whitespace is no part of a setting or a value.
 pub async fn read_setting(
     name: &str,
     setting: &Secret,
     aws: impl AsyncFnOnce() -> SdkConfig,
 ) -> Result<Secret, PortError> {
-    let value = if let Some(path) = setting.expose().strip_prefix("file:") {
+    let setting = setting.expose().trim();
+    let value = if let Some(path) = setting.strip_prefix("file:") {
         // The error names the file, never what it holds.
         let text = std::fs::read_to_string(path).map_err(|e| {
             PortError::setup(format!(
@@ -53,12 +68,12 @@ pub async fn read_setting(
             ))
         })?;
         Secret::new(text.trim())
-    } else if is_aws_reference(setting.expose()) {
-        resolve(&aws().await, setting)
+    } else if let Some(reference) = aws_reference(setting) {
+        resolve(&aws().await, setting, reference)
             .await
             .map_err(|e| PortError::setup(format!("{name}: {e}")))?
     } else {
-        Secret::new(setting.expose().trim())
+        Secret::new(setting)
     };
     if value.expose().is_empty() {
         return Err(PortError::setup(format!("{name} is empty")));
@@ -66,38 +81,42 @@ pub async fn read_setting(
     Ok(value)
 }
 
-/// The value a setting names. (GetParameter and GetSecretValue are called over their
+/// The value `setting` names in AWS. (GetParameter and GetSecretValue are called over their
 /// awsJson1.1 APIs, see `crate::signed`.)
-pub async fn resolve(config: &SdkConfig, setting: &Secret) -> Result<Secret, SecretError> {
-    let setting = setting.expose();
+async fn resolve(
+    config: &SdkConfig,
+    setting: &str,
+    reference: AwsReference<'_>,
+) -> Result<Secret, SecretError> {
     let unreadable = |e: CallError| SecretError::Unreadable {
         reference: setting.to_owned(),
         code: e.code.unwrap_or_else(|| "no answer".to_owned()),
         message: e.message,
     };
-    let aws = || SignedHttp::new(config);
-    let value = if let Some(name) = setting.strip_prefix("ssm:") {
-        let out = aws()
-            .json_rpc(
-                "ssm",
-                "AmazonSSM.GetParameter",
-                &json!({"Name": name, "WithDecryption": true}),
-            )
-            .await
-            .map_err(unreadable)?;
-        out["Parameter"]["Value"].as_str().map(str::to_owned)
-    } else if let Some(id) = setting.strip_prefix("secretsmanager:") {
-        let out = aws()
-            .json_rpc(
-                "secretsmanager",
-                "secretsmanager.GetSecretValue",
-                &json!({"SecretId": id}),
-            )
-            .await
-            .map_err(unreadable)?;
-        out["SecretString"].as_str().map(str::to_owned)
-    } else {
-        return Ok(Secret::new(setting));
+    let aws = SignedHttp::new(config);
+    let value = match reference {
+        AwsReference::Ssm(name) => {
+            let out = aws
+                .json_rpc(
+                    "ssm",
+                    "AmazonSSM.GetParameter",
+                    &json!({"Name": name, "WithDecryption": true}),
+                )
+                .await
+                .map_err(unreadable)?;
+            out["Parameter"]["Value"].as_str().map(str::to_owned)
+        }
+        AwsReference::SecretsManager(id) => {
+            let out = aws
+                .json_rpc(
+                    "secretsmanager",
+                    "secretsmanager.GetSecretValue",
+                    &json!({"SecretId": id}),
+                )
+                .await
+                .map_err(unreadable)?;
+            out["SecretString"].as_str().map(str::to_owned)
+        }
     };
     value
         .filter(|v| !v.trim().is_empty())
@@ -120,7 +139,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_reference_is_read_and_its_errors_hold_no_value() {
-        let path = std::env::temp_dir().join(format!("podflow-secret-{}", std::process::id()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("llm-key");
         std::fs::write(&path, "sk-MARKER\n").expect("write");
         let value = read(&format!("file:{}", path.display()))
             .await
@@ -145,5 +165,11 @@ mod tests {
             read(" sk-plain ").await.expect("value").expose(),
             "sk-plain"
         );
+        // A reference with whitespace around it is still a reference, never the value.
+        std::fs::write(&path, "sk-FROM-FILE").expect("write");
+        let spaced = read(&format!("  file:{}\n", path.display()))
+            .await
+            .expect("read");
+        assert_eq!(spaced.expose(), "sk-FROM-FILE");
     }
 }

@@ -200,7 +200,7 @@ fn say_who_waits(reports: &[EpisodeReport], json: bool) {
     }
     for r in reports.iter().filter(|r| r.status == "awaiting_approval") {
         eprintln!(
-            "{} awaits approval: `podflow approve {0} [--title N|TEXT] [--summary-file F]`, or `podflow reject {0} --note …`",
+            "{} awaits approval: `podflow approve {0} [--title N | --title-text TEXT] [--summary-file F]`, or `podflow reject {0} --note …`",
             r.episode_id
         );
     }

@@ -426,7 +426,7 @@ async fn main() {
             };
             let title = match (title, title_text) {
                 (Some(n), _) => TitleChoice::Suggested(n),
-                (None, Some(text)) => TitleChoice::Written(text),
+                (None, Some(text)) => TitleChoice::Written(text.trim().to_owned()),
                 (None, None) => TitleChoice::First,
             };
             let args = approve::DecisionArgs {

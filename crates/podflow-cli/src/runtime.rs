@@ -129,18 +129,18 @@ pub async fn llm_api_key(settings: &Settings) -> anyhow::Result<Option<Secret>> 
 
 /// The text engine for this run. `auto` with no LLM given tries the default server once:
 /// when nothing answers there, the extractive engine writes every text (said on standard
-/// error), so a first run without an LLM still ends with show notes.
-pub async fn settle_text_engine(settings: &Settings) -> TextEngine {
+/// error), so a first run without an LLM still ends with show notes. `api_key` is the key
+/// as read ([`llm_api_key`]).
+pub async fn settle_text_engine(settings: &Settings, api_key: Option<Secret>) -> TextEngine {
     if settings.text_engine != TextEngine::Auto
         || settings.llm_url_given
         || settings.llm_provider != "openai"
     {
         return settings.text_engine;
     }
-    // A key that cannot be read is reported where the LLM is built; the probe goes without.
     let probe = bedrock_invoker::openai::OpenAiCompatible::new(
         &settings.llm_url,
-        llm_api_key(settings).await.ok().flatten(),
+        api_key,
         Duration::from_secs(2),
     )
     .probe()
@@ -224,10 +224,11 @@ impl Pipeline {
         let limits = LimitsConfig::load_or_default(settings.model_limits.as_deref())
             .map_err(|e| anyhow::anyhow!("model limits: {e}"))?;
         let throttle = Arc::new(Throttle::new(limits, Duration::from_secs(60)));
+        let api_key = llm_api_key(settings).await?;
         let llm = llm_backend(
             &settings.llm_provider,
             &settings.llm_url,
-            llm_api_key(settings).await?,
+            api_key.clone(),
             LLM_TIMEOUT,
         )
         .await
@@ -239,7 +240,7 @@ impl Pipeline {
             podflow_aws::sdk_config,
         )
         .await?;
-        let text_engine = settle_text_engine(settings).await;
+        let text_engine = settle_text_engine(settings, api_key).await;
         let show = show_layers(settings)?;
         let prompts = QueueSpec::prompts();
         db.declare_queue(&prompts)?;

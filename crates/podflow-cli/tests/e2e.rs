@@ -75,6 +75,16 @@ async fn output(mut cmd: Command) -> Output {
         .expect("join")
 }
 
+/// Asserts the command ended with `code`, showing what it said on standard error if not.
+fn exited(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn episode_json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().next().unwrap_or(""))
@@ -115,12 +125,7 @@ async fn whole_pipeline_on_a_two_voice_episode() {
         .args(["run", "--json"])
         .arg(sample());
     let out = output(cmd).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     let report = episode_json(&out);
     assert_eq!(report["status"], "done");
     let id = report["episode_id"].as_str().expect("id").to_owned();
@@ -411,12 +416,7 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     let mut cmd = podflow(data.path(), "http://127.0.0.1:9/v1");
     cmd.args(["run", "--json"]).arg(sample());
     let out = output(cmd).await;
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 3);
     let report = episode_json(&out);
     assert_eq!(report["status"], "partial");
     let failed = report["failed_prompts"].as_array().expect("failed prompts");
@@ -554,12 +554,7 @@ async fn no_llm_means_prompts_in_the_dlq_and_everything_else_delivered_then_repl
     let mut replay = podflow(data.path(), &llm);
     replay.args(["dlq", "replay", "--all", "--json"]);
     let out = output(replay).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     assert_eq!(db.work_count("transcribe", id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", id).await.expect("count"), 1);
     let revisions: Vec<u64> = db
@@ -582,12 +577,7 @@ async fn duplicate_deliveries_give_the_same_outputs_and_one_summary() {
         .args(["run", "--json"])
         .arg(sample());
     let out = output(cmd).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     let id = episode_json(&out)["episode_id"]
         .as_str()
         .expect("id")
@@ -654,12 +644,7 @@ async fn killed_mid_run_resumes_without_transcribing_again() {
     let mut again = podflow(data.path(), &llm);
     again.args(["run", "--json"]).arg(sample());
     let out = output(again).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     assert_eq!(episode_json(&out)["status"], "done");
     assert_eq!(db.work_count("transcribe", &id).await.expect("count"), 1);
     assert_eq!(db.work_count("transcode", &id).await.expect("count"), 1);
@@ -879,12 +864,7 @@ async fn transcribe_command_writes_each_format_and_handles_bad_audio() {
     );
 
     let out = tokio::task::block_in_place(|| transcribe(&data, &at("short.wav"), &[]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .to_lowercase()
@@ -1017,7 +997,8 @@ async fn a_show_requiring_approval_publishes_only_what_a_person_approved() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 
-    // Rejected: the titles prompt (named twice, run once) runs again on another model and is proposed anew.
+    // Rejected: the titles prompt (named twice, which is no error) runs again on another model
+    // and is proposed anew.
     let out = run(&[
         "reject",
         &id,
@@ -1030,12 +1011,7 @@ async fn a_show_requiring_approval_publishes_only_what_a_person_approved() {
         "--json",
     ])
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     assert_eq!(episode_json(&out)["status"], "awaiting_approval");
     let db = Db::open(data.path()).expect("db");
     let (proposal, _) = publisher::approval::latest(&db, &id)
@@ -1075,12 +1051,7 @@ async fn a_show_requiring_approval_publishes_only_what_a_person_approved() {
         "--json",
     ])
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     assert_eq!(episode_json(&out)["status"], "done");
     let notes = std::fs::read_to_string(dir.join("show-notes.md")).expect("notes");
     assert!(notes.contains("# 1984\n"), "{notes}");
@@ -1120,12 +1091,7 @@ async fn named_speakers_are_used_everywhere_and_renaming_never_transcribes_again
         output(cmd)
     };
     let out = run("Ana Lima, Ben Ode").await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     let id = episode_json(&out)["episode_id"]
         .as_str()
         .expect("id")
@@ -1175,12 +1141,7 @@ async fn named_speakers_are_used_everywhere_and_renaming_never_transcribes_again
 
     // Renamed on a second run: new names everywhere, the audio not transcribed again.
     let out = run("Cleo, Dan").await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited(&out, 0);
     let vtt = std::fs::read_to_string(dir.join("subtitles.vtt")).expect("vtt");
     assert!(
         vtt.contains("<v Cleo>") && !vtt.contains("Ana Lima"),

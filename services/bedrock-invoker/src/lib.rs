@@ -48,6 +48,14 @@ pub async fn llm_backend(
     match provider {
         "bedrock" => Ok(Arc::new(bedrock::BedrockConverse::from_env(timeout).await)),
         "openai" => {
+            // `/chat/completions` is appended to the URL's path: a query would end up before
+            // it, and a key in it would travel in every log line of a proxy.
+            if reqwest::Url::parse(url).is_ok_and(|u| u.query().is_some()) {
+                return Err(format!(
+                    "PODFLOW_LLM_URL ({}) has a query; give the base URL only (e.g. https://host/v1), with the key in PODFLOW_LLM_API_KEY",
+                    openai::printable_url(url)
+                ));
+            }
             if api_key.is_some() && !key_may_travel_to(url) {
                 return Err(format!(
                     "PODFLOW_LLM_API_KEY is not sent over plain http to another machine ({}): use an https:// URL, or a server on this machine",
@@ -653,5 +661,21 @@ mod key_tests {
         ] {
             assert!(!super::key_may_travel_to(refused), "{refused}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_url_with_a_query_is_refused_without_repeating_it() {
+        let refused = super::llm_backend(
+            "openai",
+            "https://llm.example.com/v1?api-key=SECRET",
+            None,
+            std::time::Duration::from_secs(1),
+        )
+        .await
+        .err()
+        .expect("refused");
+        assert!(refused.contains("has a query"), "{refused}");
+        assert!(refused.contains("https://llm.example.com/v1"), "{refused}");
+        assert!(!refused.contains("SECRET"), "{refused}");
     }
 }

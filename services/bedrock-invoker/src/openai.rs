@@ -274,5 +274,23 @@ mod tests {
         );
         let probe = client.probe().await.expect_err("refused");
         assert!(!probe.contains("SECRET"), "{probe}");
+
+        // Connected, then closed before any answer: the transport error's own text, still
+        // without the URL.
+        let closing = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closing.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for conn in closing.incoming() {
+                drop(conn);
+            }
+        });
+        let client = OpenAiCompatible::new(
+            &format!("http://user:SECRET1@127.0.0.1:{port}/v1"),
+            Some(Secret::new("SECRET3")),
+            Duration::from_secs(2),
+        );
+        let error = client.chat(&request).await.expect_err("closed").report();
+        assert!(!error.contains("SECRET"), "{error}");
+        assert!(error.contains("error sending request"), "{error}");
     }
 }

@@ -67,7 +67,7 @@ pub fn uploads_in(raw: &Value) -> Result<UploadEvent, String> {
                 size: detail["object"]["size"].as_u64(),
             }]))
         }
-        (Some("aws.s3"), Some("")) => Ok(UploadEvent::Other(
+        (Some("aws.s3"), Some(blank)) if blank.trim().is_empty() => Ok(UploadEvent::Other(
             "an S3 event with an empty detail-type".to_owned(),
         )),
         (Some("aws.s3"), Some(other)) => Ok(UploadEvent::Other(other.to_owned())),
@@ -91,7 +91,7 @@ fn notification_uploads(records: &[Value]) -> Result<UploadEvent, String> {
         }
         if !name.starts_with("ObjectCreated:") {
             // Named in the log line that says why nothing was done.
-            others.push(if name.is_empty() {
+            others.push(if name.trim().is_empty() {
                 format!("record {i} without an eventName")
             } else {
                 name.to_owned()

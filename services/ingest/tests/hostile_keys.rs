@@ -209,11 +209,17 @@ fn an_event_that_is_not_an_upload_is_always_described() {
         .as_object_mut()
         .expect("record")
         .remove("eventName");
+    let mut blank_name = notification("incoming/a.m4a", 10);
+    blank_name["Records"][0]["eventName"] = json!(" ");
     let mut empty = object_created("incoming/a.m4a", 10);
     empty["detail-type"] = json!("");
+    let mut blank = object_created("incoming/a.m4a", 10);
+    blank["detail-type"] = json!(" \t");
     for (event, says) in [
         (missing, "record 0 without an eventName"),
+        (blank_name, "record 0 without an eventName"),
         (empty, "an S3 event with an empty detail-type"),
+        (blank, "an S3 event with an empty detail-type"),
     ] {
         match uploads_in(&event) {
             Ok(UploadEvent::Other(what)) => assert_eq!(what, says),

@@ -247,17 +247,12 @@ impl DispatchHandler {
             None | Some("latest") => ReplayVersion::Latest,
             Some(n) => ReplayVersion::Exactly(n.parse().unwrap_or(0)),
         };
-        let transcript = self
-            .store
-            .artifacts(&rejected.episode_id)
-            .await?
-            .remove("transcript")
-            .ok_or_else(|| RerenderError::NoTranscript {
-                episode: rejected.episode_id.clone(),
-                prompt: rejected.rerun.join(", "),
-            })?;
         let ctx = self
-            .context(&rejected.episode_id, &rejected.correlation_id, &transcript)
+            .rendering_context(
+                &rejected.episode_id,
+                &rejected.correlation_id,
+                &rejected.rerun.join(", "),
+            )
             .await?;
         let mut plan = Vec::new();
         let mut jobs = Vec::new();
@@ -265,21 +260,7 @@ impl DispatchHandler {
         // prompt).
         let mut named = std::collections::HashSet::new();
         for prompt in rejected.rerun.iter().filter(|p| named.insert(p.as_str())) {
-            let def = catalog
-                .prompts
-                .get(prompt)
-                .ok_or_else(|| RerenderError::NotInCatalog {
-                    prompt: prompt.clone(),
-                })?;
-            if let ReplayVersion::Exactly(want) = version
-                && want != def.version
-            {
-                return Err(RerenderError::VersionNotInCatalog {
-                    prompt: def.id.clone(),
-                    have: def.version,
-                    want,
-                });
-            }
+            let def = definition(&catalog, prompt, version)?;
             let mut job = self.render(def, &ctx).await?;
             if let Some(model) = &rejected.model {
                 job.model.clone_from(model);
@@ -404,35 +385,61 @@ impl DispatchHandler {
         version: ReplayVersion,
     ) -> Result<PromptJob, RerenderError> {
         let catalog = Catalog::load(self.override_dir.as_deref());
-        let def =
-            catalog
-                .prompts
-                .get(&failed.prompt_id)
-                .ok_or_else(|| RerenderError::NotInCatalog {
-                    prompt: failed.prompt_id.clone(),
-                })?;
-        if let ReplayVersion::Exactly(want) = version
-            && want != def.version
-        {
-            return Err(RerenderError::VersionNotInCatalog {
-                prompt: def.id.clone(),
-                have: def.version,
-                want,
-            });
-        }
+        let def = definition(&catalog, &failed.prompt_id, version)?;
+        let ctx = self
+            .rendering_context(
+                &failed.episode_id,
+                &failed.correlation_id,
+                &failed.prompt_id,
+            )
+            .await?;
+        Ok(self.render(def, &ctx).await?)
+    }
+
+    /// What the episode's prompts are rendered with, for rendering `prompts` again: its
+    /// stored transcript must exist.
+    async fn rendering_context(
+        &self,
+        episode_id: &str,
+        correlation_id: &str,
+        prompts: &str,
+    ) -> Result<EpisodeContext, RerenderError> {
         let transcript = self
             .store
-            .artifacts(&failed.episode_id)
+            .artifacts(episode_id)
             .await?
             .remove("transcript")
             .ok_or_else(|| RerenderError::NoTranscript {
-                episode: failed.episode_id.clone(),
-                prompt: failed.prompt_id.clone(),
+                episode: episode_id.to_owned(),
+                prompt: prompts.to_owned(),
             })?;
-        let ctx = self
-            .context(&failed.episode_id, &failed.correlation_id, &transcript)
-            .await?;
-        Ok(self.render(def, &ctx).await?)
+        Ok(self
+            .context(episode_id, correlation_id, &transcript)
+            .await?)
+    }
+}
+
+/// The catalog's definition of `prompt`, at `version` when one is asked for.
+fn definition<'a>(
+    catalog: &'a Catalog,
+    prompt: &str,
+    version: ReplayVersion,
+) -> Result<&'a catalog::PromptDefinition, RerenderError> {
+    let def = catalog
+        .prompts
+        .get(prompt)
+        .ok_or_else(|| RerenderError::NotInCatalog {
+            prompt: prompt.to_owned(),
+        })?;
+    match version {
+        ReplayVersion::Exactly(want) if want != def.version => {
+            Err(RerenderError::VersionNotInCatalog {
+                prompt: def.id.clone(),
+                have: def.version,
+                want,
+            })
+        }
+        _ => Ok(def),
     }
 }
 

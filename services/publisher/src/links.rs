@@ -140,7 +140,7 @@ pub async fn link_secret(
     let value = podflow_aws::secrets::read_setting("PODFLOW_LINK_SECRET", setting, aws).await?;
     LinkSecret::new(value.expose().as_bytes().to_vec()).ok_or_else(|| {
         let place = if podflow_aws::secrets::is_reference(setting.expose()) {
-            setting.expose()
+            setting.expose().trim()
         } else {
             "PODFLOW_LINK_SECRET"
         };
@@ -151,9 +151,9 @@ pub async fn link_secret(
 }
 
 /// Stable links to files in `bucket` from the function's settings: the link function's URL
-/// (`PODFLOW_LINK_BASE_URL`) and the secret (`PODFLOW_LINK_SECRET`: a value, or `ssm:NAME` /
-/// `secretsmanager:ID`, read with `aws`'s credentials). Neither set: `None`; one without
-/// the other is a setup error that says which is missing.
+/// (`PODFLOW_LINK_BASE_URL`) and the secret (`PODFLOW_LINK_SECRET`: a value, or `file:PATH`
+/// / `ssm:NAME` / `secretsmanager:ID`, see [`link_secret`]). Neither set: `None`; one
+/// without the other is a setup error that says which is missing.
 pub async fn configured_stable_links(
     bucket: &str,
     base_url: Option<&str>,

@@ -49,15 +49,14 @@ impl SlackWebhook {
 #[async_trait]
 impl Notifier for SlackWebhook {
     fn describe(&self) -> String {
-        // The path of a webhook URL is its secret.
-        let host = self
-            .url
-            .expose()
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or("?");
-        format!("Slack webhook at {host}")
+        // Only the host and port: the path of a webhook URL is its secret, and a user,
+        // password or query could be one too.
+        let url = reqwest::Url::parse(self.url.expose()).ok();
+        let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or("?");
+        match url.as_ref().and_then(reqwest::Url::port) {
+            Some(port) => format!("Slack webhook at {host}:{port}"),
+            None => format!("Slack webhook at {host}"),
+        }
     }
 
     async fn send(&self, message: &Value) -> Result<(), PortError> {

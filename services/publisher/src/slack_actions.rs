@@ -820,7 +820,7 @@ fn command_hint(form: Form, target: &Target) -> String {
     let (id, p) = (escape(&target.episode_id), target.proposal);
     match form {
         Form::Edit => format!(
-            "From a terminal: `podflow approve {id} --proposal {p} --title \"…\" --summary-file summary.txt`"
+            "From a terminal: `podflow approve {id} --proposal {p} --title-text \"…\" --summary-file summary.txt`"
         ),
         Form::Reject => format!(
             "From a terminal: `podflow reject {id} --proposal {p} --note \"…\"` (add `--rerun titles,summary` to run prompts again)"

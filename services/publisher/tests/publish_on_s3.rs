@@ -165,11 +165,9 @@ async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
             .iter()
             .any(|f| f.name.starts_with("clips/") || f.name == "trailer.mp3")
     );
-    let steps = db.steps(EPISODE).await.expect("steps");
-    let note = steps
-        .iter()
-        .find(|s| s.step == "publish")
-        .and_then(|s| s.note.clone())
+    let note = support::step_state(&db, EPISODE, "publish")
+        .await
+        .note
         .expect("publish note");
     assert!(note.contains("clip 1 not cut: cannot run ffmpeg"), "{note}");
     // No podflow.toml in the bucket and no base URL: no feed, and the note says what to set.

@@ -357,11 +357,9 @@ async fn bad_chapter_and_clip_answers_are_noted_and_everything_else_is_published
             .contains("outside the audio")
     );
     assert!(!ep.file("trailer.mp3").exists());
-    let steps = ep.db.steps(EPISODE).await.expect("steps");
-    let note = steps
-        .iter()
-        .find(|s| s.step == "publish")
-        .and_then(|s| s.note.clone())
+    let note = support::step_state(&ep.db, EPISODE, "publish")
+        .await
+        .note
         .unwrap_or_default();
     assert!(note.contains("chapters answer holds no JSON"), "{note}");
 }
@@ -486,11 +484,9 @@ async fn a_wrong_webhook_dead_letters_with_a_reason_and_none_is_only_a_note() {
 
     let quiet = notifier(&ep, None);
     assert!(events_of(quiet.handle(&delivery(&r1[0])).await).is_empty());
-    let steps = ep.db.steps(EPISODE).await.expect("steps");
-    let note = steps
-        .iter()
-        .find(|s| s.step == "notify")
-        .and_then(|s| s.note.clone())
+    let note = support::step_state(&ep.db, EPISODE, "notify")
+        .await
+        .note
         .unwrap_or_default();
     assert!(note.contains("no Slack webhook configured"), "{note}");
     assert!(notifier_from(Some(&Secret::new("hooks.slack.com/x"))).is_err());
@@ -923,11 +919,7 @@ async fn a_proposal_is_published_once_approved_with_the_chosen_title_and_edited_
         "{feed}"
     );
     assert!(ep.file("episode.mp3").exists());
-    let steps = ep.db.steps(EPISODE).await.expect("steps");
-    let step = steps
-        .iter()
-        .find(|s| s.step == "approve")
-        .expect("approve step");
+    let step = support::step_state(&ep.db, EPISODE, "approve").await;
     assert_eq!(step.status, StepStatus::Done);
     assert!(
         step.note
@@ -980,11 +972,7 @@ async fn a_rejected_proposal_waits_for_its_re_run_prompts_and_the_new_outcome_is
         rejected_by: "web".into(),
     };
     assert!(events_of(publisher.handle(&decision_delivery(&reject)).await).is_empty());
-    let steps = ep.db.steps(EPISODE).await.expect("steps");
-    let step = steps
-        .iter()
-        .find(|s| s.step == "approve")
-        .expect("approve step");
+    let step = support::step_state(&ep.db, EPISODE, "approve").await;
     assert!(
         step.note
             .as_deref()
@@ -1243,4 +1231,14 @@ async fn an_unreachable_slack_never_reveals_the_webhook_path() {
     .err()
     .expect("refused");
     assert!(!bad.to_string().contains("SECRET"), "{bad}");
+    // Where errors say the webhook is: its host and port, never a user, password or query.
+    let odd = publisher::notify::SlackWebhook::new(
+        Secret::new("https://u:SECRETPASS@hooks.example.com:8443?token=SECRETTOKEN"),
+        Duration::from_secs(1),
+    )
+    .expect("webhook");
+    assert_eq!(
+        podflow_core::Notifier::describe(&odd),
+        "Slack webhook at hooks.example.com:8443"
+    );
 }

@@ -10,7 +10,7 @@ use std::{
 
 use hmac::{Hmac, Mac};
 use podflow_core::{
-    BlobStore, Delivery, EpisodeRecord, EpisodeStore, MessageHandler, StepStatus, TextEngine,
+    BlobStore, Delivery, EpisodeRecord, MessageHandler, StepStatus, TextEngine,
     secret::Secret,
     show::{Approval, ShowLayers},
     transcript::{Transcript, TranscriptSegment},
@@ -51,8 +51,33 @@ const CHAPTERS: &str = r#"{"chapters": [{"startTime": 0, "title": "Welcome"}, {"
 fn private_reply(slack: &FakeSlack) -> String {
     let reply = slack.responses().last().cloned().expect("a reply");
     assert_eq!(reply["response_type"], "ephemeral", "{reply}");
-    assert_ne!(reply["replace_original"], true, "{reply}");
+    assert_eq!(reply["replace_original"], false, "{reply}");
     reply["text"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A proposal posted to Slack, and the interactivity endpoint its buttons reach (with a bot
+/// token or without), sending decisions to `bus`.
+struct InSlack {
+    episode: Proposed,
+    slack: FakeSlack,
+    message: Value,
+    bus: Arc<RecordingBus>,
+    actions: SlackActions,
+}
+
+async fn in_slack(bot_token: bool) -> InSlack {
+    let episode = Proposed::new().await;
+    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
+    let message = posted(&episode, &slack).await;
+    let bus = Arc::new(RecordingBus::default());
+    let actions = episode.actions(&slack, bus.clone(), bot_token);
+    InSlack {
+        episode,
+        slack,
+        message,
+        bus,
+        actions,
+    }
 }
 
 /// An episode of a show that requires approval, proposed once its prompts completed.
@@ -382,12 +407,14 @@ async fn a_proposal_is_posted_once_with_buttons_and_approving_in_slack_publishes
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_interactivity_accepts_signed_requests_and_refuses_bad_signatures_and_stale_ones() {
-    let episode = Proposed::new().await;
-    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
-    let message = posted(&episode, &slack).await;
+    let InSlack {
+        episode: _episode,
+        slack,
+        message,
+        bus,
+        actions,
+    } = in_slack(false).await;
     let requests_before = slack.requests();
-    let bus = Arc::new(RecordingBus::default());
-    let actions = episode.actions(&slack, bus.clone(), false);
     let click = clicked(&slack, &message, button(&message, "podflow_approve_1"));
 
     // Another app's secret; a body changed after signing; an old request replayed; headers
@@ -446,11 +473,13 @@ async fn slack_interactivity_accepts_signed_requests_and_refuses_bad_signatures_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn edit_opens_a_prefilled_form_whose_submission_approves_the_written_title_and_summary() {
-    let episode = Proposed::new().await;
-    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
-    let message = posted(&episode, &slack).await;
-    let bus = Arc::new(RecordingBus::default());
-    let actions = episode.actions(&slack, bus.clone(), true);
+    let InSlack {
+        episode,
+        slack,
+        message,
+        bus,
+        actions,
+    } = in_slack(true).await;
 
     let click = clicked(&slack, &message, button(&message, "podflow_edit"));
     assert_eq!(answer(&actions, &click).await.status, 200);
@@ -523,11 +552,13 @@ async fn edit_opens_a_prefilled_form_whose_submission_approves_the_written_title
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reject_opens_a_form_of_the_episodes_prompts_and_an_old_proposal_is_refused_after() {
-    let episode = Proposed::new().await;
-    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
-    let message = posted(&episode, &slack).await;
-    let bus = Arc::new(RecordingBus::default());
-    let actions = episode.actions(&slack, bus.clone(), true);
+    let InSlack {
+        episode,
+        slack,
+        message,
+        bus,
+        actions,
+    } = in_slack(true).await;
 
     let click = clicked(&slack, &message, button(&message, "podflow_reject"));
     assert_eq!(answer(&actions, &click).await.status, 200);
@@ -589,11 +620,7 @@ async fn reject_opens_a_form_of_the_episodes_prompts_and_an_old_proposal_is_refu
         )
         .is_empty()
     );
-    let steps = episode.db.steps(EPISODE).await.expect("steps");
-    let step = steps
-        .iter()
-        .find(|s| s.step == "approve")
-        .expect("approve step");
+    let step = support::step_state(&episode.db, EPISODE, "approve").await;
     assert_eq!(step.status, StepStatus::Running);
     assert!(
         step.note
@@ -616,15 +643,17 @@ async fn reject_opens_a_form_of_the_episodes_prompts_and_an_old_proposal_is_refu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_bot_token_edit_and_reject_answer_with_the_commands_to_run() {
-    let episode = Proposed::new().await;
-    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
-    let message = posted(&episode, &slack).await;
-    let bus = Arc::new(RecordingBus::default());
-    let actions = episode.actions(&slack, bus.clone(), false);
+    let InSlack {
+        episode: _episode,
+        slack,
+        message,
+        bus,
+        actions,
+    } = in_slack(false).await;
     for (id, command) in [
         (
             "podflow_edit",
-            format!("podflow approve {EPISODE} --proposal 1 --title"),
+            format!("podflow approve {EPISODE} --proposal 1 --title-text \"…\" --summary-file"),
         ),
         (
             "podflow_reject",
@@ -649,11 +678,13 @@ async fn without_a_bot_token_edit_and_reject_answer_with_the_commands_to_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_slack_or_bus_never_holds_the_answer_past_its_deadline() {
-    let episode = Proposed::new().await;
-    let slack = FakeSlack::start(Vec::new()).await.expect("fake slack");
-    let message = posted(&episode, &slack).await;
-    let bus = Arc::new(RecordingBus::default());
-    let mut actions = episode.actions(&slack, bus.clone(), true);
+    let InSlack {
+        episode,
+        slack,
+        message,
+        bus: _bus,
+        mut actions,
+    } = in_slack(true).await;
     actions.timing = Timing {
         answer_within: Duration::from_millis(1200),
         views_open: Duration::from_millis(400),

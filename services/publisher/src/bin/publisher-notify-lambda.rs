@@ -1,6 +1,6 @@
 //! The publisher's notifier on Lambda: the target of the announce rule (EpisodeTranscoded,
 //! EpisodeSummarized). Posts to the Slack webhook in `PODFLOW_SLACK_WEBHOOK_URL` (a URL, or
-//! `ssm:NAME` / `secretsmanager:ID`, read once at start) or to `PODFLOW_SNS_TOPIC_ARN`, with
+//! `ssm:NAME` / `secretsmanager:ID` / `file:PATH`, read once at start) or to `PODFLOW_SNS_TOPIC_ARN`, with
 //! links valid for `PODFLOW_LINK_LIFETIME_SECONDS`: stable links through the link function
 //! (`PODFLOW_LINK_BASE_URL`, signed with `PODFLOW_LINK_SECRET`), else pre-signed ones.
 use std::{sync::Arc, time::Duration};

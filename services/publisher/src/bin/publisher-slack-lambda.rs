@@ -3,8 +3,8 @@
 //! the Slack app's signing secret `PODFLOW_SLACK_SIGNING_SECRET`; a decision is checked
 //! against the table (`PODFLOW_TABLE`) and sent to the bus (`PODFLOW_EVENT_BUS`). With
 //! `PODFLOW_SLACK_BOT_TOKEN`, Edit and Reject open forms; without, they answer with the
-//! `podflow` command to run. Both settings are values or `ssm:NAME` / `secretsmanager:ID`,
-//! read once at start.
+//! `podflow` command to run. Both settings are values or `ssm:NAME` / `secretsmanager:ID` /
+//! `file:PATH`, read once at start.
 use std::sync::Arc;
 
 use podflow_aws::secrets::read_setting;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use podflow_core::{
-    BlobStore, Delivery, EpisodeRecord, EpisodeStore, Outcome, PromptUpdate, StepStatus,
+    BlobStore, Delivery, EpisodeRecord, EpisodeStore, Outcome, PromptUpdate, StepState, StepStatus,
 };
 use podflow_embedded::Db;
 use podflow_events::{BlobRef, EventEnvelope, PromptCompleted, SCHEMA_VERSION};
@@ -113,4 +113,14 @@ pub fn events_of(outcome: Outcome) -> Vec<EventEnvelope> {
         Outcome::Done { emit, .. } => emit,
         other => panic!("expected Done, got {other:?}"),
     }
+}
+
+/// The state of `episode`'s step `name`, which must exist.
+pub async fn step_state(db: &Db, episode: &str, name: &str) -> StepState {
+    db.steps(episode)
+        .await
+        .expect("steps")
+        .into_iter()
+        .find(|s| s.step == name)
+        .unwrap_or_else(|| panic!("no {name} step"))
 }
