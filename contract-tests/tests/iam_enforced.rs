@@ -412,12 +412,7 @@ async fn account(slack_url: &str) -> Account {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let moto = MotoServer::start();
     let admin = moto.sdk_config().await;
-    aws_sdk_s3::Client::new(&admin)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    podflow_fakes::moto::create_bucket(&admin, BUCKET).await;
     podflow_fakes::moto::create_episode_table(&admin, TABLE).await;
     let sqs = aws_sdk_sqs::Client::new(&admin);
     let queue = |name: &'static str, fifo: bool| {

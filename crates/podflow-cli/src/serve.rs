@@ -424,6 +424,11 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A textarea's text, with the CRLF line breaks browsers send as `\n`.
+fn textarea(form: &[(String, String)], name: &str) -> Option<String> {
+    field(form, name).map(|text| text.replace("\r\n", "\n"))
+}
+
 /// Every filled-in value of a field that repeats (checkboxes).
 fn all_filled(form: &[(String, String)], name: &str) -> Vec<String> {
     form.iter()
@@ -602,8 +607,7 @@ async fn approve(
             text.chars().count()
         )));
     }
-    // Browsers send a textarea's line breaks as CRLF.
-    let summary = field(&form, "summary").map(|s| s.replace("\r\n", "\n"));
+    let summary = textarea(&form, "summary");
     let request = Decision::Approve { title, summary };
     let Sent { proposal, title } = send_decision(&app, &id, &form, request).await?;
     let title = title.unwrap_or_default();
@@ -624,9 +628,7 @@ async fn reject(
     check_token(&app, &form)?;
     let rerun = all_filled(&form, "rerun");
     let request = Decision::Reject {
-        note: field(&form, "note")
-            .unwrap_or_default()
-            .replace("\r\n", "\n"),
+        note: textarea(&form, "note").unwrap_or_default(),
         rerun: rerun.clone(),
         model: filled(&form, "model"),
         prompt_version: filled(&form, "prompt_version"),

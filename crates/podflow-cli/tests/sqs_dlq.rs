@@ -178,12 +178,7 @@ async fn replay_renders_the_prompt_again_from_the_fixed_catalog_on_the_stack() {
     // The stack's table (as the template declares it) and bucket, holding one episode
     // with its transcript.
     podflow_fakes::moto::create_episode_table(&config, "podflow-episodes").await;
-    aws_sdk_s3::Client::new(&config)
-        .create_bucket()
-        .bucket("podflow-bucket")
-        .send()
-        .await
-        .expect("bucket");
+    podflow_fakes::moto::create_bucket(&config, "podflow-bucket").await;
     let store = podflow_aws::dynamodb::DynamoEpisodeStore::new(&config, "podflow-episodes");
     let blobs = podflow_aws::s3::S3BlobStore::new(&config, "podflow-bucket", true);
     let episode = "weekly-42-3f786850e387";

@@ -30,6 +30,16 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// An empty bucket named `name`.
+pub async fn create_bucket(config: &aws_config::SdkConfig, name: &str) {
+    aws_sdk_s3::Client::new(config)
+        .create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("bucket {name}: {e}"));
+}
+
 /// The episode table as `infra/template.yaml` declares it (`pk`/`sk` strings, on demand).
 pub async fn create_episode_table(config: &aws_config::SdkConfig, name: &str) {
     use aws_sdk_dynamodb::types::{

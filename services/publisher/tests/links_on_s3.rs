@@ -28,12 +28,7 @@ async fn a_stable_link_redirects_to_the_file_until_it_expires() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let moto = MotoServer::start();
     let config = moto.sdk_config().await;
-    aws_sdk_s3::Client::new(&config)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    podflow_fakes::moto::create_bucket(&config, BUCKET).await;
     let blobs = S3BlobStore::new(&config, BUCKET, true);
     let audio = blobs
         .put("episodes/ep-1/audio.mp3", b"ID3 mp3 bytes".to_vec())

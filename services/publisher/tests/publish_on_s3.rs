@@ -70,12 +70,7 @@ async fn clips_json(blobs: &S3BlobStore, summary: &EpisodeSummarized) -> Value {
 async fn clips_are_cut_from_s3_audio_and_a_missing_ffmpeg_is_not_remembered() {
     let moto = MotoServer::start();
     let config = moto.sdk_config().await;
-    aws_sdk_s3::Client::new(&config)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    podflow_fakes::moto::create_bucket(&config, BUCKET).await;
     let blobs = Arc::new(S3BlobStore::new(&config, BUCKET, true));
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path()).expect("db");

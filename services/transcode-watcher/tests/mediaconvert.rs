@@ -96,12 +96,7 @@ struct Stack {
 async fn stack(throttle: u32, bitrate_kbps: u32) -> Stack {
     let moto = MotoServer::start();
     let s3_config = moto.sdk_config().await;
-    aws_sdk_s3::Client::new(&s3_config)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    podflow_fakes::moto::create_bucket(&s3_config, BUCKET).await;
     let fake = FakeMediaConvert::start(throttle).await.expect("fake");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path()).expect("db");

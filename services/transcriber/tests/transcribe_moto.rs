@@ -77,12 +77,7 @@ fn events(outcome: Outcome) -> Vec<EventEnvelope> {
 async fn one_job_per_audio_and_its_state_change_finishes_every_waiting_episode() {
     let moto = MotoServer::start();
     let config = moto.sdk_config().await;
-    aws_sdk_s3::Client::new(&config)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    podflow_fakes::moto::create_bucket(&config, BUCKET).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path()).expect("db");
     let blobs = Arc::new(S3BlobStore::new(&config, BUCKET, true));
@@ -280,12 +275,7 @@ const GERMAN_IDENTIFIED_OUTPUT: &str = r#"{
 async fn auto_asks_transcribe_to_identify_the_language_and_the_transcript_records_it() {
     let moto = MotoServer::start();
     let config = moto.sdk_config().await;
-    aws_sdk_s3::Client::new(&config)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    podflow_fakes::moto::create_bucket(&config, BUCKET).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path()).expect("db");
     let blobs = Arc::new(S3BlobStore::new(&config, BUCKET, true));
